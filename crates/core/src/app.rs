@@ -1,0 +1,125 @@
+//! The application state handed to both listeners: stores, caches, keys and options. Built
+//! once in `main` and passed explicitly; there are no globals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::ids::{ClientId, ServerId, TenantId};
+use crate::keys::MasterKey;
+use crate::oauth::OAuthError;
+use crate::registry::{ClientRuntime, Registry, ServerRuntime};
+use crate::secrets::SecretDigester;
+use crate::store::{Repository, ShortLivedStore, StoreError};
+
+/// Options that shape behaviour, validated by the CLI before anything starts.
+#[derive(Debug, Clone)]
+pub struct TollgateOptions {
+    /// External base URL, without a trailing slash; issuers are `{public_url}/{tid}/{aid}`.
+    pub public_url: String,
+    /// How long cached servers and clients live before being re-read.
+    pub cache_ttl: Duration,
+    /// Most argon2 verifications running at once; others queue.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for TollgateOptions {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            cache_ttl: Duration::from_secs(30),
+            max_concurrent_hashes: 2,
+        }
+    }
+}
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct Tollgate {
+    /// The durable store.
+    pub repo: Arc<dyn Repository>,
+    /// The short-lived store.
+    pub short_lived: Arc<dyn ShortLivedStore>,
+    /// Caches of servers and clients.
+    pub registry: Registry,
+    /// Seals signing keys and HMAC client secrets.
+    pub master: Arc<MasterKey>,
+    /// Keyed digests of verified secrets.
+    pub digester: SecretDigester,
+    /// Options.
+    pub options: TollgateOptions,
+    /// Bounds CPU spent on argon2 so a burst of wrong secrets cannot starve the runtime.
+    pub hash_permits: Semaphore,
+}
+
+impl Tollgate {
+    /// Assembles the state.
+    #[must_use]
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        short_lived: Arc<dyn ShortLivedStore>,
+        master: MasterKey,
+        options: TollgateOptions,
+    ) -> Self {
+        Self {
+            registry: Registry::new(options.cache_ttl),
+            hash_permits: Semaphore::new(options.max_concurrent_hashes.max(1)),
+            repo,
+            short_lived,
+            master: Arc::new(master),
+            digester: SecretDigester::new(),
+            options,
+        }
+    }
+
+    /// The issuer of a server.
+    #[must_use]
+    pub fn issuer(&self, t: &TenantId, s: &ServerId) -> String {
+        format!("{}/{t}/{s}", self.options.public_url)
+    }
+
+    /// The server for a gateway request: `404` when unknown, `503` when the store is down.
+    ///
+    /// # Errors
+    /// As above.
+    pub async fn server(&self, t: &TenantId, s: &ServerId) -> Result<Arc<ServerRuntime>, OAuthError> {
+        match self
+            .registry
+            .server(self.repo.as_ref(), &self.master, &self.options.public_url, t, s)
+            .await
+        {
+            Ok((Some(rt), _)) => Ok(rt),
+            Ok((None, _)) => Err(OAuthError::unknown_server()),
+            Err(e) => Err(store_failure(&e)),
+        }
+    }
+
+    /// A client of a server, or `None`.
+    ///
+    /// # Errors
+    /// `503` when the store is down.
+    pub async fn client(&self, t: &TenantId, s: &ServerId, c: &ClientId) -> Result<Option<Arc<ClientRuntime>>, OAuthError> {
+        self.registry
+            .client(self.repo.as_ref(), t, s, c)
+            .await
+            .map(|(c, _)| c)
+            .map_err(|e| store_failure(&e))
+    }
+}
+
+/// Maps a store failure on a request path: unreachable is `503`, anything else `500`;
+/// the cause goes to the log, not to the caller.
+#[must_use]
+pub fn store_failure(e: &StoreError) -> OAuthError {
+    match e {
+        StoreError::Unavailable(_) => {
+            tracing::warn!(error = %e, "store unavailable");
+            OAuthError::temporarily_unavailable()
+        }
+        _ => {
+            tracing::error!(error = %e, "store failure");
+            OAuthError::server_error()
+        }
+    }
+}

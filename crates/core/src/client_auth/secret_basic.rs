@@ -1,0 +1,23 @@
+//! `client_secret_basic`: id and secret in an HTTP Basic header (RFC 6749 §2.3.1).
+
+use async_trait::async_trait;
+
+use super::{secret, Authenticator, Failure, Presented};
+use crate::app::Tollgate;
+use crate::registry::ClientRuntime;
+use crate::server::AuthMethod;
+
+/// The authenticator.
+#[derive(Debug)]
+pub(super) struct SecretBasic;
+
+#[async_trait]
+impl Authenticator for SecretBasic {
+    fn method(&self) -> AuthMethod {
+        AuthMethod::ClientSecretBasic
+    }
+
+    async fn verify(&self, app: &Tollgate, client: &ClientRuntime, presented: &Presented<'_>) -> Result<(), Failure> {
+        secret::verify(app, client, presented.secret).await
+    }
+}

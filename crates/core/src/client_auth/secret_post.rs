@@ -1,0 +1,24 @@
+//! `client_secret_post`: `client_id` and `client_secret` in the request body (RFC 6749
+//! §2.3.1).
+
+use async_trait::async_trait;
+
+use super::{secret, Authenticator, Failure, Presented};
+use crate::app::Tollgate;
+use crate::registry::ClientRuntime;
+use crate::server::AuthMethod;
+
+/// The authenticator.
+#[derive(Debug)]
+pub(super) struct SecretPost;
+
+#[async_trait]
+impl Authenticator for SecretPost {
+    fn method(&self) -> AuthMethod {
+        AuthMethod::ClientSecretPost
+    }
+
+    async fn verify(&self, app: &Tollgate, client: &ClientRuntime, presented: &Presented<'_>) -> Result<(), Failure> {
+        secret::verify(app, client, presented.secret).await
+    }
+}

@@ -1,0 +1,156 @@
+//! Token-endpoint grants. [`TokenParams`] is the request parsed from either body format;
+//! [`issue`] dispatches on `grant_type` once the client is authenticated.
+
+pub mod client_credentials;
+
+use crate::app::Tollgate;
+use crate::oauth::OAuthError;
+use crate::registry::{ClientRuntime, ServerRuntime};
+use crate::tokens::TokenResponse;
+
+/// Most parameters accepted in one request.
+pub const MAX_PARAMS: usize = 32;
+/// Longest parameter value accepted (assertions included).
+pub const MAX_VALUE_LEN: usize = 8 * 1024;
+/// Parameters that RFC 8707 allows more than once.
+const REPEATABLE: &[&str] = &["resource"];
+
+/// A token request's parameters. Empty values count as absent (RFC 6749 §3.1); unknown
+/// parameters are ignored (§3.2); a repeated parameter is refused (§3.1).
+#[derive(Debug, Default, Clone)]
+pub struct TokenParams {
+    /// `grant_type`.
+    pub grant_type: Option<String>,
+    /// `scope`.
+    pub scope: Option<String>,
+    /// RFC 8707 `resource`, possibly several.
+    pub resource: Vec<String>,
+    /// `audience` (vendor form, space-delimited).
+    pub audience: Option<String>,
+    /// `client_id`.
+    pub client_id: Option<String>,
+    /// `client_secret` (kept out of `Debug` by [`crate::secrets::ClientSecret`]).
+    pub client_secret: Option<crate::secrets::ClientSecret>,
+    /// RFC 7523 `client_assertion_type`.
+    pub client_assertion_type: Option<String>,
+    /// RFC 7523 `client_assertion`.
+    pub client_assertion: Option<crate::secrets::ClientSecret>,
+}
+
+impl TokenParams {
+    /// Builds the parameters from name/value pairs, as decoded from a form or a JSON object.
+    ///
+    /// # Errors
+    /// `invalid_request` for repeated, oversized or too many parameters.
+    pub fn from_pairs<I>(pairs: I) -> Result<Self, OAuthError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut p = Self::default();
+        let mut seen: Vec<String> = Vec::new();
+        for (i, (name, value)) in pairs.into_iter().enumerate() {
+            if i >= MAX_PARAMS {
+                return Err(OAuthError::invalid_request(format!("more than {MAX_PARAMS} parameters")));
+            }
+            if value.len() > MAX_VALUE_LEN {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter `{}` is longer than {MAX_VALUE_LEN} bytes",
+                    printable(&name)
+                )));
+            }
+            if !REPEATABLE.contains(&name.as_str()) {
+                if seen.contains(&name) {
+                    return Err(OAuthError::invalid_request(format!(
+                        "parameter `{}` is repeated",
+                        printable(&name)
+                    )));
+                }
+                seen.push(name.clone());
+            }
+            if value.is_empty() {
+                continue;
+            }
+            match name.as_str() {
+                "grant_type" => p.grant_type = Some(value),
+                "scope" => p.scope = Some(value),
+                "resource" => p.resource.push(value),
+                "audience" => p.audience = Some(value),
+                "client_id" => p.client_id = Some(value),
+                "client_secret" => p.client_secret = Some(crate::secrets::ClientSecret::new(value)),
+                "client_assertion_type" => p.client_assertion_type = Some(value),
+                "client_assertion" => p.client_assertion = Some(crate::secrets::ClientSecret::new(value)),
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// A parameter name made safe to echo in an error: at most 64 printable ASCII characters.
+fn printable(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(64)
+        .collect()
+}
+
+/// Grant types the token endpoint serves.
+pub const SUPPORTED_GRANTS: &[&str] = &["client_credentials"];
+
+/// Issues tokens for an authenticated client.
+///
+/// # Errors
+/// The grant's RFC 6749 §5.2 errors.
+pub async fn issue(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    client: &ClientRuntime,
+    params: &TokenParams,
+) -> Result<TokenResponse, OAuthError> {
+    match params.grant_type.as_deref() {
+        Some("client_credentials") => client_credentials::issue(app, server, client, params),
+        Some(_) => Err(OAuthError::unsupported_grant_type(
+            "this grant type is not supported by the token endpoint",
+        )),
+        None => Err(OAuthError::invalid_request("missing parameter `grant_type`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
+    }
+
+    #[test]
+    fn empty_values_are_absent_and_unknown_ignored() {
+        let p = TokenParams::from_pairs(pairs(&[("grant_type", "client_credentials"), ("scope", ""), ("x", "y")])).unwrap();
+        assert_eq!(p.grant_type.as_deref(), Some("client_credentials"));
+        assert!(p.scope.is_none());
+    }
+
+    #[test]
+    fn repeated_parameters_are_invalid_except_resource() {
+        let e = TokenParams::from_pairs(pairs(&[("scope", "a"), ("scope", "b")])).unwrap_err();
+        assert_eq!(e.code.as_str(), "invalid_request");
+        let p = TokenParams::from_pairs(pairs(&[("resource", "https://a"), ("resource", "https://b")])).unwrap();
+        assert_eq!(p.resource.len(), 2);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let many: Vec<_> = (0..=MAX_PARAMS).map(|i| (format!("p{i}"), "v".to_string())).collect();
+        assert!(TokenParams::from_pairs(many).is_err());
+        let long = vec![("scope".to_string(), "a".repeat(MAX_VALUE_LEN + 1))];
+        assert!(TokenParams::from_pairs(long).is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let p = TokenParams::from_pairs(pairs(&[("client_secret", "hunter2"), ("client_assertion", "eyJ.x.y")])).unwrap();
+        let dbg = format!("{p:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("eyJ"));
+    }
+}

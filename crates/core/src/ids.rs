@@ -1,0 +1,162 @@
+//! Validated identifiers. Every id is parsed once at the edge; a bare `&str` never travels
+//! where an id is meant.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Empty or longer than the limit.
+    #[error("must be 1 to {max} characters long")]
+    Length {
+        /// The limit that was exceeded.
+        max: usize,
+    },
+    /// A character outside the allowed set.
+    #[error("{0}")]
+    Charset(&'static str),
+}
+
+/// Checks the tenant / server id grammar: 1–64 chars of `[a-z0-9-]`, not starting with `-`.
+fn parse_slug(s: &str) -> Result<(), IdError> {
+    if s.is_empty() || s.len() > 64 {
+        return Err(IdError::Length { max: 64 });
+    }
+    if s.starts_with('-') {
+        return Err(IdError::Charset("must not start with '-'"));
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(IdError::Charset("may contain only a-z, 0-9 and '-'"));
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses and validates an identifier.
+            ///
+            /// # Errors
+            /// When the text breaks the identifier grammar.
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                let check: fn(&str) -> Result<(), IdError> = $check;
+                check(s)?;
+                Ok(Self(s.to_owned()))
+            }
+
+            /// The identifier as text.
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant id: 1–64 chars of `[a-z0-9-]`, not starting with `-`.
+    TenantId,
+    parse_slug
+);
+id_type!(
+    /// An authorization server (workspace) id inside a tenant; same grammar as [`TenantId`].
+    ServerId,
+    parse_slug
+);
+id_type!(
+    /// An OAuth client id: 1–128 URL-unreserved characters (`A-Z a-z 0-9 - . _ ~`), so it
+    /// survives form encoding, HTTP Basic and URLs unchanged.
+    ClientId,
+    |s| {
+        if s.is_empty() || s.len() > 128 {
+            return Err(IdError::Length { max: 128 });
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        {
+            return Err(IdError::Charset(
+                "may contain only A-Z, a-z, 0-9 and '-', '.', '_', '~'",
+            ));
+        }
+        Ok(())
+    }
+);
+
+impl ClientId {
+    /// A fresh random client id (a UUID v4 in its hyphenated form).
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_contract_tenant_ids() {
+        for ok in ["a", "acme", "acme-2", "0", &"x".repeat(64)] {
+            assert!(TenantId::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_tenant_ids() {
+        for bad in ["", "-a", "Acme", "a_b", "a/b", "a b", "é", &"x".repeat(65)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad}");
+            assert!(ServerId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_ids_are_url_safe() {
+        assert!(ClientId::parse("svc.api_1~x-y").is_ok());
+        for bad in ["", "a:b", "a b", "a%20", "a/b", &"c".repeat(129)] {
+            assert!(ClientId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ClientId::parse(ClientId::generate().as_str()).is_ok());
+    }
+
+    #[test]
+    fn deserializing_validates() {
+        assert!(serde_json::from_str::<TenantId>("\"ok\"").is_ok());
+        assert!(serde_json::from_str::<TenantId>("\"NO\"").is_err());
+    }
+}

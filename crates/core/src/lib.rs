@@ -1,0 +1,24 @@
+//! Tollgate's domain: identifiers, tenants, authorization servers, clients, signing keys,
+//! client authentication, token issuance, and the storage seams they rest on.
+//!
+//! Nothing here knows about HTTP frameworks: the gateway and admin crates parse requests into
+//! the typed values defined here, call one function, and map the result to a response.
+
+pub mod app;
+pub mod client;
+pub mod client_auth;
+pub mod clock;
+pub mod grants;
+pub mod ids;
+pub mod keys;
+pub mod manage;
+pub mod oauth;
+pub mod registry;
+pub mod scope;
+pub mod secrets;
+pub mod server;
+pub mod store;
+pub mod tenant;
+pub mod tokens;
+
+pub use app::{Tollgate, TollgateOptions};

@@ -1,0 +1,520 @@
+//! Administrative operations on tenants, servers, clients and keys: validation, persistence,
+//! key and secret generation, and cache invalidation so a change takes effect on this
+//! process's gateway before the call returns. The admin crate's handlers call exactly one of
+//! these each.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::Tollgate;
+use crate::client::{Client, ClientMetadata, NewClient, StoredSecret};
+use crate::clock;
+use crate::ids::{ClientId, ServerId, TenantId};
+use crate::keys::{KeyRecord, KeyStatus};
+use crate::secrets::{self, ClientSecret};
+use crate::server::{AuthMethod, NewServer, Server, ServerPatch, SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
+use crate::store::{Page, StoreError};
+use crate::tenant::{validate_name, NewTenant, Tenant, TenantPatch};
+
+/// An input that breaks a rule, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Error code: `invalid_request`, or RFC 7591's `invalid_client_metadata` /
+    /// `invalid_redirect_uri` for client metadata.
+    pub code: &'static str,
+    /// The offending field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl Invalid {
+    /// A general invalid field.
+    pub fn request(field: &'static str, message: impl Into<String>) -> Self {
+        Self { code: "invalid_request", field, message: message.into() }
+    }
+    /// RFC 7591 `invalid_client_metadata`.
+    pub fn client_metadata(field: &'static str, message: impl Into<String>) -> Self {
+        Self { code: "invalid_client_metadata", field, message: message.into() }
+    }
+    /// RFC 7591 `invalid_redirect_uri`.
+    pub fn redirect_uri(message: impl Into<String>) -> Self {
+        Self { code: "invalid_redirect_uri", field: "redirect_uris", message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Why an administrative operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    /// Bad input (400).
+    #[error("{0}")]
+    Invalid(Invalid),
+    /// The named thing does not exist (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The id is taken (409).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database failed (503).
+    #[error(transparent)]
+    Store(StoreError),
+    /// Key generation, sealing or hashing failed (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Invalid> for ManageError {
+    fn from(i: Invalid) -> Self {
+        Self::Invalid(i)
+    }
+}
+
+impl From<StoreError> for ManageError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+fn conflict(what: &'static str) -> impl Fn(StoreError) -> ManageError {
+    move |e| match e {
+        StoreError::Conflict => ManageError::Conflict(what),
+        other => ManageError::Store(other),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ManageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ManageError::Internal(e.to_string()))
+}
+
+/// Page size bounds for listings.
+pub const MAX_PAGE: u32 = 200;
+
+fn limit(l: Option<u32>) -> u32 {
+    l.unwrap_or(50).clamp(1, MAX_PAGE)
+}
+
+// ---- tenants ----
+
+/// Creates a tenant.
+///
+/// # Errors
+/// Invalid name, id taken, or store failure.
+pub async fn create_tenant(app: &Tollgate, input: NewTenant) -> Result<Tenant, ManageError> {
+    validate_name("name", &input.name)?;
+    let now = clock::now();
+    let t = Tenant { id: input.id, name: input.name, created_at: now, updated_at: now };
+    app.repo.create_tenant(&t).await.map_err(conflict("tenant"))?;
+    app.registry.invalidate_tenant(&t.id);
+    Ok(t)
+}
+
+/// One tenant.
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn get_tenant(app: &Tollgate, id: &TenantId) -> Result<Tenant, ManageError> {
+    app.repo.get_tenant(id).await?.ok_or(ManageError::NotFound("tenant"))
+}
+
+/// A page of tenants.
+///
+/// # Errors
+/// Store failure.
+pub async fn list_tenants(app: &Tollgate, cursor: Option<&str>, l: Option<u32>) -> Result<Page<Tenant>, ManageError> {
+    Ok(app.repo.list_tenants(cursor, limit(l)).await?)
+}
+
+/// Applies a patch to a tenant.
+///
+/// # Errors
+/// Invalid name, not found, or store failure.
+pub async fn patch_tenant(app: &Tollgate, id: &TenantId, patch: TenantPatch) -> Result<Tenant, ManageError> {
+    let mut t = get_tenant(app, id).await?;
+    if let Some(name) = patch.name {
+        validate_name("name", &name)?;
+        t.name = name;
+    }
+    t.updated_at = clock::now();
+    if !app.repo.update_tenant(&t).await? {
+        return Err(ManageError::NotFound("tenant"));
+    }
+    app.registry.invalidate_tenant(id);
+    Ok(t)
+}
+
+/// Deletes a tenant with its servers, clients and keys.
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn delete_tenant(app: &Tollgate, id: &TenantId) -> Result<(), ManageError> {
+    let deleted = app.repo.delete_tenant(id).await?;
+    app.registry.invalidate_tenant(id);
+    if deleted { Ok(()) } else { Err(ManageError::NotFound("tenant")) }
+}
+
+// ---- servers ----
+
+async fn require_tenant(app: &Tollgate, t: &TenantId) -> Result<(), ManageError> {
+    get_tenant(app, t).await.map(|_| ())
+}
+
+/// Generates the keys a server signs with: one for `alg`, plus an RS256 key for ID tokens
+/// when `alg` is not RS256 (OpenID Connect requires RS256 to be available).
+async fn generate_keys(app: &Tollgate, t: &TenantId, s: &ServerId, algs: Vec<SigningAlg>) -> Result<Vec<KeyRecord>, ManageError> {
+    let master = app.master.clone();
+    let (t, s) = (t.clone(), s.clone());
+    let now = clock::now();
+    blocking(move || {
+        algs.into_iter()
+            .map(|alg| KeyRecord::generate(&master, &t, &s, alg, KeyStatus::Current, now))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?
+    .map_err(|e| ManageError::Internal(e.to_string()))
+}
+
+fn key_algs(primary: SigningAlg) -> Vec<SigningAlg> {
+    if primary == SigningAlg::RS256 { vec![primary] } else { vec![primary, SigningAlg::RS256] }
+}
+
+fn dedup_methods(mut v: Vec<AuthMethod>) -> Vec<AuthMethod> {
+    let mut seen = Vec::new();
+    v.retain(|m| if seen.contains(m) { false } else { seen.push(*m); true });
+    v
+}
+
+/// Creates an authorization server and its signing keys.
+///
+/// # Errors
+/// Invalid settings, tenant not found, id taken, or failure.
+pub async fn create_server(app: &Tollgate, t: &TenantId, input: NewServer) -> Result<Server, ManageError> {
+    require_tenant(app, t).await?;
+    let now = clock::now();
+    let server = Server {
+        tenant_id: t.clone(),
+        id: input.id,
+        name: input.name,
+        access_token_ttl: input.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL),
+        refresh_token_ttl: input.refresh_token_ttl.unwrap_or(DEFAULT_REFRESH_TOKEN_TTL),
+        signing_alg: input.signing_alg.unwrap_or(SigningAlg::ES256),
+        default_audience: input.default_audience,
+        allowed_token_endpoint_auth_methods: dedup_methods(
+            input.allowed_token_endpoint_auth_methods.unwrap_or_else(|| AuthMethod::SERVED.to_vec()),
+        ),
+        created_at: now,
+        updated_at: now,
+    };
+    server.validate()?;
+    let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;
+    app.repo.create_server(&server, &keys).await.map_err(|e| match e {
+        // The tenant may have been deleted in between: the foreign key then fails.
+        StoreError::Conflict => ManageError::Conflict("server"),
+        other => ManageError::Store(other),
+    })?;
+    app.registry.invalidate_server(t, &server.id);
+    Ok(server)
+}
+
+/// One server.
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn get_server(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<Server, ManageError> {
+    app.repo.get_server(t, s).await?.ok_or(ManageError::NotFound("server"))
+}
+
+/// A page of a tenant's servers.
+///
+/// # Errors
+/// Tenant not found or store failure.
+pub async fn list_servers(app: &Tollgate, t: &TenantId, cursor: Option<&str>, l: Option<u32>) -> Result<Page<Server>, ManageError> {
+    require_tenant(app, t).await?;
+    Ok(app.repo.list_servers(t, cursor, limit(l)).await?)
+}
+
+/// Applies a patch; a new `signing_alg` rotates to a fresh key of that algorithm.
+///
+/// # Errors
+/// Invalid settings, not found, or failure.
+pub async fn patch_server(app: &Tollgate, t: &TenantId, s: &ServerId, patch: ServerPatch) -> Result<Server, ManageError> {
+    let mut server = get_server(app, t, s).await?;
+    let old_alg = server.signing_alg;
+    if let Some(v) = patch.name { server.name = v; }
+    if let Some(v) = patch.access_token_ttl { server.access_token_ttl = v; }
+    if let Some(v) = patch.refresh_token_ttl { server.refresh_token_ttl = v; }
+    if let Some(v) = patch.signing_alg { server.signing_alg = v; }
+    if let Some(v) = patch.default_audience { server.default_audience = v; }
+    if let Some(v) = patch.allowed_token_endpoint_auth_methods { server.allowed_token_endpoint_auth_methods = dedup_methods(v); }
+    server.validate()?;
+    server.updated_at = clock::now();
+    if server.signing_alg != old_alg {
+        let has_key = app.repo.list_keys(t, s).await?.iter().any(|k| k.alg == server.signing_alg && k.status == KeyStatus::Current);
+        if !has_key {
+            let key = generate_keys(app, t, s, vec![server.signing_alg]).await?.remove(0);
+            app.repo.rotate_key(&key, server.updated_at + server.access_token_ttl, server.updated_at).await?;
+        }
+    }
+    if !app.repo.update_server(&server).await? {
+        return Err(ManageError::NotFound("server"));
+    }
+    app.registry.invalidate_server(t, s);
+    Ok(server)
+}
+
+/// Deletes a server with its clients and keys.
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn delete_server(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<(), ManageError> {
+    let deleted = app.repo.delete_server(t, s).await?;
+    app.registry.invalidate_server(t, s);
+    if deleted { Ok(()) } else { Err(ManageError::NotFound("server")) }
+}
+
+// ---- keys ----
+
+/// A published key as the admin API lists it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeyView {
+    /// The public JWK.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub jwk: serde_json::Value,
+    /// `current`, `next` or `retiring`.
+    pub status: KeyStatus,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When a retiring key is unpublished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retire_at: Option<i64>,
+}
+
+/// The server's published keys (public halves only).
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn list_keys(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<Vec<KeyView>, ManageError> {
+    get_server(app, t, s).await?;
+    let now = clock::now();
+    Ok(app.repo.list_keys(t, s).await?
+        .into_iter()
+        .filter(|k| k.retire_at.is_none_or(|r| r > now))
+        .map(|k| KeyView { jwk: k.public_jwk, status: k.status, created_at: k.created_at, retire_at: k.retire_at })
+        .collect())
+}
+
+/// Rotates every current key: a fresh key of each algorithm becomes current; the old ones
+/// stay published (retiring) until the tokens they signed have expired.
+///
+/// # Errors
+/// Not found or failure.
+pub async fn rotate_keys(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<Vec<KeyView>, ManageError> {
+    let server = get_server(app, t, s).await?;
+    let now = clock::now();
+    let algs = key_algs(server.signing_alg);
+    for key in generate_keys(app, t, s, algs).await? {
+        // ID tokens may outlive access tokens by little; keep the old key for the longer of
+        // the access-token lifetime and one hour.
+        let retire_at = now + server.access_token_ttl.max(3600);
+        app.repo.rotate_key(&key, retire_at, now).await?;
+    }
+    app.registry.invalidate_server(t, s);
+    list_keys(app, t, s).await
+}
+
+// ---- clients ----
+
+/// A client as the admin API returns it: RFC 7591 §3.2.1 response fields and the metadata.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClientView {
+    /// The client id.
+    #[schema(value_type = String)]
+    pub client_id: ClientId,
+    /// Unix seconds.
+    pub client_id_issued_at: i64,
+    /// Present only in the response that created or rotated it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// 0 = never; present for secret-based methods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<i64>,
+    /// RFC 7591 metadata.
+    #[serde(flatten)]
+    pub metadata: ClientMetadata,
+}
+
+impl ClientView {
+    fn new(c: Client, secret: Option<&ClientSecret>) -> Self {
+        let uses_secret = c.auth_method().uses_secret();
+        Self {
+            client_id: c.client_id,
+            client_id_issued_at: c.issued_at,
+            client_secret: secret.map(|s| s.expose().to_owned()),
+            client_secret_expires_at: uses_secret.then_some(c.secret_expires_at),
+            metadata: c.metadata,
+        }
+    }
+}
+
+async fn require_server(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<Server, ManageError> {
+    get_server(app, t, s).await
+}
+
+/// Produces the at-rest form of a fresh secret for `method`.
+async fn store_secret(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId, method: AuthMethod, secret: &ClientSecret) -> Result<StoredSecret, ManageError> {
+    match method {
+        AuthMethod::ClientSecretJwt => app
+            .master
+            .seal(&client_secret_context(t, s, id), secret.expose().as_bytes())
+            .map(StoredSecret::Sealed)
+            .map_err(|e| ManageError::Internal(e.to_string())),
+        _ => {
+            let plain = secret.clone();
+            let phc = blocking(move || secrets::hash_secret(plain.expose())).await?
+                .map_err(|e| ManageError::Internal(e.to_string()))?;
+            Ok(StoredSecret::Hash(phc))
+        }
+    }
+}
+
+/// Associated data binding a sealed `client_secret_jwt` secret to its client.
+#[must_use]
+pub fn client_secret_context(t: &TenantId, s: &ServerId, id: &ClientId) -> String {
+    format!("client-secret/{t}/{s}/{id}")
+}
+
+/// Registers a client; returns it with its secret (shown this once) for secret methods.
+///
+/// # Errors
+/// Invalid metadata, server not found, id taken, or failure.
+pub async fn create_client(app: &Tollgate, t: &TenantId, s: &ServerId, input: NewClient) -> Result<ClientView, ManageError> {
+    let server = require_server(app, t, s).await?;
+    let metadata = input.metadata.validated(&server)?;
+    let client_id = input.client_id.unwrap_or_else(ClientId::generate);
+    let method = metadata.token_endpoint_auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
+    let secret = method.uses_secret().then(ClientSecret::generate);
+    let stored = match &secret {
+        Some(sec) => store_secret(app, t, s, &client_id, method, sec).await?,
+        None => StoredSecret::None,
+    };
+    let now = clock::now();
+    let client = Client {
+        tenant_id: t.clone(),
+        server_id: s.clone(),
+        client_id,
+        metadata,
+        secret: stored,
+        secret_expires_at: 0,
+        issued_at: now,
+        updated_at: now,
+    };
+    app.repo.create_client(&client).await.map_err(conflict("client"))?;
+    app.registry.invalidate_client(t, s, &client.client_id);
+    Ok(ClientView::new(client, secret.as_ref()))
+}
+
+async fn load_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<Client, ManageError> {
+    app.repo.get_client(t, s, id).await?.ok_or(ManageError::NotFound("client"))
+}
+
+/// One client (never with its secret).
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn get_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<ClientView, ManageError> {
+    Ok(ClientView::new(load_client(app, t, s, id).await?, None))
+}
+
+/// A page of a server's clients.
+///
+/// # Errors
+/// Server not found or store failure.
+pub async fn list_clients(app: &Tollgate, t: &TenantId, s: &ServerId, cursor: Option<&str>, l: Option<u32>) -> Result<Page<ClientView>, ManageError> {
+    require_server(app, t, s).await?;
+    let page = app.repo.list_clients(t, s, cursor, limit(l)).await?;
+    Ok(Page { items: page.items.into_iter().map(|c| ClientView::new(c, None)).collect(), next: page.next })
+}
+
+/// Replaces a client's metadata (RFC 7592 §2.2). When the new method needs a secret the old
+/// one cannot serve (none before, or a hash where the HMAC key itself is needed), a new
+/// secret is issued and returned once.
+///
+/// # Errors
+/// Invalid metadata, not found, or failure.
+pub async fn replace_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId, input: NewClient) -> Result<ClientView, ManageError> {
+    if input.client_id.as_ref().is_some_and(|c| c != id) {
+        return Err(Invalid::client_metadata("client_id", "must match the client in the path").into());
+    }
+    let server = require_server(app, t, s).await?;
+    let mut client = load_client(app, t, s, id).await?;
+    let metadata = input.metadata.validated(&server)?;
+    let method = metadata.token_endpoint_auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
+    let reusable = match (&client.secret, method) {
+        (StoredSecret::Hash(_), AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
+        | (StoredSecret::Sealed(_), AuthMethod::ClientSecretJwt) => true,
+        (_, m) => !m.uses_secret(),
+    };
+    let mut secret = None;
+    if !reusable {
+        let fresh = ClientSecret::generate();
+        client.secret = store_secret(app, t, s, id, method, &fresh).await?;
+        client.secret_expires_at = 0;
+        secret = Some(fresh);
+    } else if !method.uses_secret() {
+        client.secret = StoredSecret::None;
+    }
+    client.metadata = metadata;
+    client.updated_at = clock::now();
+    if !app.repo.update_client(&client).await? {
+        return Err(ManageError::NotFound("client"));
+    }
+    app.registry.invalidate_client(t, s, id);
+    Ok(ClientView::new(client, secret.as_ref()))
+}
+
+/// Deletes a client.
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn delete_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<(), ManageError> {
+    let deleted = app.repo.delete_client(t, s, id).await?;
+    app.registry.invalidate_client(t, s, id);
+    if deleted { Ok(()) } else { Err(ManageError::NotFound("client")) }
+}
+
+/// Issues a new secret, replacing the old one at once; returns it this once.
+///
+/// # Errors
+/// Not found, a method without secrets (400), or failure.
+pub async fn rotate_client_secret(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<ClientView, ManageError> {
+    let mut client = load_client(app, t, s, id).await?;
+    let method = client.auth_method();
+    if !method.uses_secret() {
+        return Err(Invalid::request(
+            "token_endpoint_auth_method",
+            format!("`{}` clients have no secret", method.as_str()),
+        ).into());
+    }
+    let fresh = ClientSecret::generate();
+    client.secret = store_secret(app, t, s, id, method, &fresh).await?;
+    client.secret_expires_at = 0;
+    client.updated_at = clock::now();
+    if !app.repo.update_client(&client).await? {
+        return Err(ManageError::NotFound("client"));
+    }
+    app.registry.invalidate_client(t, s, id);
+    Ok(ClientView::new(client, Some(&fresh)))
+}
+
+/// Shared handle type used by the admin and gateway crates.
+pub type App = Arc<Tollgate>;

@@ -1,0 +1,102 @@
+//! Scope values (RFC 6749 §3.3): space-delimited, case-sensitive scope tokens.
+
+use std::collections::BTreeSet;
+
+/// A set of scope tokens, kept sorted so that equal sets print equally.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scopes(BTreeSet<String>);
+
+/// Why a scope string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    /// A token with a character outside `%x21 / %x23-5B / %x5D-7E`.
+    #[error("scope token contains a character not allowed by RFC 6749 §3.3")]
+    Charset,
+    /// Too long.
+    #[error("scope is longer than {0} characters")]
+    TooLong(usize),
+}
+
+/// The longest scope string accepted.
+pub const MAX_SCOPE_LEN: usize = 2048;
+
+fn valid_token_byte(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)
+}
+
+impl Scopes {
+    /// Parses a space-delimited scope string. Repeated spaces and duplicates are tolerated
+    /// (the set absorbs them); an empty string is the empty set.
+    ///
+    /// # Errors
+    /// When a token has a forbidden character or the string is too long.
+    pub fn parse(s: &str) -> Result<Self, ScopeError> {
+        if s.len() > MAX_SCOPE_LEN {
+            return Err(ScopeError::TooLong(MAX_SCOPE_LEN));
+        }
+        let mut set = BTreeSet::new();
+        for token in s.split(' ').filter(|t| !t.is_empty()) {
+            if !token.bytes().all(valid_token_byte) {
+                return Err(ScopeError::Charset);
+            }
+            set.insert(token.to_owned());
+        }
+        Ok(Self(set))
+    }
+
+    /// Whether every token of `self` is in `allowed`.
+    #[must_use]
+    pub fn is_subset(&self, allowed: &Scopes) -> bool {
+        self.0.is_subset(&allowed.0)
+    }
+
+    /// Whether the set is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the set holds `token`.
+    #[must_use]
+    pub fn contains(&self, token: &str) -> bool {
+        self.0.contains(token)
+    }
+
+    /// The tokens, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// The canonical space-delimited form.
+    #[must_use]
+    pub fn to_scope_string(&self) -> String {
+        self.0.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_normalises() {
+        let s = Scopes::parse("write  read read").unwrap();
+        assert_eq!(s.to_scope_string(), "read write");
+        assert!(Scopes::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn rejects_forbidden_characters() {
+        for bad in ["a\"b", "a\\b", "caf\u{e9}", "a\tb"] {
+            assert_eq!(Scopes::parse(bad), Err(ScopeError::Charset), "{bad}");
+        }
+        assert!(Scopes::parse(&"a".repeat(MAX_SCOPE_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn subset() {
+        let allowed = Scopes::parse("a b c").unwrap();
+        assert!(Scopes::parse("a c").unwrap().is_subset(&allowed));
+        assert!(!Scopes::parse("a d").unwrap().is_subset(&allowed));
+    }
+}

@@ -1,0 +1,244 @@
+//! Secret values and what is done with them: generation, argon2id hashing at rest, and the
+//! in-memory keyed digest that lets the steady-state token path skip argon2.
+//!
+//! Secret types have a redacted `Debug` and no `Display`; comparisons are constant-time.
+
+use std::fmt;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use aws_lc_rs::{digest, hmac, rand::SecureRandom};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+
+/// Fills `buf` from the operating system's CSPRNG.
+///
+/// # Panics
+/// Only if the system random source fails, which leaves nothing safe to do.
+pub fn random_bytes(buf: &mut [u8]) {
+    #[allow(clippy::expect_used)]
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(buf)
+        .expect("system random source failed");
+}
+
+/// `n` random bytes as unpadded base64url.
+#[must_use]
+pub fn random_token(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    random_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(&buf)
+}
+
+macro_rules! secret_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a secret value received from outside.
+            #[must_use]
+            pub fn new(s: String) -> Self {
+                Self(s)
+            }
+
+            /// The secret itself; call only where it is used or shown once to its owner.
+            #[must_use]
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+    };
+}
+
+secret_type!(
+    /// A client secret (RFC 6749 §2.3.1).
+    ClientSecret
+);
+secret_type!(
+    /// A bearer token for the admin API.
+    AdminToken
+);
+
+impl ClientSecret {
+    /// A fresh secret: 32 random bytes (256 bits), base64url without padding.
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(random_token(32))
+    }
+}
+
+impl AdminToken {
+    /// A fresh root admin token: 32 random bytes, base64url, with a recognisable prefix.
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(format!("tga_{}", random_token(32)))
+    }
+
+    /// The stored form: SHA-256, hex. The token carries 256 random bits, so a fast hash is
+    /// as strong as a slow one here and keeps every admin request cheap.
+    #[must_use]
+    pub fn hash(&self) -> String {
+        hex(digest::digest(&digest::SHA256, self.0.as_bytes()).as_ref())
+    }
+
+    /// Whether this token hashes to `stored`, compared in constant time.
+    #[must_use]
+    pub fn matches_hash(&self, stored: &str) -> bool {
+        ct_eq(self.hash().as_bytes(), stored.as_bytes())
+    }
+}
+
+/// Lower-case hex of `bytes`.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Constant-time equality of two byte strings (the length is not secret).
+#[must_use]
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Errors from password hashing.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The stored hash is not a valid PHC string.
+    #[error("stored password hash is malformed")]
+    Malformed,
+    /// Hashing itself failed.
+    #[error("password hashing failed")]
+    Failed,
+}
+
+/// Hashes a secret with argon2id (OWASP parameters: m = 19 MiB, t = 2, p = 1) into a PHC
+/// string. CPU-heavy (about 20 ms): call it off the async runtime.
+///
+/// # Errors
+/// When the hasher fails.
+pub fn hash_secret(secret: &str) -> Result<String, HashError> {
+    let mut salt = [0u8; 16];
+    random_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|_| HashError::Failed)?;
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| HashError::Failed)
+}
+
+/// Verifies a secret against an argon2id PHC string. CPU-heavy: call it off the runtime.
+///
+/// # Errors
+/// When the stored hash cannot be parsed.
+pub fn verify_secret(secret: &str, phc: &str) -> Result<bool, HashError> {
+    let parsed = PasswordHash::new(phc).map_err(|_| HashError::Malformed)?;
+    Ok(Argon2::default()
+        .verify_password(secret.as_bytes(), &parsed)
+        .is_ok())
+}
+
+/// Keyed digests of secrets under a key that lives only in this process's memory.
+///
+/// After a secret's first successful argon2 verification the gateway keeps its digest beside
+/// the cached client and compares later requests against it, so the steady-state path costs
+/// one HMAC instead of 20 ms of argon2. The key never leaves memory, so the digests are
+/// useless to anyone who reads them elsewhere.
+pub struct SecretDigester {
+    key: hmac::Key,
+}
+
+impl fmt::Debug for SecretDigester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretDigester([redacted])")
+    }
+}
+
+impl Default for SecretDigester {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SecretDigester {
+    /// A digester with a fresh process-random key.
+    #[must_use]
+    pub fn new() -> Self {
+        let mut key = [0u8; 32];
+        random_bytes(&mut key);
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+        }
+    }
+
+    /// The keyed digest of `secret`.
+    #[must_use]
+    pub fn digest(&self, secret: &str) -> [u8; 32] {
+        let tag = hmac::sign(&self.key, secret.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_carry_256_bits_url_safe() {
+        let s = ClientSecret::generate();
+        assert_eq!(s.expose().len(), 43);
+        assert!(s
+            .expose()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_ne!(s.expose(), ClientSecret::generate().expose());
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = ClientSecret::new("hunter2".into());
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        let t = AdminToken::new("tok".into());
+        assert!(!format!("{t:?}").contains("tok"));
+    }
+
+    #[test]
+    fn argon2id_round_trip() {
+        let h = hash_secret("s3cret").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_secret("s3cret", &h).unwrap());
+        assert!(!verify_secret("s3cret!", &h).unwrap());
+        assert!(verify_secret("x", "not-a-hash").is_err());
+    }
+
+    #[test]
+    fn admin_token_hash_matches_only_itself() {
+        let t = AdminToken::generate();
+        let h = t.hash();
+        assert!(t.matches_hash(&h));
+        assert!(!AdminToken::generate().matches_hash(&h));
+    }
+
+    #[test]
+    fn digests_are_keyed_per_process() {
+        let a = SecretDigester::new();
+        let b = SecretDigester::new();
+        assert_eq!(a.digest("x"), a.digest("x"));
+        assert_ne!(a.digest("x"), b.digest("x"));
+        assert_ne!(a.digest("x"), a.digest("y"));
+    }
+}

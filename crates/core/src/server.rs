@@ -1,0 +1,221 @@
+//! Authorization servers (workspaces) inside a tenant, their settings, and the enumerations
+//! they are configured with: signing algorithms and client-authentication methods.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ids::{ServerId, TenantId};
+use crate::manage::Invalid;
+
+/// JWS algorithms a server signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum SigningAlg {
+    /// ECDSA P-256 with SHA-256 (the default).
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl SigningAlg {
+    /// The JWS `alg` name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+            Self::PS256 => "PS256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Parses a JWS `alg` name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ES256" => Some(Self::ES256),
+            "RS256" => Some(Self::RS256),
+            "PS256" => Some(Self::PS256),
+            "EdDSA" => Some(Self::EdDSA),
+            _ => None,
+        }
+    }
+}
+
+/// Client-authentication methods, by their RFC 7591 `token_endpoint_auth_method` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// RFC 6749 §2.3.1, HTTP Basic.
+    ClientSecretBasic,
+    /// RFC 6749 §2.3.1, body parameters.
+    ClientSecretPost,
+    /// RFC 7523, HMAC-signed assertion.
+    ClientSecretJwt,
+    /// RFC 7523, assertion signed with the client's private key.
+    PrivateKeyJwt,
+    /// RFC 8705 §2.1, PKI-bound client certificate.
+    TlsClientAuth,
+    /// RFC 8705 §2.2, self-signed client certificate.
+    SelfSignedTlsClientAuth,
+    /// A public client.
+    None,
+}
+
+impl AuthMethod {
+    /// The registered name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            Self::None => "none",
+        }
+    }
+
+    /// Whether the server generates a secret for clients of this method.
+    #[must_use]
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            Self::ClientSecretBasic | Self::ClientSecretPost | Self::ClientSecretJwt
+        )
+    }
+
+    /// Methods this build of the gateway authenticates. The others are part of the RFC 7591
+    /// vocabulary and are refused at registration until their authenticators exist.
+    pub const SERVED: &'static [AuthMethod] = &[Self::ClientSecretBasic, Self::ClientSecretPost];
+}
+
+/// Default access-token lifetime, seconds.
+pub const DEFAULT_ACCESS_TOKEN_TTL: i64 = 3600;
+/// Default refresh-token lifetime, seconds (30 days).
+pub const DEFAULT_REFRESH_TOKEN_TTL: i64 = 30 * 24 * 3600;
+
+/// An authorization server as stored and as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Server {
+    /// Owning tenant.
+    #[schema(value_type = String)]
+    pub tenant_id: TenantId,
+    /// Server id, unique within the tenant.
+    #[schema(value_type = String, example = "main")]
+    pub id: ServerId,
+    /// Display name.
+    pub name: String,
+    /// Access-token lifetime, seconds.
+    pub access_token_ttl: i64,
+    /// Refresh-token lifetime, seconds.
+    pub refresh_token_ttl: i64,
+    /// Algorithm for access tokens (and, by default, ID tokens).
+    pub signing_alg: SigningAlg,
+    /// `aud` of tokens whose request names no resource; `None` means the issuer.
+    pub default_audience: Option<String>,
+    /// Methods clients of this server may register; what discovery lists.
+    pub allowed_token_endpoint_auth_methods: Vec<AuthMethod>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// Body of `POST /admin/tenants/{tid}/servers`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewServer {
+    /// Server id.
+    #[schema(value_type = String, example = "main")]
+    pub id: ServerId,
+    /// Display name.
+    pub name: String,
+    /// Seconds, 60–86400; default 3600.
+    pub access_token_ttl: Option<i64>,
+    /// Seconds, 60–31536000; default 2592000.
+    pub refresh_token_ttl: Option<i64>,
+    /// Default `ES256`.
+    pub signing_alg: Option<SigningAlg>,
+    /// Default: the issuer.
+    pub default_audience: Option<String>,
+    /// Default: every method the gateway serves.
+    pub allowed_token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
+}
+
+/// Body of `PATCH /admin/tenants/{tid}/servers/{aid}`: only the fields present change.
+/// Changing `signing_alg` rotates to a fresh key of the new algorithm.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerPatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// Seconds.
+    pub access_token_ttl: Option<i64>,
+    /// Seconds.
+    pub refresh_token_ttl: Option<i64>,
+    /// New algorithm (rotates the signing key).
+    pub signing_alg: Option<SigningAlg>,
+    /// `null` resets to the issuer.
+    #[serde(default, deserialize_with = "double_option")]
+    pub default_audience: Option<Option<String>>,
+    /// Replaces the list.
+    pub allowed_token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl Server {
+    /// Validates every setting; called after create and after applying a patch.
+    ///
+    /// # Errors
+    /// Names the first field that is out of range.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        crate::tenant::validate_name("name", &self.name)?;
+        if !(60..=86_400).contains(&self.access_token_ttl) {
+            return Err(Invalid::request(
+                "access_token_ttl",
+                "must be between 60 and 86400 seconds",
+            ));
+        }
+        if !(60..=31_536_000).contains(&self.refresh_token_ttl) {
+            return Err(Invalid::request(
+                "refresh_token_ttl",
+                "must be between 60 and 31536000 seconds",
+            ));
+        }
+        if let Some(aud) = &self.default_audience {
+            if aud.is_empty() || aud.len() > 2048 || aud.chars().any(char::is_control) {
+                return Err(Invalid::request(
+                    "default_audience",
+                    "must be 1 to 2048 printable characters",
+                ));
+            }
+        }
+        let methods = &self.allowed_token_endpoint_auth_methods;
+        if methods.is_empty() {
+            return Err(Invalid::request(
+                "allowed_token_endpoint_auth_methods",
+                "must name at least one method",
+            ));
+        }
+        if let Some(m) = methods.iter().find(|m| !AuthMethod::SERVED.contains(m)) {
+            return Err(Invalid::request(
+                "allowed_token_endpoint_auth_methods",
+                format!("`{}` is not served by this gateway", m.as_str()),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,308 @@
+//! One contract suite per storage trait, run unchanged against every implementation:
+//! SQLite and PostgreSQL for the repository, in-process and Redis for the short-lived store.
+//! PostgreSQL and Redis come from `TOLLGATE_TEST_POSTGRES_URL` / `TOLLGATE_TEST_REDIS_URL`
+//! (started by `scripts/test`); with `TOLLGATE_REQUIRE_BACKENDS=1` (set under `CI=true`) a
+//! missing backend fails the test instead of skipping it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::client::{ClientMetadata, StoredSecret};
+use crate::keys::{KeyStatus, MasterKey};
+use crate::server::{AuthMethod, SigningAlg};
+
+fn backend_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("TOLLGATE_REQUIRE_BACKENDS").as_deref() != Ok("1"),
+                "{var} is not set but TOLLGATE_REQUIRE_BACKENDS=1: run the tests through scripts/test"
+            );
+            eprintln!("SKIPPED: {var} not set; run scripts/test to include this backend");
+            None
+        }
+    }
+}
+
+pub(crate) async fn sqlite() -> Option<Arc<dyn Repository>> {
+    let repo = open_repository("sqlite::memory:").await.expect("open sqlite");
+    repo.migrate().await.expect("migrate sqlite");
+    Some(repo)
+}
+
+pub(crate) async fn postgres() -> Option<Arc<dyn Repository>> {
+    let url = backend_url("TOLLGATE_TEST_POSTGRES_URL")?;
+    let repo = open_repository(&url).await.expect("connect postgres");
+    repo.migrate().await.expect("migrate postgres");
+    Some(repo)
+}
+
+pub(crate) async fn memory() -> Option<Arc<dyn ShortLivedStore>> {
+    Some(open_short_lived(None).await.expect("memory store"))
+}
+
+pub(crate) async fn redis() -> Option<Arc<dyn ShortLivedStore>> {
+    let url = backend_url("TOLLGATE_TEST_REDIS_URL")?;
+    Some(open_short_lived(Some(&url)).await.expect("connect redis"))
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+fn tenant(id: &str) -> Tenant {
+    Tenant { id: TenantId::parse(id).unwrap(), name: "Acme".into(), created_at: 1, updated_at: 1 }
+}
+
+fn server(t: &TenantId, id: &str) -> Server {
+    Server {
+        tenant_id: t.clone(),
+        id: ServerId::parse(id).unwrap(),
+        name: "Main".into(),
+        access_token_ttl: 3600,
+        refresh_token_ttl: 7200,
+        signing_alg: SigningAlg::ES256,
+        default_audience: Some("https://api".into()),
+        allowed_token_endpoint_auth_methods: vec![AuthMethod::ClientSecretBasic],
+        created_at: 2,
+        updated_at: 2,
+    }
+}
+
+fn client(t: &TenantId, s: &ServerId, id: &str, secret: StoredSecret) -> Client {
+    Client {
+        tenant_id: t.clone(),
+        server_id: s.clone(),
+        client_id: ClientId::parse(id).unwrap(),
+        metadata: ClientMetadata {
+            client_name: Some("svc".into()),
+            grant_types: vec!["client_credentials".into()],
+            scope: Some("a b".into()),
+            jwks: Some(json!({"keys": []})),
+            ..ClientMetadata::default()
+        },
+        secret,
+        secret_expires_at: 0,
+        issued_at: 3,
+        updated_at: 3,
+    }
+}
+
+pub(crate) async fn tenants_crud(repo: Arc<dyn Repository>) {
+    let id = unique("t");
+    let t = tenant(&id);
+    repo.create_tenant(&t).await.unwrap();
+    assert!(matches!(repo.create_tenant(&t).await, Err(StoreError::Conflict)));
+    assert_eq!(repo.get_tenant(&t.id).await.unwrap(), Some(t.clone()));
+    let mut renamed = t.clone();
+    renamed.name = "Acme Corp".into();
+    renamed.updated_at = 9;
+    assert!(repo.update_tenant(&renamed).await.unwrap());
+    assert_eq!(repo.get_tenant(&t.id).await.unwrap(), Some(renamed));
+    assert!(repo.delete_tenant(&t.id).await.unwrap());
+    assert!(!repo.delete_tenant(&t.id).await.unwrap());
+    assert_eq!(repo.get_tenant(&t.id).await.unwrap(), None);
+    assert!(!repo.update_tenant(&t).await.unwrap());
+}
+
+pub(crate) async fn tenants_paginate(repo: Arc<dyn Repository>) {
+    let base = unique("p");
+    for i in 0..5 {
+        repo.create_tenant(&tenant(&format!("{base}-{i}"))).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = Some(format!("{base}-"));
+    loop {
+        let page = repo.list_tenants(after.as_deref(), 2).await.unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().filter(|t| t.id.as_str().starts_with(&base)).map(|t| t.id.to_string()));
+        match page.next {
+            Some(n) if n.starts_with(&base) => after = Some(n),
+            _ => break,
+        }
+    }
+    let expected: Vec<String> = (0..5).map(|i| format!("{base}-{i}")).collect();
+    assert_eq!(seen, expected);
+}
+
+pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
+    let (master, _) = MasterKey::generate();
+    let t = tenant(&unique("t"));
+    repo.create_tenant(&t).await.unwrap();
+    let s = server(&t.id, "main");
+    let key = KeyRecord::generate(&master, &t.id, &s.id, SigningAlg::ES256, KeyStatus::Current, 5).unwrap();
+    repo.create_server(&s, std::slice::from_ref(&key)).await.unwrap();
+    assert!(matches!(repo.create_server(&s, &[]).await, Err(StoreError::Conflict)));
+    assert_eq!(repo.get_server(&t.id, &s.id).await.unwrap(), Some(s.clone()));
+    let page = repo.list_servers(&t.id, None, 10).await.unwrap();
+    assert_eq!(page.items, vec![s.clone()]);
+    assert!(page.next.is_none());
+
+    // A second tenant with a server of the same id stays separate.
+    let other = tenant(&unique("o"));
+    repo.create_tenant(&other).await.unwrap();
+    repo.create_server(&server(&other.id, "main"), &[]).await.unwrap();
+    assert_eq!(repo.list_servers(&t.id, None, 10).await.unwrap().items.len(), 1);
+
+    let mut changed = s.clone();
+    changed.default_audience = None;
+    changed.allowed_token_endpoint_auth_methods = vec![AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic];
+    assert!(repo.update_server(&changed).await.unwrap());
+    assert_eq!(repo.get_server(&t.id, &s.id).await.unwrap(), Some(changed));
+
+    let keys = repo.list_keys(&t.id, &s.id).await.unwrap();
+    assert_eq!(keys, vec![key.clone()]);
+    assert!(keys[0].open(&master).is_ok());
+    let next = KeyRecord::generate(&master, &t.id, &s.id, SigningAlg::ES256, KeyStatus::Current, 6).unwrap();
+    repo.rotate_key(&next, 100, 6).await.unwrap();
+    let keys = repo.list_keys(&t.id, &s.id).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].status, KeyStatus::Retiring);
+    assert_eq!(keys[0].retire_at, Some(100));
+    assert_eq!(keys[1].kid, next.kid);
+    let third = KeyRecord::generate(&master, &t.id, &s.id, SigningAlg::ES256, KeyStatus::Current, 7).unwrap();
+    repo.rotate_key(&third, 300, 200).await.unwrap();
+    let kids: Vec<_> = repo.list_keys(&t.id, &s.id).await.unwrap().into_iter().map(|k| (k.kid, k.status)).collect();
+    assert_eq!(kids, vec![(next.kid.clone(), KeyStatus::Retiring), (third.kid.clone(), KeyStatus::Current)]);
+
+    let c = client(&t.id, &s.id, "svc-1", StoredSecret::Hash("$argon2id$x".into()));
+    repo.create_client(&c).await.unwrap();
+    assert!(matches!(repo.create_client(&c).await, Err(StoreError::Conflict)));
+    assert_eq!(repo.get_client(&t.id, &s.id, &c.client_id).await.unwrap(), Some(c.clone()));
+    assert_eq!(repo.get_client(&other.id, &s.id, &c.client_id).await.unwrap(), None);
+    let sealed = client(&t.id, &s.id, "svc-2", StoredSecret::Sealed(vec![1, 2, 3]));
+    repo.create_client(&sealed).await.unwrap();
+    let none = client(&t.id, &s.id, "svc-3", StoredSecret::None);
+    repo.create_client(&none).await.unwrap();
+    let p1 = repo.list_clients(&t.id, &s.id, None, 2).await.unwrap();
+    assert_eq!(p1.items, vec![c.clone(), sealed.clone()]);
+    let p2 = repo.list_clients(&t.id, &s.id, p1.next.as_deref(), 2).await.unwrap();
+    assert_eq!(p2.items, vec![none.clone()]);
+    assert!(p2.next.is_none());
+
+    let mut updated = c.clone();
+    updated.secret = StoredSecret::Hash("$argon2id$y".into());
+    updated.metadata.scope = Some("c".into());
+    assert!(repo.update_client(&updated).await.unwrap());
+    assert_eq!(repo.get_client(&t.id, &s.id, &c.client_id).await.unwrap(), Some(updated));
+    assert!(repo.delete_client(&t.id, &s.id, &c.client_id).await.unwrap());
+    assert!(!repo.delete_client(&t.id, &s.id, &c.client_id).await.unwrap());
+
+    // Deleting the tenant cascades to servers, clients and keys.
+    assert!(repo.delete_tenant(&t.id).await.unwrap());
+    assert_eq!(repo.get_server(&t.id, &s.id).await.unwrap(), None);
+    assert_eq!(repo.get_client(&t.id, &s.id, &sealed.client_id).await.unwrap(), None);
+    assert!(repo.list_keys(&t.id, &s.id).await.unwrap().is_empty());
+    assert!(repo.get_server(&other.id, &s.id).await.unwrap().is_some());
+    repo.delete_tenant(&other.id).await.unwrap();
+}
+
+pub(crate) async fn admin_token_set_once(repo: Arc<dyn Repository>) {
+    let name = unique("root");
+    assert_eq!(repo.admin_token_hash(&name).await.unwrap(), None);
+    assert!(repo.set_admin_token_hash_if_absent(&name, "h1", 1).await.unwrap());
+    assert!(!repo.set_admin_token_hash_if_absent(&name, "h2", 2).await.unwrap());
+    assert_eq!(repo.admin_token_hash(&name).await.unwrap().as_deref(), Some("h1"));
+    repo.ping().await.unwrap();
+}
+
+pub(crate) async fn short_lived_semantics(store: Arc<dyn ShortLivedStore>) {
+    let k = unique("k");
+    let ttl = Duration::from_secs(30);
+    assert!(store.put_if_absent(&k, b"v1", ttl).await.unwrap());
+    assert!(!store.put_if_absent(&k, b"v2", ttl).await.unwrap());
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(store.take(&k).await.unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(store.take(&k).await.unwrap(), None);
+    assert!(store.put_if_absent(&k, b"v3", ttl).await.unwrap());
+    assert!(store.remove(&k).await.unwrap());
+    assert!(!store.remove(&k).await.unwrap());
+    store.put(&k, b"a", ttl).await.unwrap();
+    store.put(&k, b"b", ttl).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"b"[..]));
+    let c = unique("c");
+    assert_eq!(store.incr(&c, ttl).await.unwrap(), 1);
+    assert_eq!(store.incr(&c, ttl).await.unwrap(), 2);
+    store.ping().await.unwrap();
+}
+
+pub(crate) async fn short_lived_expiry(store: Arc<dyn ShortLivedStore>) {
+    let k = unique("e");
+    let short = Duration::from_millis(150);
+    assert!(store.put_if_absent(&k, b"x", short).await.unwrap());
+    let c = unique("ce");
+    assert_eq!(store.incr(&c, short).await.unwrap(), 1);
+    // Poll with a deadline rather than sleeping a fixed time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store.get(&k).await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "entry did not expire");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(store.take(&k).await.unwrap(), None);
+    assert!(store.put_if_absent(&k, b"y", short).await.unwrap(), "expired key is free again");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if store.incr(&c, Duration::from_secs(30)).await.unwrap() == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "counter did not expire");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        store.remove(&c).await.ok();
+    }
+}
+
+pub(crate) async fn short_lived_take_is_atomic(store: Arc<dyn ShortLivedStore>) {
+    for _ in 0..20 {
+        let k = unique("a");
+        store.put(&k, b"code", Duration::from_secs(30)).await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = store.clone();
+                let k = k.clone();
+                tokio::spawn(async move { s.take(&k).await.unwrap().is_some() })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+        let k2 = unique("n");
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = store.clone();
+                let k = k2.clone();
+                tokio::spawn(async move { s.put_if_absent(&k, b"j", Duration::from_secs(30)).await.unwrap() })
+            })
+            .collect();
+        let mut stored = 0;
+        for t in tasks {
+            stored += usize::from(t.await.unwrap());
+        }
+        assert_eq!(stored, 1);
+    }
+}
+
+macro_rules! contract_tests {
+    ($backend:ident: $open:path => $($test:ident),+) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(store) = $open().await {
+                        super::$test(store).await;
+                    }
+                }
+            )+
+        }
+    };
+}
+
+contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once);
+contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once);
+contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic);
+contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic);

@@ -1,6 +1,7 @@
 //! The application state handed to both listeners: stores, caches, keys and options. Built
 //! once in `main` and passed explicitly; there are no globals.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,8 @@ pub struct Tollgate {
     pub options: TollgateOptions,
     /// Bounds CPU spent on argon2 so a burst of wrong secrets cannot starve the runtime.
     pub hash_permits: Semaphore,
+    /// Set when shutdown begins: `/readyz` then answers 503 so load balancers drain us.
+    pub draining: AtomicBool,
 }
 
 impl Tollgate {
@@ -70,7 +73,14 @@ impl Tollgate {
             master: Arc::new(master),
             digester: SecretDigester::new(),
             options,
+            draining: AtomicBool::new(false),
         }
+    }
+
+    /// Whether shutdown has begun.
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// The issuer of a server.

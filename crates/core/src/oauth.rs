@@ -59,6 +59,8 @@ pub struct OAuthError {
     pub status: u16,
     /// The client tried HTTP Basic: a 401 then carries `WWW-Authenticate: Basic`.
     pub basic_challenge: bool,
+    /// For a `405`: the methods the resource allows.
+    pub allow: Option<&'static str>,
 }
 
 impl OAuthError {
@@ -68,6 +70,7 @@ impl OAuthError {
             description: description.into(),
             status,
             basic_challenge: false,
+            allow: None,
         }
     }
 
@@ -107,6 +110,22 @@ impl OAuthError {
             404,
             "unknown tenant or authorization server",
         )
+    }
+    /// `404 invalid_request`: no endpoint at this path.
+    #[must_use]
+    pub fn not_found() -> Self {
+        Self::new(ErrorCode::InvalidRequest, 404, "no endpoint at this path")
+    }
+    /// `405 invalid_request`, listing the allowed methods.
+    #[must_use]
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut e = Self::new(
+            ErrorCode::InvalidRequest,
+            405,
+            format!("this endpoint accepts only {allow}"),
+        );
+        e.allow = Some(allow);
+        e
     }
     /// `500 server_error`; the cause is logged, never shown.
     #[must_use]

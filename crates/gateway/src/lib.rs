@@ -1,1 +1,64 @@
+//! Tollgate's gateway: the public, tenant-routed OAuth 2.0 / OpenID Connect endpoints under
+//! `/{tid}/{aid}`. Handlers are thin: they parse the request into core's typed values, call
+//! one core function, and map the result (or its [`OAuthResponse`] error) to HTTP.
 
+mod body;
+mod discovery;
+mod error;
+mod token;
+
+use actix_web::{web, HttpResponse, ResponseError as _};
+use tollgate_core::ids::{ServerId, TenantId};
+use tollgate_core::oauth::OAuthError;
+
+pub use error::OAuthResponse;
+
+/// Registers every gateway route. The caller adds `web::Data<tollgate_core::Tollgate>`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/.well-known/oauth-authorization-server/{tid}/{aid}")
+            .route(web::get().to(discovery::oauth_metadata))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/.well-known/openid-configuration")
+            .route(web::get().to(discovery::openid_configuration))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/.well-known/oauth-authorization-server")
+            .route(web::get().to(discovery::oauth_metadata))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/.well-known/jwks.json")
+            .route(web::get().to(discovery::jwks))
+            .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/oauth2/token")
+            .route(web::post().to(token::token))
+            .default_service(web::to(post_only)),
+    );
+}
+
+/// The `404` answer for paths no route serves, in the OAuth error format.
+pub async fn not_found() -> HttpResponse {
+    OAuthResponse(OAuthError::not_found()).error_response()
+}
+
+async fn get_only() -> HttpResponse {
+    OAuthResponse(OAuthError::method_not_allowed("GET")).error_response()
+}
+
+async fn post_only() -> HttpResponse {
+    OAuthResponse(OAuthError::method_not_allowed("POST")).error_response()
+}
+
+/// Parses the `{tid}/{aid}` path segments; anything off-grammar names no server (`404`).
+fn server_ids(path: &(String, String)) -> Result<(TenantId, ServerId), OAuthResponse> {
+    match (TenantId::parse(&path.0), ServerId::parse(&path.1)) {
+        (Ok(t), Ok(s)) => Ok((t, s)),
+        _ => Err(OAuthResponse(OAuthError::unknown_server())),
+    }
+}

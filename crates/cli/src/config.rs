@@ -1,0 +1,279 @@
+//! Configuration: one typed struct parsed by clap, every option a flag and an environment
+//! variable (the flag wins), validated before anything starts.
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tollgate_core::keys::MasterKey;
+
+use crate::Fatal;
+
+/// Tollgate: a multi-tenant OAuth 2.0 / OpenID Connect authorization server.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about, long_about = None)]
+pub struct Cli {
+    /// Database: `sqlite://PATH?mode=rwc` (embedded default) or `postgres://…` (production).
+    #[arg(long, env = "TOLLGATE_DATABASE_URL", default_value = "sqlite://tollgate.db?mode=rwc", global = true)]
+    database_url: String,
+
+    /// Base64 of 32 random bytes; encrypts signing keys and client_secret_jwt secrets at rest.
+    /// Unset with SQLite: generated into a key file beside the database. Required with PostgreSQL.
+    #[arg(long, env = "TOLLGATE_MASTER_KEY", hide_env_values = true, global = true)]
+    master_key: Option<String>,
+
+    /// Log format; default `text` on a terminal, else `json`. Levels via RUST_LOG (default info).
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, global = true)]
+    log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Run the gateway and admin listeners (applies migrations first unless --no-migrate).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+/// Options of `tollgate serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Redis for codes, assertion jtis and other short-lived state; unset: in-process store.
+    #[arg(long, env = "TOLLGATE_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Gateway listen address.
+    #[arg(long, env = "TOLLGATE_PUBLIC_ADDR", default_value = "127.0.0.1:8080")]
+    pub public_addr: String,
+
+    /// Admin API listen address (keep it on a private network).
+    #[arg(long, env = "TOLLGATE_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
+    pub admin_addr: String,
+
+    /// External base URL used in issuers; default `http://{PUBLIC_ADDR}`.
+    #[arg(long, env = "TOLLGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Root admin bearer token (at least 16 characters). Unset: one is generated at first
+    /// start, printed once, and kept only as a hash.
+    #[arg(long, env = "TOLLGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Run only one listener, for split deployments.
+    #[arg(long, env = "TOLLGATE_ONLY", value_enum)]
+    pub only: Option<Only>,
+
+    /// Do not apply database migrations at start.
+    #[arg(long, env = "TOLLGATE_NO_MIGRATE")]
+    pub no_migrate: bool,
+
+    /// Seconds a cached server or client lives before it is re-read; bounds how long a change
+    /// made through another replica takes to arrive here.
+    #[arg(long, env = "TOLLGATE_CACHE_TTL", default_value_t = 30)]
+    pub cache_ttl: u64,
+
+    /// Gateway worker threads; default: one per CPU.
+    #[arg(long, env = "TOLLGATE_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
+    #[arg(long, env = "TOLLGATE_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+}
+
+/// Which listener `--only` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Only {
+    /// The public gateway.
+    Gateway,
+    /// The admin API.
+    Admin,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated serve options.
+#[derive(Debug)]
+pub struct Serve {
+    /// Raw args (for the flags that need no validation).
+    pub args: ServeArgs,
+    /// Parsed gateway address.
+    pub public_addr: SocketAddr,
+    /// Parsed admin address.
+    pub admin_addr: SocketAddr,
+    /// Normalised public URL, if given.
+    pub public_url: Option<String>,
+    /// Cache lifetime.
+    pub cache_ttl: Duration,
+}
+
+/// What to run.
+#[derive(Debug)]
+pub enum Command {
+    /// `serve`.
+    Serve(Serve),
+    /// `migrate`.
+    Migrate,
+}
+
+/// Where the master key comes from.
+pub enum MasterKeySource {
+    /// Given in configuration (base64 text, already checked to parse).
+    Given(String),
+    /// Read from, or generated into, this file (embedded default only).
+    File(PathBuf),
+    /// In-memory SQLite: a throwaway key.
+    Ephemeral,
+}
+
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Given(_) => f.write_str("Given([redacted])"),
+            Self::File(p) => write!(f, "File({})", p.display()),
+            Self::Ephemeral => f.write_str("Ephemeral"),
+        }
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Database URL.
+    pub database_url: String,
+    /// Master key source.
+    pub master_key: MasterKeySource,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Subcommand.
+    pub command: Command,
+}
+
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+fn parse_addr(flag: &str, env: &str, s: &str) -> Result<SocketAddr, Fatal> {
+    s.parse().map_err(|_| Fatal::option(flag, env, format!("`{s}` is not an IP:port address")))
+}
+
+fn parse_public_url(s: &str) -> Result<String, Fatal> {
+    let bad = |m: &str| Fatal::option("public-url", "TOLLGATE_PUBLIC_URL", m);
+    let url = url::Url::parse(s).map_err(|e| bad(&format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must be an http or https URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || url.host_str().is_none() {
+        return Err(bad("must be a base URL without query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+impl Cli {
+    /// Validates every option; the first problem is the error.
+    ///
+    /// # Errors
+    /// A [`Fatal::Config`] naming the option.
+    pub fn validate(self) -> Result<Config, Fatal> {
+        let db = self.database_url.trim().to_owned();
+        let is_pg = db.starts_with("postgres://") || db.starts_with("postgresql://");
+        if !is_pg && !db.starts_with("sqlite:") {
+            return Err(Fatal::option("database-url", "TOLLGATE_DATABASE_URL", "must start with sqlite: or postgres://"));
+        }
+        if is_pg && url::Url::parse(&db).is_err() {
+            return Err(Fatal::option("database-url", "TOLLGATE_DATABASE_URL", "not a valid PostgreSQL URL"));
+        }
+        let master_key = match &self.master_key {
+            Some(k) => {
+                MasterKey::from_base64(k).map_err(|e| Fatal::option("master-key", "TOLLGATE_MASTER_KEY", e))?;
+                MasterKeySource::Given(k.clone())
+            }
+            None if is_pg => {
+                return Err(Fatal::option("master-key", "TOLLGATE_MASTER_KEY", "is required with PostgreSQL"));
+            }
+            None => match sqlite_path(&db) {
+                Some(p) => {
+                    let mut name = p.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+                    name.push(".master.key");
+                    MasterKeySource::File(p.with_file_name(name))
+                }
+                None => MasterKeySource::Ephemeral,
+            },
+        };
+        let log_format = self.log_format.unwrap_or(if std::io::stdout().is_terminal() {
+            LogFormat::Text
+        } else {
+            LogFormat::Json
+        });
+        let command = match self.command {
+            CliCommand::Migrate => Command::Migrate,
+            CliCommand::Serve(args) => {
+                if let Some(url) = &args.redis_url {
+                    let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss"));
+                    if !ok {
+                        return Err(Fatal::option("redis-url", "TOLLGATE_REDIS_URL", "must be a redis:// URL"));
+                    }
+                }
+                if args.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+                    return Err(Fatal::option("admin-token", "TOLLGATE_ADMIN_TOKEN", "must be at least 16 characters"));
+                }
+                if !(1..=3600).contains(&args.cache_ttl) {
+                    return Err(Fatal::option("cache-ttl", "TOLLGATE_CACHE_TTL", "must be 1 to 3600 seconds"));
+                }
+                if args.workers == Some(0) {
+                    return Err(Fatal::option("workers", "TOLLGATE_WORKERS", "must be at least 1"));
+                }
+                Command::Serve(Serve {
+                    public_addr: parse_addr("public-addr", "TOLLGATE_PUBLIC_ADDR", &args.public_addr)?,
+                    admin_addr: parse_addr("admin-addr", "TOLLGATE_ADMIN_ADDR", &args.admin_addr)?,
+                    public_url: args.public_url.as_deref().map(parse_public_url).transpose()?,
+                    cache_ttl: Duration::from_secs(args.cache_ttl),
+                    args,
+                })
+            }
+        };
+        Ok(Config { database_url: db, master_key, log_format, command })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_key_file_sits_beside_the_database() {
+        assert_eq!(sqlite_path("sqlite://tollgate.db?mode=rwc"), Some(PathBuf::from("tollgate.db")));
+        assert_eq!(sqlite_path("sqlite:/var/lib/t.db"), Some(PathBuf::from("/var/lib/t.db")));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+
+    #[test]
+    fn public_url_is_normalised() {
+        assert_eq!(parse_public_url("https://auth.example.com/").unwrap(), "https://auth.example.com");
+        assert!(parse_public_url("ftp://x").is_err());
+        assert!(parse_public_url("https://x/?a=b").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,259 @@
+//! `tollgate serve` and `tollgate migrate`: open the stores, resolve the master key and the
+//! root admin token, bind the listeners, and run until a shutdown signal, draining first.
+
+use std::net::TcpListener;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use tollgate_admin::AdminAuth;
+use tollgate_core::keys::MasterKey;
+use tollgate_core::secrets::AdminToken;
+use tollgate_core::store::memory::MemoryStore;
+use tollgate_core::store::{self, Repository, ShortLivedStore};
+use tollgate_core::{clock, Tollgate, TollgateOptions};
+
+use crate::config::{Config, MasterKeySource, Only, Serve};
+use crate::{health, logging, Fatal};
+
+const ROOT_TOKEN: &str = "root";
+
+async fn open_repo(cfg: &Config, migrate: bool) -> Result<Arc<dyn Repository>, Fatal> {
+    let repo = store::open_repository(&cfg.database_url)
+        .await
+        .map_err(|e| Fatal::option("database-url", "TOLLGATE_DATABASE_URL", format!("cannot open the database: {e}")))?;
+    if migrate {
+        repo.migrate()
+            .await
+            .map_err(|e| Fatal::Runtime(format!("database migration failed: {e}")))?;
+        tracing::info!(backend = repo.backend(), "database migrations applied");
+    }
+    Ok(repo)
+}
+
+/// `tollgate migrate`.
+pub async fn migrate(cfg: &Config) -> Result<(), Fatal> {
+    let repo = open_repo(cfg, true).await?;
+    repo.close().await;
+    println!("tollgate: migrations applied ({})", repo.backend());
+    Ok(())
+}
+
+fn master_key(source: &MasterKeySource) -> Result<MasterKey, Fatal> {
+    let flag = |m: String| Fatal::option("master-key", "TOLLGATE_MASTER_KEY", m);
+    match source {
+        MasterKeySource::Given(text) => MasterKey::from_base64(text).map_err(|e| flag(e.to_string())),
+        MasterKeySource::Ephemeral => {
+            tracing::warn!("TOLLGATE_MASTER_KEY is not set and the database is in memory: using a throwaway master key");
+            Ok(MasterKey::generate().0)
+        }
+        MasterKeySource::File(path) => match std::fs::read_to_string(path) {
+            Ok(text) => MasterKey::from_base64(&text)
+                .map_err(|e| flag(format!("key file {} is unusable: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (key, text) = MasterKey::generate();
+                write_private(path, &text).map_err(|e| flag(format!("cannot write key file {}: {e}", path.display())))?;
+                tracing::warn!(
+                    path = %path.display(),
+                    "TOLLGATE_MASTER_KEY is not set: generated a master key into a file beside the database; \
+                     back it up with the database, and set TOLLGATE_MASTER_KEY in production"
+                );
+                Ok(key)
+            }
+            Err(e) => Err(flag(format!("cannot read key file {}: {e}", path.display()))),
+        },
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+/// The root admin token's hash: from configuration, or generated once and stored.
+async fn admin_auth(repo: &dyn Repository, configured: Option<&str>) -> Result<AdminAuth, Fatal> {
+    if let Some(token) = configured {
+        return Ok(AdminAuth::new(AdminToken::new(token.to_owned()).hash()));
+    }
+    let db_err = |e| Fatal::Runtime(format!("cannot read the admin token from the database: {e}"));
+    if let Some(hash) = repo.admin_token_hash(ROOT_TOKEN).await.map_err(db_err)? {
+        println!(
+            "tollgate: admin API uses the root token generated at first start (only its hash is kept; \
+             set TOLLGATE_ADMIN_TOKEN to use another)"
+        );
+        return Ok(AdminAuth::new(hash));
+    }
+    let token = AdminToken::generate();
+    let hash = token.hash();
+    if repo.set_admin_token_hash_if_absent(ROOT_TOKEN, &hash, clock::now()).await.map_err(db_err)? {
+        println!("tollgate: root admin token (shown once, only its hash is kept): {}", token.expose());
+        Ok(AdminAuth::new(hash))
+    } else {
+        // Another replica generated one first; it printed it.
+        let hash = repo.admin_token_hash(ROOT_TOKEN).await.map_err(db_err)?
+            .ok_or_else(|| Fatal::Runtime("admin token vanished while starting".into()))?;
+        Ok(AdminAuth::new(hash))
+    }
+}
+
+fn bind(addr: std::net::SocketAddr, flag: &str, env: &str) -> Result<TcpListener, Fatal> {
+    TcpListener::bind(addr).map_err(|e| Fatal::option(flag, env, format!("cannot listen on {addr}: {e}")))
+}
+
+/// `tollgate serve`.
+pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
+    let args = &serve.args;
+    let run_gateway = args.only != Some(Only::Admin);
+    let run_admin = args.only != Some(Only::Gateway);
+
+    let master = master_key(&cfg.master_key)?;
+
+    let repo = open_repo(cfg, !args.no_migrate).await?;
+    let memory = MemoryStore::new();
+    let short_lived: Arc<dyn ShortLivedStore> = match &args.redis_url {
+        Some(url) => store::open_short_lived(Some(url))
+            .await
+            .map_err(|e| Fatal::option("redis-url", "TOLLGATE_REDIS_URL", format!("cannot reach Redis: {e}")))?,
+        None => Arc::new(memory.clone()),
+    };
+    let auth = if run_admin { Some(admin_auth(repo.as_ref(), args.admin_token.as_deref()).await?) } else { None };
+
+    let public = if run_gateway { Some(bind(serve.public_addr, "public-addr", "TOLLGATE_PUBLIC_ADDR")?) } else { None };
+    let admin = if run_admin { Some(bind(serve.admin_addr, "admin-addr", "TOLLGATE_ADMIN_ADDR")?) } else { None };
+    let public_url = match (&serve.public_url, &public) {
+        (Some(u), _) => u.clone(),
+        (None, Some(l)) => format!("http://{}", l.local_addr().map_err(|e| Fatal::Runtime(e.to_string()))?),
+        (None, None) => format!("http://{}", serve.public_addr),
+    };
+
+    let app = Arc::new(Tollgate::new(
+        repo.clone(),
+        short_lived,
+        master,
+        TollgateOptions { public_url, cache_ttl: serve.cache_ttl, ..TollgateOptions::default() },
+    ));
+    let data = web::Data::from(app.clone());
+    let shutdown = Duration::from_secs(args.shutdown_timeout);
+
+    let mut servers = Vec::new();
+    if let Some(listener) = public {
+        let addr = listener.local_addr().map_err(|e| Fatal::Runtime(e.to_string()))?;
+        let data = data.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(from_fn(logging::log_request))
+                .configure(health::configure)
+                .configure(tollgate_gateway::configure)
+                .default_service(web::to(tollgate_gateway::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(shutdown.as_secs());
+        if let Some(w) = args.workers {
+            server = server.workers(w);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|e| Fatal::option("public-addr", "TOLLGATE_PUBLIC_ADDR", e))?
+            .run();
+        println!("tollgate: gateway listening on http://{addr} (issuer base {})", app.options.public_url);
+        servers.push(server);
+    }
+    if let (Some(listener), Some(auth)) = (admin, auth) {
+        let addr = listener.local_addr().map_err(|e| Fatal::Runtime(e.to_string()))?;
+        let data = data.clone();
+        let auth = web::Data::new(auth);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(auth.clone())
+                .wrap(from_fn(logging::log_request))
+                .configure(health::configure)
+                .configure(tollgate_admin::configure)
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(shutdown.as_secs())
+        .listen(listener)
+        .map_err(|e| Fatal::option("admin-addr", "TOLLGATE_ADMIN_ADDR", e))?
+        .run();
+        println!("tollgate: admin API listening on http://{addr}");
+        servers.push(server);
+    }
+
+    let handles: Vec<_> = servers.iter().map(actix_web::dev::Server::handle).collect();
+    let sweeper = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                memory.sweep();
+                app.registry.sweep();
+            }
+        })
+    };
+    let signals = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received: draining");
+            app.draining.store(true, Ordering::Relaxed);
+            for h in &handles {
+                h.stop(true).await;
+            }
+        })
+    };
+    let results = futures_join(servers).await;
+    signals.abort();
+    sweeper.abort();
+    repo.close().await;
+    for r in results {
+        r.map_err(|e| Fatal::Runtime(format!("server failed: {e}")))?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn futures_join(servers: Vec<actix_web::dev::Server>) -> Vec<std::io::Result<()>> {
+    let tasks: Vec<_> = servers.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))));
+    }
+    out
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,95 @@
+//! Discovery: OpenID Connect Discovery 1.0, RFC 8414 authorization server metadata (in both
+//! the `/{tid}/{aid}/.well-known/…` and the RFC 8414 §3 `/.well-known/…/{tid}/{aid}` forms),
+//! and the JWK Set (RFC 7517), public keys only.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use tollgate_core::grants::SUPPORTED_GRANTS;
+use tollgate_core::registry::ServerRuntime;
+use tollgate_core::server::{AuthMethod, SigningAlg};
+use tollgate_core::Tollgate;
+
+use crate::{server_ids, OAuthResponse};
+
+/// How long clients may cache discovery documents and keys.
+const CACHE: &str = "public, max-age=60";
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    issuer: &'a str,
+    token_endpoint: String,
+    jwks_uri: String,
+    grant_types_supported: &'static [&'static str],
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
+    response_types_supported: [&'static str; 0],
+    scopes_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject_types_supported: Option<[&'static str; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token_signing_alg_values_supported: Option<Vec<&'static str>>,
+}
+
+fn metadata(server: &ServerRuntime, oidc: bool) -> Metadata<'_> {
+    let methods = server
+        .server
+        .allowed_token_endpoint_auth_methods
+        .iter()
+        .filter(|m| AuthMethod::SERVED.contains(m))
+        .map(|m| m.as_str())
+        .collect();
+    let mut id_algs = vec![server.server.signing_alg.as_str()];
+    if server.server.signing_alg != SigningAlg::RS256 {
+        id_algs.push(SigningAlg::RS256.as_str());
+    }
+    Metadata {
+        issuer: &server.issuer,
+        token_endpoint: format!("{}/oauth2/token", server.issuer),
+        jwks_uri: format!("{}/.well-known/jwks.json", server.issuer),
+        grant_types_supported: SUPPORTED_GRANTS,
+        token_endpoint_auth_methods_supported: methods,
+        response_types_supported: [],
+        scopes_supported: Vec::new(),
+        subject_types_supported: oidc.then_some(["public"]),
+        id_token_signing_alg_values_supported: oidc.then_some(id_algs),
+    }
+}
+
+fn cacheable() -> actix_web::HttpResponseBuilder {
+    let mut b = HttpResponse::Ok();
+    b.insert_header((header::CACHE_CONTROL, HeaderValue::from_static(CACHE)))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")));
+    b
+}
+
+/// `GET /{tid}/{aid}/.well-known/openid-configuration`.
+pub async fn openid_configuration(
+    app: web::Data<Tollgate>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, OAuthResponse> {
+    let (t, s) = server_ids(&path)?;
+    let server = app.server(&t, &s).await?;
+    Ok(cacheable().json(metadata(&server, true)))
+}
+
+/// `GET /{tid}/{aid}/.well-known/oauth-authorization-server` and its RFC 8414 §3 form.
+pub async fn oauth_metadata(
+    app: web::Data<Tollgate>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, OAuthResponse> {
+    let (t, s) = server_ids(&path)?;
+    let server = app.server(&t, &s).await?;
+    Ok(cacheable().json(metadata(&server, false)))
+}
+
+/// `GET /{tid}/{aid}/.well-known/jwks.json`.
+pub async fn jwks(
+    app: web::Data<Tollgate>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, OAuthResponse> {
+    let (t, s) = server_ids(&path)?;
+    let server = app.server(&t, &s).await?;
+    Ok(cacheable()
+        .content_type("application/jwk-set+json")
+        .body(server.jwks.clone()))
+}

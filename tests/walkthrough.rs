@@ -58,7 +58,11 @@ async fn readme_walkthrough(backend: &Backend) {
     assert_eq!(oidc["issuer"], issuer);
     assert_eq!(oidc["token_endpoint"], format!("{issuer}/oauth2/token"));
     assert_eq!(oidc["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
-    assert_eq!(oidc["token_endpoint_auth_methods_supported"], json!(["client_secret_basic", "client_secret_post"]));
+    // Without TLS client CAs or a proxy header, the two TLS methods are not offered.
+    assert_eq!(
+        oidc["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"])
+    );
     assert!(oidc["grant_types_supported"].as_array().unwrap().contains(&json!("client_credentials")));
     assert_eq!(oidc["subject_types_supported"], json!(["public"]));
     let rfc8414: Value = server.http.get(format!("{issuer}/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();

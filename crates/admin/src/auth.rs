@@ -1,16 +1,14 @@
 //! Who may call the admin API: the bearer-token check ([`AdminAuth`], [`Caller`]) and the
-//! authorization rules ([`Caller::authorize_tenant`]) that decides what a caller may manage.
+//! authorization rules ([`Caller::authorize_tenant`]) that decide what a caller may manage.
 //!
 //! Authentication answers 401; authorization is where a token without rights to a tenant
 //! will answer 403 once per-tenant tokens exist. Both run inside the path extractors of
 //! [`crate::paths`], so a handler cannot reach a tenant's data without passing them.
 
 use std::fmt;
-use std::future::{ready, Ready};
 
-use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, HttpRequest};
 use tollgate_core::ids::TenantId;
 use tollgate_core::secrets::AdminToken;
 
@@ -55,8 +53,8 @@ pub(crate) enum Caller {
 }
 
 impl Caller {
-    /// Whether the caller may list and create tenants. Only the root token will.
-    #[allow(clippy::unnecessary_wraps)] // The Err arm arrives with per-tenant tokens.
+    /// Whether the caller may list and create tenants. Only the root token will; others
+    /// will get 403 here.
     pub(crate) fn authorize_tenants(self) -> Result<(), AdminError> {
         match self {
             Self::Root => Ok(()),
@@ -65,7 +63,6 @@ impl Caller {
 
     /// Whether the caller may manage `tenant` and everything in it. The root token may
     /// manage every tenant; a per-tenant token will be refused the others here (403).
-    #[allow(clippy::unnecessary_wraps)] // The Err arm arrives with per-tenant tokens.
     pub(crate) fn authorize_tenant(self, _tenant: &TenantId) -> Result<(), AdminError> {
         match self {
             Self::Root => Ok(()),
@@ -82,15 +79,6 @@ impl Caller {
         let token = bearer_token(req.headers())?;
         auth.identify(token)
             .ok_or(AdminError::Unauthorized("the bearer token is not valid"))
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = AdminError;
-    type Future = Ready<Result<Self, AdminError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::authenticate(req))
     }
 }
 
@@ -131,15 +119,26 @@ mod tests {
     fn request(headers: &[&str]) -> HttpRequest {
         let mut req = TestRequest::default().app_data(web::Data::new(auth()));
         for h in headers {
-            req = req.append_header((AUTHORIZATION, HeaderValue::from_str(h).unwrap_or_else(|_| HeaderValue::from_static("invalid"))));
+            req = req.append_header((
+                AUTHORIZATION,
+                HeaderValue::from_str(h).unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+            ));
         }
         req.to_http_request()
     }
 
     #[test]
     fn accepts_the_root_token_in_any_scheme_case() {
-        for header in [format!("Bearer {TOKEN}"), format!("bearer {TOKEN}"), format!("BEARER  {TOKEN}")] {
-            assert_eq!(Caller::authenticate(&request(&[&header])).ok(), Some(Caller::Root), "{header}");
+        for header in [
+            format!("Bearer {TOKEN}"),
+            format!("bearer {TOKEN}"),
+            format!("BEARER  {TOKEN}"),
+        ] {
+            assert_eq!(
+                Caller::authenticate(&request(&[&header])).ok(),
+                Some(Caller::Root),
+                "{header}"
+            );
         }
     }
 
@@ -147,11 +146,26 @@ mod tests {
     fn rejects_missing_malformed_and_wrong_tokens() {
         let rows: &[(&[&str], &str)] = &[
             (&[], "a bearer token is required"),
-            (&["Basic dXNlcjpwYXNz"], "the Authorization header must be `Bearer <token>`"),
-            (&["Bearer"], "the Authorization header must be `Bearer <token>`"),
-            (&["Bearer "], "the Authorization header must be `Bearer <token>`"),
-            (&["Bearer a b"], "the Authorization header must be `Bearer <token>`"),
-            (&["Bearer tga_root-token", "Bearer tga_root-token"], "the Authorization header must be `Bearer <token>`"),
+            (
+                &["Basic dXNlcjpwYXNz"],
+                "the Authorization header must be `Bearer <token>`",
+            ),
+            (
+                &["Bearer"],
+                "the Authorization header must be `Bearer <token>`",
+            ),
+            (
+                &["Bearer "],
+                "the Authorization header must be `Bearer <token>`",
+            ),
+            (
+                &["Bearer a b"],
+                "the Authorization header must be `Bearer <token>`",
+            ),
+            (
+                &["Bearer tga_root-token", "Bearer tga_root-token"],
+                "the Authorization header must be `Bearer <token>`",
+            ),
             (&["Bearer tga_root-tokeN"], "the bearer token is not valid"),
             (&["Bearer 0000"], "the bearer token is not valid"),
         ];
@@ -168,7 +182,10 @@ mod tests {
         let req = TestRequest::default()
             .insert_header((AUTHORIZATION, format!("Bearer {TOKEN}")))
             .to_http_request();
-        assert!(matches!(Caller::authenticate(&req), Err(AdminError::Misconfigured(_))));
+        assert!(matches!(
+            Caller::authenticate(&req),
+            Err(AdminError::Misconfigured(_))
+        ));
     }
 
     #[test]

@@ -163,10 +163,12 @@ impl<T: AdminBody + 'static> FromRequest for JsonBody<T> {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             media_type?;
-            let bytes = bytes.await.map_err(|e| match e.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => AdminError::PayloadTooLarge,
-                _ => AdminError::invalid_request("the request body could not be read"),
-            })?;
+            let bytes = bytes
+                .await
+                .map_err(|e| match e.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => AdminError::PayloadTooLarge,
+                    _ => AdminError::invalid_request("the request body could not be read"),
+                })?;
             T::from_json(&bytes).map(Self)
         })
     }
@@ -188,16 +190,34 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let rows: &[(&str, &str)] = &[
-            (r#"{"id":"a","name":"b","foo":1}"#, "foo: unknown field `foo`, expected `id` or `name`"),
+            (
+                r#"{"id":"a","name":"b","foo":1}"#,
+                "foo: unknown field `foo`, expected `id` or `name`",
+            ),
             (r#"{"name":"b"}"#, "missing field `id`"),
-            (r#"{"id":"Acme!","name":"b"}"#, "id: may contain only a-z, 0-9 and '-'"),
-            (r#"{"id":5,"name":"b"}"#, "id: invalid type: integer `5`, expected a string"),
+            (
+                r#"{"id":"Acme!","name":"b"}"#,
+                "id: may contain only a-z, 0-9 and '-'",
+            ),
+            (
+                r#"{"id":5,"name":"b"}"#,
+                "id: invalid type: integer `5`, expected a string",
+            ),
             ("[]", "the request body must be a JSON object"),
-            (r#"["acme","Acme"]"#, "the request body must be a JSON object"),
+            (
+                r#"["acme","Acme"]"#,
+                "the request body must be a JSON object",
+            ),
             ("\"acme\"", "the request body must be a JSON object"),
             ("", "the request body is empty; expected a JSON object"),
-            ("{\"id\":\"a\",\n\"name\":}", "invalid JSON at line 2 column 8"),
-            (r#"{"id":"a","name":"b"} x"#, "invalid JSON at line 1 column 23"),
+            (
+                "{\"id\":\"a\",\n\"name\":}",
+                "invalid JSON at line 2 column 8",
+            ),
+            (
+                r#"{"id":"a","name":"b"} x"#,
+                "invalid JSON at line 1 column 23",
+            ),
         ];
         for (json, want) in rows {
             let (code, got) = described::<NewTenant>(json);
@@ -210,22 +230,42 @@ mod tests {
         let (_, got) = described::<NewServer>(
             r#"{"id":"a","name":"b","allowed_token_endpoint_auth_methods":["basic"]}"#,
         );
-        assert!(got.starts_with("allowed_token_endpoint_auth_methods[0]: unknown variant `basic`"), "{got}");
+        assert!(
+            got.starts_with("allowed_token_endpoint_auth_methods[0]: unknown variant `basic`"),
+            "{got}"
+        );
         let (_, got) = described::<ServerPatch>(r#"{"access_token_ttl":"5"}"#);
-        assert_eq!(got, "access_token_ttl: invalid type: string \"5\", expected i64");
+        assert_eq!(
+            got,
+            "access_token_ttl: invalid type: string \"5\", expected i64"
+        );
     }
 
     #[test]
     fn client_bodies_name_the_field_and_ignore_unknown_ones() {
         let rows: &[(&str, &str)] = &[
-            (r#"{"redirect_uris":"https://a"}"#, "redirect_uris: invalid type: string \"https://a\", expected a sequence"),
-            (r#"{"grant_types":[1]}"#, "grant_types[0]: invalid type: integer `1`, expected a string"),
-            (r#"{"client_id":"a b"}"#, "client_id: may contain only A-Z, a-z, 0-9 and '-', '.', '_', '~'"),
+            (
+                r#"{"redirect_uris":"https://a"}"#,
+                "redirect_uris: invalid type: string \"https://a\", expected a sequence",
+            ),
+            (
+                r#"{"grant_types":[1]}"#,
+                "grant_types[0]: invalid type: integer `1`, expected a string",
+            ),
+            (
+                r#"{"client_id":"a b"}"#,
+                "client_id: may contain only A-Z, a-z, 0-9 and '-', '.', '_', '~'",
+            ),
         ];
         for (json, want) in rows {
-            assert_eq!(described::<NewClient>(json), ("invalid_client_metadata", (*want).to_owned()), "{json}");
+            assert_eq!(
+                described::<NewClient>(json),
+                ("invalid_client_metadata", (*want).to_owned()),
+                "{json}"
+            );
         }
-        let ok = NewClient::from_json(br#"{"client_id":"svc","client_name":"S","frobnicate":true}"#);
+        let ok =
+            NewClient::from_json(br#"{"client_id":"svc","client_name":"S","frobnicate":true}"#);
         let ok = ok.unwrap_or_default();
         assert_eq!(ok.client_id.as_ref().map(ClientId::as_str), Some("svc"));
         assert_eq!(ok.metadata.client_name.as_deref(), Some("S"));

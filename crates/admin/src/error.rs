@@ -191,20 +191,90 @@ mod tests {
     #[actix_web::test]
     async fn maps_each_error_to_status_code_and_description() {
         let rows: Vec<(AdminError, u16, &str, &str)> = vec![
-            (AdminError::Unauthorized("missing bearer token"), 401, "unauthorized", "missing bearer token"),
-            (AdminError::invalid_request("limit: bad"), 400, "invalid_request", "limit: bad"),
-            (AdminError::UnsupportedMediaType("need JSON"), 415, "unsupported_media_type", "need JSON"),
-            (AdminError::PayloadTooLarge, 413, "invalid_request", "request body is larger than 256 KiB"),
-            (AdminError::RouteNotFound, 404, "not_found", "no admin endpoint at this path"),
-            (AdminError::MethodNotAllowed { allow: "GET" }, 405, "method_not_allowed", "method not allowed; this path accepts GET"),
-            (ManageError::Invalid(Invalid::redirect_uri("no fragments")).into(), 400, "invalid_redirect_uri", "redirect_uris: no fragments"),
-            (ManageError::Invalid(Invalid::request("name", "too long")).into(), 400, "invalid_request", "name: too long"),
-            (ManageError::NotFound("server").into(), 404, "not_found", "server not found"),
-            (ManageError::Conflict("tenant").into(), 409, "conflict", "tenant with this id already exists"),
-            (ManageError::Store(StoreError::Unavailable("pool timed out".into())).into(), 503, "temporarily_unavailable", "the database is temporarily unavailable; retry later"),
-            (ManageError::Store(StoreError::Corrupt("bad row 7".into())).into(), 500, "server_error", "internal error"),
-            (ManageError::Internal("hasher exploded".into()).into(), 500, "server_error", "internal error"),
-            (AdminError::Misconfigured("no AdminAuth"), 500, "server_error", "internal error"),
+            (
+                AdminError::Unauthorized("missing bearer token"),
+                401,
+                "unauthorized",
+                "missing bearer token",
+            ),
+            (
+                AdminError::invalid_request("limit: bad"),
+                400,
+                "invalid_request",
+                "limit: bad",
+            ),
+            (
+                AdminError::UnsupportedMediaType("need JSON"),
+                415,
+                "unsupported_media_type",
+                "need JSON",
+            ),
+            (
+                AdminError::PayloadTooLarge,
+                413,
+                "invalid_request",
+                "request body is larger than 256 KiB",
+            ),
+            (
+                AdminError::RouteNotFound,
+                404,
+                "not_found",
+                "no admin endpoint at this path",
+            ),
+            (
+                AdminError::MethodNotAllowed { allow: "GET" },
+                405,
+                "method_not_allowed",
+                "method not allowed; this path accepts GET",
+            ),
+            (
+                ManageError::Invalid(Invalid::redirect_uri("no fragments")).into(),
+                400,
+                "invalid_redirect_uri",
+                "redirect_uris: no fragments",
+            ),
+            (
+                ManageError::Invalid(Invalid::request("name", "too long")).into(),
+                400,
+                "invalid_request",
+                "name: too long",
+            ),
+            (
+                ManageError::NotFound("server").into(),
+                404,
+                "not_found",
+                "server not found",
+            ),
+            (
+                ManageError::Conflict("tenant").into(),
+                409,
+                "conflict",
+                "tenant with this id already exists",
+            ),
+            (
+                ManageError::Store(StoreError::Unavailable("pool timed out".into())).into(),
+                503,
+                "temporarily_unavailable",
+                "the database is temporarily unavailable; retry later",
+            ),
+            (
+                ManageError::Store(StoreError::Corrupt("bad row 7".into())).into(),
+                500,
+                "server_error",
+                "internal error",
+            ),
+            (
+                ManageError::Internal("hasher exploded".into()).into(),
+                500,
+                "server_error",
+                "internal error",
+            ),
+            (
+                AdminError::Misconfigured("no AdminAuth"),
+                500,
+                "server_error",
+                "internal error",
+            ),
         ];
         for (err, status, code, description) in rows {
             let (got, _, body) = render(&err).await;
@@ -218,7 +288,9 @@ mod tests {
     async fn status_headers_are_set() {
         let (_, headers, _) = render(&AdminError::Unauthorized("x")).await;
         assert_eq!(
-            headers.get(header::WWW_AUTHENTICATE).map(HeaderValue::as_bytes),
+            headers
+                .get(header::WWW_AUTHENTICATE)
+                .map(HeaderValue::as_bytes),
             Some(&b"Bearer realm=\"tollgate-admin\""[..])
         );
         let (_, headers, _) = render(&AdminError::MethodNotAllowed { allow: "GET, POST" }).await;
@@ -226,7 +298,8 @@ mod tests {
             headers.get(header::ALLOW).map(HeaderValue::as_bytes),
             Some(&b"GET, POST"[..])
         );
-        let unavailable: AdminError = ManageError::Store(StoreError::Unavailable("x".into())).into();
+        let unavailable: AdminError =
+            ManageError::Store(StoreError::Unavailable("x".into())).into();
         let (_, headers, _) = render(&unavailable).await;
         assert_eq!(
             headers.get(header::RETRY_AFTER).map(HeaderValue::as_bytes),

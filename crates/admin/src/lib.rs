@@ -5,13 +5,13 @@
 //! (`web::Data<tollgate_core::Tollgate>` and `web::Data<AdminAuth>`).
 //!
 //! How a request flows:
-//! - [`paths`] extractors authenticate the bearer token ([`auth`]), parse the ids in the path
-//!   and authorize the caller for the tenant, in that order;
-//! - [`body`] reads a JSON body (415 / 413 / 400 naming the field) and [`paging`] the list
+//! - `paths.rs` extractors authenticate the bearer token (`auth.rs`), parse the ids in the
+//!   path and authorize the caller for the tenant, in that order;
+//! - `body.rs` reads a JSON body (415 / 413 / 400 naming the field) and `paging.rs` the list
 //!   query;
-//! - the handler ([`tenants`], [`servers`], [`clients`], [`keys`]) calls one
-//!   `tollgate_core::manage` function and answers through [`reply`];
-//! - every failure is an [`error::AdminError`], turned into a response in one place.
+//! - the handler (`tenants.rs`, `servers.rs`, `clients.rs`, `keys.rs`) calls one
+//!   `tollgate_core::manage` function and answers through `reply.rs`;
+//! - every failure is an `AdminError` (`error.rs`), turned into a response in one place.
 
 mod auth;
 mod body;
@@ -40,9 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
             .app_data(web::PayloadConfig::new(body::MAX_BODY_BYTES))
-            .service(
-                resource("/openapi.json", "GET").route(web::get().to(openapi::document)),
-            )
+            .service(resource("/openapi.json", "GET").route(web::get().to(openapi::document)))
             .service(
                 resource("/tenants", "GET, POST")
                     .route(web::get().to(tenants::list))

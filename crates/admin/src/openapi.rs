@@ -47,15 +47,17 @@ struct Security;
 
 impl Modify for Security {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        doc.components.get_or_insert_with(Default::default).add_security_scheme(
-            BEARER,
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The root admin token (`TOLLGATE_ADMIN_TOKEN`)."))
-                    .build(),
-            ),
-        );
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                BEARER,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("The root admin token (`TOLLGATE_ADMIN_TOKEN`)."))
+                        .build(),
+                ),
+            );
         let error = |description: &str| {
             ResponseBuilder::new()
                 .description(description)
@@ -76,10 +78,17 @@ impl Modify for Security {
                 &mut item.delete,
             ];
             // Operations that set their own `security` opt out of the token.
-            for op in operations.into_iter().flatten().filter(|op| op.security.is_none()) {
+            for op in operations
+                .into_iter()
+                .flatten()
+                .filter(|op| op.security.is_none())
+            {
                 let responses = &mut op.responses.responses;
                 responses.insert("401".into(), error("Missing or wrong bearer token").into());
-                responses.insert("503".into(), error("The database is unavailable; retry later").into());
+                responses.insert(
+                    "503".into(),
+                    error("The database is unavailable; retry later").into(),
+                );
             }
         }
     }

@@ -57,7 +57,10 @@ impl Paging {
             })
             .transpose()?;
         let cursor = q.cursor.filter(|c| !c.is_empty());
-        if cursor.as_ref().is_some_and(|c| c.chars().count() > MAX_CURSOR) {
+        if cursor
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > MAX_CURSOR)
+        {
             return Err(AdminError::invalid_request(format!(
                 "cursor: must be at most {MAX_CURSOR} characters"
             )));
@@ -81,6 +84,7 @@ pub struct ListResponse<T> {
     /// The objects, ordered by id.
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -129,7 +133,11 @@ mod tests {
         for (query, want) in rows {
             match Paging::parse(query) {
                 Err(AdminError::BadRequest { code, description }) => {
-                    assert_eq!((code, description.as_str()), ("invalid_request", *want), "{query}");
+                    assert_eq!(
+                        (code, description.as_str()),
+                        ("invalid_request", *want),
+                        "{query}"
+                    );
                 }
                 other => panic!("{query}: {other:?}"),
             }

@@ -65,7 +65,9 @@ impl TenantsPath {
 
 impl TenantPath {
     fn extract(req: &HttpRequest) -> Result<Self, AdminError> {
-        Ok(Self { tenant: tenant(req)? })
+        Ok(Self {
+            tenant: tenant(req)?,
+        })
     }
 }
 

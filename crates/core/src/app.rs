@@ -23,6 +23,76 @@ pub struct TollgateOptions {
     pub cache_ttl: Duration,
     /// Most argon2 verifications running at once; others queue.
     pub max_concurrent_hashes: usize,
+    /// Whether client certificates can reach the gateway (TLS with a client CA, or a trusted
+    /// proxy header): decides whether the two TLS methods are servable.
+    pub client_certificates: bool,
+    /// RFC 7523 client-assertion rules.
+    pub assertions: AssertionOptions,
+    /// How client `jwks_uri`s are fetched.
+    pub jwks_fetch: JwksFetchOptions,
+}
+
+/// Which `aud` values a client assertion may carry (RFC 7523 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionAudience {
+    /// The URL of the endpoint receiving it, or the issuer (default).
+    EndpointOrIssuer,
+    /// Only the issuer (the stricter reading of draft-ietf-oauth-rfc7523bis).
+    IssuerOnly,
+}
+
+/// RFC 7523 client-assertion rules.
+#[derive(Debug, Clone)]
+pub struct AssertionOptions {
+    /// How far ahead `exp` may be (default 5 minutes).
+    pub max_lifetime: Duration,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
+    pub clock_skew: Duration,
+    /// Accepted audiences.
+    pub audience: AssertionAudience,
+}
+
+impl Default for AssertionOptions {
+    fn default() -> Self {
+        Self {
+            max_lifetime: Duration::from_secs(300),
+            clock_skew: Duration::from_secs(30),
+            audience: AssertionAudience::EndpointOrIssuer,
+        }
+    }
+}
+
+/// How client `jwks_uri`s are fetched and cached.
+#[derive(Debug, Clone)]
+pub struct JwksFetchOptions {
+    /// Allow `http://` URIs (development only).
+    pub allow_http: bool,
+    /// Allow loopback, private and link-local addresses (development only; SSRF guard).
+    pub allow_private_addresses: bool,
+    /// Deadline for one fetch.
+    pub timeout: Duration,
+    /// Largest document accepted.
+    pub max_bytes: usize,
+    /// Least time between two fetches of one URI caused by an unknown `kid`.
+    pub refetch_cooldown: Duration,
+    /// Bounds on the cache lifetime taken from the response's caching headers.
+    pub min_cache: Duration,
+    /// See `min_cache`.
+    pub max_cache: Duration,
+}
+
+impl Default for JwksFetchOptions {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            allow_private_addresses: false,
+            timeout: Duration::from_secs(5),
+            max_bytes: 64 * 1024,
+            refetch_cooldown: Duration::from_secs(60),
+            min_cache: Duration::from_secs(60),
+            max_cache: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl Default for TollgateOptions {
@@ -31,6 +101,9 @@ impl Default for TollgateOptions {
             public_url: "http://127.0.0.1:8080".into(),
             cache_ttl: Duration::from_secs(30),
             max_concurrent_hashes: 2,
+            client_certificates: false,
+            assertions: AssertionOptions::default(),
+            jwks_fetch: JwksFetchOptions::default(),
         }
     }
 }
@@ -81,6 +154,12 @@ impl Tollgate {
     #[must_use]
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// The client-authentication methods this gateway can serve.
+    #[must_use]
+    pub fn servable_methods(&self) -> Vec<crate::server::AuthMethod> {
+        crate::server::AuthMethod::servable(self.options.client_certificates)
     }
 
     /// The issuer of a server.

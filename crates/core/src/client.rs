@@ -203,11 +203,11 @@ impl ClientMetadata {
     ///
     /// # Errors
     /// `invalid_client_metadata` or `invalid_redirect_uri`, naming the field.
-    pub fn validated(mut self, server: &Server) -> Result<Self, Invalid> {
+    pub fn validated(mut self, server: &Server, servable: &[AuthMethod]) -> Result<Self, Invalid> {
         let method = *self
             .token_endpoint_auth_method
             .get_or_insert(AuthMethod::ClientSecretBasic);
-        if !AuthMethod::SERVED.contains(&method) {
+        if !servable.contains(&method) {
             return Err(meta(
                 "token_endpoint_auth_method",
                 format!("`{}` is not supported by this gateway", method.as_str()),
@@ -387,7 +387,8 @@ mod tests {
             refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
             signing_alg: SigningAlg::ES256,
             default_audience: None,
-            allowed_token_endpoint_auth_methods: AuthMethod::SERVED.to_vec(),
+            allowed_token_endpoint_auth_methods: AuthMethod::servable(false),
+            tls_client_certificate_bound_access_tokens: false,
             created_at: 0,
             updated_at: 0,
         }
@@ -396,7 +397,7 @@ mod tests {
     fn parse(json: &str) -> Result<ClientMetadata, Invalid> {
         serde_json::from_str::<ClientMetadata>(json)
             .unwrap()
-            .validated(&server())
+            .validated(&server(), &AuthMethod::servable(false))
     }
 
     #[test]
@@ -410,7 +411,7 @@ mod tests {
     #[test]
     fn invalid_combinations_name_the_field() {
         let rows = [
-            (r#"{"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}"#, "token_endpoint_auth_method"),
+            (r#"{"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}"#, "grant_types"),
             (r#"{"grant_types":["password"]}"#, "grant_types"),
             (r#"{"grant_types":["authorization_code"],"redirect_uris":["https://a/cb#x"]}"#, "redirect_uris"),
             (r#"{"grant_types":["authorization_code"]}"#, "redirect_uris"),
@@ -438,6 +439,6 @@ mod tests {
         let mut s = server();
         s.allowed_token_endpoint_auth_methods = vec![AuthMethod::ClientSecretPost];
         let m: ClientMetadata = serde_json::from_str(r#"{"grant_types":["client_credentials"]}"#).unwrap();
-        assert_eq!(m.validated(&s).unwrap_err().field, "token_endpoint_auth_method");
+        assert_eq!(m.validated(&s, &AuthMethod::servable(false)).unwrap_err().field, "token_endpoint_auth_method");
     }
 }

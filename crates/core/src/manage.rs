@@ -63,7 +63,7 @@ pub enum ManageError {
     /// The id is taken (409).
     #[error("{0} already exists")]
     Conflict(&'static str),
-    /// The database failed (503).
+    /// The database failed (503 when unreachable, else 500).
     #[error(transparent)]
     Store(StoreError),
     /// Key generation, sealing or hashing failed (500).
@@ -183,6 +183,12 @@ async fn generate_keys(app: &Tollgate, t: &TenantId, s: &ServerId, algs: Vec<Sig
     .map_err(|e| ManageError::Internal(e.to_string()))
 }
 
+/// When a key that stops signing at `now` may leave the JWKS: once every token it signed has
+/// expired (the longer of the access-token lifetime and one hour, which covers ID tokens).
+fn retire_at(server: &Server, now: i64) -> i64 {
+    now + server.access_token_ttl.max(3600)
+}
+
 fn key_algs(primary: SigningAlg) -> Vec<SigningAlg> {
     if primary == SigningAlg::RS256 { vec![primary] } else { vec![primary, SigningAlg::RS256] }
 }
@@ -209,12 +215,13 @@ pub async fn create_server(app: &Tollgate, t: &TenantId, input: NewServer) -> Re
         signing_alg: input.signing_alg.unwrap_or(SigningAlg::ES256),
         default_audience: input.default_audience,
         allowed_token_endpoint_auth_methods: dedup_methods(
-            input.allowed_token_endpoint_auth_methods.unwrap_or_else(|| AuthMethod::SERVED.to_vec()),
+            input.allowed_token_endpoint_auth_methods.unwrap_or_else(|| app.servable_methods()),
         ),
+        tls_client_certificate_bound_access_tokens: input.tls_client_certificate_bound_access_tokens.unwrap_or(false),
         created_at: now,
         updated_at: now,
     };
-    server.validate()?;
+    server.validate(&app.servable_methods())?;
     let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;
     app.repo.create_server(&server, &keys).await.map_err(|e| match e {
         // The tenant may have been deleted in between: the foreign key then fails.
@@ -255,13 +262,19 @@ pub async fn patch_server(app: &Tollgate, t: &TenantId, s: &ServerId, patch: Ser
     if let Some(v) = patch.signing_alg { server.signing_alg = v; }
     if let Some(v) = patch.default_audience { server.default_audience = v; }
     if let Some(v) = patch.allowed_token_endpoint_auth_methods { server.allowed_token_endpoint_auth_methods = dedup_methods(v); }
-    server.validate()?;
+    if let Some(v) = patch.tls_client_certificate_bound_access_tokens { server.tls_client_certificate_bound_access_tokens = v; }
+    server.validate(&app.servable_methods())?;
     server.updated_at = clock::now();
     if server.signing_alg != old_alg {
+        let now = server.updated_at;
         let has_key = app.repo.list_keys(t, s).await?.iter().any(|k| k.alg == server.signing_alg && k.status == KeyStatus::Current);
         if !has_key {
             let key = generate_keys(app, t, s, vec![server.signing_alg]).await?.remove(0);
-            app.repo.rotate_key(&key, server.updated_at + server.access_token_ttl, server.updated_at).await?;
+            app.repo.rotate_key(&key, retire_at(&server, now), now).await?;
+        }
+        // The old algorithm's key stops signing; RS256 stays, ID tokens need it.
+        if old_alg != SigningAlg::RS256 {
+            app.repo.retire_keys(t, s, old_alg, retire_at(&server, now)).await?;
         }
     }
     if !app.repo.update_server(&server).await? {
@@ -323,10 +336,7 @@ pub async fn rotate_keys(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<V
     let now = clock::now();
     let algs = key_algs(server.signing_alg);
     for key in generate_keys(app, t, s, algs).await? {
-        // ID tokens may outlive access tokens by little; keep the old key for the longer of
-        // the access-token lifetime and one hour.
-        let retire_at = now + server.access_token_ttl.max(3600);
-        app.repo.rotate_key(&key, retire_at, now).await?;
+        app.repo.rotate_key(&key, retire_at(&server, now), now).await?;
     }
     app.registry.invalidate_server(t, s);
     list_keys(app, t, s).await
@@ -399,7 +409,7 @@ pub fn client_secret_context(t: &TenantId, s: &ServerId, id: &ClientId) -> Strin
 /// Invalid metadata, server not found, id taken, or failure.
 pub async fn create_client(app: &Tollgate, t: &TenantId, s: &ServerId, input: NewClient) -> Result<ClientView, ManageError> {
     let server = require_server(app, t, s).await?;
-    let metadata = input.metadata.validated(&server)?;
+    let metadata = input.metadata.validated(&server, &app.servable_methods())?;
     let client_id = input.client_id.unwrap_or_else(ClientId::generate);
     let method = metadata.token_endpoint_auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
     let secret = method.uses_secret().then(ClientSecret::generate);
@@ -457,7 +467,7 @@ pub async fn replace_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &Cli
     }
     let server = require_server(app, t, s).await?;
     let mut client = load_client(app, t, s, id).await?;
-    let metadata = input.metadata.validated(&server)?;
+    let metadata = input.metadata.validated(&server, &app.servable_methods())?;
     let method = metadata.token_endpoint_auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
     let reusable = match (&client.secret, method) {
         (StoredSecret::Hash(_), AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)

@@ -89,9 +89,33 @@ impl AuthMethod {
         )
     }
 
-    /// Methods this build of the gateway authenticates. The others are part of the RFC 7591
-    /// vocabulary and are refused at registration until their authenticators exist.
-    pub const SERVED: &'static [AuthMethod] = &[Self::ClientSecretBasic, Self::ClientSecretPost];
+    /// Every method, in the order discovery lists them.
+    pub const ALL: &'static [AuthMethod] = &[
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::ClientSecretJwt,
+        Self::PrivateKeyJwt,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
+        Self::None,
+    ];
+
+    /// Whether the method needs a client certificate to reach the gateway.
+    #[must_use]
+    pub fn needs_certificate(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
+    }
+
+    /// The methods a gateway can serve: all of them when client certificates can arrive (TLS
+    /// with a client CA, or a trusted proxy header), else all but the two TLS methods.
+    #[must_use]
+    pub fn servable(client_certificates: bool) -> Vec<AuthMethod> {
+        Self::ALL
+            .iter()
+            .copied()
+            .filter(|m| client_certificates || !m.needs_certificate())
+            .collect()
+    }
 }
 
 /// Default access-token lifetime, seconds.
@@ -120,6 +144,9 @@ pub struct Server {
     pub default_audience: Option<String>,
     /// Methods clients of this server may register; what discovery lists.
     pub allowed_token_endpoint_auth_methods: Vec<AuthMethod>,
+    /// RFC 8705 §3: bind access tokens to the client certificate when the client presented
+    /// one (`cnf.x5t#S256`).
+    pub tls_client_certificate_bound_access_tokens: bool,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -145,6 +172,8 @@ pub struct NewServer {
     pub default_audience: Option<String>,
     /// Default: every method the gateway serves.
     pub allowed_token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
+    /// RFC 8705 certificate-bound access tokens; default false.
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
 }
 
 /// Body of `PATCH /admin/tenants/{tid}/servers/{aid}`: only the fields present change.
@@ -165,6 +194,8 @@ pub struct ServerPatch {
     pub default_audience: Option<Option<String>>,
     /// Replaces the list.
     pub allowed_token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
+    /// RFC 8705 certificate-bound access tokens.
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -177,11 +208,12 @@ where
 }
 
 impl Server {
-    /// Validates every setting; called after create and after applying a patch.
+    /// Validates every setting against what the gateway can serve; called after create and
+    /// after applying a patch.
     ///
     /// # Errors
     /// Names the first field that is out of range.
-    pub fn validate(&self) -> Result<(), Invalid> {
+    pub fn validate(&self, servable: &[AuthMethod]) -> Result<(), Invalid> {
         crate::tenant::validate_name("name", &self.name)?;
         if !(60..=86_400).contains(&self.access_token_ttl) {
             return Err(Invalid::request(
@@ -210,7 +242,7 @@ impl Server {
                 "must name at least one method",
             ));
         }
-        if let Some(m) = methods.iter().find(|m| !AuthMethod::SERVED.contains(m)) {
+        if let Some(m) = methods.iter().find(|m| !servable.contains(m)) {
             return Err(Invalid::request(
                 "allowed_token_endpoint_auth_methods",
                 format!("`{}` is not served by this gateway", m.as_str()),

@@ -36,6 +36,17 @@ pub struct AccessTokenClaims<'a> {
     /// Granted scopes, space-delimited; absent when none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<&'a str>,
+    /// RFC 8705 §3.1 confirmation: the certificate the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation<'a>>,
+}
+
+/// RFC 7800 `cnf` with the RFC 8705 certificate thumbprint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Confirmation<'a> {
+    /// base64url SHA-256 of the DER client certificate.
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: &'a str,
 }
 
 impl AccessTokenClaims<'_> {

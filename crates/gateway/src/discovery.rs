@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use tollgate_core::grants::SUPPORTED_GRANTS;
 use tollgate_core::registry::ServerRuntime;
-use tollgate_core::server::{AuthMethod, SigningAlg};
+use tollgate_core::server::SigningAlg;
 use tollgate_core::Tollgate;
 
 use crate::{server_ids, OAuthResponse};
@@ -30,12 +30,13 @@ struct Metadata<'a> {
     id_token_signing_alg_values_supported: Option<Vec<&'static str>>,
 }
 
-fn metadata(server: &ServerRuntime, oidc: bool) -> Metadata<'_> {
+fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metadata<'a> {
+    let servable = app.servable_methods();
     let methods = server
         .server
         .allowed_token_endpoint_auth_methods
         .iter()
-        .filter(|m| AuthMethod::SERVED.contains(m))
+        .filter(|m| servable.contains(m))
         .map(|m| m.as_str())
         .collect();
     let mut id_algs = vec![server.server.signing_alg.as_str()];
@@ -69,7 +70,7 @@ pub async fn openid_configuration(
 ) -> Result<HttpResponse, OAuthResponse> {
     let (t, s) = server_ids(&path)?;
     let server = app.server(&t, &s).await?;
-    Ok(cacheable().json(metadata(&server, true)))
+    Ok(cacheable().json(metadata(&app, &server, true)))
 }
 
 /// `GET /{tid}/{aid}/.well-known/oauth-authorization-server` and its RFC 8414 §3 form.
@@ -79,7 +80,7 @@ pub async fn oauth_metadata(
 ) -> Result<HttpResponse, OAuthResponse> {
     let (t, s) = server_ids(&path)?;
     let server = app.server(&t, &s).await?;
-    Ok(cacheable().json(metadata(&server, false)))
+    Ok(cacheable().json(metadata(&app, &server, false)))
 }
 
 /// `GET /{tid}/{aid}/.well-known/jwks.json`.

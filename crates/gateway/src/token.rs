@@ -19,12 +19,20 @@ pub async fn token(
     let params = body::token_params(&req, payload)
         .await
         .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
-    let client = client_auth::authenticate(&app, &server, basic.as_ref(), &params).await?;
+    let endpoint_url = format!("{}/oauth2/token", server.issuer);
+    let request = client_auth::Request {
+        basic: basic.as_ref(),
+        params: &params,
+        certificate: None,
+        endpoint_url: &endpoint_url,
+    };
+    let client = client_auth::authenticate(&app, &server, request).await?;
     let response = grants::issue(&app, &server, &client, &params).await?;
     tracing::debug!(
         tenant = %t,
         server = %s,
-        client_id = %client.client.client_id,
+        client_id = %client.client.client.client_id,
+        method = client.method.as_str(),
         grant = params.grant_type.as_deref().unwrap_or(""),
         "token issued"
     );

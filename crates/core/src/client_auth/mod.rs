@@ -1,15 +1,24 @@
-//! Client authentication (RFC 6749 §2.3): works out which method a request uses, finds the
-//! client, insists the method is the one it registered, and hands over to that method's
-//! [`Authenticator`]. One file per method. The same entry point serves every endpoint where
-//! a client authenticates.
+//! Client authentication (RFC 6749 §2.3, RFC 7523, RFC 8705): works out which method a
+//! request uses, finds the client, insists the method is the one it registered, and hands over
+//! to that method's [`Authenticator`] — one file per method. The same entry point serves every
+//! endpoint where a client authenticates (token, introspection, revocation).
 
+mod assertion;
+mod certificate;
+mod client_secret_jwt;
+mod none;
+mod private_key_jwt;
 mod secret;
 mod secret_basic;
 mod secret_post;
+mod self_signed_tls_client_auth;
+mod tls_client_auth;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+pub use certificate::ClientCertificate;
 
 use crate::app::Tollgate;
 use crate::grants::TokenParams;
@@ -18,6 +27,9 @@ use crate::oauth::OAuthError;
 use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::secrets::ClientSecret;
 use crate::server::AuthMethod;
+
+/// RFC 7523 §2.2 `client_assertion_type` for JWT client assertions.
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Credentials from an `Authorization: Basic` header, already form-decoded (§2.3.1).
 #[derive(Debug, Clone)]
@@ -28,15 +40,36 @@ pub struct BasicCredentials {
     pub secret: ClientSecret,
 }
 
-/// What the request presented, after the method has been determined.
+/// Everything a request presented for client authentication, as the gateway extracted it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The `Authorization: Basic` credentials, if any.
+    pub basic: Option<&'a BasicCredentials>,
+    /// The body parameters.
+    pub params: &'a TokenParams,
+    /// The client certificate from the TLS connection or a trusted proxy, if any.
+    pub certificate: Option<&'a ClientCertificate>,
+    /// The full URL of the endpoint receiving the request (an accepted assertion `aud`).
+    pub endpoint_url: &'a str,
+}
+
+/// What an authenticator is given to check.
 #[derive(Debug)]
 pub struct Presented<'a> {
-    /// The method the request's shape implies.
+    /// The client's registered method (which the request's shape matched).
     pub method: AuthMethod,
     /// The client it names.
     pub client_id: &'a ClientId,
-    /// The secret, for the secret methods.
+    /// The secret, for the two secret methods.
     pub secret: Option<&'a ClientSecret>,
+    /// `client_assertion_type`, for the JWT methods.
+    pub assertion_type: Option<&'a str>,
+    /// `client_assertion`, for the JWT methods.
+    pub assertion: Option<&'a ClientSecret>,
+    /// The client certificate, if one was presented.
+    pub certificate: Option<&'a ClientCertificate>,
+    /// The URL of the endpoint receiving the request.
+    pub endpoint_url: &'a str,
 }
 
 /// Why authentication failed; logged, never shown beyond `invalid_client`.
@@ -50,8 +83,38 @@ pub enum Failure {
     WrongSecret,
     /// The secret has expired.
     ExpiredSecret,
-    /// The method is registered but this gateway cannot serve it.
+    /// The method is registered but this gateway cannot serve it now.
     Unsupported,
+    /// `client_assertion_type` is missing or not the JWT bearer URN.
+    AssertionType,
+    /// The assertion is not a well-formed JWS, or too large.
+    MalformedAssertion,
+    /// The assertion's `alg` is not allowed for this client (incl. `none` and confusion).
+    AssertionAlgorithm,
+    /// No registered key matches the assertion's `kid`/`alg`.
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// `iss`/`sub` do not name the client.
+    AssertionSubject,
+    /// `aud` names neither this endpoint nor the issuer.
+    AssertionAudience,
+    /// `exp` is missing, past, or too far ahead.
+    AssertionExpiry,
+    /// `nbf` or `iat` is in the future.
+    AssertionNotYetValid,
+    /// `jti` is missing.
+    AssertionJti,
+    /// The `jti` was seen before.
+    ReplayedAssertion,
+    /// The client's `jwks_uri` could not be fetched.
+    KeysUnavailable,
+    /// A certificate method without a certificate.
+    NoCertificate,
+    /// The certificate does not chain to a configured CA, or is not valid now.
+    UntrustedCertificate,
+    /// The certificate's subject or SAN does not match the registration.
+    CertificateMismatch,
 }
 
 impl Failure {
@@ -64,8 +127,34 @@ impl Failure {
             Self::WrongSecret => "wrong_secret",
             Self::ExpiredSecret => "expired_secret",
             Self::Unsupported => "unsupported_method",
+            Self::AssertionType => "assertion_type",
+            Self::MalformedAssertion => "malformed_assertion",
+            Self::AssertionAlgorithm => "assertion_algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::AssertionSubject => "assertion_subject",
+            Self::AssertionAudience => "assertion_audience",
+            Self::AssertionExpiry => "assertion_expiry",
+            Self::AssertionNotYetValid => "assertion_not_yet_valid",
+            Self::AssertionJti => "assertion_jti",
+            Self::ReplayedAssertion => "replayed_assertion",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::NoCertificate => "no_certificate",
+            Self::UntrustedCertificate => "untrusted_certificate",
+            Self::CertificateMismatch => "certificate_mismatch",
         }
     }
+}
+
+/// An authenticated client.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The client.
+    pub client: Arc<ClientRuntime>,
+    /// The method it authenticated with.
+    pub method: AuthMethod,
+    /// `x5t#S256` of the certificate, when it authenticated with one (RFC 8705 §3.1).
+    pub certificate_thumbprint: Option<String>,
 }
 
 /// One client-authentication method.
@@ -74,14 +163,57 @@ pub trait Authenticator: Send + Sync {
     /// The registered method this authenticator checks.
     fn method(&self) -> AuthMethod;
     /// Checks the presented credentials against the client.
-    async fn verify(&self, app: &Tollgate, client: &ClientRuntime, presented: &Presented<'_>) -> Result<(), Failure>;
+    async fn verify(
+        &self,
+        app: &Tollgate,
+        server: &ServerRuntime,
+        client: &ClientRuntime,
+        presented: &Presented<'_>,
+    ) -> Result<(), Failure>;
 }
 
-fn authenticator(method: AuthMethod) -> Option<&'static dyn Authenticator> {
+fn authenticator(method: AuthMethod) -> &'static dyn Authenticator {
     match method {
-        AuthMethod::ClientSecretBasic => Some(&secret_basic::SecretBasic),
-        AuthMethod::ClientSecretPost => Some(&secret_post::SecretPost),
-        _ => None,
+        AuthMethod::ClientSecretBasic => &secret_basic::SecretBasic,
+        AuthMethod::ClientSecretPost => &secret_post::SecretPost,
+        AuthMethod::ClientSecretJwt => &client_secret_jwt::ClientSecretJwt,
+        AuthMethod::PrivateKeyJwt => &private_key_jwt::PrivateKeyJwt,
+        AuthMethod::TlsClientAuth => &tls_client_auth::TlsClientAuth,
+        AuthMethod::SelfSignedTlsClientAuth => &self_signed_tls_client_auth::SelfSignedTlsClientAuth,
+        AuthMethod::None => &none::PublicClient,
+    }
+}
+
+/// The shape of a request's credentials; the registered method must be one the shape allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Basic,
+    Post,
+    Assertion,
+    /// Only `client_id`: a public client, or one of the TLS methods.
+    IdOnly,
+}
+
+impl Shape {
+    fn accepts(self, registered: AuthMethod) -> bool {
+        match self {
+            Self::Basic => registered == AuthMethod::ClientSecretBasic,
+            Self::Post => registered == AuthMethod::ClientSecretPost,
+            Self::Assertion => matches!(registered, AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt),
+            Self::IdOnly => matches!(
+                registered,
+                AuthMethod::None | AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth
+            ),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Basic => "client_secret_basic",
+            Self::Post => "client_secret_post",
+            Self::Assertion => "jwt_assertion",
+            Self::IdOnly => "client_id_only",
+        }
     }
 }
 
@@ -90,13 +222,9 @@ fn authenticator(method: AuthMethod) -> Option<&'static dyn Authenticator> {
 /// # Errors
 /// `400 invalid_request` when several methods are used at once or the ids disagree;
 /// `401 invalid_client` (with a Basic challenge when Basic was tried) otherwise.
-pub async fn authenticate(
-    app: &Tollgate,
-    server: &ServerRuntime,
-    basic: Option<&BasicCredentials>,
-    params: &TokenParams,
-) -> Result<Arc<ClientRuntime>, OAuthError> {
-    let tried_basic = basic.is_some();
+pub async fn authenticate(app: &Tollgate, server: &ServerRuntime, req: Request<'_>) -> Result<Authenticated, OAuthError> {
+    let params = req.params;
+    let tried_basic = req.basic.is_some();
     let assertion = params.client_assertion.is_some() || params.client_assertion_type.is_some();
     let used = usize::from(tried_basic) + usize::from(params.client_secret.is_some()) + usize::from(assertion);
     if used > 1 {
@@ -104,33 +232,44 @@ pub async fn authenticate(
             "the request uses more than one client authentication method",
         ));
     }
-    let (method, raw_id, secret) = if let Some(b) = basic {
+    let (shape, raw_id, secret) = if let Some(b) = req.basic {
         if params.client_id.as_deref().is_some_and(|id| id != b.client_id) {
             return Err(OAuthError::invalid_request(
                 "`client_id` differs from the client authenticated by HTTP Basic",
             ));
         }
-        (AuthMethod::ClientSecretBasic, Some(b.client_id.as_str()), Some(&b.secret))
+        (Shape::Basic, Some(b.client_id.clone()), Some(&b.secret))
     } else if let Some(s) = &params.client_secret {
-        (AuthMethod::ClientSecretPost, params.client_id.as_deref(), Some(s))
+        (Shape::Post, params.client_id.clone(), Some(s))
     } else if assertion {
-        // RFC 7523 assertions: which of the two JWT methods is decided by the registration.
-        (AuthMethod::PrivateKeyJwt, params.client_id.as_deref(), None)
+        // RFC 7523 §3: `client_id` is optional; the assertion's `sub` names the client. The
+        // signature is checked later against that client's keys.
+        let from_assertion = params.client_assertion.as_ref().and_then(|a| assertion::subject(a.expose()));
+        if let (Some(id), Some(sub)) = (&params.client_id, &from_assertion) {
+            if id != sub {
+                return Err(OAuthError::invalid_request("`client_id` differs from the assertion's subject"));
+            }
+        }
+        (Shape::Assertion, params.client_id.clone().or(from_assertion), None)
     } else {
-        (AuthMethod::None, params.client_id.as_deref(), None)
+        (Shape::IdOnly, params.client_id.clone(), None)
     };
     let fail = |reason: Failure, id: &str| {
         tracing::info!(
             tenant = %server.server.tenant_id,
             server = %server.server.id,
             client_id = %id.chars().filter(char::is_ascii_graphic).take(128).collect::<String>(),
-            method = method.as_str(),
+            presented = shape.name(),
             reason = reason.reason(),
             "client authentication failed"
         );
         OAuthError::invalid_client(match reason {
             Failure::WrongMethod => "the client is registered for another authentication method",
-            Failure::Unsupported => "the client's authentication method is not supported here",
+            Failure::Unsupported => "the client's authentication method is not available on this gateway",
+            Failure::ReplayedAssertion => "the client assertion was already used",
+            Failure::AssertionExpiry => "the client assertion is expired or expires too far ahead",
+            Failure::AssertionAudience => "the client assertion's audience is not this server",
+            Failure::NoCertificate => "a client certificate is required",
             _ => "client authentication failed",
         })
         .with_basic_challenge(tried_basic)
@@ -138,24 +277,35 @@ pub async fn authenticate(
     let Some(raw_id) = raw_id else {
         return Err(OAuthError::invalid_client("client authentication is required").with_basic_challenge(tried_basic));
     };
-    let Ok(client_id) = ClientId::parse(raw_id) else {
-        return Err(fail(Failure::UnknownClient, raw_id));
+    let Ok(client_id) = ClientId::parse(&raw_id) else {
+        return Err(fail(Failure::UnknownClient, &raw_id));
     };
     let Some(client) = app.client(&server.server.tenant_id, &server.server.id, &client_id).await? else {
-        return Err(fail(Failure::UnknownClient, raw_id));
+        return Err(fail(Failure::UnknownClient, &raw_id));
     };
     let registered = client.client.auth_method();
-    let method_matches = registered == method
-        || (method == AuthMethod::PrivateKeyJwt && registered == AuthMethod::ClientSecretJwt);
-    if !method_matches {
-        return Err(fail(Failure::WrongMethod, raw_id));
+    if !shape.accepts(registered) {
+        return Err(fail(Failure::WrongMethod, &raw_id));
     }
-    let Some(auth) = authenticator(registered) else {
-        return Err(fail(Failure::Unsupported, raw_id));
+    if !app.servable_methods().contains(&registered) {
+        return Err(fail(Failure::Unsupported, &raw_id));
+    }
+    let presented = Presented {
+        method: registered,
+        client_id: &client_id,
+        secret,
+        assertion_type: params.client_assertion_type.as_deref(),
+        assertion: params.client_assertion.as_ref(),
+        certificate: req.certificate,
+        endpoint_url: req.endpoint_url,
     };
-    let presented = Presented { method: registered, client_id: &client_id, secret };
-    auth.verify(app, &client, &presented)
+    authenticator(registered)
+        .verify(app, server, &client, &presented)
         .await
-        .map_err(|reason| fail(reason, raw_id))?;
-    Ok(client)
+        .map_err(|reason| fail(reason, &raw_id))?;
+    let certificate_thumbprint = registered
+        .needs_certificate()
+        .then(|| req.certificate.map(ClientCertificate::thumbprint_s256))
+        .flatten();
+    Ok(Authenticated { client, method: registered, certificate_thumbprint })
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::{secret, Authenticator, Failure, Presented};
 use crate::app::Tollgate;
-use crate::registry::ClientRuntime;
+use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::server::AuthMethod;
 
 /// The authenticator.
@@ -18,7 +18,7 @@ impl Authenticator for SecretPost {
         AuthMethod::ClientSecretPost
     }
 
-    async fn verify(&self, app: &Tollgate, client: &ClientRuntime, presented: &Presented<'_>) -> Result<(), Failure> {
+    async fn verify(&self, app: &Tollgate, _: &ServerRuntime, client: &ClientRuntime, presented: &Presented<'_>) -> Result<(), Failure> {
         secret::verify(app, client, presented.secret).await
     }
 }

@@ -2,12 +2,13 @@
 //! token for itself. No refresh token is issued (§4.4.3).
 
 use crate::app::Tollgate;
+use crate::client_auth::Authenticated;
 use crate::clock;
 use crate::oauth::OAuthError;
-use crate::registry::{ClientRuntime, ServerRuntime};
+use crate::registry::ServerRuntime;
 use crate::scope::Scopes;
 use crate::server::AuthMethod;
-use crate::tokens::{AccessTokenClaims, Audience, TokenResponse};
+use crate::tokens::{AccessTokenClaims, Audience, Confirmation, TokenResponse};
 
 use super::TokenParams;
 
@@ -19,10 +20,10 @@ use super::TokenParams;
 pub fn issue(
     _app: &Tollgate,
     server: &ServerRuntime,
-    client: &ClientRuntime,
+    auth: &Authenticated,
     params: &TokenParams,
 ) -> Result<TokenResponse, OAuthError> {
-    let c = &client.client;
+    let c = &auth.client.client;
     if c.auth_method() == AuthMethod::None {
         return Err(OAuthError::unauthorized_client(
             "public clients cannot use the client_credentials grant",
@@ -51,6 +52,11 @@ pub fn issue(
     let ttl = server.server.access_token_ttl;
     let jti = uuid::Uuid::new_v4().to_string();
     let scope = (!granted.is_empty()).then(|| granted.to_scope_string());
+    let cnf = auth
+        .certificate_thumbprint
+        .as_deref()
+        .filter(|_| server.server.tls_client_certificate_bound_access_tokens)
+        .map(|x5t| Confirmation { x5t_s256: x5t });
     let claims = AccessTokenClaims {
         iss: &server.issuer,
         sub: c.client_id.as_str(),
@@ -61,6 +67,7 @@ pub fn issue(
         jti: &jti,
         client_id: c.client_id.as_str(),
         scope: scope.as_deref(),
+        cnf,
     };
     let access_token = claims.sign(&server.signing_key).map_err(|e| {
         tracing::error!(error = %e, "signing failed");

@@ -4,8 +4,9 @@
 pub mod client_credentials;
 
 use crate::app::Tollgate;
+use crate::client_auth::Authenticated;
 use crate::oauth::OAuthError;
-use crate::registry::{ClientRuntime, ServerRuntime};
+use crate::registry::ServerRuntime;
 use crate::tokens::TokenResponse;
 
 /// Most parameters accepted in one request.
@@ -15,8 +16,9 @@ pub const MAX_VALUE_LEN: usize = 8 * 1024;
 /// Parameters that RFC 8707 allows more than once.
 const REPEATABLE: &[&str] = &["resource"];
 
-/// A token request's parameters. Empty values count as absent (RFC 6749 §3.1); unknown
-/// parameters are ignored (§3.2); a repeated parameter is refused (§3.1).
+/// The parameters of a request to the token, introspection or revocation endpoint. Empty
+/// values count as absent (RFC 6749 §3.1); unknown parameters are ignored (§3.2); a repeated
+/// parameter is refused (§3.1).
 #[derive(Debug, Default, Clone)]
 pub struct TokenParams {
     /// `grant_type`.
@@ -35,6 +37,10 @@ pub struct TokenParams {
     pub client_assertion_type: Option<String>,
     /// RFC 7523 `client_assertion`.
     pub client_assertion: Option<crate::secrets::ClientSecret>,
+    /// RFC 7662 / RFC 7009 `token` (kept out of `Debug`).
+    pub token: Option<crate::secrets::ClientSecret>,
+    /// RFC 7662 / RFC 7009 `token_type_hint`.
+    pub token_type_hint: Option<String>,
 }
 
 impl TokenParams {
@@ -79,6 +85,8 @@ impl TokenParams {
                 "client_secret" => p.client_secret = Some(crate::secrets::ClientSecret::new(value)),
                 "client_assertion_type" => p.client_assertion_type = Some(value),
                 "client_assertion" => p.client_assertion = Some(crate::secrets::ClientSecret::new(value)),
+                "token" => p.token = Some(crate::secrets::ClientSecret::new(value)),
+                "token_type_hint" => p.token_type_hint = Some(value),
                 _ => {}
             }
         }
@@ -104,7 +112,7 @@ pub const SUPPORTED_GRANTS: &[&str] = &["client_credentials"];
 pub async fn issue(
     app: &Tollgate,
     server: &ServerRuntime,
-    client: &ClientRuntime,
+    client: &Authenticated,
     params: &TokenParams,
 ) -> Result<TokenResponse, OAuthError> {
     match params.grant_type.as_deref() {

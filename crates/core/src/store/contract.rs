@@ -68,6 +68,7 @@ fn server(t: &TenantId, id: &str) -> Server {
         signing_alg: SigningAlg::ES256,
         default_audience: Some("https://api".into()),
         allowed_token_endpoint_auth_methods: vec![AuthMethod::ClientSecretBasic],
+        tls_client_certificate_bound_access_tokens: false,
         created_at: 2,
         updated_at: 2,
     }
@@ -150,6 +151,7 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
 
     let mut changed = s.clone();
     changed.default_audience = None;
+    changed.tls_client_certificate_bound_access_tokens = true;
     changed.allowed_token_endpoint_auth_methods = vec![AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic];
     assert!(repo.update_server(&changed).await.unwrap());
     assert_eq!(repo.get_server(&t.id, &s.id).await.unwrap(), Some(changed));
@@ -168,6 +170,8 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
     repo.rotate_key(&third, 300, 200).await.unwrap();
     let kids: Vec<_> = repo.list_keys(&t.id, &s.id).await.unwrap().into_iter().map(|k| (k.kid, k.status)).collect();
     assert_eq!(kids, vec![(next.kid.clone(), KeyStatus::Retiring), (third.kid.clone(), KeyStatus::Current)]);
+    repo.retire_keys(&t.id, &s.id, SigningAlg::ES256, 500).await.unwrap();
+    assert!(repo.list_keys(&t.id, &s.id).await.unwrap().iter().all(|k| k.status == KeyStatus::Retiring));
 
     let c = client(&t.id, &s.id, "svc-1", StoredSecret::Hash("$argon2id$x".into()));
     repo.create_client(&c).await.unwrap();

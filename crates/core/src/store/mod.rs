@@ -96,6 +96,8 @@ pub trait KeyRepo: Send + Sync {
     /// In one transaction: marks the current keys of `new.alg` as retiring until `retire_at`,
     /// inserts `new` as current, and deletes retiring keys whose time has passed.
     async fn rotate_key(&self, new: &KeyRecord, retire_at: i64, now: i64) -> Result<(), StoreError>;
+    /// Marks the current keys of `alg` as retiring until `retire_at`.
+    async fn retire_keys(&self, t: &TenantId, s: &ServerId, alg: crate::server::SigningAlg, retire_at: i64) -> Result<(), StoreError>;
 }
 
 /// Admin credentials (the generated root token's hash).

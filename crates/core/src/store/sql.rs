@@ -58,7 +58,7 @@ fn secret_columns(s: &StoredSecret) -> (&'static str, Option<&str>, Option<&[u8]
 }
 
 const TENANT_COLS: &str = "id, name, created_at, updated_at";
-const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at";
+const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens";
 const CLIENT_COLS: &str = "tenant_id, server_id, client_id, metadata, secret_kind, secret_hash, secret_sealed, secret_expires_at, issued_at, updated_at";
 const KEY_COLS: &str = "tenant_id, server_id, kid, alg, status, sealed_private, public_jwk, created_at, retire_at";
 
@@ -105,6 +105,7 @@ macro_rules! sql_repository {
                     default_audience: row.try_get("default_audience").map_err(map_err)?,
                     allowed_token_endpoint_auth_methods: serde_json::from_str::<Vec<AuthMethod>>(&methods)
                         .map_err(|_| corrupt("allowed_auth_methods"))?,
+                    tls_client_certificate_bound_access_tokens: row.try_get("certificate_bound_tokens").map_err(map_err)?,
                     created_at: row.try_get("created_at").map_err(map_err)?,
                     updated_at: row.try_get("updated_at").map_err(map_err)?,
                 })
@@ -240,7 +241,7 @@ macro_rules! sql_repository {
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(&format!(
-                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                 ))
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
@@ -252,6 +253,7 @@ macro_rules! sql_repository {
                 .bind(methods)
                 .bind(s.created_at)
                 .bind(s.updated_at)
+                .bind(s.tls_client_certificate_bound_access_tokens)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -291,7 +293,8 @@ macro_rules! sql_repository {
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
                 let r = sqlx::query(
                     "UPDATE servers SET name = $1, access_token_ttl = $2, refresh_token_ttl = $3, signing_alg = $4, \
-                     default_audience = $5, allowed_auth_methods = $6, updated_at = $7 WHERE tenant_id = $8 AND id = $9",
+                     default_audience = $5, allowed_auth_methods = $6, updated_at = $7, certificate_bound_tokens = $8 \
+                     WHERE tenant_id = $9 AND id = $10",
                 )
                 .bind(&s.name)
                 .bind(s.access_token_ttl)
@@ -300,6 +303,7 @@ macro_rules! sql_repository {
                 .bind(s.default_audience.as_deref())
                 .bind(methods)
                 .bind(s.updated_at)
+                .bind(s.tls_client_certificate_bound_access_tokens)
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
                 .execute(&self.pool)
@@ -419,6 +423,21 @@ macro_rules! sql_repository {
                 .await
                 .map_err(map_err)?;
                 rows.iter().map(Self::key).collect()
+            }
+
+            async fn retire_keys(&self, t: &TenantId, s: &ServerId, alg: SigningAlg, retire_at: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE signing_keys SET status = 'retiring', retire_at = $1 \
+                     WHERE tenant_id = $2 AND server_id = $3 AND alg = $4 AND status = 'current'",
+                )
+                .bind(retire_at)
+                .bind(t.as_str())
+                .bind(s.as_str())
+                .bind(alg.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(())
             }
 
             async fn rotate_key(&self, new: &KeyRecord, retire_at: i64, now: i64) -> Result<(), StoreError> {

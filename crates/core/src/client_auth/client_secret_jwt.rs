@@ -1,0 +1,24 @@
+//! `client_secret_jwt`: an assertion HMAC-signed with the client's secret (RFC 7523 §2.2, §3).
+
+use async_trait::async_trait;
+
+use super::{Authenticator, Failure, Presented};
+use crate::app::Tollgate;
+use crate::registry::{ClientRuntime, ServerRuntime};
+use crate::server::AuthMethod;
+
+/// The authenticator.
+#[derive(Debug)]
+pub(super) struct ClientSecretJwt;
+
+#[async_trait]
+impl Authenticator for ClientSecretJwt {
+    fn method(&self) -> AuthMethod {
+        AuthMethod::ClientSecretJwt
+    }
+
+    async fn verify(&self, _: &Tollgate, _: &ServerRuntime, _: &ClientRuntime, _: &Presented<'_>) -> Result<(), Failure> {
+        // Implementation in progress (issue 3); until then the method is refused.
+        Err(Failure::Unsupported)
+    }
+}

@@ -35,6 +35,9 @@ async fn token_error_table(backend: &Backend) {
     let (post_id, post_secret) = server.client(&a, "main", json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"})).await;
     let (code_id, code_secret) = server.client(&a, "main", json!({"grant_types": ["authorization_code"], "redirect_uris": ["https://app.example/cb"]})).await;
     let (b_id, b_secret) = server.client(&b, "main", json!({"grant_types": ["client_credentials"]})).await;
+    let (public_id, _) = server
+        .client(&a, "main", json!({"grant_types": ["authorization_code"], "redirect_uris": ["https://spa.example/cb"], "token_endpoint_auth_method": "none"}))
+        .await;
     let ta = format!("/{a}/main/oauth2/token");
     let tb = format!("/{b}/main/oauth2/token");
     let good = basic(&id, &secret);
@@ -60,6 +63,12 @@ async fn token_error_table(backend: &Backend) {
         row("unsupported grant type", &ta, auth(&good), form(&[("grant_type", "password"), ("username", "u"), ("password", "p")]), 400, "unsupported_grant_type"),
         row("missing grant_type", &ta, auth(&good), form(&[("scope", "read")]), 400, "invalid_request"),
         row("client not registered for the grant", &ta, auth(&basic(&code_id, &code_secret)), cc.clone(), 400, "unauthorized_client"),
+        row("public client with client_credentials", &ta, vec![("content-type", FORM.into())],
+            form(&[("grant_type", "client_credentials"), ("client_id", &public_id)]), 400, "unauthorized_client"),
+        row("client secret for a public client", &ta, vec![("content-type", FORM.into())],
+            form(&[("grant_type", "client_credentials"), ("client_id", &public_id), ("client_secret", "guess")]), 401, "invalid_client"),
+        row("introspection at an unknown tenant", "/no-such-tenant/main/oauth2/introspect", auth(&good), form(&[("token", "x")]), 404, "invalid_request"),
+        row("revocation without a token", &format!("/{a}/main/oauth2/revoke"), auth(&good), form(&[("token_type_hint", "access_token")]), 400, "invalid_request"),
         row("scope outside the registered scope", &ta, auth(&good), form(&[("grant_type", "client_credentials"), ("scope", "read admin")]), 400, "invalid_scope"),
         row("malformed scope", &ta, auth(&good), form(&[("grant_type", "client_credentials"), ("scope", "re\"ad")]), 400, "invalid_scope"),
         row("unregistered resource", &ta, auth(&good), form(&[("grant_type", "client_credentials"), ("resource", "https://api.other")]), 400, "invalid_target"),
@@ -82,6 +91,7 @@ async fn token_error_table(backend: &Backend) {
         Row { name: "GET on the token endpoint", method: reqwest::Method::GET, path: ta.clone(), headers: vec![], body: vec![], status: 405, error: "invalid_request" },
         Row { name: "discovery of an unknown tenant", method: reqwest::Method::GET, path: "/nobody/main/.well-known/openid-configuration".into(), headers: vec![], body: vec![], status: 404, error: "invalid_request" },
         Row { name: "JWKS of an unknown server", method: reqwest::Method::GET, path: format!("/{a}/nope/.well-known/jwks.json"), headers: vec![], body: vec![], status: 404, error: "invalid_request" },
+        Row { name: "GET on introspection", method: reqwest::Method::GET, path: format!("/{a}/main/oauth2/introspect"), headers: vec![], body: vec![], status: 405, error: "invalid_request" },
         Row { name: "POST to discovery", method: post.clone(), path: format!("/{a}/main/.well-known/jwks.json"), headers: vec![], body: vec![], status: 405, error: "invalid_request" },
         Row { name: "unknown path", method: reqwest::Method::GET, path: "/nothing/here".into(), headers: vec![], body: vec![], status: 404, error: "invalid_request" },
     ];

@@ -10,6 +10,7 @@ pub mod client_auth;
 pub mod clock;
 pub mod grants;
 pub mod ids;
+pub mod introspection;
 pub mod keys;
 pub mod manage;
 pub mod oauth;

@@ -3,10 +3,13 @@
 //! invalidate entries in the same process before they return; every entry also expires after
 //! a bounded time, which is how changes made through another replica arrive here.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey};
 
 use crate::client::Client;
 use crate::clock;
@@ -28,6 +31,8 @@ pub struct ServerRuntime {
     pub current_keys: Vec<Arc<SigningKey>>,
     /// The JWK Set document (current, next and unexpired retiring keys), rendered once.
     pub jwks: String,
+    /// Verification keys of every published key, by `kid`, for introspection and revocation.
+    pub verify_keys: HashMap<String, (DecodingKey, Algorithm)>,
 }
 
 impl ServerRuntime {
@@ -177,11 +182,17 @@ async fn load_server(
     let records = repo.list_keys(t, s).await?;
     let mut current_keys = Vec::new();
     let mut published = Vec::new();
+    let mut verify_keys = HashMap::new();
     for rec in &records {
         if rec.retire_at.is_some_and(|r| r <= now) {
             continue;
         }
         published.push(rec.public_jwk.clone());
+        let decoding = serde_json::from_value::<Jwk>(rec.public_jwk.clone())
+            .ok()
+            .and_then(|jwk| DecodingKey::from_jwk(&jwk).ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("public key {} is not a usable JWK", rec.kid)))?;
+        verify_keys.insert(rec.kid.clone(), (decoding, jwt_algorithm(rec.alg)));
         if rec.status == KeyStatus::Current {
             let key = rec
                 .open(master)
@@ -203,5 +214,15 @@ async fn load_server(
         signing_key,
         current_keys,
         jwks,
+        verify_keys,
     }))
+}
+
+fn jwt_algorithm(alg: SigningAlg) -> Algorithm {
+    match alg {
+        SigningAlg::ES256 => Algorithm::ES256,
+        SigningAlg::RS256 => Algorithm::RS256,
+        SigningAlg::PS256 => Algorithm::PS256,
+        SigningAlg::EdDSA => Algorithm::EdDSA,
+    }
 }

@@ -15,13 +15,23 @@ use crate::{server_ids, OAuthResponse};
 /// How long clients may cache discovery documents and keys.
 const CACHE: &str = "public, max-age=60";
 
+/// JWS algorithms accepted for client assertions (RFC 7523) at every client endpoint.
+const ASSERTION_ALGS: &[&str] = &["HS256", "HS384", "HS512", "RS256", "PS256", "ES256", "EdDSA", "Ed25519"];
+
 #[derive(Serialize)]
 struct Metadata<'a> {
     issuer: &'a str,
     token_endpoint: String,
+    introspection_endpoint: String,
+    revocation_endpoint: String,
     jwks_uri: String,
     grant_types_supported: &'static [&'static str],
     token_endpoint_auth_methods_supported: Vec<&'static str>,
+    token_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+    introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    introspection_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
+    revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    revocation_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
     response_types_supported: [&'static str; 0],
     scopes_supported: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,7 +42,7 @@ struct Metadata<'a> {
 
 fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metadata<'a> {
     let servable = app.servable_methods();
-    let methods = server
+    let methods: Vec<&'static str> = server
         .server
         .allowed_token_endpoint_auth_methods
         .iter()
@@ -46,9 +56,16 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
     Metadata {
         issuer: &server.issuer,
         token_endpoint: format!("{}/oauth2/token", server.issuer),
+        introspection_endpoint: format!("{}/oauth2/introspect", server.issuer),
+        revocation_endpoint: format!("{}/oauth2/revoke", server.issuer),
         jwks_uri: format!("{}/.well-known/jwks.json", server.issuer),
         grant_types_supported: SUPPORTED_GRANTS,
-        token_endpoint_auth_methods_supported: methods,
+        token_endpoint_auth_methods_supported: methods.clone(),
+        token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
+        introspection_endpoint_auth_methods_supported: methods.clone(),
+        introspection_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
+        revocation_endpoint_auth_methods_supported: methods,
+        revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
         response_types_supported: [],
         scopes_supported: Vec::new(),
         subject_types_supported: oidc.then_some(["public"]),

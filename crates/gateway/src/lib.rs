@@ -3,8 +3,11 @@
 //! one core function, and map the result (or its [`OAuthResponse`] error) to HTTP.
 
 mod body;
+mod client_request;
 mod discovery;
 mod error;
+mod introspect;
+mod revoke;
 mod token;
 
 use actix_web::{web, HttpResponse, ResponseError as _};
@@ -39,7 +42,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/{tid}/{aid}/oauth2/token")
             .route(web::post().to(token::token))
             .default_service(web::to(post_only)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/oauth2/introspect")
+            .route(web::post().to(introspect::introspect))
+            .default_service(web::to(post_only)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/oauth2/revoke")
+            .route(web::post().to(revoke::revoke))
+            .default_service(web::to(post_only)),
     );
+}
+
+/// A `200` builder with `Cache-Control: no-store` and `Pragma: no-cache`, for responses that
+/// carry or describe tokens (RFC 6749 §5.1, RFC 7662 §2.2).
+fn no_store() -> actix_web::HttpResponseBuilder {
+    use actix_web::http::header::{self, HeaderValue};
+    let mut b = HttpResponse::Ok();
+    b.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
+    b
 }
 
 /// The `404` answer for paths no route serves, in the OAuth error format.

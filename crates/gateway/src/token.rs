@@ -1,10 +1,9 @@
 //! `POST /{tid}/{aid}/oauth2/token` (RFC 6749 §3.2).
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
-use tollgate_core::{client_auth, grants, Tollgate};
+use tollgate_core::{grants, Tollgate};
 
-use crate::{body, server_ids, OAuthResponse};
+use crate::{client_request, no_store, OAuthResponse};
 
 /// The token endpoint.
 pub async fn token(
@@ -13,31 +12,15 @@ pub async fn token(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthResponse> {
-    let (t, s) = server_ids(&path)?;
-    let server = app.server(&t, &s).await?;
-    let basic = body::basic_credentials(&req)?;
-    let params = body::token_params(&req, payload)
-        .await
-        .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
-    let endpoint_url = format!("{}/oauth2/token", server.issuer);
-    let request = client_auth::Request {
-        basic: basic.as_ref(),
-        params: &params,
-        certificate: None,
-        endpoint_url: &endpoint_url,
-    };
-    let client = client_auth::authenticate(&app, &server, request).await?;
-    let response = grants::issue(&app, &server, &client, &params).await?;
+    let r = client_request::authenticate(&app, &path, &req, payload, "oauth2/token").await?;
+    let response = grants::issue(&app, &r.server, &r.client, &r.params).await?;
     tracing::debug!(
-        tenant = %t,
-        server = %s,
-        client_id = %client.client.client.client_id,
-        method = client.method.as_str(),
-        grant = params.grant_type.as_deref().unwrap_or(""),
+        tenant = %r.server.server.tenant_id,
+        server = %r.server.server.id,
+        client_id = %r.client.client.client.client_id,
+        method = r.client.method.as_str(),
+        grant = r.params.grant_type.as_deref().unwrap_or(""),
         "token issued"
     );
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
-        .json(response))
+    Ok(no_store().json(response))
 }

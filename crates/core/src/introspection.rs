@@ -1,0 +1,207 @@
+//! Token introspection (RFC 7662) and revocation (RFC 7009) of the access tokens a server
+//! issued. Tokens are verified against the server's own published keys, so a token of another
+//! server or tenant is simply not active here. Revoked tokens are remembered in the
+//! short-lived store until they would have expired, so every replica sees the revocation.
+
+use std::time::Duration;
+
+use jsonwebtoken::{decode, decode_header, Validation};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::app::{store_failure, Tollgate};
+use crate::client_auth::Authenticated;
+use crate::clock;
+use crate::grants::TokenParams;
+use crate::oauth::OAuthError;
+use crate::registry::ServerRuntime;
+
+/// An RFC 7662 §2.2 response: `{"active": false}`, or the token's claims with `active: true`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Introspection {
+    /// Whether the token is active.
+    pub active: bool,
+    /// `Bearer` for active access tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    /// The verified claims (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `client_id`,
+    /// `scope`, `cnf`).
+    #[serde(flatten)]
+    pub claims: Map<String, Value>,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self { active: false, token_type: None, claims: Map::new() }
+    }
+}
+
+fn revoked_key(server: &ServerRuntime, jti: &str) -> String {
+    format!("revoked:{}/{}/{jti}", server.server.tenant_id, server.server.id)
+}
+
+/// Verifies `token` as an access token of `server`: signature by one of its published keys,
+/// `typ: at+jwt`, its issuer, not expired. `None` for anything else.
+fn verify(server: &ServerRuntime, token: &str) -> Option<Map<String, Value>> {
+    let header = decode_header(token).ok()?;
+    if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
+        return None;
+    }
+    let (key, alg) = server.verify_keys.get(header.kid.as_deref()?)?;
+    if header.alg != *alg {
+        return None;
+    }
+    let mut v = Validation::new(*alg);
+    v.set_issuer(&[&server.issuer]);
+    v.validate_aud = false;
+    v.validate_nbf = true;
+    v.leeway = 0;
+    v.set_required_spec_claims(&["exp", "iss", "sub"]);
+    let claims = decode::<Map<String, Value>>(token, key, &v).ok()?.claims;
+    // Tokens Tollgate issues always carry a `jti`; revocation is keyed by it.
+    claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty())?;
+    Some(claims)
+}
+
+fn required_token(params: &TokenParams) -> Result<&str, OAuthError> {
+    params
+        .token
+        .as_ref()
+        .map(crate::secrets::ClientSecret::expose)
+        .ok_or_else(|| OAuthError::invalid_request("missing parameter `token`"))
+}
+
+/// Introspects `params.token` for an authenticated client of `server`.
+///
+/// # Errors
+/// `invalid_request` without a token; `503` when the revocation list cannot be read (fail
+/// closed: a revoked token must not look active).
+pub async fn introspect(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    _client: &Authenticated,
+    params: &TokenParams,
+) -> Result<Introspection, OAuthError> {
+    let token = required_token(params)?;
+    let Some(claims) = verify(server, token) else {
+        return Ok(Introspection::inactive());
+    };
+    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+        return Ok(Introspection::inactive());
+    };
+    if app.short_lived.get(&revoked_key(server, jti)).await.map_err(|e| store_failure(&e))?.is_some() {
+        return Ok(Introspection::inactive());
+    }
+    Ok(Introspection { active: true, token_type: Some("Bearer"), claims })
+}
+
+/// Revokes `params.token` (RFC 7009 §2.1). Invalid, expired and foreign tokens are accepted
+/// silently (§2.2); a valid token issued to another client is refused.
+///
+/// # Errors
+/// `invalid_request` without a token; `unauthorized_client` for another client's token;
+/// `503` when the revocation cannot be recorded.
+pub async fn revoke(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    client: &Authenticated,
+    params: &TokenParams,
+) -> Result<(), OAuthError> {
+    let token = required_token(params)?;
+    let Some(claims) = verify(server, token) else {
+        return Ok(());
+    };
+    let (Some(jti), Some(exp)) = (claims.get("jti").and_then(Value::as_str), claims.get("exp").and_then(Value::as_i64)) else {
+        return Ok(());
+    };
+    let owner = claims.get("client_id").and_then(Value::as_str);
+    if owner != Some(client.client.client.client_id.as_str()) {
+        return Err(OAuthError::unauthorized_client("the token was not issued to this client"));
+    }
+    let ttl = u64::try_from(exp - clock::now()).unwrap_or(0).max(1);
+    app.short_lived
+        .put(&revoked_key(server, jti), b"1", Duration::from_secs(ttl))
+        .await
+        .map_err(|e| store_failure(&e))?;
+    tracing::info!(
+        tenant = %server.server.tenant_id,
+        server = %server.server.id,
+        client_id = %client.client.client.client_id,
+        jti,
+        "access token revoked"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{Algorithm, DecodingKey};
+    use serde_json::json;
+
+    use super::*;
+    use crate::ids::{ServerId, TenantId};
+    use crate::keys::{KeyRecord, KeyStatus, MasterKey, TokenType};
+    use crate::server::{AuthMethod, Server, SigningAlg};
+
+    fn runtime() -> ServerRuntime {
+        let (master, _) = MasterKey::generate();
+        let (t, s) = (TenantId::parse("t").unwrap(), ServerId::parse("s").unwrap());
+        let rec = KeyRecord::generate(&master, &t, &s, SigningAlg::ES256, KeyStatus::Current, 0).unwrap();
+        let key = Arc::new(rec.open(&master).unwrap());
+        let jwk: Jwk = serde_json::from_value(rec.public_jwk.clone()).unwrap();
+        let mut verify_keys = HashMap::new();
+        verify_keys.insert(rec.kid.clone(), (DecodingKey::from_jwk(&jwk).unwrap(), Algorithm::ES256));
+        ServerRuntime {
+            server: Server {
+                tenant_id: t,
+                id: s,
+                name: "S".into(),
+                access_token_ttl: 3600,
+                refresh_token_ttl: 7200,
+                signing_alg: SigningAlg::ES256,
+                default_audience: None,
+                allowed_token_endpoint_auth_methods: vec![AuthMethod::ClientSecretBasic],
+                tls_client_certificate_bound_access_tokens: false,
+                created_at: 0,
+                updated_at: 0,
+            },
+            issuer: "https://issuer.example/t/s".into(),
+            signing_key: key.clone(),
+            current_keys: vec![key],
+            jwks: String::new(),
+            verify_keys,
+        }
+    }
+
+    fn claims(exp_offset: i64, nbf_offset: i64, iss: &str) -> Value {
+        let now = clock::now();
+        json!({"iss": iss, "sub": "c", "aud": iss, "exp": now + exp_offset, "iat": now, "nbf": now + nbf_offset, "jti": "j1", "client_id": "c"})
+    }
+
+    #[test]
+    fn accepts_only_live_access_tokens_of_this_server() {
+        let rt = runtime();
+        let iss = rt.issuer.clone();
+        let sign = |typ, c: &Value| rt.signing_key.sign_jws(typ, c).unwrap();
+        assert!(verify(&rt, &sign(TokenType::AccessToken, &claims(60, 0, &iss))).is_some(), "live");
+        let rows = [
+            ("expired", sign(TokenType::AccessToken, &claims(-1, -10, &iss))),
+            ("not yet valid", sign(TokenType::AccessToken, &claims(600, 300, &iss))),
+            ("an ID token, not an access token", sign(TokenType::Jwt, &claims(60, 0, &iss))),
+            ("another issuer", sign(TokenType::AccessToken, &claims(60, 0, "https://other/t/s"))),
+            ("no jti", {
+                let mut c = claims(60, 0, &iss);
+                c.as_object_mut().unwrap().remove("jti");
+                sign(TokenType::AccessToken, &c)
+            }),
+            ("signed by a key this server does not hold", runtime().signing_key.sign_jws(TokenType::AccessToken, &claims(60, 0, &iss)).unwrap()),
+        ];
+        for (name, token) in rows {
+            assert!(verify(&rt, &token).is_none(), "{name}");
+        }
+    }
+}

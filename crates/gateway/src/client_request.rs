@@ -1,0 +1,56 @@
+//! The part every client-authenticated endpoint shares (token, introspection, revocation):
+//! find the server, read the credentials and the body, authenticate the client.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest};
+use tollgate_core::client_auth::{self, Authenticated, ClientCertificate};
+use tollgate_core::grants::TokenParams;
+use tollgate_core::registry::ServerRuntime;
+use tollgate_core::Tollgate;
+
+use crate::{body, server_ids, OAuthResponse};
+
+/// An authenticated request to one of a server's client endpoints.
+#[derive(Debug)]
+pub struct ClientRequest {
+    /// The authorization server.
+    pub server: Arc<ServerRuntime>,
+    /// The body parameters.
+    pub params: TokenParams,
+    /// The authenticated client.
+    pub client: Authenticated,
+}
+
+/// The client certificate that reached this request, if any.
+fn client_certificate(_req: &HttpRequest) -> Option<ClientCertificate> {
+    // Certificates from TLS connections and trusted proxy headers arrive with the mutual-TLS
+    // work; until then no request carries one.
+    None
+}
+
+/// Reads and authenticates a request to `{issuer}/{endpoint}` (e.g. `oauth2/token`).
+pub async fn authenticate(
+    app: &Tollgate,
+    path: &(String, String),
+    req: &HttpRequest,
+    payload: web::Payload,
+    endpoint: &str,
+) -> Result<ClientRequest, OAuthResponse> {
+    let (t, s) = server_ids(path)?;
+    let server = app.server(&t, &s).await?;
+    let basic = body::basic_credentials(req)?;
+    let params = body::token_params(req, payload)
+        .await
+        .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
+    let certificate = client_certificate(req);
+    let endpoint_url = format!("{}/{endpoint}", server.issuer);
+    let request = client_auth::Request {
+        basic: basic.as_ref(),
+        params: &params,
+        certificate: certificate.as_ref(),
+        endpoint_url: &endpoint_url,
+    };
+    let client = client_auth::authenticate(app, &server, request).await?;
+    Ok(ClientRequest { server, params, client })
+}

@@ -2,6 +2,8 @@
 //! exit code 2), `migrate`, `--only`, and the embedded default's first-start behaviour (the
 //! generated root token printed once and kept as a hash, the generated master key file).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 mod support;
 
@@ -38,7 +40,9 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_code_2() {
     std::fs::create_dir_all(&dir).unwrap();
     let sqlite = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
     let key = support::master_key();
-    let rows: Vec<(&str, Vec<(&str, String)>, Vec<String>, &str)> = vec![
+    // (case, environment, arguments, the option the error must name)
+    type Row<'a> = (&'a str, Vec<(&'a str, String)>, Vec<String>, &'a str);
+    let rows: Vec<Row> = vec![
         ("unparsable database URL", vec![("TOLLGATE_DATABASE_URL", "mysql://x".into())], vec![], "--database-url"),
         ("PostgreSQL without a master key", vec![("TOLLGATE_DATABASE_URL", "postgres://u@127.0.0.1:1/db".into())], vec![], "--master-key"),
         ("master key of the wrong length", vec![("TOLLGATE_DATABASE_URL", sqlite.clone()), ("TOLLGATE_MASTER_KEY", "c2hvcnQ=".into())], vec![], "--master-key"),
@@ -46,9 +50,9 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_code_2() {
         ("bad public URL", vec![("TOLLGATE_DATABASE_URL", sqlite.clone())], vec!["--public-url".into(), "ftp://x".into()], "--public-url"),
         ("bad Redis URL", vec![("TOLLGATE_DATABASE_URL", sqlite.clone())], vec!["--redis-url".into(), "http://x".into()], "--redis-url"),
         ("short admin token", vec![("TOLLGATE_DATABASE_URL", sqlite.clone()), ("TOLLGATE_ADMIN_TOKEN", "short".into())], vec![], "--admin-token"),
-        ("unreachable database", vec![("TOLLGATE_DATABASE_URL", "postgres://u@127.0.0.1:1/db".into()), ("TOLLGATE_MASTER_KEY", key.clone())], vec![], "--database-url"),
+        ("unreachable database", vec![("TOLLGATE_DATABASE_URL", "postgres://u@127.0.0.1:1/db".into()), ("TOLLGATE_MASTER_KEY", key)], vec![], "--database-url"),
         ("unreachable Redis", vec![("TOLLGATE_DATABASE_URL", sqlite.clone())], vec!["--redis-url".into(), "redis://127.0.0.1:1/".into()], "--redis-url"),
-        ("port in use", vec![("TOLLGATE_DATABASE_URL", sqlite.clone())], vec!["--admin-addr".into(), "127.0.0.1:0".into(), "--public-addr".into(), busy_addr.clone()], "--public-addr"),
+        ("port in use", vec![("TOLLGATE_DATABASE_URL", sqlite)], vec!["--admin-addr".into(), "127.0.0.1:0".into(), "--public-addr".into(), busy_addr], "--public-addr"),
     ];
     for (name, env, args, flag) in rows {
         let out = command().arg("serve").args(&args).envs(env).stdin(Stdio::null()).output().unwrap();

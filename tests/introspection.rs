@@ -2,6 +2,8 @@
 //! backends: active tokens show their claims; revoked, malformed, foreign and other tenants'
 //! tokens are inactive; revocation is recorded where every replica sees it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 mod support;
 

@@ -1,6 +1,8 @@
 //! Every error path of the token endpoint and discovery, table-driven: one row per bad
 //! request, with the RFC error code and HTTP status it must get. None may be a 500.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 mod support;
 

@@ -2,6 +2,8 @@
 //! server → client → token → verify the token with the published JWKS using jsonwebtoken
 //! (independent of Tollgate's signing code), plus the variations a user meets next.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 mod support;
 

@@ -2,6 +2,7 @@
 -- Credentials come from the environment:
 --   BENCH_CLIENT_ID, BENCH_CLIENT_SECRET   (required)
 --   BENCH_SCOPE                            (optional: adds scope=... to the body)
+--   BENCH_BODY                             (optional: the whole form body instead)
 -- done() prints "non200: N" (summed over all threads) plus a per-status breakdown.
 
 local function base64(s)
@@ -32,6 +33,12 @@ local body = "grant_type=client_credentials"
 local scope = os.getenv("BENCH_SCOPE")
 if scope and scope ~= "" then
   body = body .. "&scope=" .. (scope:gsub(" ", "%%20"))
+end
+-- Other endpoints that authenticate clients the same way (introspection, revocation) pass
+-- their form body whole.
+local override = os.getenv("BENCH_BODY")
+if override and override ~= "" then
+  body = override
 end
 
 wrk.method = "POST"

@@ -270,3 +270,37 @@ bench_wrk_row() {
             printf "%s %s %.2f %.2f %d %d\n", conns, (rps == "" ? "0" : rps), p50, p99, n, sock
         }' "$1"
 }
+
+# bench_measure NAME LUA URL UNIT: one wrk run per value of $CONNECTIONS against URL, then a
+# table (connections, UNIT, p50, p99, non-200, socket errors) on stdout and in
+# $BENCH_OUT_DIR/NAME.txt. Fails if any response was not 200, unless BENCH_ALLOW_ERRORS=1.
+# Reads DURATION, THREADS and CONNECTIONS.
+bench_measure() {
+    local name="$1" lua="$2" url="$3" unit="$4"
+    local rows=() c raw r n s
+    for c in $CONNECTIONS; do
+        raw="$BENCH_OUT_DIR/$name.c$c.wrk.txt"
+        bench_wrk "$c" "$DURATION" "$lua" "$url" "$raw" "$THREADS"
+        rows+=("$(bench_wrk_row "$raw" "$c")")
+    done
+    local report="$BENCH_OUT_DIR/$name.txt"
+    {
+        printf '# %s: %ss per run, %s wrk threads, %s, %s, rev %s\n' \
+            "$name" "$DURATION" "$THREADS" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+            "$(nproc) cores" "$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+        printf '%-12s %12s %10s %10s %8s %14s\n' connections "$unit" p50_ms p99_ms non200 socket_errors
+        for r in "${rows[@]}"; do
+            # shellcheck disable=SC2086  # split the row into its fields
+            printf '%-12s %12s %10s %10s %8s %14s\n' $r
+        done
+    } >"$report"
+    cat "$report"
+    bench_log "report written to $report"
+    [[ "${BENCH_ALLOW_ERRORS:-0}" == 1 ]] && return 0
+    for r in "${rows[@]}"; do
+        read -r _ _ _ _ n s <<<"$r"
+        if ((n > 0 || s > 0)); then
+            bench_fail "non-200 responses or socket errors during the benchmark (see $BENCH_OUT_DIR/$name.c*.wrk.txt)"
+        fi
+    done
+}

@@ -5,7 +5,7 @@
 //! `TOLLGATE_TEST_POSTGRES_URL` and `TOLLGATE_TEST_REDIS_URL`. Under `CI=true` scripts/test
 //! sets `TOLLGATE_REQUIRE_BACKENDS=1`, and a missing backend fails instead of skipping.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;

@@ -34,7 +34,7 @@ pub async fn log_request(
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid_v4(), str::to_owned);
+        .map_or_else(uuid_v4, str::to_owned);
     let method = req.method().clone();
     let path = req.path().chars().take(256).collect::<String>();
     let mut res = next.call(req).await?;

@@ -154,7 +154,7 @@ mod tests {
         let key = Arc::new(rec.open(&master).unwrap());
         let jwk: Jwk = serde_json::from_value(rec.public_jwk.clone()).unwrap();
         let mut verify_keys = HashMap::new();
-        verify_keys.insert(rec.kid.clone(), (DecodingKey::from_jwk(&jwk).unwrap(), Algorithm::ES256));
+        verify_keys.insert(rec.kid, (DecodingKey::from_jwk(&jwk).unwrap(), Algorithm::ES256));
         ServerRuntime {
             server: Server {
                 tenant_id: t,

@@ -24,10 +24,22 @@ async fn setup(server: &Server) -> Setup {
     let meta = json!({"grant_types": ["client_credentials"], "scope": "read write"});
     let (id, secret) = server.client(&tid, "main", meta.clone()).await;
     let (other_id, other_secret) = server.client(&tid, "main", meta).await;
-    Setup { tid, id, secret, other_id, other_secret }
+    Setup {
+        tid,
+        id,
+        secret,
+        other_id,
+        other_secret,
+    }
 }
 
-async fn post(server: &Server, tid: &str, endpoint: &str, auth: &str, form: &[(&str, &str)]) -> (u16, Value) {
+async fn post(
+    server: &Server,
+    tid: &str,
+    endpoint: &str,
+    auth: &str,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
     let res = server
         .http
         .post(format!("{}/{tid}/main/oauth2/{endpoint}", server.gateway))
@@ -43,7 +55,14 @@ async fn post(server: &Server, tid: &str, endpoint: &str, auth: &str, form: &[(&
 }
 
 async fn issue(server: &Server, tid: &str, id: &str, secret: &str) -> String {
-    let (s, body) = post(server, tid, "token", &basic(id, secret), &[("grant_type", "client_credentials"), ("scope", "read")]).await;
+    let (s, body) = post(
+        server,
+        tid,
+        "token",
+        &basic(id, secret),
+        &[("grant_type", "client_credentials"), ("scope", "read")],
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     body["access_token"].as_str().unwrap().to_owned()
 }
@@ -55,7 +74,14 @@ async fn introspection_shows_claims_of_active_tokens_only(backend: &Backend) {
     let issuer = format!("{}/{}/main", server.gateway, s.tid);
 
     // The resource server (another client of the same server) introspects it.
-    let (status, body) = post(&server, &s.tid, "introspect", &basic(&s.other_id, &s.other_secret), &[("token", &token)]).await;
+    let (status, body) = post(
+        &server,
+        &s.tid,
+        "introspect",
+        &basic(&s.other_id, &s.other_secret),
+        &[("token", &token)],
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["active"], true);
     assert_eq!(body["token_type"], "Bearer");
@@ -72,7 +98,11 @@ async fn introspection_shows_claims_of_active_tokens_only(backend: &Backend) {
     let res = server.http.post(format!("{issuer}/oauth2/introspect"))
         .json(&json!({"token": token, "token_type_hint": "access_token", "client_id": s.other_id, "client_secret": "x"}))
         .send().await.unwrap();
-    assert_eq!(res.status(), 401, "a basic client may not switch to client_secret_post");
+    assert_eq!(
+        res.status(),
+        401,
+        "a basic client may not switch to client_secret_post"
+    );
 
     // Inactive: malformed, tampered, unknown-key, and another tenant's tokens.
     let mut tampered = token.clone();
@@ -80,18 +110,54 @@ async fn introspection_shows_claims_of_active_tokens_only(backend: &Backend) {
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
     let b = setup(&server).await;
     let foreign = issue(&server, &b.tid, &b.id, &b.secret).await;
-    for (name, t) in [("garbage", "not-a-token"), ("three dots", "a.b.c"), ("tampered", tampered.as_str()), ("other tenant", foreign.as_str())] {
-        let (status, body) = post(&server, &s.tid, "introspect", &basic(&s.id, &s.secret), &[("token", t)]).await;
+    for (name, t) in [
+        ("garbage", "not-a-token"),
+        ("three dots", "a.b.c"),
+        ("tampered", tampered.as_str()),
+        ("other tenant", foreign.as_str()),
+    ] {
+        let (status, body) = post(
+            &server,
+            &s.tid,
+            "introspect",
+            &basic(&s.id, &s.secret),
+            &[("token", t)],
+        )
+        .await;
         assert_eq!((status, &body), (200, &json!({"active": false})), "{name}");
     }
 
     // Client authentication is required, with the same rules as the token endpoint.
-    let (status, body) = post(&server, &s.tid, "introspect", &basic(&s.id, "wrong"), &[("token", &token)]).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
-    let (status, body) = post(&server, &b.tid, "introspect", &basic(&s.id, &s.secret), &[("token", &token)]).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "a client of tenant A is unknown at tenant B");
+    let (status, body) = post(
+        &server,
+        &s.tid,
+        "introspect",
+        &basic(&s.id, "wrong"),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    let (status, body) = post(
+        &server,
+        &b.tid,
+        "introspect",
+        &basic(&s.id, &s.secret),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "a client of tenant A is unknown at tenant B"
+    );
     let (status, body) = post(&server, &s.tid, "introspect", &basic(&s.id, &s.secret), &[]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 }
 
 async fn revocation_deactivates_tokens(backend: &Backend) {
@@ -102,10 +168,27 @@ async fn revocation_deactivates_tokens(backend: &Backend) {
     let owner = basic(&s.id, &s.secret);
 
     // Another client may not revoke this client's token.
-    let (status, body) = post(&server, &s.tid, "revoke", &basic(&s.other_id, &s.other_secret), &[("token", &token)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")));
+    let (status, body) = post(
+        &server,
+        &s.tid,
+        "revoke",
+        &basic(&s.other_id, &s.other_secret),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
 
-    let (status, _) = post(&server, &s.tid, "revoke", &owner, &[("token", &token), ("token_type_hint", "access_token")]).await;
+    let (status, _) = post(
+        &server,
+        &s.tid,
+        "revoke",
+        &owner,
+        &[("token", &token), ("token_type_hint", "access_token")],
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, body) = post(&server, &s.tid, "introspect", &owner, &[("token", &token)]).await;
     assert_eq!(body, json!({"active": false}));
@@ -114,34 +197,80 @@ async fn revocation_deactivates_tokens(backend: &Backend) {
     assert_eq!(body["active"], true);
 
     // Revoking again, garbage, or an unknown hint is still 200 (RFC 7009 §2.2).
-    for form in [vec![("token", token.as_str())], vec![("token", "garbage")], vec![("token", token.as_str()), ("token_type_hint", "something_else")]] {
+    for form in [
+        vec![("token", token.as_str())],
+        vec![("token", "garbage")],
+        vec![
+            ("token", token.as_str()),
+            ("token_type_hint", "something_else"),
+        ],
+    ] {
         let (status, _) = post(&server, &s.tid, "revoke", &owner, &form).await;
         assert_eq!(status, 200);
     }
     let (status, body) = post(&server, &s.tid, "revoke", &owner, &[]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
-    let (status, body) = post(&server, &s.tid, "revoke", &basic(&s.id, "nope"), &[("token", &other)]).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, body) = post(
+        &server,
+        &s.tid,
+        "revoke",
+        &basic(&s.id, "nope"),
+        &[("token", &other)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
 
     let printed = server.printed();
-    assert!(!printed.contains(&token) && !printed.contains(&other), "tokens never reach the logs");
+    assert!(
+        !printed.contains(&token) && !printed.contains(&other),
+        "tokens never reach the logs"
+    );
 }
 
 /// Revocation recorded by one process is honoured by another sharing Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_reaches_every_replica() {
-    let Some(backend) = Backend::postgres() else { return };
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
     // Replicas share one public URL, hence one issuer.
     let url = format!("https://{}.example", support::unique("replicas"));
     let a = Server::start_with(&backend, &["--public-url", &url]).await;
     let b = Server::start_with(&backend, &["--public-url", &url]).await;
     let s = setup(&a).await;
     let token = issue(&a, &s.tid, &s.id, &s.secret).await;
-    let (_, body) = post(&b, &s.tid, "introspect", &basic(&s.id, &s.secret), &[("token", &token)]).await;
+    let (_, body) = post(
+        &b,
+        &s.tid,
+        "introspect",
+        &basic(&s.id, &s.secret),
+        &[("token", &token)],
+    )
+    .await;
     assert_eq!(body["active"], true, "replica B verifies A's token");
-    let (status, _) = post(&a, &s.tid, "revoke", &basic(&s.id, &s.secret), &[("token", &token)]).await;
+    let (status, _) = post(
+        &a,
+        &s.tid,
+        "revoke",
+        &basic(&s.id, &s.secret),
+        &[("token", &token)],
+    )
+    .await;
     assert_eq!(status, 200);
-    let (_, body) = post(&b, &s.tid, "introspect", &basic(&s.id, &s.secret), &[("token", &token)]).await;
+    let (_, body) = post(
+        &b,
+        &s.tid,
+        "introspect",
+        &basic(&s.id, &s.secret),
+        &[("token", &token)],
+    )
+    .await;
     assert_eq!(body, json!({"active": false}));
 }
 

@@ -37,7 +37,8 @@ fn require_backends() -> bool {
 impl Backend {
     /// A fresh SQLite database file in its own temporary folder, with the in-process store.
     pub fn sqlite() -> Self {
-        let dir = std::env::temp_dir().join(format!("tollgate-test-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("tollgate-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         Self {
             name: "sqlite",
@@ -50,10 +51,19 @@ impl Backend {
     /// PostgreSQL + Redis from the environment; `None` (with a loud note) when absent and
     /// not required.
     pub fn postgres() -> Option<Self> {
-        let pg = std::env::var("TOLLGATE_TEST_POSTGRES_URL").ok().filter(|v| !v.is_empty());
-        let redis = std::env::var("TOLLGATE_TEST_REDIS_URL").ok().filter(|v| !v.is_empty());
+        let pg = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|v| !v.is_empty());
+        let redis = std::env::var("TOLLGATE_TEST_REDIS_URL")
+            .ok()
+            .filter(|v| !v.is_empty());
         match (pg, redis) {
-            (Some(pg), Some(redis)) => Some(Self { name: "postgres", database_url: pg, redis_url: Some(redis), dir: None }),
+            (Some(pg), Some(redis)) => Some(Self {
+                name: "postgres",
+                database_url: pg,
+                redis_url: Some(redis),
+                dir: None,
+            }),
             _ => {
                 assert!(
                     !require_backends(),
@@ -109,11 +119,16 @@ pub fn command() -> Command {
             cmd.env_remove(k);
         }
     }
-    cmd.env("TOLLGATE_LOG_FORMAT", "json").env("RUST_LOG", "info");
+    cmd.env("TOLLGATE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
     cmd
 }
 
-fn pump(reader: impl std::io::Read + Send + 'static, out: Arc<Mutex<String>>, lines: Option<std::sync::mpsc::Sender<String>>) {
+fn pump(
+    reader: impl std::io::Read + Send + 'static,
+    out: Arc<Mutex<String>>,
+    lines: Option<std::sync::mpsc::Sender<String>>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(reader).lines() {
             let Ok(line) = line else { break };
@@ -128,7 +143,10 @@ fn pump(reader: impl std::io::Read + Send + 'static, out: Arc<Mutex<String>>, li
 
 /// A base64 master key, fresh per call (two random UUIDs' bytes: 244 random bits).
 pub fn master_key() -> String {
-    let k: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()].iter().flat_map(|u| *u.as_bytes()).collect();
+    let k: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+        .iter()
+        .flat_map(|u| *u.as_bytes())
+        .collect();
     STANDARD.encode(k)
 }
 
@@ -142,7 +160,12 @@ impl Server {
     pub async fn start_with(backend: &Backend, extra: &[&str]) -> Self {
         let mut cmd = command();
         cmd.arg("serve")
-            .args(["--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+            .args([
+                "--public-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+            ])
             .env("TOLLGATE_DATABASE_URL", &backend.database_url)
             .args(extra)
             .stdin(Stdio::null())
@@ -166,7 +189,12 @@ impl Server {
     }
 
     /// Spawns and waits for the listeners `--only` leaves running.
-    pub async fn spawn_expecting(mut cmd: Command, configured_token: Option<String>, want_gateway: bool, want_admin: bool) -> Self {
+    pub async fn spawn_expecting(
+        mut cmd: Command,
+        configured_token: Option<String>,
+        want_gateway: bool,
+        want_admin: bool,
+    ) -> Self {
         let mut child = cmd.spawn().expect("spawn tollgate");
         let output = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -182,15 +210,24 @@ impl Server {
                         gateway = Some(url);
                     } else if let Some(url) = after(&line, "admin API listening on ") {
                         admin = Some(url);
-                    } else if let Some(t) = line.split("(shown once, only its hash is kept): ").nth(1) {
+                    } else if let Some(t) =
+                        line.split("(shown once, only its hash is kept): ").nth(1)
+                    {
                         token = Some(t.trim().to_owned());
                     }
                 }
                 Err(_) => {
                     if let Ok(Some(status)) = child.try_wait() {
-                        panic!("tollgate exited early ({status}):\n{}", output.lock().unwrap());
+                        panic!(
+                            "tollgate exited early ({status}):\n{}",
+                            output.lock().unwrap()
+                        );
                     }
-                    assert!(Instant::now() < deadline, "tollgate did not start in time:\n{}", output.lock().unwrap());
+                    assert!(
+                        Instant::now() < deadline,
+                        "tollgate did not start in time:\n{}",
+                        output.lock().unwrap()
+                    );
                 }
             }
         }
@@ -198,9 +235,16 @@ impl Server {
             child,
             gateway: gateway.unwrap_or_default(),
             admin: admin.unwrap_or_default(),
-            admin_token: if want_admin { token.expect("no admin token configured or printed") } else { String::new() },
+            admin_token: if want_admin {
+                token.expect("no admin token configured or printed")
+            } else {
+                String::new()
+            },
             output,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
         }
     }
 
@@ -211,14 +255,29 @@ impl Server {
 
     /// POST JSON to the admin API with the root token; returns status and body.
     pub async fn admin_post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let res = self.http.post(format!("{}{path}", self.admin)).bearer_auth(&self.admin_token).json(body).send().await.unwrap();
+        let res = self
+            .http
+            .post(format!("{}{path}", self.admin))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
     /// Any admin call with the root token.
-    pub async fn admin_call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.admin)).bearer_auth(&self.admin_token);
+    pub async fn admin_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.admin))
+            .bearer_auth(&self.admin_token);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -229,22 +288,37 @@ impl Server {
 
     /// Creates a tenant and a server (ES256 unless `extra` says otherwise).
     pub async fn tenant_and_server(&self, tid: &str, aid: &str, extra: Value) -> Value {
-        let (s, b) = self.admin_post("/admin/tenants", &json!({"id": tid, "name": format!("Tenant {tid}")})).await;
+        let (s, b) = self
+            .admin_post(
+                "/admin/tenants",
+                &json!({"id": tid, "name": format!("Tenant {tid}")}),
+            )
+            .await;
         assert_eq!(s, 201, "{b}");
         let mut body = json!({"id": aid, "name": "Main"});
         if let (Some(o), Value::Object(e)) = (body.as_object_mut(), extra) {
             o.extend(e);
         }
-        let (s, b) = self.admin_post(&format!("/admin/tenants/{tid}/servers"), &body).await;
+        let (s, b) = self
+            .admin_post(&format!("/admin/tenants/{tid}/servers"), &body)
+            .await;
         assert_eq!(s, 201, "{b}");
         b
     }
 
     /// Registers a client; returns `(client_id, client_secret)`.
     pub async fn client(&self, tid: &str, aid: &str, metadata: Value) -> (String, String) {
-        let (s, b) = self.admin_post(&format!("/admin/tenants/{tid}/servers/{aid}/clients"), &metadata).await;
+        let (s, b) = self
+            .admin_post(
+                &format!("/admin/tenants/{tid}/servers/{aid}/clients"),
+                &metadata,
+            )
+            .await;
         assert_eq!(s, 201, "{b}");
-        (b["client_id"].as_str().unwrap().to_owned(), b["client_secret"].as_str().unwrap_or_default().to_owned())
+        (
+            b["client_id"].as_str().unwrap().to_owned(),
+            b["client_secret"].as_str().unwrap_or_default().to_owned(),
+        )
     }
 
     /// Waits (at most 10 s) until the output contains `needle`; the log pump runs on its own
@@ -267,7 +341,9 @@ impl Server {
 }
 
 fn after(line: &str, marker: &str) -> Option<String> {
-    line.split(marker).nth(1).map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+    line.split(marker)
+        .nth(1)
+        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
 }
 
 /// One master key for every process that shares the PostgreSQL test database.
@@ -275,12 +351,17 @@ pub fn shared_master_key() -> &'static str {
     // Fixed for the shared test database only: keys sealed by one test process must open in
     // another. Generated per run by scripts/test when it sets TOLLGATE_TEST_MASTER_KEY.
     static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    KEY.get_or_init(|| std::env::var("TOLLGATE_TEST_MASTER_KEY").unwrap_or_else(|_| STANDARD.encode([7u8; 32])))
+    KEY.get_or_init(|| {
+        std::env::var("TOLLGATE_TEST_MASTER_KEY").unwrap_or_else(|_| STANDARD.encode([7u8; 32]))
+    })
 }
 
 /// A unique lowercase id for tenants in shared databases.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 /// `Authorization: Basic` value for a client (RFC 6749 §2.3.1 form-encoding is a no-op for

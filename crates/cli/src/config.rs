@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tollgate_core::app::{AssertionAudience, AssertionOptions, JwksFetchOptions};
 use tollgate_core::keys::MasterKey;
 
 use crate::Fatal;
@@ -16,12 +17,22 @@ use crate::Fatal;
 #[command(name = "tollgate", version, about, long_about = None)]
 pub struct Cli {
     /// Database: `sqlite://PATH?mode=rwc` (embedded default) or `postgres://…` (production).
-    #[arg(long, env = "TOLLGATE_DATABASE_URL", default_value = "sqlite://tollgate.db?mode=rwc", global = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_DATABASE_URL",
+        default_value = "sqlite://tollgate.db?mode=rwc",
+        global = true
+    )]
     database_url: String,
 
     /// Base64 of 32 random bytes; encrypts signing keys and client_secret_jwt secrets at rest.
     /// Unset with SQLite: generated into a key file beside the database. Required with PostgreSQL.
-    #[arg(long, env = "TOLLGATE_MASTER_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_MASTER_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     master_key: Option<String>,
 
     /// Log format; default `text` on a terminal, else `json`. Levels via RUST_LOG (default info).
@@ -32,6 +43,8 @@ pub struct Cli {
     command: CliCommand,
 }
 
+// Parsed once at start and moved straight into `Command`; boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum CliCommand {
     /// Run the gateway and admin listeners (applies migrations first unless --no-migrate).
@@ -84,6 +97,64 @@ pub struct ServeArgs {
     /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
     #[arg(long, env = "TOLLGATE_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
+
+    /// PEM certificate chain: the gateway serves HTTPS (needs --tls-key). The admin listener
+    /// never serves TLS.
+    #[arg(long, env = "TOLLGATE_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TOLLGATE_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM bundle of the CAs that tls_client_auth certificates must chain to. With --tls-cert
+    /// the gateway then requests (does not require) client certificates; with
+    /// --client-cert-header it checks proxied ones against the same CAs.
+    #[arg(long, env = "TOLLGATE_TLS_CLIENT_CA", value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Header in which a TLS-terminating proxy passes the client certificate as URL-encoded
+    /// PEM (nginx `$ssl_client_escaped_cert`); believed only from --trusted-proxies. Needs
+    /// --tls-client-ca.
+    #[arg(long, env = "TOLLGATE_CLIENT_CERT_HEADER", value_name = "NAME")]
+    pub client_cert_header: Option<String>,
+
+    /// Comma-separated CIDRs (or addresses) of reverse proxies whose client-certificate header
+    /// and X-Forwarded-* headers are believed; default: none.
+    #[arg(long, env = "TOLLGATE_TRUSTED_PROXIES", value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
+
+    /// Client assertions (RFC 7523): how many seconds ahead `exp` may be (1 to 3600).
+    #[arg(
+        long,
+        env = "TOLLGATE_ASSERTION_MAX_LIFETIME",
+        default_value_t = 300,
+        value_name = "SECONDS"
+    )]
+    pub assertion_max_lifetime: u64,
+
+    /// Client assertions: clock skew tolerated on `exp`, `nbf` and `iat`, in seconds (0 to 300).
+    #[arg(
+        long,
+        env = "TOLLGATE_ASSERTION_CLOCK_SKEW",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub assertion_clock_skew: u64,
+
+    /// Client assertions: accepted `aud` values — the receiving endpoint's URL or the issuer,
+    /// or only the issuer.
+    #[arg(long, env = "TOLLGATE_ASSERTION_AUDIENCE", value_enum, default_value_t = AssertionAudienceArg::EndpointOrIssuer)]
+    pub assertion_audience: AssertionAudienceArg,
+
+    /// Allow `http://` client `jwks_uri`s (development only).
+    #[arg(long, env = "TOLLGATE_JWKS_URI_ALLOW_HTTP")]
+    pub jwks_uri_allow_http: bool,
+
+    /// Allow client `jwks_uri`s on loopback, private and link-local addresses (development only:
+    /// this disables the SSRF guard).
+    #[arg(long, env = "TOLLGATE_JWKS_URI_ALLOW_PRIVATE")]
+    pub jwks_uri_allow_private: bool,
 }
 
 /// Which listener `--only` runs.
@@ -93,6 +164,58 @@ pub enum Only {
     Gateway,
     /// The admin API.
     Admin,
+}
+
+/// Which `aud` values a client assertion may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AssertionAudienceArg {
+    /// The URL of the endpoint receiving it, or the issuer.
+    EndpointOrIssuer,
+    /// Only the issuer.
+    Issuer,
+}
+
+impl ServeArgs {
+    /// The client-assertion rules (RFC 7523), from validated flags.
+    #[must_use]
+    pub fn assertion_options(&self) -> AssertionOptions {
+        AssertionOptions {
+            max_lifetime: Duration::from_secs(self.assertion_max_lifetime),
+            clock_skew: Duration::from_secs(self.assertion_clock_skew),
+            audience: match self.assertion_audience {
+                AssertionAudienceArg::EndpointOrIssuer => AssertionAudience::EndpointOrIssuer,
+                AssertionAudienceArg::Issuer => AssertionAudience::IssuerOnly,
+            },
+        }
+    }
+
+    /// How client `jwks_uri`s are fetched.
+    #[must_use]
+    pub fn jwks_fetch_options(&self) -> JwksFetchOptions {
+        JwksFetchOptions {
+            allow_http: self.jwks_uri_allow_http,
+            allow_private_addresses: self.jwks_uri_allow_private,
+            ..JwksFetchOptions::default()
+        }
+    }
+
+    fn validate_assertion_flags(&self) -> Result<(), Fatal> {
+        if !(1..=3600).contains(&self.assertion_max_lifetime) {
+            return Err(Fatal::option(
+                "assertion-max-lifetime",
+                "TOLLGATE_ASSERTION_MAX_LIFETIME",
+                "must be 1 to 3600 seconds",
+            ));
+        }
+        if self.assertion_clock_skew > 300 {
+            return Err(Fatal::option(
+                "assertion-clock-skew",
+                "TOLLGATE_ASSERTION_CLOCK_SKEW",
+                "must be 0 to 300 seconds",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Log output format.
@@ -117,13 +240,15 @@ pub struct Serve {
     pub public_url: Option<String>,
     /// Cache lifetime.
     pub cache_ttl: Duration,
+    /// TLS and client-certificate options.
+    pub tls: crate::tls::TlsSettings,
 }
 
 /// What to run.
 #[derive(Debug)]
 pub enum Command {
     /// `serve`.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// `migrate`.
     Migrate,
 }
@@ -162,7 +287,9 @@ pub struct Config {
 }
 
 fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or("");
     if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
         return None;
@@ -171,7 +298,8 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 }
 
 fn parse_addr(flag: &str, env: &str, s: &str) -> Result<SocketAddr, Fatal> {
-    s.parse().map_err(|_| Fatal::option(flag, env, format!("`{s}` is not an IP:port address")))
+    s.parse()
+        .map_err(|_| Fatal::option(flag, env, format!("`{s}` is not an IP:port address")))
 }
 
 fn parse_public_url(s: &str) -> Result<String, Fatal> {
@@ -195,61 +323,111 @@ impl Cli {
         let db = self.database_url.trim().to_owned();
         let is_pg = db.starts_with("postgres://") || db.starts_with("postgresql://");
         if !is_pg && !db.starts_with("sqlite:") {
-            return Err(Fatal::option("database-url", "TOLLGATE_DATABASE_URL", "must start with sqlite: or postgres://"));
+            return Err(Fatal::option(
+                "database-url",
+                "TOLLGATE_DATABASE_URL",
+                "must start with sqlite: or postgres://",
+            ));
         }
         if is_pg && url::Url::parse(&db).is_err() {
-            return Err(Fatal::option("database-url", "TOLLGATE_DATABASE_URL", "not a valid PostgreSQL URL"));
+            return Err(Fatal::option(
+                "database-url",
+                "TOLLGATE_DATABASE_URL",
+                "not a valid PostgreSQL URL",
+            ));
         }
         let master_key = match &self.master_key {
             Some(k) => {
-                MasterKey::from_base64(k).map_err(|e| Fatal::option("master-key", "TOLLGATE_MASTER_KEY", e))?;
+                MasterKey::from_base64(k)
+                    .map_err(|e| Fatal::option("master-key", "TOLLGATE_MASTER_KEY", e))?;
                 MasterKeySource::Given(k.clone())
             }
             None if is_pg => {
-                return Err(Fatal::option("master-key", "TOLLGATE_MASTER_KEY", "is required with PostgreSQL"));
+                return Err(Fatal::option(
+                    "master-key",
+                    "TOLLGATE_MASTER_KEY",
+                    "is required with PostgreSQL",
+                ));
             }
             None => match sqlite_path(&db) {
                 Some(p) => {
-                    let mut name = p.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+                    let mut name = p
+                        .file_name()
+                        .map(std::ffi::OsStr::to_os_string)
+                        .unwrap_or_default();
                     name.push(".master.key");
                     MasterKeySource::File(p.with_file_name(name))
                 }
                 None => MasterKeySource::Ephemeral,
             },
         };
-        let log_format = self.log_format.unwrap_or(if std::io::stdout().is_terminal() {
-            LogFormat::Text
-        } else {
-            LogFormat::Json
-        });
+        let log_format = self
+            .log_format
+            .unwrap_or(if std::io::stdout().is_terminal() {
+                LogFormat::Text
+            } else {
+                LogFormat::Json
+            });
         let command = match self.command {
             CliCommand::Migrate => Command::Migrate,
             CliCommand::Serve(args) => {
                 if let Some(url) = &args.redis_url {
-                    let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss"));
+                    let ok = url::Url::parse(url)
+                        .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss"));
                     if !ok {
-                        return Err(Fatal::option("redis-url", "TOLLGATE_REDIS_URL", "must be a redis:// URL"));
+                        return Err(Fatal::option(
+                            "redis-url",
+                            "TOLLGATE_REDIS_URL",
+                            "must be a redis:// URL",
+                        ));
                     }
                 }
                 if args.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
-                    return Err(Fatal::option("admin-token", "TOLLGATE_ADMIN_TOKEN", "must be at least 16 characters"));
+                    return Err(Fatal::option(
+                        "admin-token",
+                        "TOLLGATE_ADMIN_TOKEN",
+                        "must be at least 16 characters",
+                    ));
                 }
                 if !(1..=3600).contains(&args.cache_ttl) {
-                    return Err(Fatal::option("cache-ttl", "TOLLGATE_CACHE_TTL", "must be 1 to 3600 seconds"));
+                    return Err(Fatal::option(
+                        "cache-ttl",
+                        "TOLLGATE_CACHE_TTL",
+                        "must be 1 to 3600 seconds",
+                    ));
                 }
+                args.validate_assertion_flags()?;
                 if args.workers == Some(0) {
-                    return Err(Fatal::option("workers", "TOLLGATE_WORKERS", "must be at least 1"));
+                    return Err(Fatal::option(
+                        "workers",
+                        "TOLLGATE_WORKERS",
+                        "must be at least 1",
+                    ));
                 }
-                Command::Serve(Serve {
-                    public_addr: parse_addr("public-addr", "TOLLGATE_PUBLIC_ADDR", &args.public_addr)?,
+                Command::Serve(Box::new(Serve {
+                    public_addr: parse_addr(
+                        "public-addr",
+                        "TOLLGATE_PUBLIC_ADDR",
+                        &args.public_addr,
+                    )?,
                     admin_addr: parse_addr("admin-addr", "TOLLGATE_ADMIN_ADDR", &args.admin_addr)?,
-                    public_url: args.public_url.as_deref().map(parse_public_url).transpose()?,
+                    public_url: args
+                        .public_url
+                        .as_deref()
+                        .map(parse_public_url)
+                        .transpose()?,
                     cache_ttl: Duration::from_secs(args.cache_ttl),
+                    tls: crate::tls::TlsSettings::from_args(&args)?,
                     args,
-                })
+                }))
             }
         };
-        Ok(Config { database_url: db, master_key, log_format, command })
+        Ok(Config {
+            database_url: db,
+            master_key,
+            log_format,
+            command,
+        })
     }
 }
 
@@ -259,14 +437,23 @@ mod tests {
 
     #[test]
     fn sqlite_key_file_sits_beside_the_database() {
-        assert_eq!(sqlite_path("sqlite://tollgate.db?mode=rwc"), Some(PathBuf::from("tollgate.db")));
-        assert_eq!(sqlite_path("sqlite:/var/lib/t.db"), Some(PathBuf::from("/var/lib/t.db")));
+        assert_eq!(
+            sqlite_path("sqlite://tollgate.db?mode=rwc"),
+            Some(PathBuf::from("tollgate.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:/var/lib/t.db"),
+            Some(PathBuf::from("/var/lib/t.db"))
+        );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 
     #[test]
     fn public_url_is_normalised() {
-        assert_eq!(parse_public_url("https://auth.example.com/").unwrap(), "https://auth.example.com");
+        assert_eq!(
+            parse_public_url("https://auth.example.com/").unwrap(),
+            "https://auth.example.com"
+        );
         assert!(parse_public_url("ftp://x").is_err());
         assert!(parse_public_url("https://x/?a=b").is_err());
     }

@@ -5,6 +5,7 @@ mod config;
 mod health;
 mod logging;
 mod serve;
+mod tls;
 
 use std::process::ExitCode;
 

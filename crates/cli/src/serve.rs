@@ -23,7 +23,13 @@ const ROOT_TOKEN: &str = "root";
 async fn open_repo(cfg: &Config, migrate: bool) -> Result<Arc<dyn Repository>, Fatal> {
     let repo = store::open_repository(&cfg.database_url)
         .await
-        .map_err(|e| Fatal::option("database-url", "TOLLGATE_DATABASE_URL", format!("cannot open the database: {e}")))?;
+        .map_err(|e| {
+            Fatal::option(
+                "database-url",
+                "TOLLGATE_DATABASE_URL",
+                format!("cannot open the database: {e}"),
+            )
+        })?;
     if migrate {
         repo.migrate()
             .await
@@ -44,7 +50,9 @@ pub async fn migrate(cfg: &Config) -> Result<(), Fatal> {
 fn master_key(source: &MasterKeySource) -> Result<MasterKey, Fatal> {
     let flag = |m: String| Fatal::option("master-key", "TOLLGATE_MASTER_KEY", m);
     match source {
-        MasterKeySource::Given(text) => MasterKey::from_base64(text).map_err(|e| flag(e.to_string())),
+        MasterKeySource::Given(text) => {
+            MasterKey::from_base64(text).map_err(|e| flag(e.to_string()))
+        }
         MasterKeySource::Ephemeral => {
             tracing::warn!("TOLLGATE_MASTER_KEY is not set and the database is in memory: using a throwaway master key");
             Ok(MasterKey::generate().0)
@@ -54,7 +62,8 @@ fn master_key(source: &MasterKeySource) -> Result<MasterKey, Fatal> {
                 .map_err(|e| flag(format!("key file {} is unusable: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let (key, text) = MasterKey::generate();
-                write_private(path, &text).map_err(|e| flag(format!("cannot write key file {}: {e}", path.display())))?;
+                write_private(path, &text)
+                    .map_err(|e| flag(format!("cannot write key file {}: {e}", path.display())))?;
                 tracing::warn!(
                     path = %path.display(),
                     "TOLLGATE_MASTER_KEY is not set: generated a master key into a file beside the database; \
@@ -62,7 +71,10 @@ fn master_key(source: &MasterKeySource) -> Result<MasterKey, Fatal> {
                 );
                 Ok(key)
             }
-            Err(e) => Err(flag(format!("cannot read key file {}: {e}", path.display()))),
+            Err(e) => Err(flag(format!(
+                "cannot read key file {}: {e}",
+                path.display()
+            ))),
         },
     }
 }
@@ -87,7 +99,11 @@ async fn admin_auth(repo: &dyn Repository, configured: Option<&str>) -> Result<A
     if let Some(token) = configured {
         return Ok(AdminAuth::new(AdminToken::new(token.to_owned()).hash()));
     }
-    let db_err = |e| Fatal::Runtime(format!("cannot read the admin token from the database: {e}"));
+    let db_err = |e| {
+        Fatal::Runtime(format!(
+            "cannot read the admin token from the database: {e}"
+        ))
+    };
     if let Some(hash) = repo.admin_token_hash(ROOT_TOKEN).await.map_err(db_err)? {
         println!(
             "tollgate: admin API uses the root token generated at first start (only its hash is kept; \
@@ -97,19 +113,30 @@ async fn admin_auth(repo: &dyn Repository, configured: Option<&str>) -> Result<A
     }
     let token = AdminToken::generate();
     let hash = token.hash();
-    if repo.set_admin_token_hash_if_absent(ROOT_TOKEN, &hash, clock::now()).await.map_err(db_err)? {
-        println!("tollgate: root admin token (shown once, only its hash is kept): {}", token.expose());
+    if repo
+        .set_admin_token_hash_if_absent(ROOT_TOKEN, &hash, clock::now())
+        .await
+        .map_err(db_err)?
+    {
+        println!(
+            "tollgate: root admin token (shown once, only its hash is kept): {}",
+            token.expose()
+        );
         Ok(AdminAuth::new(hash))
     } else {
         // Another replica generated one first; it printed it.
-        let hash = repo.admin_token_hash(ROOT_TOKEN).await.map_err(db_err)?
+        let hash = repo
+            .admin_token_hash(ROOT_TOKEN)
+            .await
+            .map_err(db_err)?
             .ok_or_else(|| Fatal::Runtime("admin token vanished while starting".into()))?;
         Ok(AdminAuth::new(hash))
     }
 }
 
 fn bind(addr: std::net::SocketAddr, flag: &str, env: &str) -> Result<TcpListener, Fatal> {
-    TcpListener::bind(addr).map_err(|e| Fatal::option(flag, env, format!("cannot listen on {addr}: {e}")))
+    TcpListener::bind(addr)
+        .map_err(|e| Fatal::option(flag, env, format!("cannot listen on {addr}: {e}")))
 }
 
 /// `tollgate serve`.
@@ -119,60 +146,114 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     let run_admin = args.only != Some(Only::Gateway);
 
     let master = master_key(&cfg.master_key)?;
+    // TLS files are read before anything opens or listens, so a bad file is a config error.
+    let tls = if run_gateway {
+        crate::tls::load(&serve.tls)?
+    } else {
+        crate::tls::LoadedTls::default()
+    };
+    let scheme = if tls.server.is_some() {
+        "https"
+    } else {
+        "http"
+    };
 
     let repo = open_repo(cfg, !args.no_migrate).await?;
     let memory = MemoryStore::new();
     let short_lived: Arc<dyn ShortLivedStore> = match &args.redis_url {
-        Some(url) => store::open_short_lived(Some(url))
-            .await
-            .map_err(|e| Fatal::option("redis-url", "TOLLGATE_REDIS_URL", format!("cannot reach Redis: {e}")))?,
+        Some(url) => store::open_short_lived(Some(url)).await.map_err(|e| {
+            Fatal::option(
+                "redis-url",
+                "TOLLGATE_REDIS_URL",
+                format!("cannot reach Redis: {e}"),
+            )
+        })?,
         None => Arc::new(memory.clone()),
     };
-    let auth = if run_admin { Some(admin_auth(repo.as_ref(), args.admin_token.as_deref()).await?) } else { None };
+    let auth = if run_admin {
+        Some(admin_auth(repo.as_ref(), args.admin_token.as_deref()).await?)
+    } else {
+        None
+    };
 
-    let public = if run_gateway { Some(bind(serve.public_addr, "public-addr", "TOLLGATE_PUBLIC_ADDR")?) } else { None };
-    let admin = if run_admin { Some(bind(serve.admin_addr, "admin-addr", "TOLLGATE_ADMIN_ADDR")?) } else { None };
+    let public = if run_gateway {
+        Some(bind(
+            serve.public_addr,
+            "public-addr",
+            "TOLLGATE_PUBLIC_ADDR",
+        )?)
+    } else {
+        None
+    };
+    let admin = if run_admin {
+        Some(bind(serve.admin_addr, "admin-addr", "TOLLGATE_ADMIN_ADDR")?)
+    } else {
+        None
+    };
     let public_url = match (&serve.public_url, &public) {
         (Some(u), _) => u.clone(),
-        (None, Some(l)) => format!("http://{}", l.local_addr().map_err(|e| Fatal::Runtime(e.to_string()))?),
-        (None, None) => format!("http://{}", serve.public_addr),
+        (None, Some(l)) => format!(
+            "{scheme}://{}",
+            l.local_addr().map_err(|e| Fatal::Runtime(e.to_string()))?
+        ),
+        (None, None) => format!("{scheme}://{}", serve.public_addr),
     };
 
     let app = Arc::new(Tollgate::new(
         repo.clone(),
         short_lived,
         master,
-        TollgateOptions { public_url, cache_ttl: serve.cache_ttl, ..TollgateOptions::default() },
+        TollgateOptions {
+            public_url,
+            cache_ttl: serve.cache_ttl,
+            assertions: args.assertion_options(),
+            jwks_fetch: args.jwks_fetch_options(),
+            client_certificates: serve.tls.client_certificates(),
+            client_ca: tls.client_ca.clone(),
+            ..TollgateOptions::default()
+        },
     ));
     let data = web::Data::from(app.clone());
     let shutdown = Duration::from_secs(args.shutdown_timeout);
 
     let mut servers = Vec::new();
     if let Some(listener) = public {
-        let addr = listener.local_addr().map_err(|e| Fatal::Runtime(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Fatal::Runtime(e.to_string()))?;
         let data = data.clone();
+        let proxies = web::Data::new(serve.tls.proxy_trust());
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(proxies.clone())
                 .wrap(from_fn(logging::log_request))
                 .configure(health::configure)
                 .configure(tollgate_gateway::configure)
                 .default_service(web::to(tollgate_gateway::not_found))
         })
+        .on_connect(crate::tls::on_connect)
         .disable_signals()
         .shutdown_timeout(shutdown.as_secs());
         if let Some(w) = args.workers {
             server = server.workers(w);
         }
-        let server = server
-            .listen(listener)
-            .map_err(|e| Fatal::option("public-addr", "TOLLGATE_PUBLIC_ADDR", e))?
-            .run();
-        println!("tollgate: gateway listening on http://{addr} (issuer base {})", app.options.public_url);
+        let server = match tls.server {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
+        .map_err(|e| Fatal::option("public-addr", "TOLLGATE_PUBLIC_ADDR", e))?
+        .run();
+        println!(
+            "tollgate: gateway listening on {scheme}://{addr} (issuer base {})",
+            app.options.public_url
+        );
         servers.push(server);
     }
     if let (Some(listener), Some(auth)) = (admin, auth) {
-        let addr = listener.local_addr().map_err(|e| Fatal::Runtime(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Fatal::Runtime(e.to_string()))?;
         let data = data.clone();
         let auth = web::Data::new(auth);
         let server = HttpServer::new(move || {
@@ -231,7 +312,10 @@ async fn futures_join(servers: Vec<actix_web::dev::Server>) -> Vec<std::io::Resu
     let tasks: Vec<_> = servers.into_iter().map(tokio::spawn).collect();
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
-        out.push(t.await.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))));
+        out.push(
+            t.await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))),
+        );
     }
     out
 }

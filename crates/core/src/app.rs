@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::client_keys::ClientKeys;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::keys::MasterKey;
 use crate::oauth::OAuthError;
@@ -26,6 +27,8 @@ pub struct TollgateOptions {
     /// Whether client certificates can reach the gateway (TLS with a client CA, or a trusted
     /// proxy header): decides whether the two TLS methods are servable.
     pub client_certificates: bool,
+    /// The CAs `tls_client_auth` certificates must chain to (`--tls-client-ca`).
+    pub client_ca: Option<Arc<crate::client_auth::ClientCa>>,
     /// RFC 7523 client-assertion rules.
     pub assertions: AssertionOptions,
     /// How client `jwks_uri`s are fetched.
@@ -102,6 +105,7 @@ impl Default for TollgateOptions {
             cache_ttl: Duration::from_secs(30),
             max_concurrent_hashes: 2,
             client_certificates: false,
+            client_ca: None,
             assertions: AssertionOptions::default(),
             jwks_fetch: JwksFetchOptions::default(),
         }
@@ -127,6 +131,8 @@ pub struct Tollgate {
     pub hash_permits: Semaphore,
     /// Set when shutdown begins: `/readyz` then answers 503 so load balancers drain us.
     pub draining: AtomicBool,
+    /// Fetches and caches clients' `jwks_uri` documents (`private_key_jwt`).
+    pub client_keys: ClientKeys,
 }
 
 impl Tollgate {
@@ -141,6 +147,7 @@ impl Tollgate {
         Self {
             registry: Registry::new(options.cache_ttl),
             hash_permits: Semaphore::new(options.max_concurrent_hashes.max(1)),
+            client_keys: ClientKeys::new(options.jwks_fetch.clone()),
             repo,
             short_lived,
             master: Arc::new(master),
@@ -172,10 +179,20 @@ impl Tollgate {
     ///
     /// # Errors
     /// As above.
-    pub async fn server(&self, t: &TenantId, s: &ServerId) -> Result<Arc<ServerRuntime>, OAuthError> {
+    pub async fn server(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+    ) -> Result<Arc<ServerRuntime>, OAuthError> {
         match self
             .registry
-            .server(self.repo.as_ref(), &self.master, &self.options.public_url, t, s)
+            .server(
+                self.repo.as_ref(),
+                &self.master,
+                &self.options.public_url,
+                t,
+                s,
+            )
             .await
         {
             Ok((Some(rt), _)) => Ok(rt),
@@ -188,7 +205,12 @@ impl Tollgate {
     ///
     /// # Errors
     /// `503` when the store is down.
-    pub async fn client(&self, t: &TenantId, s: &ServerId, c: &ClientId) -> Result<Option<Arc<ClientRuntime>>, OAuthError> {
+    pub async fn client(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        c: &ClientId,
+    ) -> Result<Option<Arc<ClientRuntime>>, OAuthError> {
         self.registry
             .client(self.repo.as_ref(), t, s, c)
             .await

@@ -329,6 +329,101 @@ impl ClientMetadata {
         Ok(())
     }
 
+    /// RFC 7523 / RFC 7591 rules for the JWT methods: `private_key_jwt` registers exactly one
+    /// of `jwks` (public keys it can verify with) and `jwks_uri`; `client_secret_jwt` registers
+    /// neither; `token_endpoint_auth_signing_alg` is one of the method's algorithms. No method
+    /// may register private key material.
+    fn validate_jwt_fields(&self, method: AuthMethod) -> Result<(), Invalid> {
+        use crate::client_keys::{has_private_members, AssertionAlg, ClientKeySet};
+        if let Some(keys) = self
+            .jwks
+            .as_ref()
+            .and_then(|j| j.get("keys"))
+            .and_then(serde_json::Value::as_array)
+        {
+            if keys.iter().any(has_private_members) {
+                return Err(meta(
+                    "jwks",
+                    "must hold public keys only (found a private or symmetric key member)",
+                ));
+            }
+        }
+        let alg = self.token_endpoint_auth_signing_alg.as_deref();
+        match method {
+            AuthMethod::ClientSecretJwt => {
+                if self.jwks.is_some() {
+                    return Err(meta(
+                        "jwks",
+                        "client_secret_jwt signs with the client secret; register no `jwks`",
+                    ));
+                }
+                if self.jwks_uri.is_some() {
+                    return Err(meta(
+                        "jwks_uri",
+                        "client_secret_jwt signs with the client secret; register no `jwks_uri`",
+                    ));
+                }
+                if alg.is_some_and(|a| !AssertionAlg::HMAC_NAMES.contains(&a)) {
+                    return Err(meta(
+                        "token_endpoint_auth_signing_alg",
+                        "for client_secret_jwt must be HS256, HS384 or HS512",
+                    ));
+                }
+            }
+            AuthMethod::PrivateKeyJwt => {
+                if alg.is_some_and(|a| !AssertionAlg::KEY_NAMES.contains(&a)) {
+                    return Err(meta(
+                        "token_endpoint_auth_signing_alg",
+                        "for private_key_jwt must be RS256, PS256, ES256 or EdDSA (Ed25519)",
+                    ));
+                }
+                match (&self.jwks, &self.jwks_uri) {
+                    (None, None) => {
+                        return Err(meta(
+                            "jwks",
+                            "private_key_jwt requires `jwks` or `jwks_uri`",
+                        ))
+                    }
+                    (Some(jwks), _) => {
+                        let keys =
+                            ClientKeySet::from_registration(jwks).map_err(|e| meta("jwks", e))?;
+                        if let Some(alg) = alg.and_then(AssertionAlg::parse) {
+                            if !keys.keys.iter().any(|k| k.fits(alg)) {
+                                return Err(meta(
+                                    "jwks",
+                                    format!("holds no key usable with {}", alg.as_str()),
+                                ));
+                            }
+                        }
+                    }
+                    (None, Some(_)) => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Checks `jwks_uri` against the gateway's fetch options (https unless `http` is allowed;
+    /// no private address literal unless allowed). Separate from [`Self::validated`] because it
+    /// depends on process configuration, not on the server's policy.
+    ///
+    /// # Errors
+    /// `invalid_client_metadata` naming `jwks_uri`.
+    pub fn check_jwks_uri(&self, options: &crate::app::JwksFetchOptions) -> Result<(), Invalid> {
+        use crate::client_keys::{check_jwks_uri, FetchError};
+        let Some(uri) = &self.jwks_uri else {
+            return Ok(());
+        };
+        check_jwks_uri(uri, options).map(|_| ()).map_err(|e| match e {
+            FetchError::Address(ip) => meta(
+                "jwks_uri",
+                format!("{ip} is a private or reserved address (allowed only with --jwks-uri-allow-private)"),
+            ),
+            other => meta("jwks_uri", other.to_string()),
+        })
+    }
+
     fn validate_method_fields(&self, method: AuthMethod) -> Result<(), Invalid> {
         if self.jwks.is_some() && self.jwks_uri.is_some() {
             return Err(meta("jwks", "`jwks` and `jwks_uri` are mutually exclusive"));
@@ -339,7 +434,10 @@ impl ClientMetadata {
         if let Some(jwks) = &self.jwks {
             let keys = jwks.get("keys").and_then(serde_json::Value::as_array);
             if keys.is_none() {
-                return Err(meta("jwks", "must be a JWK Set: an object with a `keys` array"));
+                return Err(meta(
+                    "jwks",
+                    "must be a JWK Set: an object with a `keys` array",
+                ));
             }
             if serde_json::to_vec(jwks).map_or(0, |v| v.len()) > 64 * 1024 {
                 return Err(meta("jwks", "must be at most 64 KiB"));
@@ -347,21 +445,113 @@ impl ClientMetadata {
         }
         if let Some(alg) = &self.token_endpoint_auth_signing_alg {
             if alg == "none" {
-                return Err(meta("token_endpoint_auth_signing_alg", "`none` is not allowed"));
+                return Err(meta(
+                    "token_endpoint_auth_signing_alg",
+                    "`none` is not allowed",
+                ));
             }
-            if !matches!(method, AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt) {
+            if !matches!(
+                method,
+                AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt
+            ) {
                 return Err(meta(
                     "token_endpoint_auth_signing_alg",
                     "applies only to client_secret_jwt and private_key_jwt",
                 ));
             }
         }
+        self.validate_jwt_fields(method)?;
         if let Some(alg) = &self.id_token_signed_response_alg {
             if crate::server::SigningAlg::parse(alg).is_none() {
                 return Err(meta(
                     "id_token_signed_response_alg",
                     "must be one of ES256, RS256, PS256, EdDSA",
                 ));
+            }
+        }
+        self.validate_tls_fields(method)
+    }
+
+    /// RFC 8705 §2.1.2 / §2.2.2: `tls_client_auth` registers exactly one subject field, which
+    /// must be well-formed; `self_signed_tls_client_auth` registers its certificates as `x5c`
+    /// in an inline `jwks`. The subject fields belong to `tls_client_auth` only.
+    fn validate_tls_fields(&self, method: AuthMethod) -> Result<(), Invalid> {
+        let subject_fields = [
+            (
+                "tls_client_auth_subject_dn",
+                &self.tls_client_auth_subject_dn,
+            ),
+            ("tls_client_auth_san_dns", &self.tls_client_auth_san_dns),
+            ("tls_client_auth_san_uri", &self.tls_client_auth_san_uri),
+            ("tls_client_auth_san_ip", &self.tls_client_auth_san_ip),
+            ("tls_client_auth_san_email", &self.tls_client_auth_san_email),
+        ];
+        let mut given = subject_fields
+            .iter()
+            .filter_map(|(f, v)| v.as_deref().map(|v| (*f, v)));
+        if method != AuthMethod::TlsClientAuth {
+            if let Some((field, _)) = given.next() {
+                return Err(meta(field, "applies only to tls_client_auth"));
+            }
+        } else {
+            let Some((field, value)) = given.next() else {
+                return Err(meta(
+                    "tls_client_auth_subject_dn",
+                    "tls_client_auth requires exactly one of tls_client_auth_subject_dn, \
+                     tls_client_auth_san_dns, tls_client_auth_san_uri, tls_client_auth_san_ip, \
+                     tls_client_auth_san_email",
+                ));
+            };
+            if let Some((second, _)) = given.next() {
+                return Err(meta(
+                    second,
+                    format!("tls_client_auth takes exactly one subject field; `{field}` is already given"),
+                ));
+            }
+            check_text(field, Some(value), 1024)?;
+            match field {
+                "tls_client_auth_subject_dn" => {
+                    crate::client_auth::DistinguishedName::parse(value).map_err(|e| {
+                        meta(field, format!("is not an RFC 4514 distinguished name: {e}"))
+                    })?;
+                }
+                "tls_client_auth_san_ip" => {
+                    value
+                        .parse::<std::net::IpAddr>()
+                        .map_err(|_| meta(field, "must be an IPv4 or IPv6 address"))?;
+                }
+                "tls_client_auth_san_uri" => {
+                    url::Url::parse(value).map_err(|_| meta(field, "must be an absolute URI"))?;
+                }
+                "tls_client_auth_san_email" => {
+                    if !value
+                        .split_once('@')
+                        .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+                    {
+                        return Err(meta(field, "must be an e-mail address"));
+                    }
+                }
+                _ => {
+                    if value.contains(' ') {
+                        return Err(meta(field, "must be a DNS name"));
+                    }
+                }
+            }
+        }
+        if method == AuthMethod::SelfSignedTlsClientAuth {
+            if self.jwks_uri.is_some() {
+                return Err(meta(
+                    "jwks_uri",
+                    "self_signed_tls_client_auth takes its certificates from an inline `jwks` (x5c)",
+                ));
+            }
+            let Some(jwks) = &self.jwks else {
+                return Err(meta("jwks", "self_signed_tls_client_auth requires `jwks` holding the client's certificates (x5c)"));
+            };
+            let certs =
+                crate::client_auth::registered_certificates(jwks).map_err(|e| meta("jwks", e))?;
+            if certs.is_empty() {
+                return Err(meta("jwks", "self_signed_tls_client_auth requires at least one key with an `x5c` certificate"));
             }
         }
         Ok(())
@@ -403,7 +593,10 @@ mod tests {
     #[test]
     fn applies_rfc7591_defaults() {
         let m = parse(r#"{"redirect_uris":["https://app/cb"]}"#).unwrap();
-        assert_eq!(m.token_endpoint_auth_method, Some(AuthMethod::ClientSecretBasic));
+        assert_eq!(
+            m.token_endpoint_auth_method,
+            Some(AuthMethod::ClientSecretBasic)
+        );
         assert_eq!(m.grant_types, vec!["authorization_code"]);
         assert_eq!(m.response_types, vec!["code"]);
     }
@@ -411,16 +604,40 @@ mod tests {
     #[test]
     fn invalid_combinations_name_the_field() {
         let rows = [
-            (r#"{"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}"#, "grant_types"),
+            (
+                r#"{"grant_types":["client_credentials"],"token_endpoint_auth_method":"none"}"#,
+                "grant_types",
+            ),
             (r#"{"grant_types":["password"]}"#, "grant_types"),
-            (r#"{"grant_types":["authorization_code"],"redirect_uris":["https://a/cb#x"]}"#, "redirect_uris"),
+            (
+                r#"{"grant_types":["authorization_code"],"redirect_uris":["https://a/cb#x"]}"#,
+                "redirect_uris",
+            ),
             (r#"{"grant_types":["authorization_code"]}"#, "redirect_uris"),
-            (r#"{"grant_types":["authorization_code"],"redirect_uris":["not a url"]}"#, "redirect_uris"),
-            (r#"{"grant_types":["client_credentials"],"scope":"a\"b"}"#, "scope"),
-            (r#"{"grant_types":["client_credentials"],"response_types":["code"]}"#, "response_types"),
-            (r#"{"grant_types":["client_credentials"],"jwks":{"keys":[]},"jwks_uri":"https://x/j"}"#, "jwks"),
-            (r#"{"grant_types":["client_credentials"],"client_uri":"ftp://x"}"#, "client_uri"),
-            (r#"{"grant_types":["client_credentials"],"refresh_token":1,"client_name":""}"#, "client_name"),
+            (
+                r#"{"grant_types":["authorization_code"],"redirect_uris":["not a url"]}"#,
+                "redirect_uris",
+            ),
+            (
+                r#"{"grant_types":["client_credentials"],"scope":"a\"b"}"#,
+                "scope",
+            ),
+            (
+                r#"{"grant_types":["client_credentials"],"response_types":["code"]}"#,
+                "response_types",
+            ),
+            (
+                r#"{"grant_types":["client_credentials"],"jwks":{"keys":[]},"jwks_uri":"https://x/j"}"#,
+                "jwks",
+            ),
+            (
+                r#"{"grant_types":["client_credentials"],"client_uri":"ftp://x"}"#,
+                "client_uri",
+            ),
+            (
+                r#"{"grant_types":["client_credentials"],"refresh_token":1,"client_name":""}"#,
+                "client_name",
+            ),
         ];
         for (json, field) in rows {
             let err = parse(json).unwrap_err();
@@ -434,11 +651,291 @@ mod tests {
         assert_eq!(m.scope.as_deref(), Some("a b"));
     }
 
+    fn parse_tls(json: serde_json::Value) -> Result<ClientMetadata, Invalid> {
+        let mut s = server();
+        s.allowed_token_endpoint_auth_methods = AuthMethod::servable(true);
+        let mut json = json;
+        json["grant_types"] = serde_json::json!(["client_credentials"]);
+        serde_json::from_value::<ClientMetadata>(json)
+            .unwrap()
+            .validated(&s, &AuthMethod::servable(true))
+    }
+
+    fn x5c_jwks() -> serde_json::Value {
+        use base64::Engine as _;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["c.example".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        serde_json::json!({"keys": [{"kty": "EC", "x5c": [base64::engine::general_purpose::STANDARD.encode(cert.der())]}]})
+    }
+
+    #[test]
+    fn tls_methods_validate_their_fields() {
+        use serde_json::json;
+        let tls = "tls_client_auth";
+        let ss = "self_signed_tls_client_auth";
+        let ok = [
+            json!({"token_endpoint_auth_method": tls, "tls_client_auth_subject_dn": "CN=svc,O=Acme\\, Inc.,C=US"}),
+            json!({"token_endpoint_auth_method": tls, "tls_client_auth_san_dns": "svc.example.com"}),
+            json!({"token_endpoint_auth_method": tls, "tls_client_auth_san_uri": "spiffe://example.com/svc"}),
+            json!({"token_endpoint_auth_method": tls, "tls_client_auth_san_ip": "2001:db8::1"}),
+            json!({"token_endpoint_auth_method": tls, "tls_client_auth_san_email": "ops@example.com"}),
+            json!({"token_endpoint_auth_method": ss, "jwks": x5c_jwks()}),
+        ];
+        for body in ok {
+            assert!(
+                parse_tls(body.clone()).is_ok(),
+                "{body}: {:?}",
+                parse_tls(body.clone())
+            );
+        }
+        let rows = [
+            (
+                json!({"token_endpoint_auth_method": tls}),
+                "tls_client_auth_subject_dn",
+            ),
+            (
+                json!({"token_endpoint_auth_method": tls, "tls_client_auth_san_dns": "a", "tls_client_auth_san_ip": "192.0.2.1"}),
+                "tls_client_auth_san_ip",
+            ),
+            (
+                json!({"token_endpoint_auth_method": tls, "tls_client_auth_subject_dn": "not a dn"}),
+                "tls_client_auth_subject_dn",
+            ),
+            (
+                json!({"token_endpoint_auth_method": tls, "tls_client_auth_subject_dn": "CN=a;O=b"}),
+                "tls_client_auth_subject_dn",
+            ),
+            (
+                json!({"token_endpoint_auth_method": tls, "tls_client_auth_subject_dn": ""}),
+                "tls_client_auth_subject_dn",
+            ),
+            (
+                json!({"token_endpoint_auth_method": tls, "tls_client_auth_san_ip": "10.0.0.300"}),
+                "tls_client_auth_san_ip",
+            ),
+            (
+                json!({"token_endpoint_auth_method": tls, "tls_client_auth_san_uri": "not a uri"}),
+                "tls_client_auth_san_uri",
+            ),
+            (
+                json!({"token_endpoint_auth_method": tls, "tls_client_auth_san_email": "nobody"}),
+                "tls_client_auth_san_email",
+            ),
+            (
+                json!({"token_endpoint_auth_method": tls, "tls_client_auth_san_dns": "a b"}),
+                "tls_client_auth_san_dns",
+            ),
+            (
+                json!({"token_endpoint_auth_method": "client_secret_basic", "tls_client_auth_san_dns": "a"}),
+                "tls_client_auth_san_dns",
+            ),
+            (
+                json!({"token_endpoint_auth_method": ss, "tls_client_auth_subject_dn": "CN=a", "jwks": x5c_jwks()}),
+                "tls_client_auth_subject_dn",
+            ),
+            (json!({"token_endpoint_auth_method": ss}), "jwks"),
+            (
+                json!({"token_endpoint_auth_method": ss, "jwks_uri": "https://c.example/jwks"}),
+                "jwks_uri",
+            ),
+            (
+                json!({"token_endpoint_auth_method": ss, "jwks": {"keys": [{"kty": "EC"}]}}),
+                "jwks",
+            ),
+            (
+                json!({"token_endpoint_auth_method": ss, "jwks": {"keys": [{"kty": "EC", "x5c": ["AAAA"]}]}}),
+                "jwks",
+            ),
+        ];
+        for (body, field) in rows {
+            let err = parse_tls(body.clone()).unwrap_err();
+            assert_eq!(err.field, field, "{body}: {err:?}");
+        }
+    }
+
     #[test]
     fn method_must_be_allowed_by_server() {
         let mut s = server();
         s.allowed_token_endpoint_auth_methods = vec![AuthMethod::ClientSecretPost];
-        let m: ClientMetadata = serde_json::from_str(r#"{"grant_types":["client_credentials"]}"#).unwrap();
-        assert_eq!(m.validated(&s, &AuthMethod::servable(false)).unwrap_err().field, "token_endpoint_auth_method");
+        let m: ClientMetadata =
+            serde_json::from_str(r#"{"grant_types":["client_credentials"]}"#).unwrap();
+        assert_eq!(
+            m.validated(&s, &AuthMethod::servable(false))
+                .unwrap_err()
+                .field,
+            "token_endpoint_auth_method"
+        );
+    }
+}
+
+/// The JWT methods' registration rules (`client_secret_jwt`, `private_key_jwt`).
+#[cfg(test)]
+mod jwt_method_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::app::JwksFetchOptions;
+    use crate::server::{SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
+
+    fn server() -> Server {
+        Server {
+            tenant_id: TenantId::parse("t").unwrap(),
+            id: ServerId::parse("s").unwrap(),
+            name: "S".into(),
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            signing_alg: SigningAlg::ES256,
+            default_audience: None,
+            allowed_token_endpoint_auth_methods: AuthMethod::servable(false),
+            tls_client_certificate_bound_access_tokens: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn validate(mut body: Value) -> Result<ClientMetadata, Invalid> {
+        body["grant_types"] = json!(["client_credentials"]);
+        serde_json::from_value::<ClientMetadata>(body)
+            .unwrap()
+            .validated(&server(), &AuthMethod::servable(false))
+    }
+
+    fn ec_key() -> Value {
+        json!({"kty": "EC", "crv": "P-256", "kid": "k1",
+               "x": URL_SAFE_NO_PAD.encode([1u8; 32]), "y": URL_SAFE_NO_PAD.encode([2u8; 32])})
+    }
+
+    #[test]
+    fn accepts_valid_jwt_registrations() {
+        let rows = [
+            json!({"token_endpoint_auth_method": "client_secret_jwt"}),
+            json!({"token_endpoint_auth_method": "client_secret_jwt", "token_endpoint_auth_signing_alg": "HS512"}),
+            json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [ec_key()]}}),
+            json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [ec_key()]}, "token_endpoint_auth_signing_alg": "ES256"}),
+            json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://c.example/jwks.json", "token_endpoint_auth_signing_alg": "Ed25519"}),
+        ];
+        for body in rows {
+            assert!(validate(body.clone()).is_ok(), "{body}");
+        }
+    }
+
+    #[test]
+    fn refuses_invalid_jwt_registrations_naming_the_field() {
+        let pkj = "private_key_jwt";
+        let csj = "client_secret_jwt";
+        let private_ec = {
+            let mut k = ec_key();
+            k["d"] = json!(URL_SAFE_NO_PAD.encode([3u8; 32]));
+            k
+        };
+        let rows = [
+            (json!({"token_endpoint_auth_method": pkj}), "jwks"),
+            (
+                json!({"token_endpoint_auth_method": pkj, "jwks": {"keys": [ec_key()]}, "jwks_uri": "https://c.example/j"}),
+                "jwks",
+            ),
+            (
+                json!({"token_endpoint_auth_method": pkj, "jwks": {"keys": []}}),
+                "jwks",
+            ),
+            (
+                json!({"token_endpoint_auth_method": pkj, "jwks": {"keys": [&private_ec]}}),
+                "jwks",
+            ),
+            (
+                json!({"token_endpoint_auth_method": "client_secret_basic", "jwks": {"keys": [&private_ec]}}),
+                "jwks",
+            ),
+            (
+                json!({"token_endpoint_auth_method": pkj, "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}),
+                "jwks",
+            ),
+            (
+                json!({"token_endpoint_auth_method": pkj, "jwks": {"keys": [{"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}]}}),
+                "jwks",
+            ),
+            (
+                json!({"token_endpoint_auth_method": pkj, "jwks": {"keys": [ec_key()]}, "token_endpoint_auth_signing_alg": "RS256"}),
+                "jwks",
+            ),
+            (
+                json!({"token_endpoint_auth_method": pkj, "jwks": {"keys": [ec_key()]}, "token_endpoint_auth_signing_alg": "HS256"}),
+                "token_endpoint_auth_signing_alg",
+            ),
+            (
+                json!({"token_endpoint_auth_method": pkj, "jwks": {"keys": [ec_key()]}, "token_endpoint_auth_signing_alg": "none"}),
+                "token_endpoint_auth_signing_alg",
+            ),
+            (
+                json!({"token_endpoint_auth_method": pkj, "jwks_uri": "not a url"}),
+                "jwks_uri",
+            ),
+            (
+                json!({"token_endpoint_auth_method": csj, "token_endpoint_auth_signing_alg": "ES256"}),
+                "token_endpoint_auth_signing_alg",
+            ),
+            (
+                json!({"token_endpoint_auth_method": csj, "jwks": {"keys": [ec_key()]}}),
+                "jwks",
+            ),
+            (
+                json!({"token_endpoint_auth_method": csj, "jwks_uri": "https://c.example/j"}),
+                "jwks_uri",
+            ),
+            (
+                json!({"token_endpoint_auth_method": "client_secret_post", "token_endpoint_auth_signing_alg": "HS256"}),
+                "token_endpoint_auth_signing_alg",
+            ),
+        ];
+        for (body, field) in rows {
+            let err = validate(body.clone()).unwrap_err();
+            assert_eq!(
+                (err.code, err.field),
+                ("invalid_client_metadata", field),
+                "{body}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn jwks_uri_follows_the_fetch_options() {
+        let strict = JwksFetchOptions::default();
+        let dev = JwksFetchOptions {
+            allow_http: true,
+            allow_private_addresses: true,
+            ..JwksFetchOptions::default()
+        };
+        let rows = [
+            ("https://c.example/jwks", true, true),
+            ("http://c.example/jwks", false, true),
+            ("https://127.0.0.1/jwks", false, true),
+            ("http://[::1]:8080/jwks", false, true),
+            ("https://user:pw@c.example/jwks", false, false),
+        ];
+        for (uri, strict_ok, dev_ok) in rows {
+            let m =
+                validate(json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": uri}))
+                    .unwrap();
+            assert_eq!(
+                m.check_jwks_uri(&strict).is_ok(),
+                strict_ok,
+                "{uri} (strict)"
+            );
+            assert_eq!(
+                m.check_jwks_uri(&dev).is_ok(),
+                dev_ok,
+                "{uri} (development)"
+            );
+            if let Err(e) = m.check_jwks_uri(&strict) {
+                assert_eq!(e.field, "jwks_uri");
+            }
+        }
     }
 }

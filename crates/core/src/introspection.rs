@@ -32,19 +32,30 @@ pub struct Introspection {
 
 impl Introspection {
     fn inactive() -> Self {
-        Self { active: false, token_type: None, claims: Map::new() }
+        Self {
+            active: false,
+            token_type: None,
+            claims: Map::new(),
+        }
     }
 }
 
 fn revoked_key(server: &ServerRuntime, jti: &str) -> String {
-    format!("revoked:{}/{}/{jti}", server.server.tenant_id, server.server.id)
+    format!(
+        "revoked:{}/{}/{jti}",
+        server.server.tenant_id, server.server.id
+    )
 }
 
 /// Verifies `token` as an access token of `server`: signature by one of its published keys,
 /// `typ: at+jwt`, its issuer, not expired. `None` for anything else.
 fn verify(server: &ServerRuntime, token: &str) -> Option<Map<String, Value>> {
     let header = decode_header(token).ok()?;
-    if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
+    {
         return None;
     }
     let (key, alg) = server.verify_keys.get(header.kid.as_deref()?)?;
@@ -59,7 +70,10 @@ fn verify(server: &ServerRuntime, token: &str) -> Option<Map<String, Value>> {
     v.set_required_spec_claims(&["exp", "iss", "sub"]);
     let claims = decode::<Map<String, Value>>(token, key, &v).ok()?.claims;
     // Tokens Tollgate issues always carry a `jti`; revocation is keyed by it.
-    claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty())?;
+    claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .filter(|j| !j.is_empty())?;
     Some(claims)
 }
 
@@ -89,10 +103,20 @@ pub async fn introspect(
     let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
         return Ok(Introspection::inactive());
     };
-    if app.short_lived.get(&revoked_key(server, jti)).await.map_err(|e| store_failure(&e))?.is_some() {
+    if app
+        .short_lived
+        .get(&revoked_key(server, jti))
+        .await
+        .map_err(|e| store_failure(&e))?
+        .is_some()
+    {
         return Ok(Introspection::inactive());
     }
-    Ok(Introspection { active: true, token_type: Some("Bearer"), claims })
+    Ok(Introspection {
+        active: true,
+        token_type: Some("Bearer"),
+        claims,
+    })
 }
 
 /// Revokes `params.token` (RFC 7009 §2.1). Invalid, expired and foreign tokens are accepted
@@ -111,12 +135,17 @@ pub async fn revoke(
     let Some(claims) = verify(server, token) else {
         return Ok(());
     };
-    let (Some(jti), Some(exp)) = (claims.get("jti").and_then(Value::as_str), claims.get("exp").and_then(Value::as_i64)) else {
+    let (Some(jti), Some(exp)) = (
+        claims.get("jti").and_then(Value::as_str),
+        claims.get("exp").and_then(Value::as_i64),
+    ) else {
         return Ok(());
     };
     let owner = claims.get("client_id").and_then(Value::as_str);
     if owner != Some(client.client.client.client_id.as_str()) {
-        return Err(OAuthError::unauthorized_client("the token was not issued to this client"));
+        return Err(OAuthError::unauthorized_client(
+            "the token was not issued to this client",
+        ));
     }
     let ttl = u64::try_from(exp - clock::now()).unwrap_or(0).max(1);
     app.short_lived
@@ -150,11 +179,15 @@ mod tests {
     fn runtime() -> ServerRuntime {
         let (master, _) = MasterKey::generate();
         let (t, s) = (TenantId::parse("t").unwrap(), ServerId::parse("s").unwrap());
-        let rec = KeyRecord::generate(&master, &t, &s, SigningAlg::ES256, KeyStatus::Current, 0).unwrap();
+        let rec =
+            KeyRecord::generate(&master, &t, &s, SigningAlg::ES256, KeyStatus::Current, 0).unwrap();
         let key = Arc::new(rec.open(&master).unwrap());
         let jwk: Jwk = serde_json::from_value(rec.public_jwk.clone()).unwrap();
         let mut verify_keys = HashMap::new();
-        verify_keys.insert(rec.kid, (DecodingKey::from_jwk(&jwk).unwrap(), Algorithm::ES256));
+        verify_keys.insert(
+            rec.kid,
+            (DecodingKey::from_jwk(&jwk).unwrap(), Algorithm::ES256),
+        );
         ServerRuntime {
             server: Server {
                 tenant_id: t,
@@ -187,18 +220,39 @@ mod tests {
         let rt = runtime();
         let iss = rt.issuer.clone();
         let sign = |typ, c: &Value| rt.signing_key.sign_jws(typ, c).unwrap();
-        assert!(verify(&rt, &sign(TokenType::AccessToken, &claims(60, 0, &iss))).is_some(), "live");
+        assert!(
+            verify(&rt, &sign(TokenType::AccessToken, &claims(60, 0, &iss))).is_some(),
+            "live"
+        );
         let rows = [
-            ("expired", sign(TokenType::AccessToken, &claims(-1, -10, &iss))),
-            ("not yet valid", sign(TokenType::AccessToken, &claims(600, 300, &iss))),
-            ("an ID token, not an access token", sign(TokenType::Jwt, &claims(60, 0, &iss))),
-            ("another issuer", sign(TokenType::AccessToken, &claims(60, 0, "https://other/t/s"))),
+            (
+                "expired",
+                sign(TokenType::AccessToken, &claims(-1, -10, &iss)),
+            ),
+            (
+                "not yet valid",
+                sign(TokenType::AccessToken, &claims(600, 300, &iss)),
+            ),
+            (
+                "an ID token, not an access token",
+                sign(TokenType::Jwt, &claims(60, 0, &iss)),
+            ),
+            (
+                "another issuer",
+                sign(TokenType::AccessToken, &claims(60, 0, "https://other/t/s")),
+            ),
             ("no jti", {
                 let mut c = claims(60, 0, &iss);
                 c.as_object_mut().unwrap().remove("jti");
                 sign(TokenType::AccessToken, &c)
             }),
-            ("signed by a key this server does not hold", runtime().signing_key.sign_jws(TokenType::AccessToken, &claims(60, 0, &iss)).unwrap()),
+            (
+                "signed by a key this server does not hold",
+                runtime()
+                    .signing_key
+                    .sign_jws(TokenType::AccessToken, &claims(60, 0, &iss))
+                    .unwrap(),
+            ),
         ];
         for (name, token) in rows {
             assert!(verify(&rt, &token).is_none(), "{name}");

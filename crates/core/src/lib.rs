@@ -7,6 +7,7 @@
 pub mod app;
 pub mod client;
 pub mod client_auth;
+pub mod client_keys;
 pub mod clock;
 pub mod grants;
 pub mod ids;

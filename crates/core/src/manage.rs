@@ -14,7 +14,10 @@ use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::keys::{KeyRecord, KeyStatus};
 use crate::secrets::{self, ClientSecret};
-use crate::server::{AuthMethod, NewServer, Server, ServerPatch, SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
+use crate::server::{
+    AuthMethod, NewServer, Server, ServerPatch, SigningAlg, DEFAULT_ACCESS_TOKEN_TTL,
+    DEFAULT_REFRESH_TOKEN_TTL,
+};
 use crate::store::{Page, StoreError};
 use crate::tenant::{validate_name, NewTenant, Tenant, TenantPatch};
 
@@ -33,15 +36,27 @@ pub struct Invalid {
 impl Invalid {
     /// A general invalid field.
     pub fn request(field: &'static str, message: impl Into<String>) -> Self {
-        Self { code: "invalid_request", field, message: message.into() }
+        Self {
+            code: "invalid_request",
+            field,
+            message: message.into(),
+        }
     }
     /// RFC 7591 `invalid_client_metadata`.
     pub fn client_metadata(field: &'static str, message: impl Into<String>) -> Self {
-        Self { code: "invalid_client_metadata", field, message: message.into() }
+        Self {
+            code: "invalid_client_metadata",
+            field,
+            message: message.into(),
+        }
     }
     /// RFC 7591 `invalid_redirect_uri`.
     pub fn redirect_uri(message: impl Into<String>) -> Self {
-        Self { code: "invalid_redirect_uri", field: "redirect_uris", message: message.into() }
+        Self {
+            code: "invalid_redirect_uri",
+            field: "redirect_uris",
+            message: message.into(),
+        }
     }
 }
 
@@ -90,7 +105,9 @@ fn conflict(what: &'static str) -> impl Fn(StoreError) -> ManageError {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ManageError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ManageError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ManageError::Internal(e.to_string()))
@@ -112,8 +129,16 @@ fn limit(l: Option<u32>) -> u32 {
 pub async fn create_tenant(app: &Tollgate, input: NewTenant) -> Result<Tenant, ManageError> {
     validate_name("name", &input.name)?;
     let now = clock::now();
-    let t = Tenant { id: input.id, name: input.name, created_at: now, updated_at: now };
-    app.repo.create_tenant(&t).await.map_err(conflict("tenant"))?;
+    let t = Tenant {
+        id: input.id,
+        name: input.name,
+        created_at: now,
+        updated_at: now,
+    };
+    app.repo
+        .create_tenant(&t)
+        .await
+        .map_err(conflict("tenant"))?;
     app.registry.invalidate_tenant(&t.id);
     Ok(t)
 }
@@ -123,14 +148,21 @@ pub async fn create_tenant(app: &Tollgate, input: NewTenant) -> Result<Tenant, M
 /// # Errors
 /// Not found or store failure.
 pub async fn get_tenant(app: &Tollgate, id: &TenantId) -> Result<Tenant, ManageError> {
-    app.repo.get_tenant(id).await?.ok_or(ManageError::NotFound("tenant"))
+    app.repo
+        .get_tenant(id)
+        .await?
+        .ok_or(ManageError::NotFound("tenant"))
 }
 
 /// A page of tenants.
 ///
 /// # Errors
 /// Store failure.
-pub async fn list_tenants(app: &Tollgate, cursor: Option<&str>, l: Option<u32>) -> Result<Page<Tenant>, ManageError> {
+pub async fn list_tenants(
+    app: &Tollgate,
+    cursor: Option<&str>,
+    l: Option<u32>,
+) -> Result<Page<Tenant>, ManageError> {
     Ok(app.repo.list_tenants(cursor, limit(l)).await?)
 }
 
@@ -138,7 +170,11 @@ pub async fn list_tenants(app: &Tollgate, cursor: Option<&str>, l: Option<u32>) 
 ///
 /// # Errors
 /// Invalid name, not found, or store failure.
-pub async fn patch_tenant(app: &Tollgate, id: &TenantId, patch: TenantPatch) -> Result<Tenant, ManageError> {
+pub async fn patch_tenant(
+    app: &Tollgate,
+    id: &TenantId,
+    patch: TenantPatch,
+) -> Result<Tenant, ManageError> {
     let mut t = get_tenant(app, id).await?;
     if let Some(name) = patch.name {
         validate_name("name", &name)?;
@@ -159,7 +195,11 @@ pub async fn patch_tenant(app: &Tollgate, id: &TenantId, patch: TenantPatch) -> 
 pub async fn delete_tenant(app: &Tollgate, id: &TenantId) -> Result<(), ManageError> {
     let deleted = app.repo.delete_tenant(id).await?;
     app.registry.invalidate_tenant(id);
-    if deleted { Ok(()) } else { Err(ManageError::NotFound("tenant")) }
+    if deleted {
+        Ok(())
+    } else {
+        Err(ManageError::NotFound("tenant"))
+    }
 }
 
 // ---- servers ----
@@ -170,7 +210,12 @@ async fn require_tenant(app: &Tollgate, t: &TenantId) -> Result<(), ManageError>
 
 /// Generates the keys a server signs with: one for `alg`, plus an RS256 key for ID tokens
 /// when `alg` is not RS256 (OpenID Connect requires RS256 to be available).
-async fn generate_keys(app: &Tollgate, t: &TenantId, s: &ServerId, algs: Vec<SigningAlg>) -> Result<Vec<KeyRecord>, ManageError> {
+async fn generate_keys(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    algs: Vec<SigningAlg>,
+) -> Result<Vec<KeyRecord>, ManageError> {
     let master = app.master.clone();
     let (t, s) = (t.clone(), s.clone());
     let now = clock::now();
@@ -190,12 +235,23 @@ fn retire_at(server: &Server, now: i64) -> i64 {
 }
 
 fn key_algs(primary: SigningAlg) -> Vec<SigningAlg> {
-    if primary == SigningAlg::RS256 { vec![primary] } else { vec![primary, SigningAlg::RS256] }
+    if primary == SigningAlg::RS256 {
+        vec![primary]
+    } else {
+        vec![primary, SigningAlg::RS256]
+    }
 }
 
 fn dedup_methods(mut v: Vec<AuthMethod>) -> Vec<AuthMethod> {
     let mut seen = Vec::new();
-    v.retain(|m| if seen.contains(m) { false } else { seen.push(*m); true });
+    v.retain(|m| {
+        if seen.contains(m) {
+            false
+        } else {
+            seen.push(*m);
+            true
+        }
+    });
     v
 }
 
@@ -203,7 +259,11 @@ fn dedup_methods(mut v: Vec<AuthMethod>) -> Vec<AuthMethod> {
 ///
 /// # Errors
 /// Invalid settings, tenant not found, id taken, or failure.
-pub async fn create_server(app: &Tollgate, t: &TenantId, input: NewServer) -> Result<Server, ManageError> {
+pub async fn create_server(
+    app: &Tollgate,
+    t: &TenantId,
+    input: NewServer,
+) -> Result<Server, ManageError> {
     require_tenant(app, t).await?;
     let now = clock::now();
     let server = Server {
@@ -215,19 +275,26 @@ pub async fn create_server(app: &Tollgate, t: &TenantId, input: NewServer) -> Re
         signing_alg: input.signing_alg.unwrap_or(SigningAlg::ES256),
         default_audience: input.default_audience,
         allowed_token_endpoint_auth_methods: dedup_methods(
-            input.allowed_token_endpoint_auth_methods.unwrap_or_else(|| app.servable_methods()),
+            input
+                .allowed_token_endpoint_auth_methods
+                .unwrap_or_else(|| app.servable_methods()),
         ),
-        tls_client_certificate_bound_access_tokens: input.tls_client_certificate_bound_access_tokens.unwrap_or(false),
+        tls_client_certificate_bound_access_tokens: input
+            .tls_client_certificate_bound_access_tokens
+            .unwrap_or(false),
         created_at: now,
         updated_at: now,
     };
     server.validate(&app.servable_methods())?;
     let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;
-    app.repo.create_server(&server, &keys).await.map_err(|e| match e {
-        // The tenant may have been deleted in between: the foreign key then fails.
-        StoreError::Conflict => ManageError::Conflict("server"),
-        other => ManageError::Store(other),
-    })?;
+    app.repo
+        .create_server(&server, &keys)
+        .await
+        .map_err(|e| match e {
+            // The tenant may have been deleted in between: the foreign key then fails.
+            StoreError::Conflict => ManageError::Conflict("server"),
+            other => ManageError::Store(other),
+        })?;
     app.registry.invalidate_server(t, &server.id);
     Ok(server)
 }
@@ -237,14 +304,22 @@ pub async fn create_server(app: &Tollgate, t: &TenantId, input: NewServer) -> Re
 /// # Errors
 /// Not found or store failure.
 pub async fn get_server(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<Server, ManageError> {
-    app.repo.get_server(t, s).await?.ok_or(ManageError::NotFound("server"))
+    app.repo
+        .get_server(t, s)
+        .await?
+        .ok_or(ManageError::NotFound("server"))
 }
 
 /// A page of a tenant's servers.
 ///
 /// # Errors
 /// Tenant not found or store failure.
-pub async fn list_servers(app: &Tollgate, t: &TenantId, cursor: Option<&str>, l: Option<u32>) -> Result<Page<Server>, ManageError> {
+pub async fn list_servers(
+    app: &Tollgate,
+    t: &TenantId,
+    cursor: Option<&str>,
+    l: Option<u32>,
+) -> Result<Page<Server>, ManageError> {
     require_tenant(app, t).await?;
     Ok(app.repo.list_servers(t, cursor, limit(l)).await?)
 }
@@ -253,28 +328,58 @@ pub async fn list_servers(app: &Tollgate, t: &TenantId, cursor: Option<&str>, l:
 ///
 /// # Errors
 /// Invalid settings, not found, or failure.
-pub async fn patch_server(app: &Tollgate, t: &TenantId, s: &ServerId, patch: ServerPatch) -> Result<Server, ManageError> {
+pub async fn patch_server(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    patch: ServerPatch,
+) -> Result<Server, ManageError> {
     let mut server = get_server(app, t, s).await?;
     let old_alg = server.signing_alg;
-    if let Some(v) = patch.name { server.name = v; }
-    if let Some(v) = patch.access_token_ttl { server.access_token_ttl = v; }
-    if let Some(v) = patch.refresh_token_ttl { server.refresh_token_ttl = v; }
-    if let Some(v) = patch.signing_alg { server.signing_alg = v; }
-    if let Some(v) = patch.default_audience { server.default_audience = v; }
-    if let Some(v) = patch.allowed_token_endpoint_auth_methods { server.allowed_token_endpoint_auth_methods = dedup_methods(v); }
-    if let Some(v) = patch.tls_client_certificate_bound_access_tokens { server.tls_client_certificate_bound_access_tokens = v; }
+    if let Some(v) = patch.name {
+        server.name = v;
+    }
+    if let Some(v) = patch.access_token_ttl {
+        server.access_token_ttl = v;
+    }
+    if let Some(v) = patch.refresh_token_ttl {
+        server.refresh_token_ttl = v;
+    }
+    if let Some(v) = patch.signing_alg {
+        server.signing_alg = v;
+    }
+    if let Some(v) = patch.default_audience {
+        server.default_audience = v;
+    }
+    if let Some(v) = patch.allowed_token_endpoint_auth_methods {
+        server.allowed_token_endpoint_auth_methods = dedup_methods(v);
+    }
+    if let Some(v) = patch.tls_client_certificate_bound_access_tokens {
+        server.tls_client_certificate_bound_access_tokens = v;
+    }
     server.validate(&app.servable_methods())?;
     server.updated_at = clock::now();
     if server.signing_alg != old_alg {
         let now = server.updated_at;
-        let has_key = app.repo.list_keys(t, s).await?.iter().any(|k| k.alg == server.signing_alg && k.status == KeyStatus::Current);
+        let has_key = app
+            .repo
+            .list_keys(t, s)
+            .await?
+            .iter()
+            .any(|k| k.alg == server.signing_alg && k.status == KeyStatus::Current);
         if !has_key {
-            let key = generate_keys(app, t, s, vec![server.signing_alg]).await?.remove(0);
-            app.repo.rotate_key(&key, retire_at(&server, now), now).await?;
+            let key = generate_keys(app, t, s, vec![server.signing_alg])
+                .await?
+                .remove(0);
+            app.repo
+                .rotate_key(&key, retire_at(&server, now), now)
+                .await?;
         }
         // The old algorithm's key stops signing; RS256 stays, ID tokens need it.
         if old_alg != SigningAlg::RS256 {
-            app.repo.retire_keys(t, s, old_alg, retire_at(&server, now)).await?;
+            app.repo
+                .retire_keys(t, s, old_alg, retire_at(&server, now))
+                .await?;
         }
     }
     if !app.repo.update_server(&server).await? {
@@ -291,7 +396,11 @@ pub async fn patch_server(app: &Tollgate, t: &TenantId, s: &ServerId, patch: Ser
 pub async fn delete_server(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<(), ManageError> {
     let deleted = app.repo.delete_server(t, s).await?;
     app.registry.invalidate_server(t, s);
-    if deleted { Ok(()) } else { Err(ManageError::NotFound("server")) }
+    if deleted {
+        Ok(())
+    } else {
+        Err(ManageError::NotFound("server"))
+    }
 }
 
 // ---- keys ----
@@ -316,13 +425,25 @@ pub struct KeyView {
 ///
 /// # Errors
 /// Not found or store failure.
-pub async fn list_keys(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<Vec<KeyView>, ManageError> {
+pub async fn list_keys(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+) -> Result<Vec<KeyView>, ManageError> {
     get_server(app, t, s).await?;
     let now = clock::now();
-    Ok(app.repo.list_keys(t, s).await?
+    Ok(app
+        .repo
+        .list_keys(t, s)
+        .await?
         .into_iter()
         .filter(|k| k.retire_at.is_none_or(|r| r > now))
-        .map(|k| KeyView { jwk: k.public_jwk, status: k.status, created_at: k.created_at, retire_at: k.retire_at })
+        .map(|k| KeyView {
+            jwk: k.public_jwk,
+            status: k.status,
+            created_at: k.created_at,
+            retire_at: k.retire_at,
+        })
         .collect())
 }
 
@@ -331,12 +452,18 @@ pub async fn list_keys(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<Vec
 ///
 /// # Errors
 /// Not found or failure.
-pub async fn rotate_keys(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<Vec<KeyView>, ManageError> {
+pub async fn rotate_keys(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+) -> Result<Vec<KeyView>, ManageError> {
     let server = get_server(app, t, s).await?;
     let now = clock::now();
     let algs = key_algs(server.signing_alg);
     for key in generate_keys(app, t, s, algs).await? {
-        app.repo.rotate_key(&key, retire_at(&server, now), now).await?;
+        app.repo
+            .rotate_key(&key, retire_at(&server, now), now)
+            .await?;
     }
     app.registry.invalidate_server(t, s);
     list_keys(app, t, s).await
@@ -381,7 +508,14 @@ async fn require_server(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<Se
 }
 
 /// Produces the at-rest form of a fresh secret for `method`.
-async fn store_secret(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId, method: AuthMethod, secret: &ClientSecret) -> Result<StoredSecret, ManageError> {
+async fn store_secret(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &ClientId,
+    method: AuthMethod,
+    secret: &ClientSecret,
+) -> Result<StoredSecret, ManageError> {
     match method {
         AuthMethod::ClientSecretJwt => app
             .master
@@ -390,7 +524,8 @@ async fn store_secret(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId,
             .map_err(|e| ManageError::Internal(e.to_string())),
         _ => {
             let plain = secret.clone();
-            let phc = blocking(move || secrets::hash_secret(plain.expose())).await?
+            let phc = blocking(move || secrets::hash_secret(plain.expose()))
+                .await?
                 .map_err(|e| ManageError::Internal(e.to_string()))?;
             Ok(StoredSecret::Hash(phc))
         }
@@ -407,11 +542,19 @@ pub fn client_secret_context(t: &TenantId, s: &ServerId, id: &ClientId) -> Strin
 ///
 /// # Errors
 /// Invalid metadata, server not found, id taken, or failure.
-pub async fn create_client(app: &Tollgate, t: &TenantId, s: &ServerId, input: NewClient) -> Result<ClientView, ManageError> {
+pub async fn create_client(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    input: NewClient,
+) -> Result<ClientView, ManageError> {
     let server = require_server(app, t, s).await?;
     let metadata = input.metadata.validated(&server, &app.servable_methods())?;
+    metadata.check_jwks_uri(&app.options.jwks_fetch)?;
     let client_id = input.client_id.unwrap_or_else(ClientId::generate);
-    let method = metadata.token_endpoint_auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
+    let method = metadata
+        .token_endpoint_auth_method
+        .unwrap_or(AuthMethod::ClientSecretBasic);
     let secret = method.uses_secret().then(ClientSecret::generate);
     let stored = match &secret {
         Some(sec) => store_secret(app, t, s, &client_id, method, sec).await?,
@@ -428,20 +571,36 @@ pub async fn create_client(app: &Tollgate, t: &TenantId, s: &ServerId, input: Ne
         issued_at: now,
         updated_at: now,
     };
-    app.repo.create_client(&client).await.map_err(conflict("client"))?;
+    app.repo
+        .create_client(&client)
+        .await
+        .map_err(conflict("client"))?;
     app.registry.invalidate_client(t, s, &client.client_id);
     Ok(ClientView::new(client, secret.as_ref()))
 }
 
-async fn load_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<Client, ManageError> {
-    app.repo.get_client(t, s, id).await?.ok_or(ManageError::NotFound("client"))
+async fn load_client(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &ClientId,
+) -> Result<Client, ManageError> {
+    app.repo
+        .get_client(t, s, id)
+        .await?
+        .ok_or(ManageError::NotFound("client"))
 }
 
 /// One client (never with its secret).
 ///
 /// # Errors
 /// Not found or store failure.
-pub async fn get_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<ClientView, ManageError> {
+pub async fn get_client(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &ClientId,
+) -> Result<ClientView, ManageError> {
     Ok(ClientView::new(load_client(app, t, s, id).await?, None))
 }
 
@@ -449,10 +608,23 @@ pub async fn get_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientI
 ///
 /// # Errors
 /// Server not found or store failure.
-pub async fn list_clients(app: &Tollgate, t: &TenantId, s: &ServerId, cursor: Option<&str>, l: Option<u32>) -> Result<Page<ClientView>, ManageError> {
+pub async fn list_clients(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    cursor: Option<&str>,
+    l: Option<u32>,
+) -> Result<Page<ClientView>, ManageError> {
     require_server(app, t, s).await?;
     let page = app.repo.list_clients(t, s, cursor, limit(l)).await?;
-    Ok(Page { items: page.items.into_iter().map(|c| ClientView::new(c, None)).collect(), next: page.next })
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|c| ClientView::new(c, None))
+            .collect(),
+        next: page.next,
+    })
 }
 
 /// Replaces a client's metadata (RFC 7592 §2.2). When the new method needs a secret the old
@@ -461,14 +633,25 @@ pub async fn list_clients(app: &Tollgate, t: &TenantId, s: &ServerId, cursor: Op
 ///
 /// # Errors
 /// Invalid metadata, not found, or failure.
-pub async fn replace_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId, input: NewClient) -> Result<ClientView, ManageError> {
+pub async fn replace_client(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &ClientId,
+    input: NewClient,
+) -> Result<ClientView, ManageError> {
     if input.client_id.as_ref().is_some_and(|c| c != id) {
-        return Err(Invalid::client_metadata("client_id", "must match the client in the path").into());
+        return Err(
+            Invalid::client_metadata("client_id", "must match the client in the path").into(),
+        );
     }
     let server = require_server(app, t, s).await?;
     let mut client = load_client(app, t, s, id).await?;
     let metadata = input.metadata.validated(&server, &app.servable_methods())?;
-    let method = metadata.token_endpoint_auth_method.unwrap_or(AuthMethod::ClientSecretBasic);
+    metadata.check_jwks_uri(&app.options.jwks_fetch)?;
+    let method = metadata
+        .token_endpoint_auth_method
+        .unwrap_or(AuthMethod::ClientSecretBasic);
     let reusable = match (&client.secret, method) {
         (StoredSecret::Hash(_), AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
         | (StoredSecret::Sealed(_), AuthMethod::ClientSecretJwt) => true,
@@ -496,24 +679,39 @@ pub async fn replace_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &Cli
 ///
 /// # Errors
 /// Not found or store failure.
-pub async fn delete_client(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<(), ManageError> {
+pub async fn delete_client(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &ClientId,
+) -> Result<(), ManageError> {
     let deleted = app.repo.delete_client(t, s, id).await?;
     app.registry.invalidate_client(t, s, id);
-    if deleted { Ok(()) } else { Err(ManageError::NotFound("client")) }
+    if deleted {
+        Ok(())
+    } else {
+        Err(ManageError::NotFound("client"))
+    }
 }
 
 /// Issues a new secret, replacing the old one at once; returns it this once.
 ///
 /// # Errors
 /// Not found, a method without secrets (400), or failure.
-pub async fn rotate_client_secret(app: &Tollgate, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<ClientView, ManageError> {
+pub async fn rotate_client_secret(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &ClientId,
+) -> Result<ClientView, ManageError> {
     let mut client = load_client(app, t, s, id).await?;
     let method = client.auth_method();
     if !method.uses_secret() {
         return Err(Invalid::request(
             "token_endpoint_auth_method",
             format!("`{}` clients have no secret", method.as_str()),
-        ).into());
+        )
+        .into());
     }
     let fresh = ClientSecret::generate();
     client.secret = store_secret(app, t, s, id, method, &fresh).await?;

@@ -12,6 +12,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use crate::client::Client;
+use crate::client_keys::AssertionKeyCache;
 use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::keys::{KeyStatus, MasterKey, SigningKey};
@@ -50,6 +51,8 @@ pub struct ClientRuntime {
     pub client: Client,
     /// Keyed digest of the secret, set after its first successful argon2 verification.
     pub verified_digest: OnceLock<[u8; 32]>,
+    /// Verification keys for JWT client assertions, derived on first use.
+    pub assertion_keys: AssertionKeyCache,
 }
 
 #[derive(Debug)]
@@ -93,7 +96,11 @@ impl Registry {
     }
 
     fn fresh<T>(&self, slot: &Slot<Option<T>>) -> bool {
-        let ttl = if slot.value.is_some() { self.ttl } else { self.negative_ttl };
+        let ttl = if slot.value.is_some() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        };
         slot.loaded.elapsed() < ttl
     }
 
@@ -115,8 +122,16 @@ impl Registry {
                 return Ok((slot.value.clone(), Lookup::Hit));
             }
         }
-        let loaded = load_server(repo, master, public_url, t, s).await?.map(Arc::new);
-        self.servers.insert(key, Slot { value: loaded.clone(), loaded: Instant::now() });
+        let loaded = load_server(repo, master, public_url, t, s)
+            .await?
+            .map(Arc::new);
+        self.servers.insert(
+            key,
+            Slot {
+                value: loaded.clone(),
+                loaded: Instant::now(),
+            },
+        );
         Ok((loaded, Lookup::Miss))
     }
 
@@ -138,9 +153,19 @@ impl Registry {
             }
         }
         let loaded = repo.get_client(t, s, c).await?.map(|client| {
-            Arc::new(ClientRuntime { client, verified_digest: OnceLock::new() })
+            Arc::new(ClientRuntime {
+                client,
+                verified_digest: OnceLock::new(),
+                assertion_keys: AssertionKeyCache::default(),
+            })
         });
-        self.clients.insert(key, Slot { value: loaded.clone(), loaded: Instant::now() });
+        self.clients.insert(
+            key,
+            Slot {
+                value: loaded.clone(),
+                loaded: Instant::now(),
+            },
+        );
         Ok((loaded, Lookup::Miss))
     }
 
@@ -191,7 +216,9 @@ async fn load_server(
         let decoding = serde_json::from_value::<Jwk>(rec.public_jwk.clone())
             .ok()
             .and_then(|jwk| DecodingKey::from_jwk(&jwk).ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("public key {} is not a usable JWK", rec.kid)))?;
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("public key {} is not a usable JWK", rec.kid))
+            })?;
         verify_keys.insert(rec.kid.clone(), (decoding, jwt_algorithm(rec.alg)));
         if rec.status == KeyStatus::Current {
             let key = rec
@@ -206,7 +233,12 @@ async fn load_server(
         .rev()
         .find(|k| k.alg == server.signing_alg)
         .cloned()
-        .ok_or_else(|| StoreError::Corrupt(format!("server {t}/{s} has no current {} key", server.signing_alg.as_str())))?;
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "server {t}/{s} has no current {} key",
+                server.signing_alg.as_str()
+            ))
+        })?;
     let jwks = serde_json::json!({ "keys": published }).to_string();
     Ok(Some(ServerRuntime {
         issuer: format!("{public_url}/{t}/{s}"),

@@ -70,7 +70,11 @@ impl Scopes {
     /// The canonical space-delimited form.
     #[must_use]
     pub fn to_scope_string(&self) -> String {
-        self.0.iter().map(String::as_str).collect::<Vec<_>>().join(" ")
+        self.0
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 

@@ -49,7 +49,10 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<(), Invalid> {
         return Err(Invalid::request(field, "must be 1 to 200 characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err(Invalid::request(field, "must not contain control characters"));
+        return Err(Invalid::request(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }

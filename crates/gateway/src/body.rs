@@ -40,7 +40,9 @@ pub fn basic_credentials(req: &HttpRequest) -> Result<Option<BasicCredentials>, 
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(OAuthError::invalid_request("more than one Authorization header"));
+        return Err(OAuthError::invalid_request(
+            "more than one Authorization header",
+        ));
     }
     let value = value
         .to_str()
@@ -94,17 +96,28 @@ fn content_type(req: &HttpRequest) -> Result<Format, OAuthError> {
 }
 
 /// Reads and parses the body of a token request.
-pub async fn token_params(req: &HttpRequest, payload: web::Payload) -> Result<TokenParams, OAuthError> {
+pub async fn token_params(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<TokenParams, OAuthError> {
     let format = content_type(req)?;
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(MAX_BODY)).await {
-        Err(_) => return Err(OAuthError::invalid_request("request body was not received in time")),
+        Err(_) => {
+            return Err(OAuthError::invalid_request(
+                "request body was not received in time",
+            ))
+        }
         Ok(Err(_)) => {
             return Err(OAuthError::invalid_request(format!(
                 "request body is larger than {} KiB",
                 MAX_BODY / 1024
             )))
         }
-        Ok(Ok(Err(_))) => return Err(OAuthError::invalid_request("request body could not be read")),
+        Ok(Ok(Err(_))) => {
+            return Err(OAuthError::invalid_request(
+                "request body could not be read",
+            ))
+        }
         Ok(Ok(Ok(b))) => b,
     };
     let pairs = match format {
@@ -116,7 +129,9 @@ pub async fn token_params(req: &HttpRequest, payload: web::Payload) -> Result<To
 
 fn form_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
     if std::str::from_utf8(bytes).is_err() {
-        return Err(OAuthError::invalid_request("request body is not valid UTF-8"));
+        return Err(OAuthError::invalid_request(
+            "request body is not valid UTF-8",
+        ));
     }
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes)
         .map_err(|_| OAuthError::invalid_request("request body is not valid form encoding"))
@@ -131,7 +146,9 @@ fn json_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
         ))
     })?;
     let Value::Object(map) = value else {
-        return Err(OAuthError::invalid_request("JSON request body must be an object"));
+        return Err(OAuthError::invalid_request(
+            "JSON request body must be an object",
+        ));
     };
     let mut pairs = Vec::with_capacity(map.len());
     for (name, value) in map {
@@ -141,14 +158,22 @@ fn json_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
             Value::Array(items) if name == "resource" => {
                 for item in items {
                     let Value::String(s) = item else {
-                        return Err(OAuthError::invalid_request("`resource` must be a string or an array of strings"));
+                        return Err(OAuthError::invalid_request(
+                            "`resource` must be a string or an array of strings",
+                        ));
                     };
                     pairs.push((name.clone(), s));
                 }
             }
             _ => {
-                let shown: String = name.chars().filter(char::is_ascii_graphic).take(64).collect();
-                return Err(OAuthError::invalid_request(format!("parameter `{shown}` must be a string")));
+                let shown: String = name
+                    .chars()
+                    .filter(char::is_ascii_graphic)
+                    .take(64)
+                    .collect();
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter `{shown}` must be a string"
+                )));
             }
         }
     }
@@ -161,7 +186,11 @@ mod tests {
     use actix_web::test::TestRequest;
 
     fn basic(value: &str) -> Result<Option<BasicCredentials>, OAuthError> {
-        basic_credentials(&TestRequest::default().insert_header((header::AUTHORIZATION, value)).to_http_request())
+        basic_credentials(
+            &TestRequest::default()
+                .insert_header((header::AUTHORIZATION, value))
+                .to_http_request(),
+        )
     }
 
     #[test]
@@ -170,13 +199,18 @@ mod tests {
         let c = basic(&format!("Basic {enc}")).unwrap().unwrap();
         assert_eq!(c.client_id, "my:client");
         assert_eq!(c.secret.expose(), "p@ss word");
-        let c = basic(&format!("bAsIc {}", STANDARD.encode("a:b"))).unwrap().unwrap();
+        let c = basic(&format!("bAsIc {}", STANDARD.encode("a:b")))
+            .unwrap()
+            .unwrap();
         assert_eq!(c.client_id, "a");
     }
 
     #[test]
     fn malformed_basic_is_invalid_client_with_challenge() {
-        for bad in ["Basic !!!", &format!("Basic {}", STANDARD.encode("nocolon"))] {
+        for bad in [
+            "Basic !!!",
+            &format!("Basic {}", STANDARD.encode("nocolon")),
+        ] {
             let e = basic(bad).unwrap_err();
             assert_eq!((e.status, e.basic_challenge), (401, true), "{bad}");
         }
@@ -185,9 +219,24 @@ mod tests {
 
     #[test]
     fn json_bodies_take_strings_only() {
-        assert_eq!(json_pairs(br#"{"grant_type":"client_credentials","scope":null}"#).unwrap().len(), 1);
-        assert_eq!(json_pairs(br#"{"resource":["https://a","https://b"]}"#).unwrap().len(), 2);
-        for bad in [&br#"{"grant_type":1}"#[..], b"[]", b"{", br#"{"scope":{"a":1}}"#] {
+        assert_eq!(
+            json_pairs(br#"{"grant_type":"client_credentials","scope":null}"#)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            json_pairs(br#"{"resource":["https://a","https://b"]}"#)
+                .unwrap()
+                .len(),
+            2
+        );
+        for bad in [
+            &br#"{"grant_type":1}"#[..],
+            b"[]",
+            b"{",
+            br#"{"scope":{"a":1}}"#,
+        ] {
             assert_eq!(json_pairs(bad).unwrap_err().status, 400);
         }
     }

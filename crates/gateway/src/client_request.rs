@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest};
-use tollgate_core::client_auth::{self, Authenticated, ClientCertificate};
+use tollgate_core::client_auth::{self, Authenticated};
 use tollgate_core::grants::TokenParams;
 use tollgate_core::registry::ServerRuntime;
 use tollgate_core::Tollgate;
@@ -22,13 +22,6 @@ pub struct ClientRequest {
     pub client: Authenticated,
 }
 
-/// The client certificate that reached this request, if any.
-fn client_certificate(_req: &HttpRequest) -> Option<ClientCertificate> {
-    // Certificates from TLS connections and trusted proxy headers arrive with the mutual-TLS
-    // work; until then no request carries one.
-    None
-}
-
 /// Reads and authenticates a request to `{issuer}/{endpoint}` (e.g. `oauth2/token`).
 pub async fn authenticate(
     app: &Tollgate,
@@ -43,7 +36,8 @@ pub async fn authenticate(
     let params = body::token_params(req, payload)
         .await
         .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
-    let certificate = client_certificate(req);
+    let certificate = crate::client_cert::client_certificate(req)
+        .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
     let endpoint_url = format!("{}/{endpoint}", server.issuer);
     let request = client_auth::Request {
         basic: basic.as_ref(),
@@ -52,5 +46,9 @@ pub async fn authenticate(
         endpoint_url: &endpoint_url,
     };
     let client = client_auth::authenticate(app, &server, request).await?;
-    Ok(ClientRequest { server, params, client })
+    Ok(ClientRequest {
+        server,
+        params,
+        client,
+    })
 }

@@ -16,7 +16,9 @@ use crate::{server_ids, OAuthResponse};
 const CACHE: &str = "public, max-age=60";
 
 /// JWS algorithms accepted for client assertions (RFC 7523) at every client endpoint.
-const ASSERTION_ALGS: &[&str] = &["HS256", "HS384", "HS512", "RS256", "PS256", "ES256", "EdDSA", "Ed25519"];
+const ASSERTION_ALGS: &[&str] = &[
+    "HS256", "HS384", "HS512", "RS256", "PS256", "ES256", "EdDSA", "Ed25519",
+];
 
 #[derive(Serialize)]
 struct Metadata<'a> {
@@ -34,6 +36,8 @@ struct Metadata<'a> {
     revocation_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
     response_types_supported: [&'static str; 0],
     scopes_supported: Vec<String>,
+    /// RFC 8705 §3.3.
+    tls_client_certificate_bound_access_tokens: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     subject_types_supported: Option<[&'static str; 1]>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +72,11 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
         revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
         response_types_supported: [],
         scopes_supported: Vec::new(),
+        // Only true where certificates can arrive at all.
+        tls_client_certificate_bound_access_tokens: server
+            .server
+            .tls_client_certificate_bound_access_tokens
+            && app.options.client_certificates,
         subject_types_supported: oidc.then_some(["public"]),
         id_token_signing_alg_values_supported: oidc.then_some(id_algs),
     }
@@ -76,7 +85,10 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
 fn cacheable() -> actix_web::HttpResponseBuilder {
     let mut b = HttpResponse::Ok();
     b.insert_header((header::CACHE_CONTROL, HeaderValue::from_static(CACHE)))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")));
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ));
     b
 }
 

@@ -3,6 +3,7 @@
 //! one core function, and map the result (or its [`OAuthResponse`] error) to HTTP.
 
 mod body;
+mod client_cert;
 mod client_request;
 mod discovery;
 mod error;
@@ -14,6 +15,7 @@ use actix_web::{web, HttpResponse, ResponseError as _};
 use tollgate_core::ids::{ServerId, TenantId};
 use tollgate_core::oauth::OAuthError;
 
+pub use client_cert::{ConnectionCertificate, ProxyTrust};
 pub use error::OAuthResponse;
 
 /// Registers every gateway route. The caller adds `web::Data<tollgate_core::Tollgate>`.

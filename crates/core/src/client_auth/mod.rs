@@ -5,7 +5,9 @@
 
 mod assertion;
 mod certificate;
+mod client_ca;
 mod client_secret_jwt;
+mod dn;
 mod none;
 mod private_key_jwt;
 mod secret;
@@ -18,7 +20,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use certificate::ClientCertificate;
+pub use certificate::{CertificateError, ClientCertificate};
+pub use client_ca::{ClientCa, ClientCaError};
+pub use dn::{DistinguishedName, DnError};
+pub(crate) use self_signed_tls_client_auth::registered_certificates;
 
 use crate::app::Tollgate;
 use crate::grants::TokenParams;
@@ -109,6 +114,8 @@ pub enum Failure {
     ReplayedAssertion,
     /// The client's `jwks_uri` could not be fetched.
     KeysUnavailable,
+    /// The replay store could not record an assertion's `jti` (a 503, never a pass).
+    StoreUnavailable,
     /// A certificate method without a certificate.
     NoCertificate,
     /// The certificate does not chain to a configured CA, or is not valid now.
@@ -139,6 +146,7 @@ impl Failure {
             Self::AssertionJti => "assertion_jti",
             Self::ReplayedAssertion => "replayed_assertion",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::StoreUnavailable => "store_unavailable",
             Self::NoCertificate => "no_certificate",
             Self::UntrustedCertificate => "untrusted_certificate",
             Self::CertificateMismatch => "certificate_mismatch",
@@ -179,7 +187,9 @@ fn authenticator(method: AuthMethod) -> &'static dyn Authenticator {
         AuthMethod::ClientSecretJwt => &client_secret_jwt::ClientSecretJwt,
         AuthMethod::PrivateKeyJwt => &private_key_jwt::PrivateKeyJwt,
         AuthMethod::TlsClientAuth => &tls_client_auth::TlsClientAuth,
-        AuthMethod::SelfSignedTlsClientAuth => &self_signed_tls_client_auth::SelfSignedTlsClientAuth,
+        AuthMethod::SelfSignedTlsClientAuth => {
+            &self_signed_tls_client_auth::SelfSignedTlsClientAuth
+        }
         AuthMethod::None => &none::PublicClient,
     }
 }
@@ -199,7 +209,10 @@ impl Shape {
         match self {
             Self::Basic => registered == AuthMethod::ClientSecretBasic,
             Self::Post => registered == AuthMethod::ClientSecretPost,
-            Self::Assertion => matches!(registered, AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt),
+            Self::Assertion => matches!(
+                registered,
+                AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt
+            ),
             Self::IdOnly => matches!(
                 registered,
                 AuthMethod::None | AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth
@@ -222,18 +235,28 @@ impl Shape {
 /// # Errors
 /// `400 invalid_request` when several methods are used at once or the ids disagree;
 /// `401 invalid_client` (with a Basic challenge when Basic was tried) otherwise.
-pub async fn authenticate(app: &Tollgate, server: &ServerRuntime, req: Request<'_>) -> Result<Authenticated, OAuthError> {
+pub async fn authenticate(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    req: Request<'_>,
+) -> Result<Authenticated, OAuthError> {
     let params = req.params;
     let tried_basic = req.basic.is_some();
     let assertion = params.client_assertion.is_some() || params.client_assertion_type.is_some();
-    let used = usize::from(tried_basic) + usize::from(params.client_secret.is_some()) + usize::from(assertion);
+    let used = usize::from(tried_basic)
+        + usize::from(params.client_secret.is_some())
+        + usize::from(assertion);
     if used > 1 {
         return Err(OAuthError::invalid_request(
             "the request uses more than one client authentication method",
         ));
     }
     let (shape, raw_id, secret) = if let Some(b) = req.basic {
-        if params.client_id.as_deref().is_some_and(|id| id != b.client_id) {
+        if params
+            .client_id
+            .as_deref()
+            .is_some_and(|id| id != b.client_id)
+        {
             return Err(OAuthError::invalid_request(
                 "`client_id` differs from the client authenticated by HTTP Basic",
             ));
@@ -244,13 +267,22 @@ pub async fn authenticate(app: &Tollgate, server: &ServerRuntime, req: Request<'
     } else if assertion {
         // RFC 7523 §3: `client_id` is optional; the assertion's `sub` names the client. The
         // signature is checked later against that client's keys.
-        let from_assertion = params.client_assertion.as_ref().and_then(|a| assertion::subject(a.expose()));
+        let from_assertion = params
+            .client_assertion
+            .as_ref()
+            .and_then(|a| assertion::subject(a.expose()));
         if let (Some(id), Some(sub)) = (&params.client_id, &from_assertion) {
             if id != sub {
-                return Err(OAuthError::invalid_request("`client_id` differs from the assertion's subject"));
+                return Err(OAuthError::invalid_request(
+                    "`client_id` differs from the assertion's subject",
+                ));
             }
         }
-        (Shape::Assertion, params.client_id.clone().or(from_assertion), None)
+        (
+            Shape::Assertion,
+            params.client_id.clone().or(from_assertion),
+            None,
+        )
     } else {
         (Shape::IdOnly, params.client_id.clone(), None)
     };
@@ -265,7 +297,9 @@ pub async fn authenticate(app: &Tollgate, server: &ServerRuntime, req: Request<'
         );
         OAuthError::invalid_client(match reason {
             Failure::WrongMethod => "the client is registered for another authentication method",
-            Failure::Unsupported => "the client's authentication method is not available on this gateway",
+            Failure::Unsupported => {
+                "the client's authentication method is not available on this gateway"
+            }
             Failure::ReplayedAssertion => "the client assertion was already used",
             Failure::AssertionExpiry => "the client assertion is expired or expires too far ahead",
             Failure::AssertionAudience => "the client assertion's audience is not this server",
@@ -275,12 +309,18 @@ pub async fn authenticate(app: &Tollgate, server: &ServerRuntime, req: Request<'
         .with_basic_challenge(tried_basic)
     };
     let Some(raw_id) = raw_id else {
-        return Err(OAuthError::invalid_client("client authentication is required").with_basic_challenge(tried_basic));
+        return Err(
+            OAuthError::invalid_client("client authentication is required")
+                .with_basic_challenge(tried_basic),
+        );
     };
     let Ok(client_id) = ClientId::parse(&raw_id) else {
         return Err(fail(Failure::UnknownClient, &raw_id));
     };
-    let Some(client) = app.client(&server.server.tenant_id, &server.server.id, &client_id).await? else {
+    let Some(client) = app
+        .client(&server.server.tenant_id, &server.server.id, &client_id)
+        .await?
+    else {
         return Err(fail(Failure::UnknownClient, &raw_id));
     };
     let registered = client.client.auth_method();
@@ -302,10 +342,18 @@ pub async fn authenticate(app: &Tollgate, server: &ServerRuntime, req: Request<'
     authenticator(registered)
         .verify(app, server, &client, &presented)
         .await
-        .map_err(|reason| fail(reason, &raw_id))?;
+        .map_err(|reason| match reason {
+            // Our outage, not the client's fault: retryable, and the assertion was not accepted.
+            Failure::StoreUnavailable => OAuthError::temporarily_unavailable(),
+            _ => fail(reason, &raw_id),
+        })?;
     let certificate_thumbprint = registered
         .needs_certificate()
         .then(|| req.certificate.map(ClientCertificate::thumbprint_s256))
         .flatten();
-    Ok(Authenticated { client, method: registered, certificate_thumbprint })
+    Ok(Authenticated {
+        client,
+        method: registered,
+        certificate_thumbprint,
+    })
 }

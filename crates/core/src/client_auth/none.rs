@@ -18,7 +18,13 @@ impl Authenticator for PublicClient {
         AuthMethod::None
     }
 
-    async fn verify(&self, _: &Tollgate, _: &ServerRuntime, _: &ClientRuntime, _: &Presented<'_>) -> Result<(), Failure> {
+    async fn verify(
+        &self,
+        _: &Tollgate,
+        _: &ServerRuntime,
+        _: &ClientRuntime,
+        _: &Presented<'_>,
+    ) -> Result<(), Failure> {
         Ok(())
     }
 }

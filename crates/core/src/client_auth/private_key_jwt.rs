@@ -1,9 +1,15 @@
-//! `private_key_jwt`: an assertion signed with the client's private key, verified with its registered jwks or jwks_uri (RFC 7523 §2.2, §3).
+//! `private_key_jwt`: an assertion signed with the client's private key, verified with its
+//! registered `jwks` (parsed once per cached client) or `jwks_uri` (fetched through
+//! [`crate::client_keys::ClientKeys`], refetched once per cooldown when an unknown `kid`
+//! arrives, which is how key rotation reaches us) — RFC 7523 §2.2, §3.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Authenticator, Failure, Presented};
+use super::{assertion, Authenticator, Failure, Presented};
 use crate::app::Tollgate;
+use crate::client_keys::{ClientKeySet, Selection};
 use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::server::AuthMethod;
 
@@ -11,14 +17,57 @@ use crate::server::AuthMethod;
 #[derive(Debug)]
 pub(super) struct PrivateKeyJwt;
 
+fn verify_with(keys: &ClientKeySet, assertion: &assertion::Assertion<'_>) -> Result<(), Failure> {
+    match keys.select(assertion.alg, assertion.kid.as_deref()) {
+        Selection::Found(key) => assertion.verify_signature(&key.key),
+        Selection::NoKey | Selection::Ambiguous => Err(Failure::UnknownKey),
+        Selection::WrongType => Err(Failure::AssertionAlgorithm),
+    }
+}
+
 #[async_trait]
 impl Authenticator for PrivateKeyJwt {
     fn method(&self) -> AuthMethod {
         AuthMethod::PrivateKeyJwt
     }
 
-    async fn verify(&self, _: &Tollgate, _: &ServerRuntime, _: &ClientRuntime, _: &Presented<'_>) -> Result<(), Failure> {
-        // Implementation in progress (issue 3); until then the method is refused.
-        Err(Failure::Unsupported)
+    async fn verify(
+        &self,
+        app: &Tollgate,
+        server: &ServerRuntime,
+        client: &ClientRuntime,
+        presented: &Presented<'_>,
+    ) -> Result<(), Failure> {
+        let assertion = assertion::parse(presented, &client.client)?;
+        let metadata = &client.client.metadata;
+        if let Some(jwks) = &metadata.jwks {
+            let keys = client
+                .assertion_keys
+                .inline
+                .get_or_init(|| Arc::new(ClientKeySet::from_document(jwks).unwrap_or_default()));
+            verify_with(keys, &assertion)?;
+        } else if let Some(uri) = &metadata.jwks_uri {
+            let keys = app
+                .client_keys
+                .get(uri)
+                .await
+                .map_err(|_| Failure::KeysUnavailable)?;
+            match verify_with(&keys, &assertion) {
+                // Perhaps the client rotated its keys: look again, at most once per cooldown.
+                Err(Failure::UnknownKey) => {
+                    let newer = app
+                        .client_keys
+                        .refetch(uri, &keys)
+                        .await
+                        .map_err(|_| Failure::KeysUnavailable)?;
+                    verify_with(newer.as_deref().unwrap_or(&keys), &assertion)?;
+                }
+                other => other?,
+            }
+        } else {
+            tracing::error!(client_id = %client.client.client_id, "private_key_jwt client has neither jwks nor jwks_uri");
+            return Err(Failure::KeysUnavailable);
+        }
+        assertion::accept(app, server, presented, &assertion).await
     }
 }

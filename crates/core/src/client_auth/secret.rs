@@ -10,7 +10,11 @@ use crate::secrets::{self, ct_eq, ClientSecret};
 use super::Failure;
 
 /// Checks `presented` against the client's stored secret.
-pub(super) async fn verify(app: &Tollgate, client: &ClientRuntime, presented: Option<&ClientSecret>) -> Result<(), Failure> {
+pub(super) async fn verify(
+    app: &Tollgate,
+    client: &ClientRuntime,
+    presented: Option<&ClientSecret>,
+) -> Result<(), Failure> {
     let presented = presented.ok_or(Failure::WrongSecret)?;
     let c = &client.client;
     if c.secret_expires_at != 0 && c.secret_expires_at <= clock::now() {
@@ -20,13 +24,21 @@ pub(super) async fn verify(app: &Tollgate, client: &ClientRuntime, presented: Op
     if let Some(known) = client.verified_digest.get() {
         // The stored hash belongs to exactly one secret; once we know its digest, any other
         // value is wrong without running argon2 again.
-        return if ct_eq(known, &digest) { Ok(()) } else { Err(Failure::WrongSecret) };
+        return if ct_eq(known, &digest) {
+            Ok(())
+        } else {
+            Err(Failure::WrongSecret)
+        };
     }
     let StoredSecret::Hash(phc) = &c.secret else {
         return Err(Failure::WrongSecret);
     };
     let ok = {
-        let _permit = app.hash_permits.acquire().await.map_err(|_| Failure::WrongSecret)?;
+        let _permit = app
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|_| Failure::WrongSecret)?;
         let (phc, secret) = (phc.clone(), presented.clone());
         tokio::task::spawn_blocking(move || secrets::verify_secret(secret.expose(), &phc))
             .await

@@ -17,7 +17,13 @@ impl Authenticator for SecretBasic {
         AuthMethod::ClientSecretBasic
     }
 
-    async fn verify(&self, app: &Tollgate, _: &ServerRuntime, client: &ClientRuntime, presented: &Presented<'_>) -> Result<(), Failure> {
+    async fn verify(
+        &self,
+        app: &Tollgate,
+        _: &ServerRuntime,
+        client: &ClientRuntime,
+        presented: &Presented<'_>,
+    ) -> Result<(), Failure> {
         secret::verify(app, client, presented.secret).await
     }
 }

@@ -18,7 +18,13 @@ impl Authenticator for SecretPost {
         AuthMethod::ClientSecretPost
     }
 
-    async fn verify(&self, app: &Tollgate, _: &ServerRuntime, client: &ClientRuntime, presented: &Presented<'_>) -> Result<(), Failure> {
+    async fn verify(
+        &self,
+        app: &Tollgate,
+        _: &ServerRuntime,
+        client: &ClientRuntime,
+        presented: &Presented<'_>,
+    ) -> Result<(), Failure> {
         secret::verify(app, client, presented.secret).await
     }
 }

@@ -37,7 +37,8 @@ pub fn issue(
     let allowed = c.scopes();
     let granted = match params.scope.as_deref() {
         Some(requested) => {
-            let requested = Scopes::parse(requested).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+            let requested =
+                Scopes::parse(requested).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
             if !requested.is_subset(&allowed) {
                 return Err(OAuthError::invalid_scope(
                     "requested scope exceeds the scope registered for the client",
@@ -85,7 +86,11 @@ pub fn issue(
 
 /// `aud`: the requested `resource`s (RFC 8707) or `audience`, each of which must be one the
 /// client registered; otherwise the server's default audience, or the issuer.
-fn audience(server: &ServerRuntime, registered: &[String], params: &TokenParams) -> Result<Audience, OAuthError> {
+fn audience(
+    server: &ServerRuntime,
+    registered: &[String],
+    params: &TokenParams,
+) -> Result<Audience, OAuthError> {
     let mut requested: Vec<String> = params.resource.clone();
     if let Some(a) = &params.audience {
         requested.extend(a.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
@@ -99,7 +104,11 @@ fn audience(server: &ServerRuntime, registered: &[String], params: &TokenParams)
         }
     }
     if requested.is_empty() {
-        let default = server.server.default_audience.clone().unwrap_or_else(|| server.issuer.clone());
+        let default = server
+            .server
+            .default_audience
+            .clone()
+            .unwrap_or_else(|| server.issuer.clone());
         return Ok(Audience::One(default));
     }
     requested.dedup();

@@ -56,7 +56,9 @@ impl TokenParams {
         let mut seen: Vec<String> = Vec::new();
         for (i, (name, value)) in pairs.into_iter().enumerate() {
             if i >= MAX_PARAMS {
-                return Err(OAuthError::invalid_request(format!("more than {MAX_PARAMS} parameters")));
+                return Err(OAuthError::invalid_request(format!(
+                    "more than {MAX_PARAMS} parameters"
+                )));
             }
             if value.len() > MAX_VALUE_LEN {
                 return Err(OAuthError::invalid_request(format!(
@@ -84,7 +86,9 @@ impl TokenParams {
                 "client_id" => p.client_id = Some(value),
                 "client_secret" => p.client_secret = Some(crate::secrets::ClientSecret::new(value)),
                 "client_assertion_type" => p.client_assertion_type = Some(value),
-                "client_assertion" => p.client_assertion = Some(crate::secrets::ClientSecret::new(value)),
+                "client_assertion" => {
+                    p.client_assertion = Some(crate::secrets::ClientSecret::new(value));
+                }
                 "token" => p.token = Some(crate::secrets::ClientSecret::new(value)),
                 "token_type_hint" => p.token_type_hint = Some(value),
                 _ => {}
@@ -120,7 +124,9 @@ pub async fn issue(
         Some(_) => Err(OAuthError::unsupported_grant_type(
             "this grant type is not supported by the token endpoint",
         )),
-        None => Err(OAuthError::invalid_request("missing parameter `grant_type`")),
+        None => Err(OAuthError::invalid_request(
+            "missing parameter `grant_type`",
+        )),
     }
 }
 
@@ -134,7 +140,12 @@ mod tests {
 
     #[test]
     fn empty_values_are_absent_and_unknown_ignored() {
-        let p = TokenParams::from_pairs(pairs(&[("grant_type", "client_credentials"), ("scope", ""), ("x", "y")])).unwrap();
+        let p = TokenParams::from_pairs(pairs(&[
+            ("grant_type", "client_credentials"),
+            ("scope", ""),
+            ("x", "y"),
+        ]))
+        .unwrap();
         assert_eq!(p.grant_type.as_deref(), Some("client_credentials"));
         assert!(p.scope.is_none());
     }
@@ -143,13 +154,19 @@ mod tests {
     fn repeated_parameters_are_invalid_except_resource() {
         let e = TokenParams::from_pairs(pairs(&[("scope", "a"), ("scope", "b")])).unwrap_err();
         assert_eq!(e.code.as_str(), "invalid_request");
-        let p = TokenParams::from_pairs(pairs(&[("resource", "https://a"), ("resource", "https://b")])).unwrap();
+        let p = TokenParams::from_pairs(pairs(&[
+            ("resource", "https://a"),
+            ("resource", "https://b"),
+        ]))
+        .unwrap();
         assert_eq!(p.resource.len(), 2);
     }
 
     #[test]
     fn limits_are_enforced() {
-        let many: Vec<_> = (0..=MAX_PARAMS).map(|i| (format!("p{i}"), "v".to_string())).collect();
+        let many: Vec<_> = (0..=MAX_PARAMS)
+            .map(|i| (format!("p{i}"), "v".to_string()))
+            .collect();
         assert!(TokenParams::from_pairs(many).is_err());
         let long = vec![("scope".to_string(), "a".repeat(MAX_VALUE_LEN + 1))];
         assert!(TokenParams::from_pairs(long).is_err());
@@ -157,7 +174,11 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug() {
-        let p = TokenParams::from_pairs(pairs(&[("client_secret", "hunter2"), ("client_assertion", "eyJ.x.y")])).unwrap();
+        let p = TokenParams::from_pairs(pairs(&[
+            ("client_secret", "hunter2"),
+            ("client_assertion", "eyJ.x.y"),
+        ]))
+        .unwrap();
         let dbg = format!("{p:?}");
         assert!(!dbg.contains("hunter2") && !dbg.contains("eyJ"));
     }

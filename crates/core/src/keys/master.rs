@@ -55,7 +55,8 @@ impl MasterKey {
         if bytes.len() != 32 {
             return Err(MasterKeyError::Format);
         }
-        let key = RandomizedNonceKey::new(&AES_256_GCM, bytes).map_err(|_| MasterKeyError::Format)?;
+        let key =
+            RandomizedNonceKey::new(&AES_256_GCM, bytes).map_err(|_| MasterKeyError::Format)?;
         Ok(Self { key })
     }
 

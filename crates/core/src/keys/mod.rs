@@ -269,7 +269,9 @@ impl SigningKey {
                     "n": b64(pk.modulus().big_endian_without_leading_zero()),
                 })
             }
-            Inner::Ed(k) => json!({"crv": "Ed25519", "kty": "OKP", "x": b64(k.public_key().as_ref())}),
+            Inner::Ed(k) => {
+                json!({"crv": "Ed25519", "kty": "OKP", "x": b64(k.public_key().as_ref())})
+            }
         }
     }
 
@@ -302,7 +304,8 @@ impl SigningKey {
                 .map_err(|_| KeyError::Sign),
             Inner::Rsa(k, enc) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
-                k.sign(*enc, &rng, msg, &mut sig).map_err(|_| KeyError::Sign)?;
+                k.sign(*enc, &rng, msg, &mut sig)
+                    .map_err(|_| KeyError::Sign)?;
                 Ok(sig)
             }
             Inner::Ed(k) => Ok(k.sign(msg).as_ref().to_vec()),
@@ -368,13 +371,17 @@ mod tests {
             let key = rec.open(&master).unwrap();
             assert_eq!(key.kid, rec.kid);
             let token = key
-                .sign_jws(TokenType::AccessToken, &json!({"sub": "x", "exp": 4_000_000_000_i64}))
+                .sign_jws(
+                    TokenType::AccessToken,
+                    &json!({"sub": "x", "exp": 4_000_000_000_i64}),
+                )
                 .unwrap();
             let header = decode_header(&token).unwrap();
             assert_eq!(header.alg, jwt_alg);
             assert_eq!(header.kid.as_deref(), Some(rec.kid.as_str()));
             assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(rec.public_jwk.clone()).unwrap();
+            let jwk: jsonwebtoken::jwk::Jwk =
+                serde_json::from_value(rec.public_jwk.clone()).unwrap();
             let dk = DecodingKey::from_jwk(&jwk).unwrap();
             let mut v = Validation::new(jwt_alg);
             v.validate_aud = false;
@@ -388,7 +395,8 @@ mod tests {
     fn private_key_is_sealed_and_bound_to_its_record() {
         let (master, _) = MasterKey::generate();
         let (t, s) = ids();
-        let mut rec = KeyRecord::generate(&master, &t, &s, SigningAlg::ES256, KeyStatus::Current, 1).unwrap();
+        let mut rec =
+            KeyRecord::generate(&master, &t, &s, SigningAlg::ES256, KeyStatus::Current, 1).unwrap();
         let (other, _) = MasterKey::generate();
         assert!(rec.open(&other).is_err());
         rec.server_id = ServerId::parse("elsewhere").unwrap();
@@ -400,7 +408,8 @@ mod tests {
         // RFC 7638 §3.1 example key and thumbprint.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
         let members = json!({"e": "AQAB", "kty": "RSA", "n": n}).to_string();
-        let tp = b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, members.as_bytes()).as_ref());
+        let tp =
+            b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, members.as_bytes()).as_ref());
         assert_eq!(tp, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 }

@@ -29,7 +29,9 @@ fn backend_url(var: &str) -> Option<String> {
 }
 
 pub(crate) async fn sqlite() -> Option<Arc<dyn Repository>> {
-    let repo = open_repository("sqlite::memory:").await.expect("open sqlite");
+    let repo = open_repository("sqlite::memory:")
+        .await
+        .expect("open sqlite");
     repo.migrate().await.expect("migrate sqlite");
     Some(repo)
 }
@@ -51,11 +53,19 @@ pub(crate) async fn redis() -> Option<Arc<dyn ShortLivedStore>> {
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 fn tenant(id: &str) -> Tenant {
-    Tenant { id: TenantId::parse(id).unwrap(), name: "Acme".into(), created_at: 1, updated_at: 1 }
+    Tenant {
+        id: TenantId::parse(id).unwrap(),
+        name: "Acme".into(),
+        created_at: 1,
+        updated_at: 1,
+    }
 }
 
 fn server(t: &TenantId, id: &str) -> Server {
@@ -97,7 +107,10 @@ pub(crate) async fn tenants_crud(repo: Arc<dyn Repository>) {
     let id = unique("t");
     let t = tenant(&id);
     repo.create_tenant(&t).await.unwrap();
-    assert!(matches!(repo.create_tenant(&t).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        repo.create_tenant(&t).await,
+        Err(StoreError::Conflict)
+    ));
     assert_eq!(repo.get_tenant(&t.id).await.unwrap(), Some(t.clone()));
     let mut renamed = t.clone();
     renamed.name = "Acme Corp".into();
@@ -113,14 +126,21 @@ pub(crate) async fn tenants_crud(repo: Arc<dyn Repository>) {
 pub(crate) async fn tenants_paginate(repo: Arc<dyn Repository>) {
     let base = unique("p");
     for i in 0..5 {
-        repo.create_tenant(&tenant(&format!("{base}-{i}"))).await.unwrap();
+        repo.create_tenant(&tenant(&format!("{base}-{i}")))
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let mut after = Some(format!("{base}-"));
     loop {
         let page = repo.list_tenants(after.as_deref(), 2).await.unwrap();
         assert!(page.items.len() <= 2);
-        seen.extend(page.items.iter().filter(|t| t.id.as_str().starts_with(&base)).map(|t| t.id.to_string()));
+        seen.extend(
+            page.items
+                .iter()
+                .filter(|t| t.id.as_str().starts_with(&base))
+                .map(|t| t.id.to_string()),
+        );
         match page.next {
             Some(n) if n.starts_with(&base) => after = Some(n),
             _ => break,
@@ -135,10 +155,26 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
     let t = tenant(&unique("t"));
     repo.create_tenant(&t).await.unwrap();
     let s = server(&t.id, "main");
-    let key = KeyRecord::generate(&master, &t.id, &s.id, SigningAlg::ES256, KeyStatus::Current, 5).unwrap();
-    repo.create_server(&s, std::slice::from_ref(&key)).await.unwrap();
-    assert!(matches!(repo.create_server(&s, &[]).await, Err(StoreError::Conflict)));
-    assert_eq!(repo.get_server(&t.id, &s.id).await.unwrap(), Some(s.clone()));
+    let key = KeyRecord::generate(
+        &master,
+        &t.id,
+        &s.id,
+        SigningAlg::ES256,
+        KeyStatus::Current,
+        5,
+    )
+    .unwrap();
+    repo.create_server(&s, std::slice::from_ref(&key))
+        .await
+        .unwrap();
+    assert!(matches!(
+        repo.create_server(&s, &[]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        repo.get_server(&t.id, &s.id).await.unwrap(),
+        Some(s.clone())
+    );
     let page = repo.list_servers(&t.id, None, 10).await.unwrap();
     assert_eq!(page.items, vec![s.clone()]);
     assert!(page.next.is_none());
@@ -146,45 +182,109 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
     // A second tenant with a server of the same id stays separate.
     let other = tenant(&unique("o"));
     repo.create_tenant(&other).await.unwrap();
-    repo.create_server(&server(&other.id, "main"), &[]).await.unwrap();
-    assert_eq!(repo.list_servers(&t.id, None, 10).await.unwrap().items.len(), 1);
+    repo.create_server(&server(&other.id, "main"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.list_servers(&t.id, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 
     let mut changed = s.clone();
     changed.default_audience = None;
     changed.tls_client_certificate_bound_access_tokens = true;
-    changed.allowed_token_endpoint_auth_methods = vec![AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic];
+    changed.allowed_token_endpoint_auth_methods =
+        vec![AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic];
     assert!(repo.update_server(&changed).await.unwrap());
     assert_eq!(repo.get_server(&t.id, &s.id).await.unwrap(), Some(changed));
 
     let keys = repo.list_keys(&t.id, &s.id).await.unwrap();
     assert_eq!(keys, vec![key.clone()]);
     assert!(keys[0].open(&master).is_ok());
-    let next = KeyRecord::generate(&master, &t.id, &s.id, SigningAlg::ES256, KeyStatus::Current, 6).unwrap();
+    let next = KeyRecord::generate(
+        &master,
+        &t.id,
+        &s.id,
+        SigningAlg::ES256,
+        KeyStatus::Current,
+        6,
+    )
+    .unwrap();
     repo.rotate_key(&next, 100, 6).await.unwrap();
     let keys = repo.list_keys(&t.id, &s.id).await.unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].status, KeyStatus::Retiring);
     assert_eq!(keys[0].retire_at, Some(100));
     assert_eq!(keys[1].kid, next.kid);
-    let third = KeyRecord::generate(&master, &t.id, &s.id, SigningAlg::ES256, KeyStatus::Current, 7).unwrap();
+    let third = KeyRecord::generate(
+        &master,
+        &t.id,
+        &s.id,
+        SigningAlg::ES256,
+        KeyStatus::Current,
+        7,
+    )
+    .unwrap();
     repo.rotate_key(&third, 300, 200).await.unwrap();
-    let kids: Vec<_> = repo.list_keys(&t.id, &s.id).await.unwrap().into_iter().map(|k| (k.kid, k.status)).collect();
-    assert_eq!(kids, vec![(next.kid.clone(), KeyStatus::Retiring), (third.kid.clone(), KeyStatus::Current)]);
-    repo.retire_keys(&t.id, &s.id, SigningAlg::ES256, 500).await.unwrap();
-    assert!(repo.list_keys(&t.id, &s.id).await.unwrap().iter().all(|k| k.status == KeyStatus::Retiring));
+    let kids: Vec<_> = repo
+        .list_keys(&t.id, &s.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid, k.status))
+        .collect();
+    assert_eq!(
+        kids,
+        vec![
+            (next.kid.clone(), KeyStatus::Retiring),
+            (third.kid.clone(), KeyStatus::Current)
+        ]
+    );
+    repo.retire_keys(&t.id, &s.id, SigningAlg::ES256, 500)
+        .await
+        .unwrap();
+    assert!(repo
+        .list_keys(&t.id, &s.id)
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.status == KeyStatus::Retiring));
 
-    let c = client(&t.id, &s.id, "svc-1", StoredSecret::Hash("$argon2id$x".into()));
+    let c = client(
+        &t.id,
+        &s.id,
+        "svc-1",
+        StoredSecret::Hash("$argon2id$x".into()),
+    );
     repo.create_client(&c).await.unwrap();
-    assert!(matches!(repo.create_client(&c).await, Err(StoreError::Conflict)));
-    assert_eq!(repo.get_client(&t.id, &s.id, &c.client_id).await.unwrap(), Some(c.clone()));
-    assert_eq!(repo.get_client(&other.id, &s.id, &c.client_id).await.unwrap(), None);
+    assert!(matches!(
+        repo.create_client(&c).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        repo.get_client(&t.id, &s.id, &c.client_id).await.unwrap(),
+        Some(c.clone())
+    );
+    assert_eq!(
+        repo.get_client(&other.id, &s.id, &c.client_id)
+            .await
+            .unwrap(),
+        None
+    );
     let sealed = client(&t.id, &s.id, "svc-2", StoredSecret::Sealed(vec![1, 2, 3]));
     repo.create_client(&sealed).await.unwrap();
     let none = client(&t.id, &s.id, "svc-3", StoredSecret::None);
     repo.create_client(&none).await.unwrap();
     let p1 = repo.list_clients(&t.id, &s.id, None, 2).await.unwrap();
     assert_eq!(p1.items, vec![c.clone(), sealed.clone()]);
-    let p2 = repo.list_clients(&t.id, &s.id, p1.next.as_deref(), 2).await.unwrap();
+    let p2 = repo
+        .list_clients(&t.id, &s.id, p1.next.as_deref(), 2)
+        .await
+        .unwrap();
     assert_eq!(p2.items, vec![none.clone()]);
     assert!(p2.next.is_none());
 
@@ -192,14 +292,28 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
     updated.secret = StoredSecret::Hash("$argon2id$y".into());
     updated.metadata.scope = Some("c".into());
     assert!(repo.update_client(&updated).await.unwrap());
-    assert_eq!(repo.get_client(&t.id, &s.id, &c.client_id).await.unwrap(), Some(updated));
-    assert!(repo.delete_client(&t.id, &s.id, &c.client_id).await.unwrap());
-    assert!(!repo.delete_client(&t.id, &s.id, &c.client_id).await.unwrap());
+    assert_eq!(
+        repo.get_client(&t.id, &s.id, &c.client_id).await.unwrap(),
+        Some(updated)
+    );
+    assert!(repo
+        .delete_client(&t.id, &s.id, &c.client_id)
+        .await
+        .unwrap());
+    assert!(!repo
+        .delete_client(&t.id, &s.id, &c.client_id)
+        .await
+        .unwrap());
 
     // Deleting the tenant cascades to servers, clients and keys.
     assert!(repo.delete_tenant(&t.id).await.unwrap());
     assert_eq!(repo.get_server(&t.id, &s.id).await.unwrap(), None);
-    assert_eq!(repo.get_client(&t.id, &s.id, &sealed.client_id).await.unwrap(), None);
+    assert_eq!(
+        repo.get_client(&t.id, &s.id, &sealed.client_id)
+            .await
+            .unwrap(),
+        None
+    );
     assert!(repo.list_keys(&t.id, &s.id).await.unwrap().is_empty());
     assert!(repo.get_server(&other.id, &s.id).await.unwrap().is_some());
     repo.delete_tenant(&other.id).await.unwrap();
@@ -208,9 +322,18 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
 pub(crate) async fn admin_token_set_once(repo: Arc<dyn Repository>) {
     let name = unique("root");
     assert_eq!(repo.admin_token_hash(&name).await.unwrap(), None);
-    assert!(repo.set_admin_token_hash_if_absent(&name, "h1", 1).await.unwrap());
-    assert!(!repo.set_admin_token_hash_if_absent(&name, "h2", 2).await.unwrap());
-    assert_eq!(repo.admin_token_hash(&name).await.unwrap().as_deref(), Some("h1"));
+    assert!(repo
+        .set_admin_token_hash_if_absent(&name, "h1", 1)
+        .await
+        .unwrap());
+    assert!(!repo
+        .set_admin_token_hash_if_absent(&name, "h2", 2)
+        .await
+        .unwrap());
+    assert_eq!(
+        repo.admin_token_hash(&name).await.unwrap().as_deref(),
+        Some("h1")
+    );
     repo.ping().await.unwrap();
 }
 
@@ -243,17 +366,26 @@ pub(crate) async fn short_lived_expiry(store: Arc<dyn ShortLivedStore>) {
     // Poll with a deadline rather than sleeping a fixed time.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while store.get(&k).await.unwrap().is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "entry did not expire");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "entry did not expire"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(store.take(&k).await.unwrap(), None);
-    assert!(store.put_if_absent(&k, b"y", short).await.unwrap(), "expired key is free again");
+    assert!(
+        store.put_if_absent(&k, b"y", short).await.unwrap(),
+        "expired key is free again"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         if store.incr(&c, Duration::from_secs(30)).await.unwrap() == 1 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "counter did not expire");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "counter did not expire"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
         store.remove(&c).await.ok();
     }
@@ -262,7 +394,10 @@ pub(crate) async fn short_lived_expiry(store: Arc<dyn ShortLivedStore>) {
 pub(crate) async fn short_lived_take_is_atomic(store: Arc<dyn ShortLivedStore>) {
     for _ in 0..20 {
         let k = unique("a");
-        store.put(&k, b"code", Duration::from_secs(30)).await.unwrap();
+        store
+            .put(&k, b"code", Duration::from_secs(30))
+            .await
+            .unwrap();
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let s = store.clone();
@@ -280,7 +415,11 @@ pub(crate) async fn short_lived_take_is_atomic(store: Arc<dyn ShortLivedStore>) 
             .map(|_| {
                 let s = store.clone();
                 let k = k2.clone();
-                tokio::spawn(async move { s.put_if_absent(&k, b"j", Duration::from_secs(30)).await.unwrap() })
+                tokio::spawn(async move {
+                    s.put_if_absent(&k, b"j", Duration::from_secs(30))
+                        .await
+                        .unwrap()
+                })
             })
             .collect();
         let mut stored = 0;

@@ -64,7 +64,12 @@ impl MemoryStore {
 
 #[async_trait]
 impl ShortLivedStore for MemoryStore {
-    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         self.check_capacity()?;
         let now = Instant::now();
         match self.map.entry(key.to_owned()) {
@@ -72,11 +77,17 @@ impl ShortLivedStore for MemoryStore {
                 if e.get().deadline > now {
                     return Ok(false);
                 }
-                e.insert(Item { value: value.to_vec(), deadline: now + ttl });
+                e.insert(Item {
+                    value: value.to_vec(),
+                    deadline: now + ttl,
+                });
                 Ok(true)
             }
             Entry::Vacant(e) => {
-                e.insert(Item { value: value.to_vec(), deadline: now + ttl });
+                e.insert(Item {
+                    value: value.to_vec(),
+                    deadline: now + ttl,
+                });
                 Ok(true)
             }
         }
@@ -86,7 +97,10 @@ impl ShortLivedStore for MemoryStore {
         self.check_capacity()?;
         self.map.insert(
             key.to_owned(),
-            Item { value: value.to_vec(), deadline: Instant::now() + ttl },
+            Item {
+                value: value.to_vec(),
+                deadline: Instant::now() + ttl,
+            },
         );
         Ok(())
     }
@@ -122,7 +136,10 @@ impl ShortLivedStore for MemoryStore {
             deadline: now + ttl,
         });
         if entry.deadline <= now {
-            *entry = Item { value: 0u64.to_be_bytes().to_vec(), deadline: now + ttl };
+            *entry = Item {
+                value: 0u64.to_be_bytes().to_vec(),
+                deadline: now + ttl,
+            };
         }
         let mut buf = [0u8; 8];
         if entry.value.len() == 8 {

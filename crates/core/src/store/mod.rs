@@ -51,7 +51,11 @@ pub trait TenantRepo: Send + Sync {
     /// One tenant.
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
     /// Tenants with id greater than `after`, at most `limit`.
-    async fn list_tenants(&self, after: Option<&str>, limit: u32) -> Result<Page<Tenant>, StoreError>;
+    async fn list_tenants(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Tenant>, StoreError>;
     /// Updates the name; false if absent.
     async fn update_tenant(&self, t: &Tenant) -> Result<bool, StoreError>;
     /// Deletes the tenant and everything in it; false if absent.
@@ -66,7 +70,12 @@ pub trait ServerRepo: Send + Sync {
     /// One server.
     async fn get_server(&self, t: &TenantId, id: &ServerId) -> Result<Option<Server>, StoreError>;
     /// Servers of a tenant.
-    async fn list_servers(&self, t: &TenantId, after: Option<&str>, limit: u32) -> Result<Page<Server>, StoreError>;
+    async fn list_servers(
+        &self,
+        t: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Server>, StoreError>;
     /// Updates settings; false if absent.
     async fn update_server(&self, s: &Server) -> Result<bool, StoreError>;
     /// Deletes the server and its clients and keys; false if absent.
@@ -79,13 +88,29 @@ pub trait ClientRepo: Send + Sync {
     /// Inserts; [`StoreError::Conflict`] if the id is taken in that server.
     async fn create_client(&self, c: &Client) -> Result<(), StoreError>;
     /// One client.
-    async fn get_client(&self, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<Option<Client>, StoreError>;
+    async fn get_client(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        id: &ClientId,
+    ) -> Result<Option<Client>, StoreError>;
     /// Clients of a server.
-    async fn list_clients(&self, t: &TenantId, s: &ServerId, after: Option<&str>, limit: u32) -> Result<Page<Client>, StoreError>;
+    async fn list_clients(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Client>, StoreError>;
     /// Replaces metadata and secret; false if absent.
     async fn update_client(&self, c: &Client) -> Result<bool, StoreError>;
     /// Deletes; false if absent.
-    async fn delete_client(&self, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<bool, StoreError>;
+    async fn delete_client(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        id: &ClientId,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Signing keys.
@@ -95,9 +120,16 @@ pub trait KeyRepo: Send + Sync {
     async fn list_keys(&self, t: &TenantId, s: &ServerId) -> Result<Vec<KeyRecord>, StoreError>;
     /// In one transaction: marks the current keys of `new.alg` as retiring until `retire_at`,
     /// inserts `new` as current, and deletes retiring keys whose time has passed.
-    async fn rotate_key(&self, new: &KeyRecord, retire_at: i64, now: i64) -> Result<(), StoreError>;
+    async fn rotate_key(&self, new: &KeyRecord, retire_at: i64, now: i64)
+        -> Result<(), StoreError>;
     /// Marks the current keys of `alg` as retiring until `retire_at`.
-    async fn retire_keys(&self, t: &TenantId, s: &ServerId, alg: crate::server::SigningAlg, retire_at: i64) -> Result<(), StoreError>;
+    async fn retire_keys(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        alg: crate::server::SigningAlg,
+        retire_at: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Admin credentials (the generated root token's hash).
@@ -106,12 +138,19 @@ pub trait AdminRepo: Send + Sync {
     /// The stored hash of the named token.
     async fn admin_token_hash(&self, name: &str) -> Result<Option<String>, StoreError>;
     /// Stores the hash unless one exists; returns whether it was stored.
-    async fn set_admin_token_hash_if_absent(&self, name: &str, hash: &str, now: i64) -> Result<bool, StoreError>;
+    async fn set_admin_token_hash_if_absent(
+        &self,
+        name: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The durable store: every repository plus health and migrations.
 #[async_trait]
-pub trait Repository: TenantRepo + ServerRepo + ClientRepo + KeyRepo + AdminRepo + std::fmt::Debug {
+pub trait Repository:
+    TenantRepo + ServerRepo + ClientRepo + KeyRepo + AdminRepo + std::fmt::Debug
+{
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// One cheap round trip.
@@ -127,7 +166,12 @@ pub trait Repository: TenantRepo + ServerRepo + ClientRepo + KeyRepo + AdminRepo
 #[async_trait]
 pub trait ShortLivedStore: Send + Sync + std::fmt::Debug {
     /// Stores `value` unless `key` exists (Redis `SET NX PX`); true if stored.
-    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
     /// Stores `value`, replacing any previous one.
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
     /// Reads without consuming.
@@ -164,7 +208,9 @@ pub async fn open_repository(url: &str) -> Result<Arc<dyn Repository>, StoreErro
 ///
 /// # Errors
 /// Bad URL or unreachable Redis.
-pub async fn open_short_lived(redis_url: Option<&str>) -> Result<Arc<dyn ShortLivedStore>, StoreError> {
+pub async fn open_short_lived(
+    redis_url: Option<&str>,
+) -> Result<Arc<dyn ShortLivedStore>, StoreError> {
     match redis_url {
         Some(url) => Ok(Arc::new(redis::RedisStore::connect(url).await?)),
         None => Ok(Arc::new(memory::MemoryStore::new())),

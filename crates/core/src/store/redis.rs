@@ -81,7 +81,12 @@ fn key(k: &str) -> String {
 
 #[async_trait]
 impl ShortLivedStore for RedisStore {
-    async fn put_if_absent(&self, k: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+    async fn put_if_absent(
+        &self,
+        k: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         let mut c = self.conn.clone();
         let opts = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
@@ -92,7 +97,8 @@ impl ShortLivedStore for RedisStore {
 
     async fn put(&self, k: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
-        self.run(c.pset_ex::<_, _, ()>(key(k), value, ms(ttl))).await
+        self.run(c.pset_ex::<_, _, ()>(key(k), value, ms(ttl)))
+            .await
     }
 
     async fn get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::Row;
 
 use super::{AdminRepo, ClientRepo, KeyRepo, Page, Repository, ServerRepo, StoreError, TenantRepo};
@@ -24,9 +27,9 @@ use crate::tenant::Tenant;
 fn map_err(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
-            StoreError::Corrupt(e.to_string())
-        }
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
         other => StoreError::Unavailable(other.to_string()),
     }
 }
@@ -60,7 +63,8 @@ fn secret_columns(s: &StoredSecret) -> (&'static str, Option<&str>, Option<&[u8]
 const TENANT_COLS: &str = "id, name, created_at, updated_at";
 const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens";
 const CLIENT_COLS: &str = "tenant_id, server_id, client_id, metadata, secret_kind, secret_hash, secret_sealed, secret_expires_at, issued_at, updated_at";
-const KEY_COLS: &str = "tenant_id, server_id, kid, alg, status, sealed_private, public_jwk, created_at, retire_at";
+const KEY_COLS: &str =
+    "tenant_id, server_id, kid, alg, status, sealed_private, public_jwk, created_at, retire_at";
 
 macro_rules! sql_repository {
     ($name:ident, $pool:ty, $row:ty, $backend:literal, $migrator:literal) => {
@@ -530,8 +534,20 @@ impl PoolDb for PgPool {
     type Db = sqlx::Postgres;
 }
 
-sql_repository!(SqliteRepository, SqlitePool, SqliteRow, "sqlite", "../../migrations/sqlite");
-sql_repository!(PostgresRepository, PgPool, PgRow, "postgres", "../../migrations/postgres");
+sql_repository!(
+    SqliteRepository,
+    SqlitePool,
+    SqliteRow,
+    "sqlite",
+    "../../migrations/sqlite"
+);
+sql_repository!(
+    PostgresRepository,
+    PgPool,
+    PgRow,
+    "postgres",
+    "../../migrations/postgres"
+);
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -553,8 +569,16 @@ impl SqliteRepository {
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(u32::from(in_memory))
-            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts)
             .await

@@ -2,8 +2,13 @@
 //! clients, so the steady-state token path makes no database round trip. Admin operations
 //! invalidate entries in the same process before they return; every entry also expires after
 //! a bounded time, which is how changes made through another replica arrive here.
+//!
+//! An expired entry is re-read by one request while the others keep using it, and when the
+//! re-read row is unchanged the existing entry (with its verified-secret digest and parsed
+//! keys) stays in place: expiry never sends a burst of requests to the database or to argon2.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -59,6 +64,55 @@ pub struct ClientRuntime {
 struct Slot<T> {
     value: T,
     loaded: Instant,
+    /// Set while one request re-reads an expired entry; the others use the old value.
+    refreshing: AtomicBool,
+}
+
+impl<T> Slot<T> {
+    fn new(value: T) -> Self {
+        Self {
+            value,
+            loaded: Instant::now(),
+            refreshing: AtomicBool::new(false),
+        }
+    }
+}
+
+/// What to do with a cache entry.
+enum Plan<T> {
+    /// Use this (possibly cached-absent) value.
+    Serve(Option<T>),
+    /// Load from the database; `stale` is the expired value, if any.
+    Load(Option<T>),
+}
+
+/// Decides between serving and loading, electing one loader per expired entry.
+fn plan<K, T>(
+    map: &DashMap<K, Slot<Option<Arc<T>>>>,
+    key: &K,
+    ttl: Duration,
+    negative_ttl: Duration,
+) -> Plan<Arc<T>>
+where
+    K: std::hash::Hash + Eq,
+{
+    let Some(slot) = map.get(key) else {
+        return Plan::Load(None);
+    };
+    let lifetime = if slot.value.is_some() {
+        ttl
+    } else {
+        negative_ttl
+    };
+    if slot.loaded.elapsed() < lifetime {
+        return Plan::Serve(slot.value.clone());
+    }
+    match &slot.value {
+        // Someone else is re-reading it: keep serving the old value meanwhile.
+        Some(v) if slot.refreshing.swap(true, Ordering::AcqRel) => Plan::Serve(Some(Arc::clone(v))),
+        Some(v) => Plan::Load(Some(Arc::clone(v))),
+        None => Plan::Load(None),
+    }
 }
 
 type ServerKey = (TenantId, ServerId);
@@ -72,6 +126,8 @@ pub struct Registry {
     clients: DashMap<ClientKey, Slot<Option<Arc<ClientRuntime>>>>,
     ttl: Duration,
     negative_ttl: Duration,
+    /// Bumped by every invalidation, so a load that raced with one is not cached.
+    generation: AtomicU64,
 }
 
 /// What a cache lookup found; hit/miss counts feed metrics later.
@@ -92,16 +148,36 @@ impl Registry {
             clients: DashMap::new(),
             ttl,
             negative_ttl: ttl.min(Duration::from_secs(5)),
+            generation: AtomicU64::new(0),
         }
     }
 
-    fn fresh<T>(&self, slot: &Slot<Option<T>>) -> bool {
-        let ttl = if slot.value.is_some() {
-            self.ttl
+    /// Caches a loaded value unless an invalidation happened while it was being read.
+    fn store<K: std::hash::Hash + Eq, T>(
+        &self,
+        map: &DashMap<K, Slot<Option<Arc<T>>>>,
+        key: K,
+        value: Option<Arc<T>>,
+        generation: u64,
+    ) {
+        if self.generation.load(Ordering::Acquire) == generation {
+            map.insert(key, Slot::new(value));
+        } else {
+            map.remove(&key);
+        }
+    }
+
+    fn in_use<T>(&self, slot: &Slot<Option<T>>) -> bool {
+        let lifetime = if slot.value.is_some() {
+            self.ttl * 4
         } else {
             self.negative_ttl
         };
-        slot.loaded.elapsed() < ttl
+        slot.loaded.elapsed() < lifetime
+    }
+
+    fn invalidated(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The server, from memory or loaded (with keys opened under `master`).
@@ -117,22 +193,25 @@ impl Registry {
         s: &ServerId,
     ) -> Result<(Option<Arc<ServerRuntime>>, Lookup), StoreError> {
         let key = (t.clone(), s.clone());
-        if let Some(slot) = self.servers.get(&key) {
-            if self.fresh(&slot) {
-                return Ok((slot.value.clone(), Lookup::Hit));
+        let stale = match plan(&self.servers, &key, self.ttl, self.negative_ttl) {
+            Plan::Serve(v) => return Ok((v, Lookup::Hit)),
+            Plan::Load(stale) => stale,
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        let loaded = match load_server(repo, master, public_url, t, s).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.release(&self.servers, &key);
+                return Err(e);
             }
-        }
-        let loaded = load_server(repo, master, public_url, t, s)
-            .await?
-            .map(Arc::new);
-        self.servers.insert(
-            key,
-            Slot {
-                value: loaded.clone(),
-                loaded: Instant::now(),
-            },
-        );
-        Ok((loaded, Lookup::Miss))
+        };
+        // Unchanged: keep the entry (and everything parsed in it), just renew it.
+        let value = match (stale, loaded) {
+            (Some(old), Some(new)) if same_server(&old, &new) => Some(old),
+            (_, new) => new.map(Arc::new),
+        };
+        self.store(&self.servers, key, value.clone(), generation);
+        Ok((value, Lookup::Miss))
     }
 
     /// The client, from memory or loaded.
@@ -147,50 +226,79 @@ impl Registry {
         c: &ClientId,
     ) -> Result<(Option<Arc<ClientRuntime>>, Lookup), StoreError> {
         let key = (t.clone(), s.clone(), c.clone());
-        if let Some(slot) = self.clients.get(&key) {
-            if self.fresh(&slot) {
-                return Ok((slot.value.clone(), Lookup::Hit));
+        let stale = match plan(&self.clients, &key, self.ttl, self.negative_ttl) {
+            Plan::Serve(v) => return Ok((v, Lookup::Hit)),
+            Plan::Load(stale) => stale,
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        let loaded = match repo.get_client(t, s, c).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.release(&self.clients, &key);
+                return Err(e);
             }
+        };
+        // Unchanged: keep the verified-secret digest and parsed keys.
+        let value = match (stale, loaded) {
+            (Some(old), Some(new)) if old.client == new => Some(old),
+            (_, new) => new.map(|client| {
+                Arc::new(ClientRuntime {
+                    client,
+                    verified_digest: OnceLock::new(),
+                    assertion_keys: AssertionKeyCache::default(),
+                })
+            }),
+        };
+        self.store(&self.clients, key, value.clone(), generation);
+        Ok((value, Lookup::Miss))
+    }
+
+    /// After a failed re-read, lets the next request try again.
+    fn release<K: std::hash::Hash + Eq, T>(&self, map: &DashMap<K, Slot<T>>, key: &K) {
+        if let Some(slot) = map.get(key) {
+            slot.refreshing.store(false, Ordering::Release);
         }
-        let loaded = repo.get_client(t, s, c).await?.map(|client| {
-            Arc::new(ClientRuntime {
-                client,
-                verified_digest: OnceLock::new(),
-                assertion_keys: AssertionKeyCache::default(),
-            })
-        });
-        self.clients.insert(
-            key,
-            Slot {
-                value: loaded.clone(),
-                loaded: Instant::now(),
-            },
-        );
-        Ok((loaded, Lookup::Miss))
     }
 
     /// Drops a client's entry.
     pub fn invalidate_client(&self, t: &TenantId, s: &ServerId, c: &ClientId) {
+        self.invalidated();
         self.clients.remove(&(t.clone(), s.clone(), c.clone()));
     }
 
     /// Drops a server's entry and those of its clients.
     pub fn invalidate_server(&self, t: &TenantId, s: &ServerId) {
+        self.invalidated();
         self.servers.remove(&(t.clone(), s.clone()));
         self.clients.retain(|(ct, cs, _), _| !(ct == t && cs == s));
     }
 
     /// Drops every entry of a tenant.
     pub fn invalidate_tenant(&self, t: &TenantId) {
+        self.invalidated();
         self.servers.retain(|(st, _), _| st != t);
         self.clients.retain(|(ct, _, _), _| ct != t);
     }
 
-    /// Drops entries past their lifetime (called on an interval to bound memory).
+    /// Drops entries nobody has used for several lifetimes (called on an interval to bound
+    /// memory). Entries in use are renewed by the requests that use them, so they stay.
     pub fn sweep(&self) {
-        self.servers.retain(|_, slot| self.fresh(slot));
-        self.clients.retain(|_, slot| self.fresh(slot));
+        self.servers.retain(|_, slot| self.in_use(slot));
+        self.clients.retain(|_, slot| self.in_use(slot));
     }
+}
+
+/// Whether a re-read server is the same as the cached one: settings, published keys and the
+/// set of current keys.
+fn same_server(old: &ServerRuntime, new: &ServerRuntime) -> bool {
+    old.server == new.server
+        && old.issuer == new.issuer
+        && old.jwks == new.jwks
+        && old
+            .current_keys
+            .iter()
+            .map(|k| &k.kid)
+            .eq(new.current_keys.iter().map(|k| &k.kid))
 }
 
 async fn load_server(
@@ -256,5 +364,130 @@ fn jwt_algorithm(alg: SigningAlg) -> Algorithm {
         SigningAlg::RS256 => Algorithm::RS256,
         SigningAlg::PS256 => Algorithm::PS256,
         SigningAlg::EdDSA => Algorithm::EdDSA,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientMetadata, StoredSecret};
+    use crate::store::open_repository;
+    use crate::tenant::Tenant;
+
+    async fn repo_with_client() -> (Arc<dyn Repository>, Client) {
+        let repo = open_repository("sqlite::memory:").await.unwrap();
+        repo.migrate().await.unwrap();
+        let t = TenantId::parse("t").unwrap();
+        repo.create_tenant(&Tenant {
+            id: t.clone(),
+            name: "T".into(),
+            created_at: 0,
+            updated_at: 0,
+        })
+        .await
+        .unwrap();
+        let server = Server {
+            tenant_id: t.clone(),
+            id: ServerId::parse("s").unwrap(),
+            name: "S".into(),
+            access_token_ttl: 3600,
+            refresh_token_ttl: 7200,
+            signing_alg: SigningAlg::ES256,
+            default_audience: None,
+            allowed_token_endpoint_auth_methods: vec![crate::server::AuthMethod::ClientSecretBasic],
+            tls_client_certificate_bound_access_tokens: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        repo.create_server(&server, &[]).await.unwrap();
+        let client = Client {
+            tenant_id: t,
+            server_id: server.id,
+            client_id: ClientId::parse("c").unwrap(),
+            metadata: ClientMetadata::default(),
+            secret: StoredSecret::Hash("h".into()),
+            secret_expires_at: 0,
+            issued_at: 0,
+            updated_at: 0,
+        };
+        repo.create_client(&client).await.unwrap();
+        (repo, client)
+    }
+
+    async fn get(
+        reg: &Registry,
+        repo: &dyn Repository,
+        c: &Client,
+    ) -> (Arc<ClientRuntime>, Lookup) {
+        let (v, l) = reg
+            .client(repo, &c.tenant_id, &c.server_id, &c.client_id)
+            .await
+            .unwrap();
+        (v.unwrap(), l)
+    }
+
+    #[tokio::test]
+    async fn expiry_keeps_an_unchanged_entry_and_its_digest() {
+        let (repo, client) = repo_with_client().await;
+        let reg = Registry::new(Duration::from_millis(30));
+        let (first, lookup) = get(&reg, repo.as_ref(), &client).await;
+        assert_eq!(lookup, Lookup::Miss);
+        first.verified_digest.set([1; 32]).unwrap();
+        assert_eq!(get(&reg, repo.as_ref(), &client).await.1, Lookup::Hit);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (again, lookup) = get(&reg, repo.as_ref(), &client).await;
+        assert_eq!(lookup, Lookup::Miss, "re-read after expiry");
+        assert!(Arc::ptr_eq(&first, &again), "unchanged row keeps the entry");
+        assert_eq!(again.verified_digest.get(), Some(&[1; 32]));
+
+        let mut changed = client.clone();
+        changed.secret = StoredSecret::Hash("other".into());
+        repo.update_client(&changed).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (fresh, _) = get(&reg, repo.as_ref(), &client).await;
+        assert!(
+            !Arc::ptr_eq(&first, &fresh),
+            "a changed row replaces the entry"
+        );
+        assert!(fresh.verified_digest.get().is_none());
+    }
+
+    #[tokio::test]
+    async fn one_request_rereads_while_others_use_the_old_entry() {
+        let (repo, client) = repo_with_client().await;
+        let reg = Registry::new(Duration::from_millis(30));
+        let (first, _) = get(&reg, repo.as_ref(), &client).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let key = (
+            client.tenant_id.clone(),
+            client.server_id.clone(),
+            client.client_id.clone(),
+        );
+        // The first caller after expiry is elected to reload...
+        assert!(matches!(
+            plan(&reg.clients, &key, reg.ttl, reg.negative_ttl),
+            Plan::Load(Some(_))
+        ));
+        // ...and everyone else meanwhile gets the old entry without waiting.
+        match plan(&reg.clients, &key, reg.ttl, reg.negative_ttl) {
+            Plan::Serve(Some(v)) => assert!(Arc::ptr_eq(&v, &first)),
+            _ => panic!("expected the stale entry"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_load_racing_an_invalidation_is_not_cached() {
+        let (repo, client) = repo_with_client().await;
+        let reg = Registry::new(Duration::from_secs(30));
+        let generation = reg.generation.load(Ordering::Acquire);
+        reg.invalidate_client(&client.tenant_id, &client.server_id, &client.client_id);
+        let key = (
+            client.tenant_id.clone(),
+            client.server_id.clone(),
+            client.client_id.clone(),
+        );
+        reg.store(&reg.clients, key.clone(), None, generation);
+        assert!(reg.clients.get(&key).is_none());
+        assert_eq!(get(&reg, repo.as_ref(), &client).await.1, Lookup::Miss);
     }
 }

@@ -112,13 +112,18 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_code_2() {
                 ),
                 ("TOLLGATE_MASTER_KEY", key),
             ],
-            vec![],
+            vec!["--database-wait".into(), "0".into()],
             "--database-url",
         ),
         (
             "unreachable Redis",
             vec![("TOLLGATE_DATABASE_URL", sqlite.clone())],
-            vec!["--redis-url".into(), "redis://127.0.0.1:1/".into()],
+            vec![
+                "--redis-url".into(),
+                "redis://127.0.0.1:1/".into(),
+                "--database-wait".into(),
+                "0".into(),
+            ],
             "--redis-url",
         ),
         (

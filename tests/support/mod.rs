@@ -115,7 +115,9 @@ pub fn binary() -> &'static str {
 pub fn command() -> Command {
     let mut cmd = Command::new(binary());
     for (k, _) in std::env::vars() {
-        if k.starts_with("TOLLGATE_") && !k.starts_with("TOLLGATE_TEST_") {
+        if (k.starts_with("TOLLGATE_") && !k.starts_with("TOLLGATE_TEST_"))
+            || k.starts_with("OTEL_")
+        {
             cmd.env_remove(k);
         }
     }
@@ -158,7 +160,13 @@ impl Server {
 
     /// Starts with extra `serve` arguments.
     pub async fn start_with(backend: &Backend, extra: &[&str]) -> Self {
+        Self::start_with_env(backend, extra, &[]).await
+    }
+
+    /// Starts with extra `serve` arguments and environment variables.
+    pub async fn start_with_env(backend: &Backend, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = command();
+        cmd.envs(env.iter().copied());
         cmd.arg("serve")
             .args([
                 "--public-addr",
@@ -337,6 +345,26 @@ impl Server {
     /// Everything printed so far.
     pub fn printed(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// `http://127.0.0.1:PORT` of the metrics-only listener (`--metrics-addr`), once printed.
+    pub fn metrics_url(&self) -> Option<String> {
+        if !self.wait_printed("metrics listening on ") {
+            return None;
+        }
+        self.printed()
+            .lines()
+            .find_map(|l| after(l, "metrics listening on "))
+    }
+
+    /// The process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status once the process has exited, without waiting.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 }
 

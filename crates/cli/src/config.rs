@@ -39,6 +39,17 @@ pub struct Cli {
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, global = true)]
     log_format: Option<LogFormat>,
 
+    /// Seconds to wait at start-up for PostgreSQL (and Redis, with --redis-url) to become
+    /// reachable, retrying with exponential backoff; 0: fail at once.
+    #[arg(
+        long,
+        env = "TOLLGATE_DATABASE_WAIT",
+        default_value_t = 30,
+        value_name = "SECONDS",
+        global = true
+    )]
+    database_wait: u64,
+
     #[command(subcommand)]
     command: CliCommand,
 }
@@ -68,6 +79,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
     pub admin_addr: String,
 
+    /// Extra plain-HTTP listener serving only /metrics, /healthz and /readyz (for
+    /// `--only gateway` pods, which have no admin listener); unset: none. Keep it private.
+    #[arg(long, env = "TOLLGATE_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+
     /// External base URL used in issuers; default `http://{PUBLIC_ADDR}`.
     #[arg(long, env = "TOLLGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -94,9 +110,21 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
+    /// Seconds to finish in-flight requests after SIGTERM/SIGINT (a second signal stops at
+    /// once).
     #[arg(long, env = "TOLLGATE_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
+
+    /// Seconds to keep serving after SIGTERM/SIGINT, with /readyz answering 503, before the
+    /// listeners close: time for load balancers that poll readiness to stop sending traffic.
+    /// 0 on Kubernetes, where the chart's preStop pause does this.
+    #[arg(
+        long,
+        env = "TOLLGATE_SHUTDOWN_DELAY",
+        default_value_t = 0,
+        value_name = "SECONDS"
+    )]
+    pub shutdown_delay: u64,
 
     /// PEM certificate chain: the gateway serves HTTPS (needs --tls-key). The admin listener
     /// never serves TLS.
@@ -236,6 +264,8 @@ pub struct Serve {
     pub public_addr: SocketAddr,
     /// Parsed admin address.
     pub admin_addr: SocketAddr,
+    /// Parsed metrics-only listener address, if any.
+    pub metrics_addr: Option<SocketAddr>,
     /// Normalised public URL, if given.
     pub public_url: Option<String>,
     /// Cache lifetime.
@@ -282,6 +312,8 @@ pub struct Config {
     pub master_key: MasterKeySource,
     /// Log format.
     pub log_format: LogFormat,
+    /// How long start-up waits for the database and Redis.
+    pub database_wait: Duration,
     /// Subcommand.
     pub command: Command,
 }
@@ -397,6 +429,13 @@ impl Cli {
                     ));
                 }
                 args.validate_assertion_flags()?;
+                if args.shutdown_delay > 300 {
+                    return Err(Fatal::option(
+                        "shutdown-delay",
+                        "TOLLGATE_SHUTDOWN_DELAY",
+                        "must be 0 to 300 seconds",
+                    ));
+                }
                 if args.workers == Some(0) {
                     return Err(Fatal::option(
                         "workers",
@@ -411,6 +450,11 @@ impl Cli {
                         &args.public_addr,
                     )?,
                     admin_addr: parse_addr("admin-addr", "TOLLGATE_ADMIN_ADDR", &args.admin_addr)?,
+                    metrics_addr: args
+                        .metrics_addr
+                        .as_deref()
+                        .map(|a| parse_addr("metrics-addr", "TOLLGATE_METRICS_ADDR", a))
+                        .transpose()?,
                     public_url: args
                         .public_url
                         .as_deref()
@@ -426,6 +470,7 @@ impl Cli {
             database_url: db,
             master_key,
             log_format,
+            database_wait: Duration::from_secs(self.database_wait),
             command,
         })
     }

@@ -1,5 +1,5 @@
 //! `/healthz` (the process is alive) and `/readyz` (database and short-lived store reachable,
-//! not draining), on both listeners.
+//! not draining; also whether other replicas' changes are being heard), on both listeners.
 
 use std::time::Duration;
 
@@ -40,6 +40,13 @@ async fn readyz(app: web::Data<Tollgate>) -> HttpResponse {
         "database": word(&db),
         "store": word(&store),
         "draining": draining,
+        // Informational: without a listener, other replicas' changes still arrive within
+        // --cache-ttl, so this does not decide readiness.
+        "invalidations": match app.invalidations.is_listening() {
+            None => "none",
+            Some(true) => "listening",
+            Some(false) => "reconnecting",
+        },
     });
     if let Err(e) = &db {
         tracing::warn!(backend = app.repo.backend(), error = %e, "readiness: database unavailable");

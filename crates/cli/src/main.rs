@@ -3,8 +3,11 @@
 
 mod config;
 mod health;
+mod lifecycle;
 mod logging;
+mod metrics;
 mod serve;
+mod telemetry;
 mod tls;
 
 use std::process::ExitCode;
@@ -29,13 +32,8 @@ impl Fatal {
 
 fn main() -> ExitCode {
     let cli = config::Cli::parse();
-    let result = match cli.validate() {
-        Ok(cfg) => {
-            logging::init(cfg.log_format);
-            run(cfg)
-        }
-        Err(e) => Err(e),
-    };
+    // Logging starts inside `run`: trace export needs the runtime.
+    let result = cli.validate().and_then(run);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fatal::Config(msg)) => {
@@ -54,11 +52,24 @@ fn run(cfg: config::Config) -> Result<(), Fatal> {
         .enable_all()
         .build()
         .map_err(|e| Fatal::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let telemetry = match telemetry::Telemetry::init(rt.handle()) {
+        Ok((telemetry, layer)) => {
+            logging::init(cfg.log_format, layer);
+            telemetry
+        }
+        Err(e) => {
+            logging::init(cfg.log_format, None);
+            return Err(e);
+        }
+    };
     // actix-web's servers run inside a `System` on top of this runtime.
     actix_web::rt::System::with_tokio_rt(|| rt).block_on(async move {
-        match cfg.command {
+        let result = match cfg.command {
             config::Command::Serve(ref serve) => serve::serve(&cfg, serve).await,
             config::Command::Migrate => serve::migrate(&cfg).await,
-        }
+        };
+        // The spans of the last requests are still buffered: export them before exiting.
+        telemetry.shutdown().await;
+        result
     })
 }

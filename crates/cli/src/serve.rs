@@ -6,30 +6,48 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tollgate_admin::AdminAuth;
+use tollgate_core::keys::rotation;
 use tollgate_core::keys::MasterKey;
 use tollgate_core::secrets::AdminToken;
 use tollgate_core::store::memory::MemoryStore;
+use tollgate_core::store::sql::PostgresRepository;
 use tollgate_core::store::{self, Repository, ShortLivedStore};
-use tollgate_core::{clock, Tollgate, TollgateOptions};
+use tollgate_core::{clock, invalidation, Tollgate, TollgateOptions};
 
 use crate::config::{Config, MasterKeySource, Only, Serve};
-use crate::{health, logging, Fatal};
+use crate::telemetry::{self, Listener, Observe};
+use crate::{health, lifecycle, Fatal};
 
 const ROOT_TOKEN: &str = "root";
 
 async fn open_repo(cfg: &Config, migrate: bool) -> Result<Arc<dyn Repository>, Fatal> {
+    // A database server may still be starting (a pod beside it, a failover): wait for it,
+    // boundedly. An embedded SQLite file either opens or does not.
+    let wait = if cfg.database_url.starts_with("sqlite:") {
+        Duration::ZERO
+    } else {
+        cfg.database_wait
+    };
+    let target = lifecycle::redact_url(&cfg.database_url);
+    let fatal = |e| {
+        Fatal::option(
+            "database-url",
+            "TOLLGATE_DATABASE_URL",
+            format!("cannot open the database at {target}: {e}"),
+        )
+    };
+    if !wait.is_zero() {
+        lifecycle::wait_for("the database", &target, wait, || {
+            PostgresRepository::probe(&cfg.database_url)
+        })
+        .await
+        .map_err(fatal)?;
+    }
     let repo = store::open_repository(&cfg.database_url)
         .await
-        .map_err(|e| {
-            Fatal::option(
-                "database-url",
-                "TOLLGATE_DATABASE_URL",
-                format!("cannot open the database: {e}"),
-            )
-        })?;
+        .map_err(fatal)?;
     if migrate {
         repo.migrate()
             .await
@@ -161,13 +179,20 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     let repo = open_repo(cfg, !args.no_migrate).await?;
     let memory = MemoryStore::new();
     let short_lived: Arc<dyn ShortLivedStore> = match &args.redis_url {
-        Some(url) => store::open_short_lived(Some(url)).await.map_err(|e| {
-            Fatal::option(
-                "redis-url",
-                "TOLLGATE_REDIS_URL",
-                format!("cannot reach Redis: {e}"),
-            )
-        })?,
+        Some(url) => {
+            let target = lifecycle::redact_url(url);
+            lifecycle::wait_for("Redis", &target, cfg.database_wait, || {
+                store::open_short_lived(Some(url))
+            })
+            .await
+            .map_err(|e| {
+                Fatal::option(
+                    "redis-url",
+                    "TOLLGATE_REDIS_URL",
+                    format!("cannot reach Redis at {target}: {e}"),
+                )
+            })?
+        }
         None => Arc::new(memory.clone()),
     };
     let auth = if run_admin {
@@ -190,6 +215,10 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     } else {
         None
     };
+    let metrics_listener = serve
+        .metrics_addr
+        .map(|a| bind(a, "metrics-addr", "TOLLGATE_METRICS_ADDR"))
+        .transpose()?;
     let public_url = match (&serve.public_url, &public) {
         (Some(u), _) => u.clone(),
         (None, Some(l)) => format!(
@@ -199,22 +228,28 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
         (None, None) => format!("{scheme}://{}", serve.public_addr),
     };
 
-    let app = Arc::new(Tollgate::new(
-        repo.clone(),
-        short_lived,
-        master,
-        TollgateOptions {
-            public_url,
-            cache_ttl: serve.cache_ttl,
-            assertions: args.assertion_options(),
-            jwks_fetch: args.jwks_fetch_options(),
-            client_certificates: serve.tls.client_certificates(),
-            client_ca: tls.client_ca.clone(),
-            ..TollgateOptions::default()
-        },
-    ));
+    let invalidations = invalidation::for_database(&cfg.database_url)
+        .map_err(|e| Fatal::option("database-url", "TOLLGATE_DATABASE_URL", e))?;
+    let app = Arc::new(
+        Tollgate::new(
+            repo.clone(),
+            short_lived,
+            master,
+            TollgateOptions {
+                public_url,
+                cache_ttl: serve.cache_ttl,
+                assertions: args.assertion_options(),
+                jwks_fetch: args.jwks_fetch_options(),
+                client_certificates: serve.tls.client_certificates(),
+                client_ca: tls.client_ca.clone(),
+                ..TollgateOptions::default()
+            },
+        )
+        .with_invalidations(invalidations),
+    );
     let data = web::Data::from(app.clone());
     let shutdown = Duration::from_secs(args.shutdown_timeout);
+    let tracing = telemetry::export_configured();
 
     let mut servers = Vec::new();
     if let Some(listener) = public {
@@ -223,11 +258,15 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
             .map_err(|e| Fatal::Runtime(e.to_string()))?;
         let data = data.clone();
         let proxies = web::Data::new(serve.tls.proxy_trust());
+        let metrics = app.metrics.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(proxies.clone())
-                .wrap(from_fn(logging::log_request))
+                .wrap(actix_web::middleware::from_fn(
+                    lifecycle::close_when_draining,
+                ))
+                .wrap(Observe::new(Listener::Gateway, metrics.clone(), tracing))
                 .configure(health::configure)
                 .configure(tollgate_gateway::configure)
                 .default_service(web::to(tollgate_gateway::not_found))
@@ -256,12 +295,17 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
             .map_err(|e| Fatal::Runtime(e.to_string()))?;
         let data = data.clone();
         let auth = web::Data::new(auth);
+        let metrics = app.metrics.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(auth.clone())
-                .wrap(from_fn(logging::log_request))
+                .wrap(actix_web::middleware::from_fn(
+                    lifecycle::close_when_draining,
+                ))
+                .wrap(Observe::new(Listener::Admin, metrics.clone(), tracing))
                 .configure(health::configure)
+                .configure(crate::metrics::configure)
                 .configure(tollgate_admin::configure)
         })
         .workers(1)
@@ -272,6 +316,14 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
         .run();
         println!("tollgate: admin API listening on http://{addr}");
         servers.push(server);
+    }
+    if let Some(listener) = metrics_listener {
+        servers.push(crate::metrics::serve(
+            listener,
+            data.clone(),
+            shutdown,
+            tracing,
+        )?);
     }
 
     let handles: Vec<_> = servers.iter().map(actix_web::dev::Server::handle).collect();
@@ -286,20 +338,50 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
             }
         })
     };
+    // Other processes' admin changes, announced through the database.
+    let listener = tokio::spawn(invalidation::listen(app.clone()));
+    // Scheduled key rotation runs where the admin API runs: gateway-only processes never
+    // write to the database.
+    let rotation = run_admin.then(|| tokio::spawn(rotation::run(app.clone())));
+    let delay = Duration::from_secs(args.shutdown_delay);
     let signals = {
         let app = app.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
-            tracing::info!("shutdown signal received: draining");
+            tracing::info!(
+                delay_seconds = delay.as_secs(),
+                timeout_seconds = shutdown.as_secs(),
+                "shutdown signal received: draining"
+            );
             app.draining.store(true, Ordering::Relaxed);
-            for h in &handles {
-                h.stop(true).await;
+            let graceful = async {
+                // /readyz answers 503 meanwhile, so load balancers stop sending traffic.
+                tokio::time::sleep(delay).await;
+                // Every listener stops accepting at once, then drains its connections.
+                let stops: Vec<_> = handles.iter().map(|h| h.stop(true)).collect();
+                for stop in stops {
+                    stop.await;
+                }
+            };
+            tokio::select! {
+                () = graceful => {}
+                () = wait_for_signal() => {
+                    tracing::warn!("second shutdown signal: stopping without draining");
+                    let stops: Vec<_> = handles.iter().map(|h| h.stop(false)).collect();
+                    for stop in stops {
+                        stop.await;
+                    }
+                }
             }
         })
     };
     let results = futures_join(servers).await;
     signals.abort();
     sweeper.abort();
+    listener.abort();
+    if let Some(rotation) = rotation {
+        rotation.abort();
+    }
     repo.close().await;
     for r in results {
         r.map_err(|e| Fatal::Runtime(format!("server failed: {e}")))?;

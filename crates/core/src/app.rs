@@ -9,10 +9,13 @@ use tokio::sync::Semaphore;
 
 use crate::client_keys::ClientKeys;
 use crate::ids::{ClientId, ServerId, TenantId};
+use crate::invalidation::{Invalidation, Invalidations, Local};
 use crate::keys::MasterKey;
+use crate::metrics::{Cache, Metrics};
 use crate::oauth::OAuthError;
 use crate::registry::{ClientRuntime, Registry, ServerRuntime};
 use crate::secrets::SecretDigester;
+use crate::store::timed::{TimedRepository, TimedShortLived};
 use crate::store::{Repository, ShortLivedStore, StoreError};
 
 /// Options that shape behaviour, validated by the CLI before anything starts.
@@ -133,6 +136,10 @@ pub struct Tollgate {
     pub draining: AtomicBool,
     /// Fetches and caches clients' `jwks_uri` documents (`private_key_jwt`).
     pub client_keys: ClientKeys,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: Arc<Metrics>,
+    /// Announces admin changes to the other processes sharing the database.
+    pub invalidations: Arc<dyn Invalidations>,
 }
 
 impl Tollgate {
@@ -144,16 +151,43 @@ impl Tollgate {
         master: MasterKey,
         options: TollgateOptions,
     ) -> Self {
+        // Both stores are timed at the trait-object boundary, whatever the backend.
+        let metrics = Arc::new(Metrics::default());
+        let repo = TimedRepository::wrap(repo, metrics.clone());
+        let short_lived = TimedShortLived::wrap(short_lived, metrics.clone());
         Self {
             registry: Registry::new(options.cache_ttl),
             hash_permits: Semaphore::new(options.max_concurrent_hashes.max(1)),
             client_keys: ClientKeys::new(options.jwks_fetch.clone()),
+            metrics,
             repo,
             short_lived,
             master: Arc::new(master),
             digester: SecretDigester::new(),
             options,
             draining: AtomicBool::new(false),
+            invalidations: Arc::new(Local),
+        }
+    }
+
+    /// Announces admin changes to other processes through `invalidations` (default: no other
+    /// process is told).
+    #[must_use]
+    pub fn with_invalidations(mut self, invalidations: Arc<dyn Invalidations>) -> Self {
+        self.invalidations = invalidations;
+        self
+    }
+
+    /// After an admin change has committed: drops this process's cache entries at once, then
+    /// tells the other processes. A failed announcement is logged, not returned: the change
+    /// is made, and the others' cache lifetime (`--cache-ttl`) still bounds its arrival.
+    pub async fn invalidate(&self, inv: Invalidation) {
+        self.registry.apply(&inv);
+        if let Err(e) = self.invalidations.publish(&inv).await {
+            tracing::warn!(
+                error = %e,
+                "could not announce a change to other processes; they see it within --cache-ttl"
+            );
         }
     }
 
@@ -195,8 +229,10 @@ impl Tollgate {
             )
             .await
         {
-            Ok((Some(rt), _)) => Ok(rt),
-            Ok((None, _)) => Err(OAuthError::unknown_server()),
+            Ok((server, lookup)) => {
+                self.metrics.cache_lookup(Cache::Server, lookup);
+                server.ok_or_else(OAuthError::unknown_server)
+            }
             Err(e) => Err(store_failure(&e)),
         }
     }
@@ -214,7 +250,10 @@ impl Tollgate {
         self.registry
             .client(self.repo.as_ref(), t, s, c)
             .await
-            .map(|(c, _)| c)
+            .map(|(c, lookup)| {
+                self.metrics.cache_lookup(Cache::Client, lookup);
+                c
+            })
             .map_err(|e| store_failure(&e))
     }
 }

@@ -579,6 +579,7 @@ mod tests {
             default_audience: None,
             allowed_token_endpoint_auth_methods: AuthMethod::servable(false),
             tls_client_certificate_bound_access_tokens: false,
+            key_rotation_period: None,
             created_at: 0,
             updated_at: 0,
         }
@@ -795,6 +796,7 @@ mod jwt_method_tests {
             default_audience: None,
             allowed_token_endpoint_auth_methods: AuthMethod::servable(false),
             tls_client_certificate_bound_access_tokens: false,
+            key_rotation_period: None,
             created_at: 0,
             updated_at: 0,
         }

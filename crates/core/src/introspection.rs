@@ -98,9 +98,11 @@ pub async fn introspect(
 ) -> Result<Introspection, OAuthError> {
     let token = required_token(params)?;
     let Some(claims) = verify(server, token) else {
+        app.metrics.introspection(false);
         return Ok(Introspection::inactive());
     };
     let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+        app.metrics.introspection(false);
         return Ok(Introspection::inactive());
     };
     if app
@@ -110,8 +112,10 @@ pub async fn introspect(
         .map_err(|e| store_failure(&e))?
         .is_some()
     {
+        app.metrics.introspection(false);
         return Ok(Introspection::inactive());
     }
+    app.metrics.introspection(true);
     Ok(Introspection {
         active: true,
         token_type: Some("Bearer"),
@@ -152,6 +156,7 @@ pub async fn revoke(
         .put(&revoked_key(server, jti), b"1", Duration::from_secs(ttl))
         .await
         .map_err(|e| store_failure(&e))?;
+    app.metrics.revocation();
     tracing::info!(
         tenant = %server.server.tenant_id,
         server = %server.server.id,
@@ -199,6 +204,7 @@ mod tests {
                 default_audience: None,
                 allowed_token_endpoint_auth_methods: vec![AuthMethod::ClientSecretBasic],
                 tls_client_certificate_bound_access_tokens: false,
+                key_rotation_period: None,
                 created_at: 0,
                 updated_at: 0,
             },

@@ -12,6 +12,7 @@ use crate::app::Tollgate;
 use crate::client::{Client, ClientMetadata, NewClient, StoredSecret};
 use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId};
+use crate::invalidation::Invalidation;
 use crate::keys::{KeyRecord, KeyStatus};
 use crate::secrets::{self, ClientSecret};
 use crate::server::{
@@ -139,7 +140,7 @@ pub async fn create_tenant(app: &Tollgate, input: NewTenant) -> Result<Tenant, M
         .create_tenant(&t)
         .await
         .map_err(conflict("tenant"))?;
-    app.registry.invalidate_tenant(&t.id);
+    app.invalidate(Invalidation::tenant(&t.id)).await;
     Ok(t)
 }
 
@@ -184,7 +185,7 @@ pub async fn patch_tenant(
     if !app.repo.update_tenant(&t).await? {
         return Err(ManageError::NotFound("tenant"));
     }
-    app.registry.invalidate_tenant(id);
+    app.invalidate(Invalidation::tenant(id)).await;
     Ok(t)
 }
 
@@ -194,7 +195,7 @@ pub async fn patch_tenant(
 /// Not found or store failure.
 pub async fn delete_tenant(app: &Tollgate, id: &TenantId) -> Result<(), ManageError> {
     let deleted = app.repo.delete_tenant(id).await?;
-    app.registry.invalidate_tenant(id);
+    app.invalidate(Invalidation::tenant(id)).await;
     if deleted {
         Ok(())
     } else {
@@ -230,11 +231,11 @@ async fn generate_keys(
 
 /// When a key that stops signing at `now` may leave the JWKS: once every token it signed has
 /// expired (the longer of the access-token lifetime and one hour, which covers ID tokens).
-fn retire_at(server: &Server, now: i64) -> i64 {
+pub(crate) fn retire_at(server: &Server, now: i64) -> i64 {
     now + server.access_token_ttl.max(3600)
 }
 
-fn key_algs(primary: SigningAlg) -> Vec<SigningAlg> {
+pub(crate) fn key_algs(primary: SigningAlg) -> Vec<SigningAlg> {
     if primary == SigningAlg::RS256 {
         vec![primary]
     } else {
@@ -282,6 +283,7 @@ pub async fn create_server(
         tls_client_certificate_bound_access_tokens: input
             .tls_client_certificate_bound_access_tokens
             .unwrap_or(false),
+        key_rotation_period: input.key_rotation_period,
         created_at: now,
         updated_at: now,
     };
@@ -295,7 +297,7 @@ pub async fn create_server(
             StoreError::Conflict => ManageError::Conflict("server"),
             other => ManageError::Store(other),
         })?;
-    app.registry.invalidate_server(t, &server.id);
+    app.invalidate(Invalidation::server(t, &server.id)).await;
     Ok(server)
 }
 
@@ -357,6 +359,9 @@ pub async fn patch_server(
     if let Some(v) = patch.tls_client_certificate_bound_access_tokens {
         server.tls_client_certificate_bound_access_tokens = v;
     }
+    if let Some(v) = patch.key_rotation_period {
+        server.key_rotation_period = v;
+    }
     server.validate(&app.servable_methods())?;
     server.updated_at = clock::now();
     if server.signing_alg != old_alg {
@@ -385,7 +390,7 @@ pub async fn patch_server(
     if !app.repo.update_server(&server).await? {
         return Err(ManageError::NotFound("server"));
     }
-    app.registry.invalidate_server(t, s);
+    app.invalidate(Invalidation::server(t, s)).await;
     Ok(server)
 }
 
@@ -395,7 +400,7 @@ pub async fn patch_server(
 /// Not found or store failure.
 pub async fn delete_server(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<(), ManageError> {
     let deleted = app.repo.delete_server(t, s).await?;
-    app.registry.invalidate_server(t, s);
+    app.invalidate(Invalidation::server(t, s)).await;
     if deleted {
         Ok(())
     } else {
@@ -448,7 +453,9 @@ pub async fn list_keys(
 }
 
 /// Rotates every current key: a fresh key of each algorithm becomes current; the old ones
-/// stay published (retiring) until the tokens they signed have expired.
+/// stay published (retiring) until the tokens they signed have expired. The same
+/// conditional path as scheduled rotation: when another process rotates at the same moment,
+/// one of the two rotations happens, not both.
 ///
 /// # Errors
 /// Not found or failure.
@@ -458,14 +465,7 @@ pub async fn rotate_keys(
     s: &ServerId,
 ) -> Result<Vec<KeyView>, ManageError> {
     let server = get_server(app, t, s).await?;
-    let now = clock::now();
-    let algs = key_algs(server.signing_alg);
-    for key in generate_keys(app, t, s, algs).await? {
-        app.repo
-            .rotate_key(&key, retire_at(&server, now), now)
-            .await?;
-    }
-    app.registry.invalidate_server(t, s);
+    crate::keys::rotation::rotate(app, &server, clock::now()).await?;
     list_keys(app, t, s).await
 }
 
@@ -575,7 +575,8 @@ pub async fn create_client(
         .create_client(&client)
         .await
         .map_err(conflict("client"))?;
-    app.registry.invalidate_client(t, s, &client.client_id);
+    app.invalidate(Invalidation::client(t, s, &client.client_id))
+        .await;
     Ok(ClientView::new(client, secret.as_ref()))
 }
 
@@ -671,7 +672,7 @@ pub async fn replace_client(
     if !app.repo.update_client(&client).await? {
         return Err(ManageError::NotFound("client"));
     }
-    app.registry.invalidate_client(t, s, id);
+    app.invalidate(Invalidation::client(t, s, id)).await;
     Ok(ClientView::new(client, secret.as_ref()))
 }
 
@@ -686,7 +687,7 @@ pub async fn delete_client(
     id: &ClientId,
 ) -> Result<(), ManageError> {
     let deleted = app.repo.delete_client(t, s, id).await?;
-    app.registry.invalidate_client(t, s, id);
+    app.invalidate(Invalidation::client(t, s, id)).await;
     if deleted {
         Ok(())
     } else {
@@ -720,7 +721,7 @@ pub async fn rotate_client_secret(
     if !app.repo.update_client(&client).await? {
         return Err(ManageError::NotFound("client"));
     }
-    app.registry.invalidate_client(t, s, id);
+    app.invalidate(Invalidation::client(t, s, id)).await;
     Ok(ClientView::new(client, Some(&fresh)))
 }
 

@@ -1,11 +1,14 @@
 //! In-memory caches of servers (with their parsed signing keys and rendered JWKS) and
 //! clients, so the steady-state token path makes no database round trip. Admin operations
-//! invalidate entries in the same process before they return; every entry also expires after
-//! a bounded time, which is how changes made through another replica arrive here.
+//! invalidate entries in the same process before they return, and other processes' changes
+//! arrive as announced invalidations (`crate::invalidation`); every entry also expires after a
+//! bounded time, the safety net for an announcement that was lost.
 //!
 //! An expired entry is re-read by one request while the others keep using it, and when the
 //! re-read row is unchanged the existing entry (with its verified-secret digest and parsed
 //! keys) stays in place: expiry never sends a burst of requests to the database or to argon2.
+//! While the database is unreachable, expired entries keep serving.
+//! When announcements may have been missed, [`Registry::expire_all`] has every entry re-read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +23,7 @@ use crate::client::Client;
 use crate::client_keys::AssertionKeyCache;
 use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId};
+use crate::invalidation::Invalidation;
 use crate::keys::{KeyStatus, MasterKey, SigningKey};
 use crate::server::{Server, SigningAlg};
 use crate::store::{Repository, StoreError};
@@ -200,10 +204,7 @@ impl Registry {
         let generation = self.generation.load(Ordering::Acquire);
         let loaded = match load_server(repo, master, public_url, t, s).await {
             Ok(v) => v,
-            Err(e) => {
-                self.release(&self.servers, &key);
-                return Err(e);
-            }
+            Err(e) => return self.keep_stale(&self.servers, key, stale, generation, e),
         };
         // Unchanged: keep the entry (and everything parsed in it), just renew it.
         let value = match (stale, loaded) {
@@ -233,10 +234,7 @@ impl Registry {
         let generation = self.generation.load(Ordering::Acquire);
         let loaded = match repo.get_client(t, s, c).await {
             Ok(v) => v,
-            Err(e) => {
-                self.release(&self.clients, &key);
-                return Err(e);
-            }
+            Err(e) => return self.keep_stale(&self.clients, key, stale, generation, e),
         };
         // Unchanged: keep the verified-secret digest and parsed keys.
         let value = match (stale, loaded) {
@@ -251,6 +249,31 @@ impl Registry {
         };
         self.store(&self.clients, key, value.clone(), generation);
         Ok((value, Lookup::Miss))
+    }
+
+    /// After a failed re-read: while the database is unreachable an expired entry keeps
+    /// serving (renewed for another lifetime, so one request per lifetime tries again) rather
+    /// than failing requests the cache can answer; admin changes cannot be made meanwhile.
+    /// Otherwise the error stands and the next request tries again.
+    fn keep_stale<K: std::hash::Hash + Eq, T>(
+        &self,
+        map: &DashMap<K, Slot<Option<Arc<T>>>>,
+        key: K,
+        stale: Option<Arc<T>>,
+        generation: u64,
+        e: StoreError,
+    ) -> Result<(Option<Arc<T>>, Lookup), StoreError> {
+        match (stale, &e) {
+            (Some(old), StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %e, "database unavailable: serving a cached entry past its lifetime");
+                self.store(map, key, Some(Arc::clone(&old)), generation);
+                Ok((Some(old), Lookup::Hit))
+            }
+            _ => {
+                self.release(map, &key);
+                Err(e)
+            }
+        }
     }
 
     /// After a failed re-read, lets the next request try again.
@@ -278,6 +301,50 @@ impl Registry {
         self.invalidated();
         self.servers.retain(|(st, _), _| st != t);
         self.clients.retain(|(ct, _, _), _| ct != t);
+    }
+
+    /// Drops a server's entry (settings, keys, JWKS) but keeps its clients: after a key
+    /// rotation, which changes no client.
+    pub fn invalidate_keys(&self, t: &TenantId, s: &ServerId) {
+        self.invalidated();
+        self.servers.remove(&(t.clone(), s.clone()));
+    }
+
+    /// Drops the entries an invalidation names (announced by this or another process).
+    pub fn apply(&self, inv: &Invalidation) {
+        match inv {
+            Invalidation::Tenant { tid } => self.invalidate_tenant(tid),
+            Invalidation::Server { tid, aid } => self.invalidate_server(tid, aid),
+            Invalidation::Keys { tid, aid } => self.invalidate_keys(tid, aid),
+            Invalidation::Client {
+                tid,
+                aid,
+                client_id,
+            } => self.invalidate_client(tid, aid, client_id),
+        }
+    }
+
+    /// Marks every entry expired, for when invalidations may have been missed (a notification
+    /// listener reconnected). Unlike dropping them, each is re-read by one request while
+    /// the others keep using it, and an unchanged row keeps its entry: no stampede on the
+    /// database, and no verified secret goes back through argon2.
+    pub fn expire_all(&self) {
+        self.invalidated();
+        match Instant::now().checked_sub(self.ttl) {
+            Some(expired) => {
+                for mut slot in self.servers.iter_mut() {
+                    slot.loaded = slot.loaded.min(expired);
+                }
+                for mut slot in self.clients.iter_mut() {
+                    slot.loaded = slot.loaded.min(expired);
+                }
+            }
+            // The monotonic clock is younger than one lifetime: nothing is old enough to keep.
+            None => {
+                self.servers.clear();
+                self.clients.clear();
+            }
+        }
     }
 
     /// Drops entries nobody has used for several lifetimes (called on an interval to bound
@@ -396,6 +463,7 @@ mod tests {
             default_audience: None,
             allowed_token_endpoint_auth_methods: vec![crate::server::AuthMethod::ClientSecretBasic],
             tls_client_certificate_bound_access_tokens: false,
+            key_rotation_period: None,
             created_at: 0,
             updated_at: 0,
         };
@@ -473,6 +541,74 @@ mod tests {
             Plan::Serve(Some(v)) => assert!(Arc::ptr_eq(&v, &first)),
             _ => panic!("expected the stale entry"),
         }
+    }
+
+    #[tokio::test]
+    async fn expire_all_rereads_but_keeps_unchanged_entries() {
+        let (repo, client) = repo_with_client().await;
+        let reg = Registry::new(Duration::from_secs(3600));
+        let (first, _) = get(&reg, repo.as_ref(), &client).await;
+        first.verified_digest.set([2; 32]).unwrap();
+        reg.expire_all();
+        let (again, lookup) = get(&reg, repo.as_ref(), &client).await;
+        assert_eq!(
+            lookup,
+            Lookup::Miss,
+            "re-read at once despite the long lifetime"
+        );
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "unchanged row keeps its verified digest"
+        );
+        assert_eq!(get(&reg, repo.as_ref(), &client).await.1, Lookup::Hit);
+    }
+
+    #[tokio::test]
+    async fn announced_invalidations_drop_what_they_name() {
+        let (repo, client) = repo_with_client().await;
+        let (t, s, c) = (&client.tenant_id, &client.server_id, &client.client_id);
+        let reg = Registry::new(Duration::from_secs(3600));
+        get(&reg, repo.as_ref(), &client).await;
+        // A key rotation leaves clients (and their verified secrets) alone.
+        reg.apply(&Invalidation::keys(t, s));
+        assert_eq!(get(&reg, repo.as_ref(), &client).await.1, Lookup::Hit);
+        for inv in [
+            Invalidation::client(t, s, c),
+            Invalidation::server(t, s),
+            Invalidation::tenant(t),
+        ] {
+            reg.apply(&inv);
+            assert_eq!(
+                get(&reg, repo.as_ref(), &client).await.1,
+                Lookup::Miss,
+                "{inv:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_keeps_expired_entries_serving() {
+        let (repo, client) = repo_with_client().await;
+        let reg = Registry::new(Duration::from_millis(30));
+        let (first, _) = get(&reg, repo.as_ref(), &client).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        repo.close().await;
+        let (served, _) = reg
+            .client(
+                repo.as_ref(),
+                &client.tenant_id,
+                &client.server_id,
+                &client.client_id,
+            )
+            .await
+            .expect("the cached entry, not an error");
+        assert!(Arc::ptr_eq(&first, &served.unwrap()));
+        // Nothing cached: the outage is an error.
+        let other = ClientId::parse("unknown").unwrap();
+        assert!(reg
+            .client(repo.as_ref(), &client.tenant_id, &client.server_id, &other)
+            .await
+            .is_err());
     }
 
     #[tokio::test]

@@ -122,6 +122,10 @@ impl AuthMethod {
 pub const DEFAULT_ACCESS_TOKEN_TTL: i64 = 3600;
 /// Default refresh-token lifetime, seconds (30 days).
 pub const DEFAULT_REFRESH_TOKEN_TTL: i64 = 30 * 24 * 3600;
+/// Shortest automatic key-rotation period, seconds (one hour).
+pub const MIN_KEY_ROTATION_PERIOD: i64 = 3600;
+/// Longest automatic key-rotation period, seconds (365 days).
+pub const MAX_KEY_ROTATION_PERIOD: i64 = 365 * 24 * 3600;
 
 /// An authorization server as stored and as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -147,6 +151,9 @@ pub struct Server {
     /// RFC 8705 §3: bind access tokens to the client certificate when the client presented
     /// one (`cnf.x5t#S256`).
     pub tls_client_certificate_bound_access_tokens: bool,
+    /// Seconds between automatic signing-key rotations; `None`: rotated only through the
+    /// admin API.
+    pub key_rotation_period: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -174,6 +181,9 @@ pub struct NewServer {
     pub allowed_token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
     /// RFC 8705 certificate-bound access tokens; default false.
     pub tls_client_certificate_bound_access_tokens: Option<bool>,
+    /// Seconds between automatic signing-key rotations, at least 3600; absent or `null`:
+    /// rotate only through the admin API.
+    pub key_rotation_period: Option<i64>,
 }
 
 /// Body of `PATCH /admin/tenants/{tid}/servers/{aid}`: only the fields present change.
@@ -196,6 +206,9 @@ pub struct ServerPatch {
     pub allowed_token_endpoint_auth_methods: Option<Vec<AuthMethod>>,
     /// RFC 8705 certificate-bound access tokens.
     pub tls_client_certificate_bound_access_tokens: Option<bool>,
+    /// Seconds between automatic key rotations (at least 3600); `null` turns them off.
+    #[serde(default, deserialize_with = "double_option")]
+    pub key_rotation_period: Option<Option<i64>>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -232,6 +245,16 @@ impl Server {
                 return Err(Invalid::request(
                     "default_audience",
                     "must be 1 to 2048 printable characters",
+                ));
+            }
+        }
+        if let Some(period) = self.key_rotation_period {
+            if !(MIN_KEY_ROTATION_PERIOD..=MAX_KEY_ROTATION_PERIOD).contains(&period) {
+                return Err(Invalid::request(
+                    "key_rotation_period",
+                    format!(
+                        "must be between {MIN_KEY_ROTATION_PERIOD} and {MAX_KEY_ROTATION_PERIOD} seconds, or null"
+                    ),
                 ));
             }
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest};
 use tollgate_core::client_auth::{self, Authenticated};
-use tollgate_core::grants::TokenParams;
+use tollgate_core::grants::{self, TokenParams};
 use tollgate_core::registry::ServerRuntime;
 use tollgate_core::Tollgate;
 
@@ -36,6 +36,14 @@ pub async fn authenticate(
     let params = body::token_params(req, payload)
         .await
         .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
+    // Only a grant type we serve is recorded: the parameter itself is the client's free text.
+    if let Some(grant) = params
+        .grant_type
+        .as_deref()
+        .and_then(|g| grants::SUPPORTED_GRANTS.iter().find(|s| **s == g))
+    {
+        tracing::Span::current().record("tollgate.grant_type", *grant);
+    }
     let certificate = crate::client_cert::client_certificate(req)
         .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
     let endpoint_url = format!("{}/{endpoint}", server.issuer);

@@ -29,6 +29,8 @@ impl ResponseError for OAuthResponse {
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
+        // The request middleware reads the RFC code from here for metrics and traces.
+        res.extensions_mut().insert(self.0.code);
         res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
         if self.0.status == 401 && self.0.basic_challenge {

@@ -83,7 +83,13 @@ async fn post_only() -> HttpResponse {
 /// Parses the `{tid}/{aid}` path segments; anything off-grammar names no server (`404`).
 fn server_ids(path: &(String, String)) -> Result<(TenantId, ServerId), OAuthResponse> {
     match (TenantId::parse(&path.0), ServerId::parse(&path.1)) {
-        (Ok(t), Ok(s)) => Ok((t, s)),
+        (Ok(t), Ok(s)) => {
+            // Validated ids only: the request span never carries an off-grammar path segment.
+            let span = tracing::Span::current();
+            span.record("tollgate.tenant", t.as_str());
+            span.record("tollgate.server", s.as_str());
+            Ok((t, s))
+        }
         _ => Err(OAuthResponse(OAuthError::unknown_server())),
     }
 }

@@ -286,7 +286,12 @@ pub async fn authenticate(
     } else {
         (Shape::IdOnly, params.client_id.clone(), None)
     };
-    let fail = |reason: Failure, id: &str| {
+    // The request span (see the CLI's telemetry): which client and method, never credentials.
+    let span = tracing::Span::current();
+    // `method`: the registered method when the client is known, else the presented shape.
+    let fail = |reason: Failure, id: &str, method: &'static str| {
+        app.metrics.client_auth_failure(method, reason);
+        span.record("tollgate.auth_method", method);
         tracing::info!(
             tenant = %server.server.tenant_id,
             server = %server.server.id,
@@ -315,20 +320,21 @@ pub async fn authenticate(
         );
     };
     let Ok(client_id) = ClientId::parse(&raw_id) else {
-        return Err(fail(Failure::UnknownClient, &raw_id));
+        return Err(fail(Failure::UnknownClient, &raw_id, shape.name()));
     };
     let Some(client) = app
         .client(&server.server.tenant_id, &server.server.id, &client_id)
         .await?
     else {
-        return Err(fail(Failure::UnknownClient, &raw_id));
+        return Err(fail(Failure::UnknownClient, &raw_id, shape.name()));
     };
+    span.record("tollgate.client_id", client_id.as_str());
     let registered = client.client.auth_method();
     if !shape.accepts(registered) {
-        return Err(fail(Failure::WrongMethod, &raw_id));
+        return Err(fail(Failure::WrongMethod, &raw_id, registered.as_str()));
     }
     if !app.servable_methods().contains(&registered) {
-        return Err(fail(Failure::Unsupported, &raw_id));
+        return Err(fail(Failure::Unsupported, &raw_id, registered.as_str()));
     }
     let presented = Presented {
         method: registered,
@@ -344,9 +350,13 @@ pub async fn authenticate(
         .await
         .map_err(|reason| match reason {
             // Our outage, not the client's fault: retryable, and the assertion was not accepted.
-            Failure::StoreUnavailable => OAuthError::temporarily_unavailable(),
-            _ => fail(reason, &raw_id),
+            Failure::StoreUnavailable => {
+                app.metrics.client_auth_failure(registered.as_str(), reason);
+                OAuthError::temporarily_unavailable()
+            }
+            _ => fail(reason, &raw_id, registered.as_str()),
         })?;
+    span.record("tollgate.auth_method", registered.as_str());
     let certificate_thumbprint = registered
         .needs_certificate()
         .then(|| req.certificate.map(ClientCertificate::thumbprint_s256))

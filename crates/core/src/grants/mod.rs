@@ -120,7 +120,12 @@ pub async fn issue(
     params: &TokenParams,
 ) -> Result<TokenResponse, OAuthError> {
     match params.grant_type.as_deref() {
-        Some("client_credentials") => client_credentials::issue(app, server, client, params),
+        Some("client_credentials") => {
+            let issued = client_credentials::issue(app, server, client, params)?;
+            app.metrics
+                .token_issued("client_credentials", client.method);
+            Ok(issued)
+        }
         Some(_) => Err(OAuthError::unsupported_grant_type(
             "this grant type is not supported by the token endpoint",
         )),

@@ -2,6 +2,7 @@
 //! and compact JWS signing with keys parsed once and held in memory.
 
 pub mod master;
+pub mod rotation;
 
 use std::fmt;
 

@@ -79,6 +79,7 @@ fn server(t: &TenantId, id: &str) -> Server {
         default_audience: Some("https://api".into()),
         allowed_token_endpoint_auth_methods: vec![AuthMethod::ClientSecretBasic],
         tls_client_certificate_bound_access_tokens: false,
+        key_rotation_period: Some(86_400),
         created_at: 2,
         updated_at: 2,
     }
@@ -319,6 +320,120 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
     repo.delete_tenant(&other.id).await.unwrap();
 }
 
+pub(crate) async fn key_rotation_is_conditional(repo: Arc<dyn Repository>) {
+    let (master, _) = MasterKey::generate();
+    let t = tenant(&unique("t"));
+    repo.create_tenant(&t).await.unwrap();
+    let s = server(&t.id, "main");
+    let key =
+        |alg, at| KeyRecord::generate(&master, &t.id, &s.id, alg, KeyStatus::Current, at).unwrap();
+    let es = key(SigningAlg::ES256, 1_000);
+    let rs = key(SigningAlg::RS256, 1_000);
+    repo.create_server(&s, &[es.clone(), rs.clone()])
+        .await
+        .unwrap();
+
+    // Not due before its period has passed since the newest current key; due from then on.
+    let due = |now| {
+        let repo = repo.clone();
+        let id = t.id.clone();
+        async move {
+            repo.servers_due_for_key_rotation(now, 100_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|x| x.tenant_id == id)
+                .map(|x| x.id.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(due(1_000 + 86_399).await.is_empty());
+    assert_eq!(due(1_000 + 86_400).await, vec!["main".to_owned()]);
+    let mut manual = server(&t.id, "manual");
+    manual.key_rotation_period = None;
+    repo.create_server(&manual, &[]).await.unwrap();
+    assert_eq!(
+        due(1_000_000).await,
+        vec!["main".to_owned()],
+        "null period: manual only"
+    );
+
+    // From the current key: rotates; from a key that is no longer current: changes nothing.
+    let next = key(SigningAlg::ES256, 90_000);
+    assert!(repo
+        .rotate_key_if_current(&next, &es.kid, 95_000, 90_000)
+        .await
+        .unwrap());
+    let after = repo.list_keys(&t.id, &s.id).await.unwrap();
+    let status = |kid: &str| {
+        after
+            .iter()
+            .find(|k| k.kid == kid)
+            .map(|k| (k.status, k.retire_at))
+    };
+    assert_eq!(status(&es.kid), Some((KeyStatus::Retiring, Some(95_000))));
+    assert_eq!(status(&next.kid), Some((KeyStatus::Current, None)));
+    assert_eq!(
+        status(&rs.kid),
+        Some((KeyStatus::Current, None)),
+        "other algorithms untouched"
+    );
+    let late = key(SigningAlg::ES256, 90_001);
+    assert!(!repo
+        .rotate_key_if_current(&late, &es.kid, 95_001, 90_001)
+        .await
+        .unwrap());
+    assert_eq!(repo.list_keys(&t.id, &s.id).await.unwrap(), after);
+    // Due is judged by the newest current key.
+    assert!(due(90_000 + 86_399).await.is_empty());
+    assert_eq!(due(90_000 + 86_400).await, vec!["main".to_owned()]);
+
+    // Of concurrent rotations from the same key exactly one wins.
+    let candidates: Vec<_> = (0..6).map(|i| key(SigningAlg::RS256, 91_000 + i)).collect();
+    let tasks: Vec<_> = candidates
+        .iter()
+        .map(|new| {
+            let (repo, new, kid) = (repo.clone(), new.clone(), rs.kid.clone());
+            tokio::spawn(async move {
+                repo.rotate_key_if_current(&new, &kid, 96_000, 91_000)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    let keys = repo.list_keys(&t.id, &s.id).await.unwrap();
+    let current: Vec<_> = keys
+        .iter()
+        .filter(|k| k.status == KeyStatus::Current)
+        .map(|k| k.alg)
+        .collect();
+    assert_eq!(current.len(), 2, "one current key per algorithm: {keys:?}");
+    assert!(current.contains(&SigningAlg::ES256) && current.contains(&SigningAlg::RS256));
+    assert_eq!(keys.len(), 4);
+    assert!(due(91_000 + 86_399).await.is_empty());
+
+    // Retiring keys are deleted once their time has passed, and their servers reported.
+    assert!(repo
+        .delete_retired_keys(94_999)
+        .await
+        .unwrap()
+        .iter()
+        .all(|(x, _)| x != &t.id));
+    let gone = repo.delete_retired_keys(96_000).await.unwrap();
+    assert_eq!(
+        gone.iter().filter(|(x, _)| x == &t.id).count(),
+        1,
+        "each server once"
+    );
+    assert_eq!(repo.list_keys(&t.id, &s.id).await.unwrap().len(), 2);
+    repo.delete_tenant(&t.id).await.unwrap();
+}
+
 pub(crate) async fn admin_token_set_once(repo: Arc<dyn Repository>) {
     let name = unique("root");
     assert_eq!(repo.admin_token_hash(&name).await.unwrap(), None);
@@ -445,7 +560,7 @@ macro_rules! contract_tests {
     };
 }
 
-contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once);
-contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once);
+contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional);
+contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional);
 contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic);
 contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic);

@@ -5,6 +5,7 @@
 pub mod memory;
 pub mod redis;
 pub mod sql;
+pub mod timed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +131,28 @@ pub trait KeyRepo: Send + Sync {
         alg: crate::server::SigningAlg,
         retire_at: i64,
     ) -> Result<(), StoreError>;
+    /// Rotation that is safe with several processes: in one transaction, and only if the key
+    /// `expected_current_kid` is still current, marks it (and any other current key of
+    /// `new.alg`) retiring until `retire_at`, inserts `new` as current, and deletes retiring
+    /// keys whose time has passed. False, with nothing changed, when another rotation got
+    /// there first.
+    async fn rotate_key_if_current(
+        &self,
+        new: &KeyRecord,
+        expected_current_kid: &str,
+        retire_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Servers with a `key_rotation_period` whose newest current key is at least that old at
+    /// `now`, at most `limit`, ordered by tenant and id.
+    async fn servers_due_for_key_rotation(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<Server>, StoreError>;
+    /// Deletes retiring keys whose `retire_at` has passed; returns the servers that lost one
+    /// (each once).
+    async fn delete_retired_keys(&self, now: i64) -> Result<Vec<(TenantId, ServerId)>, StoreError>;
 }
 
 /// Admin credentials (the generated root token's hash).

@@ -61,7 +61,7 @@ fn secret_columns(s: &StoredSecret) -> (&'static str, Option<&str>, Option<&[u8]
 }
 
 const TENANT_COLS: &str = "id, name, created_at, updated_at";
-const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens";
+const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period";
 const CLIENT_COLS: &str = "tenant_id, server_id, client_id, metadata, secret_kind, secret_hash, secret_sealed, secret_expires_at, issued_at, updated_at";
 const KEY_COLS: &str =
     "tenant_id, server_id, kid, alg, status, sealed_private, public_jwk, created_at, retire_at";
@@ -110,6 +110,7 @@ macro_rules! sql_repository {
                     allowed_token_endpoint_auth_methods: serde_json::from_str::<Vec<AuthMethod>>(&methods)
                         .map_err(|_| corrupt("allowed_auth_methods"))?,
                     tls_client_certificate_bound_access_tokens: row.try_get("certificate_bound_tokens").map_err(map_err)?,
+                    key_rotation_period: row.try_get("key_rotation_period").map_err(map_err)?,
                     created_at: row.try_get("created_at").map_err(map_err)?,
                     updated_at: row.try_get("updated_at").map_err(map_err)?,
                 })
@@ -245,7 +246,7 @@ macro_rules! sql_repository {
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(&format!(
-                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
                 ))
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
@@ -258,6 +259,7 @@ macro_rules! sql_repository {
                 .bind(s.created_at)
                 .bind(s.updated_at)
                 .bind(s.tls_client_certificate_bound_access_tokens)
+                .bind(s.key_rotation_period)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -297,8 +299,8 @@ macro_rules! sql_repository {
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
                 let r = sqlx::query(
                     "UPDATE servers SET name = $1, access_token_ttl = $2, refresh_token_ttl = $3, signing_alg = $4, \
-                     default_audience = $5, allowed_auth_methods = $6, updated_at = $7, certificate_bound_tokens = $8 \
-                     WHERE tenant_id = $9 AND id = $10",
+                     default_audience = $5, allowed_auth_methods = $6, updated_at = $7, certificate_bound_tokens = $8, \
+                     key_rotation_period = $9 WHERE tenant_id = $10 AND id = $11",
                 )
                 .bind(&s.name)
                 .bind(s.access_token_ttl)
@@ -308,6 +310,7 @@ macro_rules! sql_repository {
                 .bind(methods)
                 .bind(s.updated_at)
                 .bind(s.tls_client_certificate_bound_access_tokens)
+                .bind(s.key_rotation_period)
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
                 .execute(&self.pool)
@@ -469,6 +472,87 @@ macro_rules! sql_repository {
                 Self::insert_key(&mut *tx, new).await?;
                 tx.commit().await.map_err(map_err)
             }
+
+            async fn rotate_key_if_current(&self, new: &KeyRecord, expected_current_kid: &str, retire_at: i64, now: i64) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                // The conditional update is the arbiter: of several processes rotating from
+                // the same key, the first to update its row wins; the others wait for its
+                // commit (a row lock in PostgreSQL, the write lock in SQLite), then match
+                // nothing.
+                let claimed = sqlx::query(
+                    "UPDATE signing_keys SET status = 'retiring', retire_at = $1 \
+                     WHERE tenant_id = $2 AND server_id = $3 AND kid = $4 AND alg = $5 AND status = 'current'",
+                )
+                .bind(retire_at)
+                .bind(new.tenant_id.as_str())
+                .bind(new.server_id.as_str())
+                .bind(expected_current_kid)
+                .bind(new.alg.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if claimed.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE signing_keys SET status = 'retiring', retire_at = $1 \
+                     WHERE tenant_id = $2 AND server_id = $3 AND alg = $4 AND status = 'current'",
+                )
+                .bind(retire_at)
+                .bind(new.tenant_id.as_str())
+                .bind(new.server_id.as_str())
+                .bind(new.alg.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                sqlx::query(
+                    "DELETE FROM signing_keys WHERE tenant_id = $1 AND server_id = $2 AND status = 'retiring' AND retire_at <= $3",
+                )
+                .bind(new.tenant_id.as_str())
+                .bind(new.server_id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Self::insert_key(&mut *tx, new).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn servers_due_for_key_rotation(&self, now: i64, limit: u32) -> Result<Vec<Server>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SERVER_COLS} FROM servers s WHERE s.key_rotation_period IS NOT NULL AND NOT EXISTS \
+                     (SELECT 1 FROM signing_keys k WHERE k.tenant_id = s.tenant_id AND k.server_id = s.id \
+                     AND k.status = 'current' AND k.created_at + s.key_rotation_period > $1) \
+                     ORDER BY s.tenant_id, s.id LIMIT $2"
+                ))
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                rows.iter().map(Self::server).collect()
+            }
+
+            async fn delete_retired_keys(&self, now: i64) -> Result<Vec<(TenantId, ServerId)>, StoreError> {
+                let rows = sqlx::query(
+                    "DELETE FROM signing_keys WHERE status = 'retiring' AND retire_at <= $1 RETURNING tenant_id, server_id",
+                )
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let mut servers = Vec::new();
+                for row in &rows {
+                    let t = parse_id(TenantId::parse, &row.try_get::<String, _>("tenant_id").map_err(map_err)?)?;
+                    let s = parse_id(ServerId::parse, &row.try_get::<String, _>("server_id").map_err(map_err)?)?;
+                    if !servers.contains(&(t.clone(), s.clone())) {
+                        servers.push((t, s));
+                    }
+                }
+                Ok(servers)
+            }
         }
 
         #[async_trait]
@@ -588,6 +672,25 @@ impl SqliteRepository {
 }
 
 impl PostgresRepository {
+    /// One connection attempt, opened and closed, within [`ACQUIRE_TIMEOUT`]: whether the
+    /// database answers now. (A pool's first connect instead retries a refused connection
+    /// silently until its acquire timeout; start-up uses this to say what it waits for.)
+    ///
+    /// # Errors
+    /// Bad URL, or the database does not accept a connection.
+    pub async fn probe(url: &str) -> Result<(), StoreError> {
+        use sqlx::Connection as _;
+        let opts: sqlx::postgres::PgConnectOptions = url
+            .parse()
+            .map_err(|_| StoreError::Unavailable("invalid PostgreSQL URL".into()))?;
+        let conn = tokio::time::timeout(ACQUIRE_TIMEOUT, sqlx::PgConnection::connect_with(&opts))
+            .await
+            .map_err(|_| StoreError::Unavailable("connection timed out".into()))?
+            .map_err(map_err)?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+
     /// Connects a pool to PostgreSQL.
     ///
     /// # Errors

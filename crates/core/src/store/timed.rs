@@ -1,0 +1,372 @@
+//! Timing decorators for the two storage seams: every call through the trait object is timed
+//! into `tollgate_store_operation_duration_seconds`, whichever backend sits behind it, so the
+//! backends themselves carry no metrics code. [`crate::Tollgate::new`] wraps both stores.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{
+    AdminRepo, ClientRepo, KeyRepo, Page, Repository, ServerRepo, ShortLivedStore, StoreError,
+    TenantRepo,
+};
+use crate::client::Client;
+use crate::ids::{ClientId, ServerId, TenantId};
+use crate::keys::KeyRecord;
+use crate::metrics::{Metrics, StoreKind};
+use crate::server::{Server, SigningAlg};
+use crate::tenant::Tenant;
+
+async fn timed<T>(
+    metrics: &Metrics,
+    store: StoreKind,
+    backend: &'static str,
+    operation: &'static str,
+    call: impl Future<Output = T>,
+) -> T {
+    let start = Instant::now();
+    let out = call.await;
+    metrics.store_operation(store, backend, operation, start.elapsed());
+    out
+}
+
+/// A [`Repository`] that times every call of the one it wraps.
+#[derive(Debug)]
+pub struct TimedRepository {
+    inner: Arc<dyn Repository>,
+    metrics: Arc<Metrics>,
+    backend: &'static str,
+}
+
+impl TimedRepository {
+    /// Wraps `inner`.
+    #[must_use]
+    pub fn wrap(inner: Arc<dyn Repository>, metrics: Arc<Metrics>) -> Arc<dyn Repository> {
+        let backend = inner.backend();
+        Arc::new(Self {
+            inner,
+            metrics,
+            backend,
+        })
+    }
+
+    async fn time<T>(&self, operation: &'static str, call: impl Future<Output = T>) -> T {
+        timed(
+            &self.metrics,
+            StoreKind::Database,
+            self.backend,
+            operation,
+            call,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl TenantRepo for TimedRepository {
+    async fn create_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
+        self.time("create_tenant", self.inner.create_tenant(t))
+            .await
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        self.time("get_tenant", self.inner.get_tenant(id)).await
+    }
+
+    async fn list_tenants(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Tenant>, StoreError> {
+        self.time("list_tenants", self.inner.list_tenants(after, limit))
+            .await
+    }
+
+    async fn update_tenant(&self, t: &Tenant) -> Result<bool, StoreError> {
+        self.time("update_tenant", self.inner.update_tenant(t))
+            .await
+    }
+
+    async fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError> {
+        self.time("delete_tenant", self.inner.delete_tenant(id))
+            .await
+    }
+}
+
+#[async_trait]
+impl ServerRepo for TimedRepository {
+    async fn create_server(&self, s: &Server, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        self.time("create_server", self.inner.create_server(s, keys))
+            .await
+    }
+
+    async fn get_server(&self, t: &TenantId, id: &ServerId) -> Result<Option<Server>, StoreError> {
+        self.time("get_server", self.inner.get_server(t, id)).await
+    }
+
+    async fn list_servers(
+        &self,
+        t: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Server>, StoreError> {
+        self.time("list_servers", self.inner.list_servers(t, after, limit))
+            .await
+    }
+
+    async fn update_server(&self, s: &Server) -> Result<bool, StoreError> {
+        self.time("update_server", self.inner.update_server(s))
+            .await
+    }
+
+    async fn delete_server(&self, t: &TenantId, id: &ServerId) -> Result<bool, StoreError> {
+        self.time("delete_server", self.inner.delete_server(t, id))
+            .await
+    }
+}
+
+#[async_trait]
+impl ClientRepo for TimedRepository {
+    async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
+        self.time("create_client", self.inner.create_client(c))
+            .await
+    }
+
+    async fn get_client(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        id: &ClientId,
+    ) -> Result<Option<Client>, StoreError> {
+        self.time("get_client", self.inner.get_client(t, s, id))
+            .await
+    }
+
+    async fn list_clients(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Client>, StoreError> {
+        self.time("list_clients", self.inner.list_clients(t, s, after, limit))
+            .await
+    }
+
+    async fn update_client(&self, c: &Client) -> Result<bool, StoreError> {
+        self.time("update_client", self.inner.update_client(c))
+            .await
+    }
+
+    async fn delete_client(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        id: &ClientId,
+    ) -> Result<bool, StoreError> {
+        self.time("delete_client", self.inner.delete_client(t, s, id))
+            .await
+    }
+}
+
+#[async_trait]
+impl KeyRepo for TimedRepository {
+    async fn list_keys(&self, t: &TenantId, s: &ServerId) -> Result<Vec<KeyRecord>, StoreError> {
+        self.time("list_keys", self.inner.list_keys(t, s)).await
+    }
+
+    async fn rotate_key(
+        &self,
+        new: &KeyRecord,
+        retire_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.time("rotate_key", self.inner.rotate_key(new, retire_at, now))
+            .await
+    }
+
+    async fn retire_keys(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        alg: SigningAlg,
+        retire_at: i64,
+    ) -> Result<(), StoreError> {
+        self.time("retire_keys", self.inner.retire_keys(t, s, alg, retire_at))
+            .await
+    }
+
+    async fn rotate_key_if_current(
+        &self,
+        new: &KeyRecord,
+        expected_current_kid: &str,
+        retire_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.time(
+            "rotate_key_if_current",
+            self.inner
+                .rotate_key_if_current(new, expected_current_kid, retire_at, now),
+        )
+        .await
+    }
+
+    async fn servers_due_for_key_rotation(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<Server>, StoreError> {
+        self.time(
+            "servers_due_for_key_rotation",
+            self.inner.servers_due_for_key_rotation(now, limit),
+        )
+        .await
+    }
+
+    async fn delete_retired_keys(&self, now: i64) -> Result<Vec<(TenantId, ServerId)>, StoreError> {
+        self.time("delete_retired_keys", self.inner.delete_retired_keys(now))
+            .await
+    }
+}
+
+#[async_trait]
+impl AdminRepo for TimedRepository {
+    async fn admin_token_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.time("admin_token_hash", self.inner.admin_token_hash(name))
+            .await
+    }
+
+    async fn set_admin_token_hash_if_absent(
+        &self,
+        name: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.time(
+            "set_admin_token_hash",
+            self.inner.set_admin_token_hash_if_absent(name, hash, now),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Repository for TimedRepository {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.time("migrate", self.inner.migrate()).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.time("ping", self.inner.ping()).await
+    }
+
+    fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
+
+/// A [`ShortLivedStore`] that times every call of the one it wraps.
+#[derive(Debug)]
+pub struct TimedShortLived {
+    inner: Arc<dyn ShortLivedStore>,
+    metrics: Arc<Metrics>,
+    backend: &'static str,
+}
+
+impl TimedShortLived {
+    /// Wraps `inner`.
+    #[must_use]
+    pub fn wrap(
+        inner: Arc<dyn ShortLivedStore>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<dyn ShortLivedStore> {
+        let backend = inner.backend();
+        Arc::new(Self {
+            inner,
+            metrics,
+            backend,
+        })
+    }
+
+    async fn time<T>(&self, operation: &'static str, call: impl Future<Output = T>) -> T {
+        timed(
+            &self.metrics,
+            StoreKind::ShortLived,
+            self.backend,
+            operation,
+            call,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl ShortLivedStore for TimedShortLived {
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.time("put_if_absent", self.inner.put_if_absent(key, value, ttl))
+            .await
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.time("put", self.inner.put(key, value, ttl)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.time("get", self.inner.get(key)).await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.time("take", self.inner.take(key)).await
+    }
+
+    async fn remove(&self, key: &str) -> Result<bool, StoreError> {
+        self.time("remove", self.inner.remove(key)).await
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.time("incr", self.inner.incr(key, ttl)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.time("ping", self.inner.ping()).await
+    }
+
+    fn backend(&self) -> &'static str {
+        self.backend
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn times_calls_under_the_wrapped_backend_name() {
+        let metrics = Arc::new(Metrics::new("0", None));
+        let store = TimedShortLived::wrap(Arc::new(MemoryStore::new()), metrics.clone());
+        assert_eq!(store.backend(), "memory");
+        store.put("k", b"v", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(store.take("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        let text = metrics.render();
+        for op in ["put", "take"] {
+            let series = format!(
+                r#"tollgate_store_operation_duration_seconds_count{{store="short_lived",backend="memory",operation="{op}"}} 1"#
+            );
+            assert!(text.contains(&series), "{series} in\n{text}");
+        }
+    }
+}

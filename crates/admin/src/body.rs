@@ -16,6 +16,7 @@ use tollgate_core::client::{ClientMetadata, NewClient};
 use tollgate_core::ids::ClientId;
 use tollgate_core::server::{NewServer, ServerPatch};
 use tollgate_core::tenant::{NewTenant, TenantPatch};
+use tollgate_core::users::{NewUser, UserPatch};
 
 use crate::error::AdminError;
 
@@ -40,7 +41,14 @@ macro_rules! plain_body {
     )*};
 }
 
-plain_body!(NewTenant, TenantPatch, NewServer, ServerPatch);
+plain_body!(
+    NewTenant,
+    TenantPatch,
+    NewServer,
+    ServerPatch,
+    NewUser,
+    UserPatch
+);
 
 /// The `client_id` member of a client body.
 #[derive(Deserialize)]
@@ -93,6 +101,9 @@ fn parse<T: DeserializeOwned>(bytes: &[u8], field_code: &'static str) -> Result<
     Ok(value)
 }
 
+/// Body fields whose values must not appear in error texts.
+const SECRET_FIELDS: &[&str] = &["password", "client_secret"];
+
 fn describe(path: &str, e: &serde_json::Error, field_code: &'static str) -> AdminError {
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => AdminError::invalid_request(format!(
@@ -101,7 +112,12 @@ fn describe(path: &str, e: &serde_json::Error, field_code: &'static str) -> Admi
             e.column()
         )),
         Category::Data => {
-            let message = without_position(e);
+            // serde quotes the offending value; a secret field's value is never echoed.
+            let message = if SECRET_FIELDS.contains(&path) {
+                "must be a string (the value is not shown)".to_owned()
+            } else {
+                without_position(e)
+            };
             let description = if path == "." {
                 message
             } else {

@@ -104,6 +104,11 @@ fn manage_body(e: &ManageError) -> (&'static str, String) {
     match e {
         ManageError::Invalid(i) => (i.code, i.to_string()),
         ManageError::NotFound(what) => ("not_found", format!("{what} not found")),
+        // Users are unique by username; everything else by id.
+        ManageError::Conflict("user") => (
+            "conflict",
+            "a user with this username already exists".to_owned(),
+        ),
         ManageError::Conflict(what) => ("conflict", format!("{what} with this id already exists")),
         ManageError::Store(StoreError::Conflict) => (
             "conflict",

@@ -24,6 +24,7 @@ mod paths;
 mod reply;
 mod servers;
 mod tenants;
+mod users;
 
 use actix_web::{web, HttpResponse, Resource};
 
@@ -83,6 +84,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "POST",
                 )
                 .route(web::post().to(clients::rotate_secret)),
+            )
+            .service(
+                resource("/tenants/{tid}/servers/{aid}/users", "GET, POST")
+                    .route(web::get().to(users::list))
+                    .route(web::post().to(users::create)),
+            )
+            .service(
+                resource(
+                    "/tenants/{tid}/servers/{aid}/users/{user_id}",
+                    "GET, PATCH, DELETE",
+                )
+                .route(web::get().to(users::get))
+                .route(web::patch().to(users::patch))
+                .route(web::delete().to(users::delete)),
+            )
+            .service(
+                resource(
+                    "/tenants/{tid}/servers/{aid}/users/{user_id}/consents",
+                    "GET",
+                )
+                .route(web::get().to(users::consents)),
+            )
+            .service(
+                resource(
+                    "/tenants/{tid}/servers/{aid}/users/{user_id}/consents/{client_id}",
+                    "DELETE",
+                )
+                .route(web::delete().to(users::revoke_consent)),
             )
             .service(
                 resource("/tenants/{tid}/servers/{aid}/keys", "GET")

@@ -7,7 +7,7 @@ use utoipa::openapi::{Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::{clients, keys, servers, tenants};
+use crate::{clients, keys, servers, tenants, users};
 
 /// Name of the bearer security scheme in the document.
 const BEARER: &str = "admin_token";
@@ -17,7 +17,7 @@ const BEARER: &str = "admin_token";
 #[openapi(
     info(
         title = "Tollgate admin API",
-        description = "Manage tenants, their authorization servers, OAuth clients and signing keys. \
+        description = "Manage tenants, their authorization servers, OAuth clients, signing keys and users. \
             Every operation but this document needs `Authorization: Bearer <admin token>`."
     ),
     paths(
@@ -27,6 +27,8 @@ const BEARER: &str = "admin_token";
         clients::list, clients::create, clients::get, clients::replace, clients::delete,
         clients::rotate_secret,
         keys::list, keys::rotate,
+        users::list, users::create, users::get, users::patch, users::delete,
+        users::consents, users::revoke_consent,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Security),
@@ -36,6 +38,7 @@ const BEARER: &str = "admin_token";
         (name = "servers", description = "Authorization servers (workspaces) inside a tenant"),
         (name = "clients", description = "OAuth clients of a server (RFC 7591 / RFC 7592)"),
         (name = "keys", description = "A server's signing keys"),
+        (name = "users", description = "Users of a server's built-in login, and their consents"),
         (name = "meta", description = "This document"),
     )
 )]

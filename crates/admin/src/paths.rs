@@ -6,7 +6,7 @@ use std::future::{ready, Ready};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use tollgate_core::ids::{ClientId, IdError, ServerId, TenantId};
+use tollgate_core::ids::{ClientId, IdError, ServerId, TenantId, UserId};
 
 use crate::auth::Caller;
 use crate::error::AdminError;
@@ -33,6 +33,23 @@ pub(crate) struct ServerPath {
 pub(crate) struct ClientPath {
     pub tenant: TenantId,
     pub server: ServerId,
+    pub client: ClientId,
+}
+
+/// `/admin/tenants/{tid}/servers/{aid}/users/{user_id}…`
+#[derive(Debug)]
+pub(crate) struct UserPath {
+    pub tenant: TenantId,
+    pub server: ServerId,
+    pub user: UserId,
+}
+
+/// `/admin/tenants/{tid}/servers/{aid}/users/{user_id}/consents/{client_id}`
+#[derive(Debug)]
+pub(crate) struct ConsentPath {
+    pub tenant: TenantId,
+    pub server: ServerId,
+    pub user: UserId,
     pub client: ClientId,
 }
 
@@ -92,6 +109,29 @@ impl ClientPath {
     }
 }
 
+impl UserPath {
+    fn extract(req: &HttpRequest) -> Result<Self, AdminError> {
+        let tenant = tenant(req)?;
+        Ok(Self {
+            tenant,
+            server: param(req, "aid", ServerId::parse)?,
+            user: param(req, "user_id", UserId::parse)?,
+        })
+    }
+}
+
+impl ConsentPath {
+    fn extract(req: &HttpRequest) -> Result<Self, AdminError> {
+        let tenant = tenant(req)?;
+        Ok(Self {
+            tenant,
+            server: param(req, "aid", ServerId::parse)?,
+            user: param(req, "user_id", UserId::parse)?,
+            client: param(req, "client_id", ClientId::parse)?,
+        })
+    }
+}
+
 macro_rules! from_request {
     ($($t:ty),*) => {$(
         impl FromRequest for $t {
@@ -105,4 +145,11 @@ macro_rules! from_request {
     )*};
 }
 
-from_request!(TenantsPath, TenantPath, ServerPath, ClientPath);
+from_request!(
+    TenantsPath,
+    TenantPath,
+    ServerPath,
+    ClientPath,
+    UserPath,
+    ConsentPath
+);

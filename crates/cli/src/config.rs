@@ -106,6 +106,15 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_CACHE_TTL", default_value_t = 30)]
     pub cache_ttl: u64,
 
+    /// Seconds an authorization code stays valid, 1 to 60 (RFC 6749 §4.1.2 asks for short-lived
+    /// codes).
+    #[arg(long, env = "TOLLGATE_CODE_TTL", default_value_t = 60)]
+    pub code_ttl: u64,
+
+    /// Seconds a login session of the built-in login page lasts, 60 to 2592000.
+    #[arg(long, env = "TOLLGATE_SESSION_TTL", default_value_t = 28_800)]
+    pub session_ttl: u64,
+
     /// Gateway worker threads; default: one per CPU.
     #[arg(long, env = "TOLLGATE_WORKERS")]
     pub workers: Option<usize>,
@@ -426,6 +435,20 @@ impl Cli {
                         "cache-ttl",
                         "TOLLGATE_CACHE_TTL",
                         "must be 1 to 3600 seconds",
+                    ));
+                }
+                if !(1..=60).contains(&args.code_ttl) {
+                    return Err(Fatal::option(
+                        "code-ttl",
+                        "TOLLGATE_CODE_TTL",
+                        "must be 1 to 60 seconds",
+                    ));
+                }
+                if !(60..=2_592_000).contains(&args.session_ttl) {
+                    return Err(Fatal::option(
+                        "session-ttl",
+                        "TOLLGATE_SESSION_TTL",
+                        "must be 60 to 2592000 seconds",
                     ));
                 }
                 args.validate_assertion_flags()?;

@@ -242,6 +242,8 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
                 jwks_fetch: args.jwks_fetch_options(),
                 client_certificates: serve.tls.client_certificates(),
                 client_ca: tls.client_ca.clone(),
+                code_ttl: Duration::from_secs(args.code_ttl),
+                session_ttl: Duration::from_secs(args.session_ttl),
                 ..TollgateOptions::default()
             },
         )

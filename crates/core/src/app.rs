@@ -36,6 +36,10 @@ pub struct TollgateOptions {
     pub assertions: AssertionOptions,
     /// How client `jwks_uri`s are fetched.
     pub jwks_fetch: JwksFetchOptions,
+    /// Lifetime of authorization codes (at most 60 s).
+    pub code_ttl: Duration,
+    /// Lifetime of a login session.
+    pub session_ttl: Duration,
 }
 
 /// Which `aud` values a client assertion may carry (RFC 7523 §3).
@@ -111,6 +115,8 @@ impl Default for TollgateOptions {
             client_ca: None,
             assertions: AssertionOptions::default(),
             jwks_fetch: JwksFetchOptions::default(),
+            code_ttl: Duration::from_secs(60),
+            session_ttl: Duration::from_secs(8 * 3600),
         }
     }
 }

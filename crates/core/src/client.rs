@@ -580,6 +580,10 @@ mod tests {
             allowed_token_endpoint_auth_methods: AuthMethod::servable(false),
             tls_client_certificate_bound_access_tokens: false,
             key_rotation_period: None,
+            require_pkce: false,
+            allow_plain_pkce: false,
+            logo_uri: None,
+            brand_color: None,
             created_at: 0,
             updated_at: 0,
         }
@@ -797,6 +801,10 @@ mod jwt_method_tests {
             allowed_token_endpoint_auth_methods: AuthMethod::servable(false),
             tls_client_certificate_bound_access_tokens: false,
             key_rotation_period: None,
+            require_pkce: false,
+            allow_plain_pkce: false,
+            logo_uri: None,
+            brand_color: None,
             created_at: 0,
             updated_at: 0,
         }

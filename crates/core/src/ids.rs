@@ -126,6 +126,34 @@ impl ClientId {
     }
 }
 
+id_type!(
+    /// A user of a server's built-in login, and the `sub` of the tokens issued for them: a
+    /// UUID v4 when generated; 1–128 URL-unreserved characters, like [`ClientId`].
+    UserId,
+    |s| {
+        if s.is_empty() || s.len() > 128 {
+            return Err(IdError::Length { max: 128 });
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        {
+            return Err(IdError::Charset(
+                "may contain only A-Z, a-z, 0-9 and '-', '.', '_', '~'",
+            ));
+        }
+        Ok(())
+    }
+);
+
+impl UserId {
+    /// A fresh random user id (a UUID v4 in its hyphenated form).
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,15 +41,51 @@ impl Introspection {
 }
 
 fn revoked_key(server: &ServerRuntime, jti: &str) -> String {
-    format!(
-        "revoked:{}/{}/{jti}",
-        server.server.tenant_id, server.server.id
-    )
+    crate::refresh::revoked_access_key(&server.server.tenant_id, &server.server.id, jti)
+}
+
+/// Whether the access token `jti` of `server` was revoked (fails closed: an unreadable
+/// revocation list is an error, not "not revoked").
+///
+/// # Errors
+/// `503` when the short-lived store cannot be read.
+pub async fn is_revoked(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    jti: &str,
+) -> Result<bool, OAuthError> {
+    app.short_lived
+        .get(&revoked_key(server, jti))
+        .await
+        .map(|v| v.is_some())
+        .map_err(|e| store_failure(&e))
+}
+
+/// A refresh token of `server` issued to `client`, if it is usable.
+async fn own_refresh_token(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    client: &Authenticated,
+    token: &str,
+) -> Result<Option<crate::refresh::RefreshRecord>, OAuthError> {
+    if !crate::refresh::looks_like_refresh_token(token) {
+        return Ok(None);
+    }
+    let rec = app
+        .repo
+        .get_refresh_token(&crate::refresh::digest(token))
+        .await
+        .map_err(|e| store_failure(&e))?;
+    Ok(rec.filter(|r| {
+        r.tenant_id == server.server.tenant_id
+            && r.server_id == server.server.id
+            && r.client_id == client.client.client.client_id
+    }))
 }
 
 /// Verifies `token` as an access token of `server`: signature by one of its published keys,
 /// `typ: at+jwt`, its issuer, not expired. `None` for anything else.
-fn verify(server: &ServerRuntime, token: &str) -> Option<Map<String, Value>> {
+pub(crate) fn verify(server: &ServerRuntime, token: &str) -> Option<Map<String, Value>> {
     let header = decode_header(token).ok()?;
     if !header
         .typ
@@ -93,10 +129,31 @@ fn required_token(params: &TokenParams) -> Result<&str, OAuthError> {
 pub async fn introspect(
     app: &Tollgate,
     server: &ServerRuntime,
-    _client: &Authenticated,
+    client: &Authenticated,
     params: &TokenParams,
 ) -> Result<Introspection, OAuthError> {
     let token = required_token(params)?;
+    // Refresh tokens are opaque: only the client they were issued to learns about them.
+    if let Some(rec) = own_refresh_token(app, server, client, token).await? {
+        let active = rec.usable(crate::clock::now());
+        app.metrics.introspection(active);
+        if !active {
+            return Ok(Introspection::inactive());
+        }
+        let mut claims = Map::new();
+        claims.insert("iss".into(), Value::String(server.issuer.clone()));
+        claims.insert("sub".into(), Value::String(rec.user_id.to_string()));
+        claims.insert("client_id".into(), Value::String(rec.client_id.to_string()));
+        claims.insert("scope".into(), Value::String(rec.scope));
+        claims.insert("exp".into(), Value::from(rec.expires_at));
+        claims.insert("iat".into(), Value::from(rec.created_at));
+        claims.insert("auth_time".into(), Value::from(rec.auth_time));
+        return Ok(Introspection {
+            active: true,
+            token_type: None,
+            claims,
+        });
+    }
     let Some(claims) = verify(server, token) else {
         app.metrics.introspection(false);
         return Ok(Introspection::inactive());
@@ -105,13 +162,7 @@ pub async fn introspect(
         app.metrics.introspection(false);
         return Ok(Introspection::inactive());
     };
-    if app
-        .short_lived
-        .get(&revoked_key(server, jti))
-        .await
-        .map_err(|e| store_failure(&e))?
-        .is_some()
-    {
+    if is_revoked(app, server, jti).await? {
         app.metrics.introspection(false);
         return Ok(Introspection::inactive());
     }
@@ -136,6 +187,9 @@ pub async fn revoke(
     params: &TokenParams,
 ) -> Result<(), OAuthError> {
     let token = required_token(params)?;
+    if crate::refresh::looks_like_refresh_token(token) {
+        return revoke_refresh_token(app, server, client, token).await;
+    }
     let Some(claims) = verify(server, token) else {
         return Ok(());
     };
@@ -164,6 +218,41 @@ pub async fn revoke(
         jti,
         "access token revoked"
     );
+    Ok(())
+}
+
+/// Revokes a refresh token with its whole grant: every token of its family and the access
+/// tokens issued with them (RFC 7009 §2.1). Another client's token is refused; an unknown one
+/// is accepted silently (§2.2).
+async fn revoke_refresh_token(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    client: &Authenticated,
+    token: &str,
+) -> Result<(), OAuthError> {
+    let rec = app
+        .repo
+        .get_refresh_token(&crate::refresh::digest(token))
+        .await
+        .map_err(|e| store_failure(&e))?;
+    let Some(rec) =
+        rec.filter(|r| r.tenant_id == server.server.tenant_id && r.server_id == server.server.id)
+    else {
+        return Ok(());
+    };
+    if rec.client_id != client.client.client.client_id {
+        return Err(OAuthError::unauthorized_client(
+            "the token was not issued to this client",
+        ));
+    }
+    crate::refresh::revoke_family(
+        app,
+        &server.server.tenant_id,
+        &server.server.id,
+        &rec.family_id,
+    )
+    .await?;
+    app.metrics.revocation();
     Ok(())
 }
 
@@ -205,10 +294,15 @@ mod tests {
                 allowed_token_endpoint_auth_methods: vec![AuthMethod::ClientSecretBasic],
                 tls_client_certificate_bound_access_tokens: false,
                 key_rotation_period: None,
+                require_pkce: false,
+                allow_plain_pkce: false,
+                logo_uri: None,
+                brand_color: None,
                 created_at: 0,
                 updated_at: 0,
             },
             issuer: "https://issuer.example/t/s".into(),
+            tenant_name: "T".into(),
             signing_key: key.clone(),
             current_keys: vec![key],
             jwks: String::new(),

@@ -5,6 +5,7 @@
 //! the typed values defined here, call one function, and map the result to a response.
 
 pub mod app;
+pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod client_keys;
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod manage;
 pub mod metrics;
 pub mod oauth;
+pub mod refresh;
 pub mod registry;
 pub mod scope;
 pub mod secrets;
@@ -24,5 +26,7 @@ pub mod server;
 pub mod store;
 pub mod tenant;
 pub mod tokens;
+pub mod userinfo;
+pub mod users;
 
 pub use app::{Tollgate, TollgateOptions};

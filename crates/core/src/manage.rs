@@ -11,16 +11,20 @@ use utoipa::ToSchema;
 use crate::app::Tollgate;
 use crate::client::{Client, ClientMetadata, NewClient, StoredSecret};
 use crate::clock;
-use crate::ids::{ClientId, ServerId, TenantId};
+use crate::ids::{ClientId, ServerId, TenantId, UserId};
 use crate::invalidation::Invalidation;
 use crate::keys::{KeyRecord, KeyStatus};
-use crate::secrets::{self, ClientSecret};
+use crate::secrets::{self, ClientSecret, Password};
 use crate::server::{
     AuthMethod, NewServer, Server, ServerPatch, SigningAlg, DEFAULT_ACCESS_TOKEN_TTL,
     DEFAULT_REFRESH_TOKEN_TTL,
 };
 use crate::store::{Page, StoreError};
 use crate::tenant::{validate_name, NewTenant, Tenant, TenantPatch};
+use crate::users::{
+    normalize_username, validate_claims, validate_password, Consent, NewUser, User, UserPatch,
+    UserView,
+};
 
 /// An input that breaks a rule, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,6 +288,10 @@ pub async fn create_server(
             .tls_client_certificate_bound_access_tokens
             .unwrap_or(false),
         key_rotation_period: input.key_rotation_period,
+        require_pkce: input.require_pkce.unwrap_or(false),
+        allow_plain_pkce: input.allow_plain_pkce.unwrap_or(false),
+        logo_uri: input.logo_uri,
+        brand_color: input.brand_color.map(|c| c.to_ascii_lowercase()),
         created_at: now,
         updated_at: now,
     };
@@ -361,6 +369,18 @@ pub async fn patch_server(
     }
     if let Some(v) = patch.key_rotation_period {
         server.key_rotation_period = v;
+    }
+    if let Some(v) = patch.require_pkce {
+        server.require_pkce = v;
+    }
+    if let Some(v) = patch.allow_plain_pkce {
+        server.allow_plain_pkce = v;
+    }
+    if let Some(v) = patch.logo_uri {
+        server.logo_uri = v;
+    }
+    if let Some(v) = patch.brand_color {
+        server.brand_color = v.map(|c| c.to_ascii_lowercase());
     }
     server.validate(&app.servable_methods())?;
     server.updated_at = clock::now();
@@ -723,6 +743,210 @@ pub async fn rotate_client_secret(
     }
     app.invalidate(Invalidation::client(t, s, id)).await;
     Ok(ClientView::new(client, Some(&fresh)))
+}
+
+// ---- users ----
+
+/// Hashes a new password with argon2id off the runtime.
+async fn hash_password(password: &Password) -> Result<String, ManageError> {
+    let plain = password.clone();
+    blocking(move || secrets::hash_secret(plain.expose()))
+        .await?
+        .map_err(|e| ManageError::Internal(e.to_string()))
+}
+
+/// Creates a user of a server's built-in login.
+///
+/// # Errors
+/// Invalid username, password or claims; server not found; username taken; failure.
+pub async fn create_user(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    input: NewUser,
+) -> Result<UserView, ManageError> {
+    require_server(app, t, s).await?;
+    let username = normalize_username(&input.username)?;
+    validate_password(&input.password)?;
+    let claims = input.claims.unwrap_or_default();
+    validate_claims(&claims)?;
+    let now = clock::now();
+    let user = User {
+        tenant_id: t.clone(),
+        server_id: s.clone(),
+        id: UserId::generate(),
+        username,
+        password_hash: hash_password(&input.password).await?,
+        claims,
+        created_at: now,
+        updated_at: now,
+    };
+    app.repo
+        .create_user(&user)
+        .await
+        .map_err(conflict("user"))?;
+    Ok(UserView::from(&user))
+}
+
+async fn load_user(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &UserId,
+) -> Result<User, ManageError> {
+    require_server(app, t, s).await?;
+    app.repo
+        .get_user(t, s, id)
+        .await?
+        .ok_or(ManageError::NotFound("user"))
+}
+
+/// One user.
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn get_user(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &UserId,
+) -> Result<UserView, ManageError> {
+    load_user(app, t, s, id).await.map(|u| UserView::from(&u))
+}
+
+/// A page of a server's users, by id.
+///
+/// # Errors
+/// Server not found or store failure.
+pub async fn list_users(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    cursor: Option<&str>,
+    l: Option<u32>,
+) -> Result<Page<UserView>, ManageError> {
+    require_server(app, t, s).await?;
+    let page = app.repo.list_users(t, s, cursor, limit(l)).await?;
+    Ok(Page {
+        items: page.items.iter().map(UserView::from).collect(),
+        next: page.next,
+    })
+}
+
+/// Changes a user's username, password or claims.
+///
+/// # Errors
+/// Invalid input, not found, username taken, or failure.
+pub async fn patch_user(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &UserId,
+    patch: UserPatch,
+) -> Result<UserView, ManageError> {
+    let mut user = load_user(app, t, s, id).await?;
+    if let Some(name) = patch.username {
+        user.username = normalize_username(&name)?;
+    }
+    if let Some(claims) = patch.claims {
+        validate_claims(&claims)?;
+        user.claims = claims;
+    }
+    if let Some(password) = patch.password {
+        validate_password(&password)?;
+        user.password_hash = hash_password(&password).await?;
+    }
+    user.updated_at = clock::now();
+    if !app
+        .repo
+        .update_user(&user)
+        .await
+        .map_err(conflict("user"))?
+    {
+        return Err(ManageError::NotFound("user"));
+    }
+    Ok(UserView::from(&user))
+}
+
+/// Deletes a user with their consents and refresh tokens; their sessions end at their next
+/// use, and the access tokens issued from their refresh tokens are revoked.
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn delete_user(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &UserId,
+) -> Result<(), ManageError> {
+    require_server(app, t, s).await?;
+    let now = clock::now();
+    for consent in app.repo.list_consents(t, s, id).await? {
+        let access = app
+            .repo
+            .revoke_refresh_tokens_of(t, s, id, &consent.client_id, now)
+            .await?;
+        revoke_access_tokens(app, t, s, access).await?;
+    }
+    if app.repo.delete_user(t, s, id).await? {
+        Ok(())
+    } else {
+        Err(ManageError::NotFound("user"))
+    }
+}
+
+async fn revoke_access_tokens(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    access: Vec<(String, i64)>,
+) -> Result<(), ManageError> {
+    for (jti, exp) in access {
+        crate::refresh::revoke_access_token(app, t, s, &jti, exp)
+            .await
+            .map_err(|_| ManageError::Store(StoreError::Unavailable("short-lived store".into())))?;
+    }
+    Ok(())
+}
+
+/// The clients a user has consented to, with the scopes.
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn list_consents(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &UserId,
+) -> Result<Vec<Consent>, ManageError> {
+    load_user(app, t, s, id).await?;
+    Ok(app.repo.list_consents(t, s, id).await?)
+}
+
+/// Withdraws a user's consent to a client: the next authorization asks again, and the
+/// refresh tokens the user granted that client (with their access tokens) are revoked.
+///
+/// # Errors
+/// Not found or store failure.
+pub async fn revoke_consent(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    id: &UserId,
+    client: &ClientId,
+) -> Result<(), ManageError> {
+    load_user(app, t, s, id).await?;
+    let deleted = app.repo.delete_consent(t, s, id, client).await?;
+    let access = app
+        .repo
+        .revoke_refresh_tokens_of(t, s, id, client, clock::now())
+        .await?;
+    revoke_access_tokens(app, t, s, access).await?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(ManageError::NotFound("consent"))
+    }
 }
 
 /// Shared handle type used by the admin and gateway crates.

@@ -35,6 +35,8 @@ pub struct ServerRuntime {
     pub server: Server,
     /// `{public_url}/{tid}/{aid}`.
     pub issuer: String,
+    /// The tenant's display name, for the login and consent pages.
+    pub tenant_name: String,
     /// The key that signs access tokens (`server.signing_alg`).
     pub signing_key: Arc<SigningKey>,
     /// Current keys by algorithm, for ID tokens that ask for another algorithm.
@@ -415,8 +417,13 @@ async fn load_server(
             ))
         })?;
     let jwks = serde_json::json!({ "keys": published }).to_string();
+    let tenant_name = repo
+        .get_tenant(t)
+        .await?
+        .map_or_else(|| t.to_string(), |tenant| tenant.name);
     Ok(Some(ServerRuntime {
         issuer: format!("{public_url}/{t}/{s}"),
+        tenant_name,
         server,
         signing_key,
         current_keys,
@@ -464,6 +471,10 @@ mod tests {
             allowed_token_endpoint_auth_methods: vec![crate::server::AuthMethod::ClientSecretBasic],
             tls_client_certificate_bound_access_tokens: false,
             key_rotation_period: None,
+            require_pkce: false,
+            allow_plain_pkce: false,
+            logo_uri: None,
+            brand_color: None,
             created_at: 0,
             updated_at: 0,
         };

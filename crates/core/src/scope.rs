@@ -62,6 +62,17 @@ impl Scopes {
         self.0.contains(token)
     }
 
+    /// The tokens in both sets.
+    #[must_use]
+    pub fn intersection(&self, other: &Scopes) -> Scopes {
+        Self(self.0.intersection(&other.0).cloned().collect())
+    }
+
+    /// Adds every token of `other`.
+    pub fn extend(&mut self, other: &Scopes) {
+        self.0.extend(other.0.iter().cloned());
+    }
+
     /// The tokens, sorted.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)

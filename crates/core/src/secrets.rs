@@ -67,6 +67,23 @@ secret_type!(
     /// A bearer token for the admin API.
     AdminToken
 );
+secret_type!(
+    /// A user's password for the built-in login: hashed with argon2id, never stored or shown.
+    Password
+);
+
+impl<'de> serde::Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d).map(Self)
+    }
+}
+
+/// base64url (no padding) of the SHA-256 of `value`: how opaque high-entropy values (codes,
+/// refresh tokens, session ids) are keyed at rest, so a reader of the store cannot use them.
+#[must_use]
+pub fn sha256_b64(value: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, value.as_bytes()))
+}
 
 impl ClientSecret {
     /// A fresh secret: 32 random bytes (256 bits), base64url without padding.

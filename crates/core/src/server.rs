@@ -154,6 +154,15 @@ pub struct Server {
     /// Seconds between automatic signing-key rotations; `None`: rotated only through the
     /// admin API.
     pub key_rotation_period: Option<i64>,
+    /// PKCE (RFC 7636) required of every client at `/oauth2/authorize`, not only of public
+    /// clients (RFC 9700 §2.1.1 recommends it).
+    pub require_pkce: bool,
+    /// Accept the `plain` PKCE method (off by default: RFC 9700 §2.1.1 asks for `S256`).
+    pub allow_plain_pkce: bool,
+    /// An `https` logo shown on the login and consent pages.
+    pub logo_uri: Option<String>,
+    /// Accent colour of the login and consent pages, `#rrggbb`.
+    pub brand_color: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -184,6 +193,14 @@ pub struct NewServer {
     /// Seconds between automatic signing-key rotations, at least 3600; absent or `null`:
     /// rotate only through the admin API.
     pub key_rotation_period: Option<i64>,
+    /// Require PKCE of every client; default false (public clients always need it).
+    pub require_pkce: Option<bool>,
+    /// Accept the `plain` PKCE method; default false.
+    pub allow_plain_pkce: Option<bool>,
+    /// An `https` logo for the login and consent pages.
+    pub logo_uri: Option<String>,
+    /// Accent colour of the login and consent pages, `#rrggbb`.
+    pub brand_color: Option<String>,
 }
 
 /// Body of `PATCH /admin/tenants/{tid}/servers/{aid}`: only the fields present change.
@@ -209,6 +226,16 @@ pub struct ServerPatch {
     /// Seconds between automatic key rotations (at least 3600); `null` turns them off.
     #[serde(default, deserialize_with = "double_option")]
     pub key_rotation_period: Option<Option<i64>>,
+    /// Require PKCE of every client.
+    pub require_pkce: Option<bool>,
+    /// Accept the `plain` PKCE method.
+    pub allow_plain_pkce: Option<bool>,
+    /// `null` removes the logo.
+    #[serde(default, deserialize_with = "double_option")]
+    pub logo_uri: Option<Option<String>>,
+    /// `null` restores the default colour.
+    #[serde(default, deserialize_with = "double_option")]
+    pub brand_color: Option<Option<String>>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -255,6 +282,27 @@ impl Server {
                     format!(
                         "must be between {MIN_KEY_ROTATION_PERIOD} and {MAX_KEY_ROTATION_PERIOD} seconds, or null"
                     ),
+                ));
+            }
+        }
+        if let Some(logo) = &self.logo_uri {
+            let ok = logo.len() <= 2048
+                && url::Url::parse(logo).is_ok_and(|u| u.scheme() == "https" && u.has_host());
+            if !ok {
+                return Err(Invalid::request(
+                    "logo_uri",
+                    "must be an https URL of at most 2048 characters",
+                ));
+            }
+        }
+        if let Some(color) = &self.brand_color {
+            let ok = color.len() == 7
+                && color.starts_with('#')
+                && color[1..].bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                return Err(Invalid::request(
+                    "brand_color",
+                    "must be a colour `#rrggbb`",
                 ));
             }
         }

@@ -101,30 +101,48 @@ pub async fn token_params(
     payload: web::Payload,
 ) -> Result<TokenParams, OAuthError> {
     let format = content_type(req)?;
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(MAX_BODY)).await {
-        Err(_) => {
-            return Err(OAuthError::invalid_request(
-                "request body was not received in time",
-            ))
-        }
-        Ok(Err(_)) => {
-            return Err(OAuthError::invalid_request(format!(
-                "request body is larger than {} KiB",
-                MAX_BODY / 1024
-            )))
-        }
-        Ok(Ok(Err(_))) => {
-            return Err(OAuthError::invalid_request(
-                "request body could not be read",
-            ))
-        }
-        Ok(Ok(Ok(b))) => b,
-    };
+    let bytes = read(payload).await?;
     let pairs = match format {
         Format::Form => form_pairs(&bytes)?,
         Format::Json => json_pairs(&bytes)?,
     };
     TokenParams::from_pairs(pairs)
+}
+
+/// Reads an HTML form post (`application/x-www-form-urlencoded` only) into name/value pairs.
+pub async fn form(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Vec<(String, String)>, OAuthError> {
+    if !matches!(content_type(req)?, Format::Form) {
+        return Err(OAuthError::invalid_request(
+            "unsupported Content-Type: use application/x-www-form-urlencoded",
+        ));
+    }
+    form_pairs(&read(payload).await?)
+}
+
+/// Reads a body, bounded in size and time.
+async fn read(payload: web::Payload) -> Result<web::Bytes, OAuthError> {
+    match tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(MAX_BODY)).await {
+        Err(_) => Err(OAuthError::invalid_request(
+            "request body was not received in time",
+        )),
+        Ok(Err(_)) => Err(OAuthError::invalid_request(format!(
+            "request body is larger than {} KiB",
+            MAX_BODY / 1024
+        ))),
+        Ok(Ok(Err(_))) => Err(OAuthError::invalid_request(
+            "request body could not be read",
+        )),
+        Ok(Ok(Ok(b))) => Ok(b),
+    }
+}
+
+/// Name/value pairs of a URL query string.
+pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, OAuthError> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .map_err(|_| OAuthError::invalid_request("the query string is not valid URL encoding"))
 }
 
 fn form_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {

@@ -23,6 +23,7 @@ const ASSERTION_ALGS: &[&str] = &[
 #[derive(Serialize)]
 struct Metadata<'a> {
     issuer: &'a str,
+    authorization_endpoint: String,
     token_endpoint: String,
     introspection_endpoint: String,
     revocation_endpoint: String,
@@ -34,15 +35,35 @@ struct Metadata<'a> {
     introspection_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
     revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     revocation_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
-    response_types_supported: [&'static str; 0],
-    scopes_supported: Vec<String>,
+    response_types_supported: [&'static str; 1],
+    response_modes_supported: [&'static str; 1],
+    code_challenge_methods_supported: Vec<&'static str>,
+    /// RFC 9207.
+    authorization_response_iss_parameter_supported: bool,
+    scopes_supported: Vec<&'static str>,
     /// RFC 8705 §3.3.
     tls_client_certificate_bound_access_tokens: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     subject_types_supported: Option<[&'static str; 1]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id_token_signing_alg_values_supported: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    userinfo_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claims_supported: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_values_supported: Option<[&'static str; 4]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claims_parameter_supported: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_parameter_supported: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_uri_parameter_supported: Option<bool>,
 }
+
+/// Scopes every server understands: the OpenID Connect ones (OIDC Core §5.4). Clients'
+/// own scopes are theirs to publish.
+const STANDARD_SCOPES: &[&str] = &["openid", "profile", "email", "address", "phone"];
 
 fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metadata<'a> {
     let servable = app.servable_methods();
@@ -57,8 +78,26 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
     if server.server.signing_alg != SigningAlg::RS256 {
         id_algs.push(SigningAlg::RS256.as_str());
     }
+    let mut pkce = vec!["S256"];
+    if server.server.allow_plain_pkce {
+        pkce.push("plain");
+    }
+    let mut claims: Vec<&'static str> = vec![
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "amr",
+        "azp",
+        "at_hash",
+    ];
+    claims.extend(tollgate_core::users::claim_names());
     Metadata {
         issuer: &server.issuer,
+        authorization_endpoint: format!("{}/oauth2/authorize", server.issuer),
         token_endpoint: format!("{}/oauth2/token", server.issuer),
         introspection_endpoint: format!("{}/oauth2/introspect", server.issuer),
         revocation_endpoint: format!("{}/oauth2/revoke", server.issuer),
@@ -70,8 +109,11 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
         introspection_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
         revocation_endpoint_auth_methods_supported: methods,
         revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
-        response_types_supported: [],
-        scopes_supported: Vec::new(),
+        response_types_supported: ["code"],
+        response_modes_supported: ["query"],
+        code_challenge_methods_supported: pkce,
+        authorization_response_iss_parameter_supported: true,
+        scopes_supported: STANDARD_SCOPES.to_vec(),
         // Only true where certificates can arrive at all.
         tls_client_certificate_bound_access_tokens: server
             .server
@@ -79,6 +121,12 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
             && app.options.client_certificates,
         subject_types_supported: oidc.then_some(["public"]),
         id_token_signing_alg_values_supported: oidc.then_some(id_algs),
+        userinfo_endpoint: oidc.then(|| format!("{}/userinfo", server.issuer)),
+        claims_supported: oidc.then_some(claims),
+        prompt_values_supported: oidc.then_some(["none", "login", "consent", "select_account"]),
+        claims_parameter_supported: oidc.then_some(false),
+        request_parameter_supported: oidc.then_some(false),
+        request_uri_parameter_supported: oidc.then_some(false),
     }
 }
 

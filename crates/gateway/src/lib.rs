@@ -2,14 +2,17 @@
 //! `/{tid}/{aid}`. Handlers are thin: they parse the request into core's typed values, call
 //! one core function, and map the result (or its [`OAuthResponse`] error) to HTTP.
 
+mod authorize;
 mod body;
 mod client_cert;
 mod client_request;
 mod discovery;
 mod error;
 mod introspect;
+mod pages;
 mod revoke;
 mod token;
+mod userinfo;
 
 use actix_web::{web, HttpResponse, ResponseError as _};
 use tollgate_core::ids::{ServerId, TenantId};
@@ -39,6 +42,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/{tid}/{aid}/.well-known/jwks.json")
             .route(web::get().to(discovery::jwks))
             .default_service(web::to(get_only)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/oauth2/authorize")
+            .route(web::get().to(authorize::authorize_get))
+            .route(web::post().to(authorize::authorize_post))
+            .default_service(web::to(get_or_post)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/login")
+            .route(web::get().to(authorize::login_get))
+            .route(web::post().to(authorize::login_post))
+            .default_service(web::to(get_or_post)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/consent")
+            .route(web::get().to(authorize::consent_get))
+            .route(web::post().to(authorize::consent_post))
+            .default_service(web::to(get_or_post)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/userinfo")
+            .route(web::get().to(userinfo::userinfo_get))
+            .route(web::post().to(userinfo::userinfo_post))
+            .default_service(web::to(get_or_post)),
     )
     .service(
         web::resource("/{tid}/{aid}/oauth2/token")
@@ -74,6 +101,10 @@ pub async fn not_found() -> HttpResponse {
 
 async fn get_only() -> HttpResponse {
     OAuthResponse(OAuthError::method_not_allowed("GET")).error_response()
+}
+
+async fn get_or_post() -> HttpResponse {
+    OAuthResponse(OAuthError::method_not_allowed("GET, POST")).error_response()
 }
 
 async fn post_only() -> HttpResponse {

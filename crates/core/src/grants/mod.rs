@@ -1,13 +1,15 @@
 //! Token-endpoint grants. [`TokenParams`] is the request parsed from either body format;
 //! [`issue`] dispatches on `grant_type` once the client is authenticated.
 
+pub mod authorization_code;
 pub mod client_credentials;
+pub mod refresh_token;
 
 use crate::app::Tollgate;
 use crate::client_auth::Authenticated;
 use crate::oauth::OAuthError;
 use crate::registry::ServerRuntime;
-use crate::tokens::TokenResponse;
+use crate::tokens::{AccessTokenClaims, Audience, Confirmation, TokenResponse};
 
 /// Most parameters accepted in one request.
 pub const MAX_PARAMS: usize = 32;
@@ -41,6 +43,14 @@ pub struct TokenParams {
     pub token: Option<crate::secrets::ClientSecret>,
     /// RFC 7662 / RFC 7009 `token_type_hint`.
     pub token_type_hint: Option<String>,
+    /// RFC 6749 §4.1.3 `code` (kept out of `Debug`).
+    pub code: Option<crate::secrets::ClientSecret>,
+    /// RFC 6749 §4.1.3 `redirect_uri`.
+    pub redirect_uri: Option<String>,
+    /// RFC 7636 §4.5 `code_verifier` (kept out of `Debug`).
+    pub code_verifier: Option<crate::secrets::ClientSecret>,
+    /// RFC 6749 §6 `refresh_token` (kept out of `Debug`).
+    pub refresh_token: Option<crate::secrets::ClientSecret>,
 }
 
 impl TokenParams {
@@ -91,6 +101,10 @@ impl TokenParams {
                 }
                 "token" => p.token = Some(crate::secrets::ClientSecret::new(value)),
                 "token_type_hint" => p.token_type_hint = Some(value),
+                "code" => p.code = Some(crate::secrets::ClientSecret::new(value)),
+                "redirect_uri" => p.redirect_uri = Some(value),
+                "code_verifier" => p.code_verifier = Some(crate::secrets::ClientSecret::new(value)),
+                "refresh_token" => p.refresh_token = Some(crate::secrets::ClientSecret::new(value)),
                 _ => {}
             }
         }
@@ -107,7 +121,8 @@ fn printable(name: &str) -> String {
 }
 
 /// Grant types the token endpoint serves.
-pub const SUPPORTED_GRANTS: &[&str] = &["client_credentials"];
+pub const SUPPORTED_GRANTS: &[&str] =
+    &["authorization_code", "refresh_token", "client_credentials"];
 
 /// Issues tokens for an authenticated client.
 ///
@@ -126,6 +141,17 @@ pub async fn issue(
                 .token_issued("client_credentials", client.method);
             Ok(issued)
         }
+        Some("authorization_code") => {
+            let issued = authorization_code::issue(app, server, client, params).await?;
+            app.metrics
+                .token_issued("authorization_code", client.method);
+            Ok(issued)
+        }
+        Some("refresh_token") => {
+            let issued = refresh_token::issue(app, server, client, params).await?;
+            app.metrics.token_issued("refresh_token", client.method);
+            Ok(issued)
+        }
         Some(_) => Err(OAuthError::unsupported_grant_type(
             "this grant type is not supported by the token endpoint",
         )),
@@ -133,6 +159,143 @@ pub async fn issue(
             "missing parameter `grant_type`",
         )),
     }
+}
+
+/// Who an access token is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subject<'a> {
+    /// `sub`: the user, or the client itself.
+    pub sub: &'a str,
+    /// When the user authenticated, for tokens issued to a user.
+    pub auth_time: Option<i64>,
+}
+
+/// A signed access token and its expiry.
+#[derive(Debug)]
+pub(crate) struct AccessToken {
+    /// The JWT.
+    pub token: String,
+    /// Unix seconds.
+    pub exp: i64,
+}
+
+/// Signs an RFC 9068 access token for `subject`, with the audience the request names (or the
+/// server's default), bound to the client certificate when the server asks for it.
+pub(crate) fn access_token(
+    server: &ServerRuntime,
+    auth: &Authenticated,
+    subject: Subject<'_>,
+    scope: Option<&str>,
+    params: &TokenParams,
+    jti: &str,
+) -> Result<AccessToken, OAuthError> {
+    let c = &auth.client.client;
+    let aud = audience(server, &c.metadata.audience, params)?;
+    let now = crate::clock::now();
+    let exp = now + server.server.access_token_ttl;
+    let cnf = auth
+        .certificate_thumbprint
+        .as_deref()
+        .filter(|_| server.server.tls_client_certificate_bound_access_tokens)
+        .map(|x5t| Confirmation { x5t_s256: x5t });
+    let claims = AccessTokenClaims {
+        iss: &server.issuer,
+        sub: subject.sub,
+        aud: &aud,
+        exp,
+        iat: now,
+        nbf: now,
+        jti,
+        client_id: c.client_id.as_str(),
+        scope,
+        cnf,
+        auth_time: subject.auth_time,
+    };
+    let token = claims.sign(&server.signing_key).map_err(signing_failed)?;
+    Ok(AccessToken { token, exp })
+}
+
+/// An OpenID Connect ID token for `client` about `sub`, signed with the algorithm the client
+/// registered (`id_token_signed_response_alg`) or the server's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn id_token(
+    server: &ServerRuntime,
+    client: &crate::client::Client,
+    sub: &str,
+    auth_time: i64,
+    amr: &[String],
+    nonce: Option<&str>,
+    access_token: &str,
+) -> Result<String, OAuthError> {
+    let key = client
+        .metadata
+        .id_token_signed_response_alg
+        .as_deref()
+        .and_then(crate::server::SigningAlg::parse)
+        .and_then(|alg| server.key_for(alg))
+        .unwrap_or(&server.signing_key);
+    let now = crate::clock::now();
+    crate::tokens::IdTokenClaims {
+        iss: &server.issuer,
+        sub,
+        aud: client.client_id.as_str(),
+        exp: now + server.server.access_token_ttl,
+        iat: now,
+        auth_time,
+        nonce,
+        at_hash: crate::tokens::at_hash(key.alg, access_token),
+        amr,
+        azp: client.client_id.as_str(),
+    }
+    .sign(key)
+    .map_err(signing_failed)
+}
+
+/// Signing failed: our fault, logged, never detailed to the client.
+pub(crate) fn signing_failed(e: crate::keys::KeyError) -> OAuthError {
+    tracing::error!(error = %e, "signing failed");
+    OAuthError::server_error()
+}
+
+/// `aud`: the requested `resource`s (RFC 8707) or `audience`, each of which must be one the
+/// client registered; otherwise the server's default audience, or the issuer.
+pub(crate) fn audience(
+    server: &ServerRuntime,
+    registered: &[String],
+    params: &TokenParams,
+) -> Result<Audience, OAuthError> {
+    let mut requested: Vec<String> = params.resource.clone();
+    if let Some(a) = &params.audience {
+        requested.extend(a.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
+    }
+    for r in &params.resource {
+        let ok = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none());
+        if !ok {
+            return Err(OAuthError::invalid_target(
+                "`resource` must be an absolute URI without a fragment (RFC 8707 §2)",
+            ));
+        }
+    }
+    if requested.is_empty() {
+        let default = server
+            .server
+            .default_audience
+            .clone()
+            .unwrap_or_else(|| server.issuer.clone());
+        return Ok(Audience::One(default));
+    }
+    requested.dedup();
+    if let Some(bad) = requested.iter().find(|r| !registered.contains(r)) {
+        let shown: String = bad.chars().filter(|c| !c.is_control()).take(200).collect();
+        return Err(OAuthError::invalid_target(format!(
+            "the client may not request tokens for `{shown}`"
+        )));
+    }
+    Ok(if requested.len() == 1 {
+        Audience::One(requested.remove(0))
+    } else {
+        Audience::Many(requested)
+    })
 }
 
 #[cfg(test)]

@@ -129,6 +129,12 @@ pub async fn tick(app: &Tollgate, now: i64) -> Result<TickReport, ManageError> {
         app.invalidate(Invalidation::keys(&t, &s)).await;
         report.retired.push((t, s));
     }
+    // The same housekeeper drops refresh tokens past their expiry; rotated ones stay until
+    // then, so that their reuse is still recognised (and revokes their family).
+    let purged = app.repo.delete_expired_refresh_tokens(now).await?;
+    if purged > 0 {
+        tracing::info!(purged, "expired refresh tokens deleted");
+    }
     Ok(report)
 }
 

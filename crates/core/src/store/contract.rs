@@ -80,6 +80,10 @@ fn server(t: &TenantId, id: &str) -> Server {
         allowed_token_endpoint_auth_methods: vec![AuthMethod::ClientSecretBasic],
         tls_client_certificate_bound_access_tokens: false,
         key_rotation_period: Some(86_400),
+        require_pkce: true,
+        allow_plain_pkce: false,
+        logo_uri: Some("https://cdn.example/logo.png".into()),
+        brand_color: Some("#0a7cff".into()),
         created_at: 2,
         updated_at: 2,
     }

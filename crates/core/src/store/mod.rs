@@ -5,6 +5,7 @@
 pub mod memory;
 pub mod redis;
 pub mod sql;
+mod sql_users;
 pub mod timed;
 
 use std::sync::Arc;
@@ -13,10 +14,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::client::Client;
-use crate::ids::{ClientId, ServerId, TenantId};
+use crate::ids::{ClientId, ServerId, TenantId, UserId};
 use crate::keys::KeyRecord;
+use crate::refresh::{RefreshRecord, Rotated, Successor};
 use crate::server::Server;
 use crate::tenant::Tenant;
+use crate::users::{Consent, User};
 
 /// Storage failures. Messages never carry stored values.
 #[derive(Debug, thiserror::Error)]
@@ -169,10 +172,124 @@ pub trait AdminRepo: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Users of the built-in login and their remembered consents.
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Inserts; [`StoreError::Conflict`] if the username (or id) is taken in that server.
+    async fn create_user(&self, u: &User) -> Result<(), StoreError>;
+    /// One user by id.
+    async fn get_user(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        id: &UserId,
+    ) -> Result<Option<User>, StoreError>;
+    /// One user by (lowercased) username.
+    async fn find_user(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        username: &str,
+    ) -> Result<Option<User>, StoreError>;
+    /// Users of a server with id greater than `after`, ordered by id.
+    async fn list_users(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<User>, StoreError>;
+    /// Replaces username, password hash and claims; false if absent; conflict on a taken
+    /// username.
+    async fn update_user(&self, u: &User) -> Result<bool, StoreError>;
+    /// Deletes the user with their consents and refresh tokens; false if absent.
+    async fn delete_user(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        id: &UserId,
+    ) -> Result<bool, StoreError>;
+    /// A user's consent to a client.
+    async fn get_consent(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        user: &UserId,
+        client: &ClientId,
+    ) -> Result<Option<Consent>, StoreError>;
+    /// Inserts or replaces a consent.
+    async fn put_consent(&self, c: &Consent) -> Result<(), StoreError>;
+    /// Every consent of a user, by client id.
+    async fn list_consents(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        user: &UserId,
+    ) -> Result<Vec<Consent>, StoreError>;
+    /// Deletes a consent; false if absent.
+    async fn delete_consent(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        user: &UserId,
+        client: &ClientId,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Refresh tokens, by digest.
+#[async_trait]
+pub trait RefreshRepo: Send + Sync {
+    /// Inserts a new token (the first of its family).
+    async fn insert_refresh_token(&self, r: &RefreshRecord) -> Result<(), StoreError>;
+    /// One token by digest, whatever its state.
+    async fn get_refresh_token(&self, hash: &str) -> Result<Option<RefreshRecord>, StoreError>;
+    /// Exchanges a usable token of this client for `next`, atomically (one round trip on
+    /// PostgreSQL): marks the old one rotated and inserts its successor in the same family.
+    /// `None`, with nothing changed, when the token is unknown, of another client or server,
+    /// rotated, revoked or expired.
+    async fn rotate_refresh_token(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        client: &ClientId,
+        old_hash: &str,
+        next: &Successor,
+        now: i64,
+    ) -> Result<Option<Rotated>, StoreError>;
+    /// Marks every token of a family revoked; returns `(jti, exp)` of the access tokens
+    /// issued with them that have not expired.
+    async fn revoke_refresh_family(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        family_id: &str,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Revokes every token a user granted a client (consent withdrawn); returns the live
+    /// access tokens issued with them, as [`RefreshRepo::revoke_refresh_family`] does.
+    async fn revoke_refresh_tokens_of(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        user: &UserId,
+        client: &ClientId,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Deletes tokens that expired before `before`; returns how many.
+    async fn delete_expired_refresh_tokens(&self, before: i64) -> Result<u64, StoreError>;
+}
+
 /// The durable store: every repository plus health and migrations.
 #[async_trait]
 pub trait Repository:
-    TenantRepo + ServerRepo + ClientRepo + KeyRepo + AdminRepo + std::fmt::Debug
+    TenantRepo
+    + ServerRepo
+    + ClientRepo
+    + KeyRepo
+    + AdminRepo
+    + UserRepo
+    + RefreshRepo
+    + std::fmt::Debug
 {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;

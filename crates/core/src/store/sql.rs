@@ -24,7 +24,7 @@ use crate::keys::{KeyRecord, KeyStatus};
 use crate::server::{AuthMethod, Server, SigningAlg};
 use crate::tenant::Tenant;
 
-fn map_err(e: sqlx::Error) -> StoreError {
+pub(super) fn map_err(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
         sqlx::Error::ColumnDecode { .. }
@@ -34,15 +34,18 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn corrupt(what: &str) -> StoreError {
+pub(super) fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
-fn parse_id<T>(f: fn(&str) -> Result<T, crate::ids::IdError>, s: &str) -> Result<T, StoreError> {
+pub(super) fn parse_id<T>(
+    f: fn(&str) -> Result<T, crate::ids::IdError>,
+    s: &str,
+) -> Result<T, StoreError> {
     f(s).map_err(|_| corrupt("stored id is invalid"))
 }
 
-fn page<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Page<T> {
+pub(super) fn page<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Page<T> {
     let next = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(id)
@@ -61,7 +64,7 @@ fn secret_columns(s: &StoredSecret) -> (&'static str, Option<&str>, Option<&[u8]
 }
 
 const TENANT_COLS: &str = "id, name, created_at, updated_at";
-const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period";
+const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period, require_pkce, allow_plain_pkce, logo_uri, brand_color";
 const CLIENT_COLS: &str = "tenant_id, server_id, client_id, metadata, secret_kind, secret_hash, secret_sealed, secret_expires_at, issued_at, updated_at";
 const KEY_COLS: &str =
     "tenant_id, server_id, kid, alg, status, sealed_private, public_jwk, created_at, retire_at";
@@ -111,6 +114,10 @@ macro_rules! sql_repository {
                         .map_err(|_| corrupt("allowed_auth_methods"))?,
                     tls_client_certificate_bound_access_tokens: row.try_get("certificate_bound_tokens").map_err(map_err)?,
                     key_rotation_period: row.try_get("key_rotation_period").map_err(map_err)?,
+                    require_pkce: row.try_get("require_pkce").map_err(map_err)?,
+                    allow_plain_pkce: row.try_get("allow_plain_pkce").map_err(map_err)?,
+                    logo_uri: row.try_get("logo_uri").map_err(map_err)?,
+                    brand_color: row.try_get("brand_color").map_err(map_err)?,
                     created_at: row.try_get("created_at").map_err(map_err)?,
                     updated_at: row.try_get("updated_at").map_err(map_err)?,
                 })
@@ -246,7 +253,7 @@ macro_rules! sql_repository {
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(&format!(
-                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                 ))
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
@@ -260,6 +267,10 @@ macro_rules! sql_repository {
                 .bind(s.updated_at)
                 .bind(s.tls_client_certificate_bound_access_tokens)
                 .bind(s.key_rotation_period)
+                .bind(s.require_pkce)
+                .bind(s.allow_plain_pkce)
+                .bind(s.logo_uri.as_deref())
+                .bind(s.brand_color.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -300,7 +311,8 @@ macro_rules! sql_repository {
                 let r = sqlx::query(
                     "UPDATE servers SET name = $1, access_token_ttl = $2, refresh_token_ttl = $3, signing_alg = $4, \
                      default_audience = $5, allowed_auth_methods = $6, updated_at = $7, certificate_bound_tokens = $8, \
-                     key_rotation_period = $9 WHERE tenant_id = $10 AND id = $11",
+                     key_rotation_period = $9, require_pkce = $10, allow_plain_pkce = $11, logo_uri = $12, \
+                     brand_color = $13 WHERE tenant_id = $14 AND id = $15",
                 )
                 .bind(&s.name)
                 .bind(s.access_token_ttl)
@@ -311,6 +323,10 @@ macro_rules! sql_repository {
                 .bind(s.updated_at)
                 .bind(s.tls_client_certificate_bound_access_tokens)
                 .bind(s.key_rotation_period)
+                .bind(s.require_pkce)
+                .bind(s.allow_plain_pkce)
+                .bind(s.logo_uri.as_deref())
+                .bind(s.brand_color.as_deref())
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
                 .execute(&self.pool)

@@ -9,15 +9,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    AdminRepo, ClientRepo, KeyRepo, Page, Repository, ServerRepo, ShortLivedStore, StoreError,
-    TenantRepo,
+    AdminRepo, ClientRepo, KeyRepo, Page, RefreshRepo, Repository, ServerRepo, ShortLivedStore,
+    StoreError, TenantRepo, UserRepo,
 };
 use crate::client::Client;
-use crate::ids::{ClientId, ServerId, TenantId};
+use crate::ids::{ClientId, ServerId, TenantId, UserId};
 use crate::keys::KeyRecord;
 use crate::metrics::{Metrics, StoreKind};
+use crate::refresh::{RefreshRecord, Rotated, Successor};
 use crate::server::{Server, SigningAlg};
 use crate::tenant::Tenant;
+use crate::users::{Consent, User};
 
 async fn timed<T>(
     metrics: &Metrics,
@@ -247,6 +249,163 @@ impl AdminRepo for TimedRepository {
         self.time(
             "set_admin_token_hash",
             self.inner.set_admin_token_hash_if_absent(name, hash, now),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl UserRepo for TimedRepository {
+    async fn create_user(&self, u: &User) -> Result<(), StoreError> {
+        self.time("create_user", self.inner.create_user(u)).await
+    }
+
+    async fn get_user(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        id: &UserId,
+    ) -> Result<Option<User>, StoreError> {
+        self.time("get_user", self.inner.get_user(t, s, id)).await
+    }
+
+    async fn find_user(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        username: &str,
+    ) -> Result<Option<User>, StoreError> {
+        self.time("find_user", self.inner.find_user(t, s, username))
+            .await
+    }
+
+    async fn list_users(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<User>, StoreError> {
+        self.time("list_users", self.inner.list_users(t, s, after, limit))
+            .await
+    }
+
+    async fn update_user(&self, u: &User) -> Result<bool, StoreError> {
+        self.time("update_user", self.inner.update_user(u)).await
+    }
+
+    async fn delete_user(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        id: &UserId,
+    ) -> Result<bool, StoreError> {
+        self.time("delete_user", self.inner.delete_user(t, s, id))
+            .await
+    }
+
+    async fn get_consent(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        user: &UserId,
+        client: &ClientId,
+    ) -> Result<Option<Consent>, StoreError> {
+        self.time("get_consent", self.inner.get_consent(t, s, user, client))
+            .await
+    }
+
+    async fn put_consent(&self, c: &Consent) -> Result<(), StoreError> {
+        self.time("put_consent", self.inner.put_consent(c)).await
+    }
+
+    async fn list_consents(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        user: &UserId,
+    ) -> Result<Vec<Consent>, StoreError> {
+        self.time("list_consents", self.inner.list_consents(t, s, user))
+            .await
+    }
+
+    async fn delete_consent(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        user: &UserId,
+        client: &ClientId,
+    ) -> Result<bool, StoreError> {
+        self.time(
+            "delete_consent",
+            self.inner.delete_consent(t, s, user, client),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl RefreshRepo for TimedRepository {
+    async fn insert_refresh_token(&self, r: &RefreshRecord) -> Result<(), StoreError> {
+        self.time("insert_refresh_token", self.inner.insert_refresh_token(r))
+            .await
+    }
+
+    async fn get_refresh_token(&self, hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        self.time("get_refresh_token", self.inner.get_refresh_token(hash))
+            .await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        client: &ClientId,
+        old_hash: &str,
+        next: &Successor,
+        now: i64,
+    ) -> Result<Option<Rotated>, StoreError> {
+        self.time(
+            "rotate_refresh_token",
+            self.inner
+                .rotate_refresh_token(t, s, client, old_hash, next, now),
+        )
+        .await
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        family_id: &str,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.time(
+            "revoke_refresh_family",
+            self.inner.revoke_refresh_family(t, s, family_id, now),
+        )
+        .await
+    }
+
+    async fn revoke_refresh_tokens_of(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        user: &UserId,
+        client: &ClientId,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.time(
+            "revoke_refresh_tokens_of",
+            self.inner.revoke_refresh_tokens_of(t, s, user, client, now),
+        )
+        .await
+    }
+
+    async fn delete_expired_refresh_tokens(&self, before: i64) -> Result<u64, StoreError> {
+        self.time(
+            "delete_expired_refresh_tokens",
+            self.inner.delete_expired_refresh_tokens(before),
         )
         .await
     }

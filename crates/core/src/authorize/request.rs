@@ -1,0 +1,432 @@
+//! The authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, OpenID Connect Core §3.1.2.1):
+//! its parameters, checked in the order RFC 6749 §4.1.2.1 prescribes — the client and its
+//! redirect URI first, whose failures are shown to the user and never redirected (an
+//! attacker could otherwise bounce the browser anywhere), then everything else, whose
+//! failures go back to the client.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::pkce::{self, Method};
+use super::{AuthorizeError, RedirectError};
+use crate::app::Tollgate;
+use crate::grants::{MAX_PARAMS, MAX_VALUE_LEN};
+use crate::ids::ClientId;
+use crate::registry::{ClientRuntime, ServerRuntime};
+use crate::scope::Scopes;
+use crate::server::AuthMethod;
+
+/// Longest `nonce` accepted.
+const MAX_NONCE: usize = 512;
+/// Longest `login_hint` accepted.
+const MAX_LOGIN_HINT: usize = 256;
+/// Largest `max_age` accepted: a year.
+const MAX_MAX_AGE: i64 = 365 * 24 * 3600;
+
+/// OIDC `prompt` values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Prompt {
+    /// `none`: no page may be shown.
+    pub none: bool,
+    /// `login`: authenticate again even with a session.
+    pub login: bool,
+    /// `consent`: ask again even when consent was given.
+    pub consent: bool,
+}
+
+/// A validated authorization request, as kept while the user logs in and consents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    /// The client.
+    pub client_id: ClientId,
+    /// The registered redirect URI, exactly as sent.
+    pub redirect_uri: String,
+    /// The scopes to grant, space-delimited (the client's registered ones when none asked).
+    pub scope: String,
+    /// Returned untouched.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub state: Option<String>,
+    /// Echoed in the ID token.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub nonce: Option<String>,
+    /// PKCE challenge.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code_challenge: Option<String>,
+    /// PKCE method (with a challenge).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code_challenge_method: Option<Method>,
+    /// `prompt`.
+    #[serde(default)]
+    pub prompt: Prompt,
+    /// `max_age`, seconds.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_age: Option<i64>,
+    /// `login_hint`, pre-filled on the login page.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub login_hint: Option<String>,
+}
+
+impl AuthorizeRequest {
+    /// The scopes to grant.
+    #[must_use]
+    pub fn scopes(&self) -> Scopes {
+        Scopes::parse(&self.scope).unwrap_or_default()
+    }
+
+    /// An error for this request, to be sent back to its redirect URI.
+    #[must_use]
+    pub fn error(
+        &self,
+        issuer: &str,
+        code: &'static str,
+        description: impl Into<String>,
+    ) -> AuthorizeError {
+        AuthorizeError::Redirect(RedirectError {
+            redirect_uri: self.redirect_uri.clone(),
+            error: code,
+            description: description.into(),
+            state: self.state.clone(),
+            issuer: issuer.to_owned(),
+        })
+    }
+}
+
+/// The raw parameters, by name: repeated ones keep every value so the check can refuse them.
+#[derive(Debug, Default)]
+pub struct RawParams(BTreeMap<String, Vec<String>>);
+
+impl RawParams {
+    /// Collects name/value pairs from a query string or a form.
+    ///
+    /// # Errors
+    /// An error page for too many or too long parameters: nothing is trusted yet.
+    pub fn from_pairs<I>(pairs: I) -> Result<Self, AuthorizeError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (i, (name, value)) in pairs.into_iter().enumerate() {
+            if i >= MAX_PARAMS {
+                return Err(AuthorizeError::page(
+                    400,
+                    format!("The request has more than {MAX_PARAMS} parameters."),
+                ));
+            }
+            if value.len() > MAX_VALUE_LEN {
+                return Err(AuthorizeError::page(
+                    400,
+                    format!("A request parameter is longer than {MAX_VALUE_LEN} bytes."),
+                ));
+            }
+            map.entry(name).or_default().push(value);
+        }
+        Ok(Self(map))
+    }
+
+    /// One parameter: empty values count as absent (RFC 6749 §3.1); `Err` when repeated.
+    fn one(&self, name: &str) -> Result<Option<&str>, ()> {
+        match self.0.get(name).map(Vec::as_slice) {
+            None | Some([]) => Ok(None),
+            Some([v]) => Ok((!v.is_empty()).then_some(v.as_str())),
+            Some(_) => Err(()),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0
+            .get(name)
+            .is_some_and(|v| v.iter().any(|x| !x.is_empty()))
+    }
+}
+
+/// Whether `presented` matches a registered redirect URI: exactly, or — for loopback
+/// redirect URIs of native apps (RFC 8252 §7.3, RFC 9700 §4.1.3) — with any port.
+fn redirect_matches(registered: &[String], presented: &str) -> bool {
+    if registered.iter().any(|r| r == presented) {
+        return true;
+    }
+    let Ok(p) = url::Url::parse(presented) else {
+        return false;
+    };
+    let loopback =
+        |u: &url::Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "[::1]"));
+    if !loopback(&p) {
+        return false;
+    }
+    registered.iter().any(|r| {
+        url::Url::parse(r).is_ok_and(|mut r| {
+            if !loopback(&r) {
+                return false;
+            }
+            let mut p = p.clone();
+            let _ = r.set_port(None);
+            let _ = p.set_port(None);
+            r == p
+        })
+    })
+}
+
+fn printable(s: &str, max: usize) -> bool {
+    s.chars().count() <= max && !s.chars().any(char::is_control)
+}
+
+/// Checks an authorization request for `server`: the client and redirect URI (an error
+/// page on failure), then the rest (errors for the redirect URI).
+///
+/// # Errors
+/// As above; `503` when the client cannot be read.
+pub async fn validate(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    raw: &RawParams,
+) -> Result<(AuthorizeRequest, std::sync::Arc<ClientRuntime>), AuthorizeError> {
+    let client_id = raw
+        .one("client_id")
+        .map_err(|()| AuthorizeError::page(400, "The request repeats `client_id`."))?
+        .ok_or_else(|| AuthorizeError::page(400, "The request has no `client_id`."))?;
+    let unknown = || {
+        AuthorizeError::page(
+            400,
+            "The application that sent you here is not registered with this server.",
+        )
+    };
+    let client_id = ClientId::parse(client_id).map_err(|_| unknown())?;
+    let client = app
+        .client(&server.server.tenant_id, &server.server.id, &client_id)
+        .await
+        .map_err(AuthorizeError::from_oauth)?
+        .ok_or_else(unknown)?;
+    let redirect_uri = raw
+        .one("redirect_uri")
+        .map_err(|()| AuthorizeError::page(400, "The request repeats `redirect_uri`."))?
+        .ok_or_else(|| AuthorizeError::page(400, "The request has no `redirect_uri`."))?;
+    if !redirect_matches(&client.client.metadata.redirect_uris, redirect_uri) {
+        return Err(AuthorizeError::page(
+            400,
+            "The `redirect_uri` is not registered for this application.",
+        ));
+    }
+    // From here on the redirect URI is trusted: errors go back to the client with `state`.
+    let state = raw.one("state").ok().flatten().map(str::to_owned);
+    let mut req = AuthorizeRequest {
+        client_id,
+        redirect_uri: redirect_uri.to_owned(),
+        scope: String::new(),
+        state,
+        nonce: None,
+        code_challenge: None,
+        code_challenge_method: None,
+        prompt: Prompt::default(),
+        max_age: None,
+        login_hint: None,
+    };
+    let issuer = server.issuer.as_str();
+    let bad = |req: &AuthorizeRequest, d: String| req.error(issuer, "invalid_request", d);
+    for (name, values) in &raw.0 {
+        if values.len() > 1 {
+            let shown: String = name
+                .chars()
+                .filter(char::is_ascii_graphic)
+                .take(64)
+                .collect();
+            return Err(bad(&req, format!("parameter `{shown}` is repeated")));
+        }
+    }
+    if raw.has("request") {
+        return Err(req.error(
+            issuer,
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if raw.has("request_uri") {
+        return Err(req.error(
+            issuer,
+            "request_uri_not_supported",
+            "`request_uri` is not supported",
+        ));
+    }
+    if raw.has("registration") {
+        return Err(req.error(
+            issuer,
+            "registration_not_supported",
+            "`registration` is not supported",
+        ));
+    }
+    let one = |name: &str| raw.one(name).ok().flatten();
+    match one("response_type") {
+        None => return Err(bad(&req, "missing parameter `response_type`".into())),
+        Some("code") => {}
+        Some(_) => {
+            return Err(req.error(
+                issuer,
+                "unsupported_response_type",
+                "only `response_type=code` is supported",
+            ))
+        }
+    }
+    if let Some(mode) = one("response_mode") {
+        if mode != "query" {
+            return Err(bad(&req, "only `response_mode=query` is supported".into()));
+        }
+    }
+    let c = &client.client;
+    if !c.has_grant("authorization_code") {
+        return Err(req.error(
+            issuer,
+            "unauthorized_client",
+            "the client is not registered for the authorization_code grant",
+        ));
+    }
+    let allowed = c.scopes();
+    let scopes = match one("scope") {
+        Some(s) => {
+            let s =
+                Scopes::parse(s).map_err(|e| req.error(issuer, "invalid_scope", e.to_string()))?;
+            if !s.is_subset(&allowed) {
+                return Err(req.error(
+                    issuer,
+                    "invalid_scope",
+                    "requested scope exceeds the scope registered for the client",
+                ));
+            }
+            s
+        }
+        None => allowed,
+    };
+    req.scope = scopes.to_scope_string();
+    // PKCE (RFC 7636 §4.3; RFC 9700 §2.1.1).
+    let public = c.auth_method() == AuthMethod::None;
+    let method = one("code_challenge_method");
+    match (one("code_challenge"), method) {
+        (None, Some(_)) => {
+            return Err(bad(
+                &req,
+                "`code_challenge_method` without `code_challenge`".into(),
+            ))
+        }
+        (None, None) => {
+            if public {
+                return Err(bad(
+                    &req,
+                    "public clients must use PKCE (`code_challenge` with S256)".into(),
+                ));
+            }
+            if server.server.require_pkce {
+                return Err(bad(
+                    &req,
+                    "this server requires PKCE (`code_challenge` with S256)".into(),
+                ));
+            }
+        }
+        (Some(challenge), method) => {
+            // RFC 7636 §4.3: an absent method means `plain`.
+            let method = match method.map_or(Some(Method::Plain), Method::parse) {
+                Some(m) => m,
+                None => return Err(bad(&req, "`code_challenge_method` must be S256".into())),
+            };
+            if method == Method::Plain && (public || !server.server.allow_plain_pkce) {
+                return Err(bad(
+                    &req,
+                    "`code_challenge_method` must be S256 (plain is not allowed)".into(),
+                ));
+            }
+            if !pkce::well_formed(challenge) {
+                return Err(bad(
+                    &req,
+                    "`code_challenge` must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~".into(),
+                ));
+            }
+            req.code_challenge = Some(challenge.to_owned());
+            req.code_challenge_method = Some(method);
+        }
+    }
+    if let Some(prompt) = one("prompt") {
+        for value in prompt.split(' ').filter(|v| !v.is_empty()) {
+            match value {
+                "none" => req.prompt.none = true,
+                "login" => req.prompt.login = true,
+                "consent" => req.prompt.consent = true,
+                // The one account a session holds is the selection.
+                "select_account" => {}
+                _ => {
+                    return Err(bad(
+                        &req,
+                        "`prompt` may contain only none, login, consent and select_account".into(),
+                    ))
+                }
+            }
+        }
+        if req.prompt.none
+            && (req.prompt.login || req.prompt.consent || prompt.contains("select_account"))
+        {
+            return Err(bad(
+                &req,
+                "`prompt=none` cannot be combined with other values".into(),
+            ));
+        }
+    }
+    if let Some(max_age) = one("max_age") {
+        match max_age.parse::<i64>() {
+            Ok(v) if (0..=MAX_MAX_AGE).contains(&v) => req.max_age = Some(v),
+            _ => return Err(bad(&req, "`max_age` must be a number of seconds".into())),
+        }
+    }
+    if let Some(nonce) = one("nonce") {
+        if !printable(nonce, MAX_NONCE) {
+            return Err(bad(
+                &req,
+                format!("`nonce` must be at most {MAX_NONCE} printable characters"),
+            ));
+        }
+        req.nonce = Some(nonce.to_owned());
+    }
+    if let Some(hint) = one("login_hint") {
+        // A hint is only a convenience: an unusable one is dropped rather than refused.
+        if printable(hint, MAX_LOGIN_HINT) {
+            req.login_hint = Some(hint.to_owned());
+        }
+    }
+    Ok((req, client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_match_exactly_or_by_loopback_port() {
+        let reg = vec![
+            "https://app.example/cb".to_string(),
+            "http://127.0.0.1/native".to_string(),
+        ];
+        assert!(redirect_matches(&reg, "https://app.example/cb"));
+        for bad in [
+            "https://app.example/cb/",
+            "https://app.example/cb?x=1",
+            "https://APP.example/cb",
+            "https://app.example:443/cbx",
+            "http://app.example/cb",
+            "http://127.0.0.1:8080/other",
+            "http://localhost:8080/native",
+        ] {
+            assert!(!redirect_matches(&reg, bad), "{bad}");
+        }
+        assert!(redirect_matches(&reg, "http://127.0.0.1:51234/native"));
+    }
+
+    #[test]
+    fn repeated_and_empty_parameters() {
+        let raw = RawParams::from_pairs(vec![
+            ("a".to_string(), "1".to_string()),
+            ("a".to_string(), "2".to_string()),
+            ("b".to_string(), String::new()),
+        ])
+        .unwrap();
+        assert!(raw.one("a").is_err());
+        assert_eq!(raw.one("b"), Ok(None));
+        assert_eq!(raw.one("c"), Ok(None));
+    }
+}

@@ -1,0 +1,168 @@
+//! The authorization code grant at the token endpoint (RFC 6749 §4.1.3, RFC 7636 §4.6,
+//! OpenID Connect Core §3.1.3): one atomic take of the code from the short-lived store, the
+//! checks that bind it to this client, redirect URI and PKCE verifier, then the tokens. A
+//! second use of a code revokes what its first use issued (RFC 6749 §4.1.2).
+
+use crate::app::{store_failure, Tollgate};
+use crate::authorize::code::{self, CodeGrant};
+use crate::authorize::pkce;
+use crate::client_auth::Authenticated;
+use crate::clock;
+use crate::oauth::OAuthError;
+use crate::refresh::{self, RefreshRecord};
+use crate::registry::ServerRuntime;
+use crate::scope::Scopes;
+use crate::secrets::ClientSecret;
+use crate::tokens::TokenResponse;
+
+use super::TokenParams;
+
+fn required<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str, OAuthError> {
+    value.ok_or_else(|| OAuthError::invalid_request(format!("missing parameter `{name}`")))
+}
+
+/// Exchanges a code for tokens.
+///
+/// # Errors
+/// `unauthorized_client`, `invalid_request`, `invalid_grant` (unknown, expired, reused code;
+/// another client's; wrong redirect URI; PKCE failure), `503` when a store is down.
+pub async fn issue(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    auth: &Authenticated,
+    params: &TokenParams,
+) -> Result<TokenResponse, OAuthError> {
+    let c = &auth.client.client;
+    if !c.has_grant("authorization_code") {
+        return Err(OAuthError::unauthorized_client(
+            "the client is not registered for the authorization_code grant",
+        ));
+    }
+    let code = required(params.code.as_ref().map(ClientSecret::expose), "code")?;
+    let redirect_uri = required(params.redirect_uri.as_deref(), "redirect_uri")?;
+    let (t, s) = (&server.server.tenant_id, &server.server.id);
+    let grant = match code::take(app, t, s, code)
+        .await
+        .map_err(|e| store_failure(&e))?
+    {
+        Ok(grant) => grant,
+        Err(issued) => {
+            if let Some(issued) = issued {
+                // A replay: whoever holds the code may hold the tokens too (RFC 6749 §4.1.2).
+                tracing::warn!(tenant = %t, server = %s, client_id = %c.client_id, "authorization code reused; revoking what it issued");
+                refresh::revoke_access_token(app, t, s, &issued.access_jti, issued.access_exp)
+                    .await?;
+                refresh::revoke_family(app, t, s, &issued.family_id).await?;
+            }
+            return Err(OAuthError::invalid_grant(
+                "the authorization code is invalid, expired or already used",
+            ));
+        }
+    };
+    check(&grant, auth, redirect_uri, params)?;
+    let scopes = Scopes::parse(&grant.scope).unwrap_or_default();
+    let scope = (!scopes.is_empty()).then(|| scopes.to_scope_string());
+    let access = super::access_token(
+        server,
+        auth,
+        super::Subject {
+            sub: &grant.user_id,
+            auth_time: Some(grant.auth_time),
+        },
+        scope.as_deref(),
+        params,
+        &grant.access_jti,
+    )?;
+    let refresh_token = if c.has_grant("refresh_token") {
+        let (token, token_hash) = refresh::generate();
+        let now = clock::now();
+        let user_id = crate::ids::UserId::parse(&grant.user_id)
+            .map_err(|_| OAuthError::invalid_grant("the authorization code is invalid"))?;
+        app.repo
+            .insert_refresh_token(&RefreshRecord {
+                token_hash,
+                tenant_id: t.clone(),
+                server_id: s.clone(),
+                client_id: c.client_id.clone(),
+                user_id,
+                family_id: grant.family_id.clone(),
+                scope: grant.scope.clone(),
+                auth_time: grant.auth_time,
+                amr: grant.amr.join(" "),
+                access_jti: grant.access_jti.clone(),
+                access_exp: access.exp,
+                created_at: now,
+                expires_at: now + server.server.refresh_token_ttl,
+                rotated_at: None,
+                revoked_at: None,
+            })
+            .await
+            .map_err(|e| store_failure(&e))?;
+        Some(token)
+    } else {
+        None
+    };
+    let id_token = if scopes.contains("openid") {
+        Some(super::id_token(
+            server,
+            c,
+            &grant.user_id,
+            grant.auth_time,
+            &grant.amr,
+            grant.nonce.as_deref(),
+            &access.token,
+        )?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: server.server.access_token_ttl,
+        scope,
+        refresh_token,
+        id_token,
+    })
+}
+
+/// The checks that bind a taken code to this exchange.
+fn check(
+    grant: &CodeGrant,
+    auth: &Authenticated,
+    redirect_uri: &str,
+    params: &TokenParams,
+) -> Result<(), OAuthError> {
+    if grant.client_id != auth.client.client.client_id.as_str() {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    if grant.redirect_uri != redirect_uri {
+        return Err(OAuthError::invalid_grant(
+            "`redirect_uri` differs from the one in the authorization request",
+        ));
+    }
+    let verifier = params.code_verifier.as_ref().map(ClientSecret::expose);
+    match (&grant.code_challenge, grant.code_challenge_method, verifier) {
+        (Some(challenge), Some(method), Some(verifier)) => {
+            if !pkce::verify(method, challenge, verifier) {
+                return Err(OAuthError::invalid_grant(
+                    "`code_verifier` does not match the code challenge",
+                ));
+            }
+        }
+        (Some(_), _, None) => {
+            return Err(OAuthError::invalid_grant(
+                "missing `code_verifier`: the authorization request used PKCE",
+            ))
+        }
+        // RFC 9700 §2.1.1: a verifier without a challenge is a PKCE downgrade attempt.
+        (None, _, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "`code_verifier` sent, but the authorization request had no code challenge",
+            ))
+        }
+        (Some(_), None, Some(_)) | (None, _, None) => {}
+    }
+    Ok(())
+}

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod flow;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -179,10 +181,15 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut configured_token = None;
+        let mut configured_token = env
+            .iter()
+            .find(|(k, _)| *k == "TOLLGATE_ADMIN_TOKEN")
+            .map(|(_, v)| (*v).to_owned());
         if let Some(redis) = &backend.redis_url {
             // A shared database keeps its first generated token; give each process its own.
-            let token = format!("test-admin-{}", uuid::Uuid::new_v4().simple());
+            let token = configured_token
+                .clone()
+                .unwrap_or_else(|| format!("test-admin-{}", uuid::Uuid::new_v4().simple()));
             cmd.env("TOLLGATE_REDIS_URL", redis)
                 .env("TOLLGATE_MASTER_KEY", shared_master_key())
                 .env("TOLLGATE_ADMIN_TOKEN", &token);

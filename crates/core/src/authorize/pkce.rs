@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn rfc7636_appendix_b() {
-        let verifier = "dBjftJeZ4CVP-mJ92K9ZfJFACY6W4KNNdbKj0qCJhnQ";
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(verify(Method::S256, challenge, verifier));
         assert!(!verify(

@@ -11,7 +11,9 @@ use serde_json::json;
 
 use super::*;
 use crate::client::{ClientMetadata, StoredSecret};
+use crate::ids::UserId;
 use crate::keys::{KeyStatus, MasterKey};
+use crate::refresh::{RefreshRecord, Rotated, Successor};
 use crate::server::{AuthMethod, SigningAlg};
 
 fn backend_url(var: &str) -> Option<String> {
@@ -549,6 +551,190 @@ pub(crate) async fn short_lived_take_is_atomic(store: Arc<dyn ShortLivedStore>) 
     }
 }
 
+/// A tenant with a server, a client and a user, for the flow's tables.
+async fn flow_fixture(repo: &Arc<dyn Repository>) -> (TenantId, ServerId, ClientId, crate::users::User) {
+    let t = tenant(&unique("u"));
+    repo.create_tenant(&t).await.unwrap();
+    let s = server(&t.id, "main");
+    repo.create_server(&s, &[]).await.unwrap();
+    let c = client(&t.id, &s.id, "web", StoredSecret::None);
+    repo.create_client(&c).await.unwrap();
+    let user = crate::users::User {
+        tenant_id: t.id.clone(),
+        server_id: s.id.clone(),
+        id: UserId::generate(),
+        username: "alice@example.com".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$x$y".into(),
+        claims: json!({"name": "Alice"}).as_object().cloned().unwrap(),
+        created_at: 5,
+        updated_at: 5,
+    };
+    repo.create_user(&user).await.unwrap();
+    (t.id, s.id, c.client_id, user)
+}
+
+pub(crate) async fn users_and_consents(repo: Arc<dyn Repository>) {
+    let (t, s, c, user) = flow_fixture(&repo).await;
+    let mut twin = user.clone();
+    twin.id = UserId::generate();
+    assert!(
+        matches!(repo.create_user(&twin).await, Err(StoreError::Conflict)),
+        "usernames are unique per server"
+    );
+    assert_eq!(repo.get_user(&t, &s, &user.id).await.unwrap(), Some(user.clone()));
+    assert_eq!(repo.find_user(&t, &s, "alice@example.com").await.unwrap(), Some(user.clone()));
+    assert_eq!(repo.find_user(&t, &s, "bob").await.unwrap(), None);
+    let other = ServerId::parse("other").unwrap();
+    assert_eq!(repo.find_user(&t, &other, "alice@example.com").await.unwrap(), None);
+    let mut renamed = user.clone();
+    renamed.username = "alice2".into();
+    renamed.updated_at = 6;
+    assert!(repo.update_user(&renamed).await.unwrap());
+    let page = repo.list_users(&t, &s, None, 10).await.unwrap();
+    assert_eq!(page.items, vec![renamed.clone()]);
+    assert_eq!(page.next, None);
+
+    assert_eq!(repo.get_consent(&t, &s, &user.id, &c).await.unwrap(), None);
+    let mut consent = crate::users::Consent {
+        tenant_id: t.clone(),
+        server_id: s.clone(),
+        user_id: user.id.clone(),
+        client_id: c.clone(),
+        scope: "openid".into(),
+        created_at: 7,
+        updated_at: 7,
+    };
+    repo.put_consent(&consent).await.unwrap();
+    consent.scope = "email openid".into();
+    consent.updated_at = 8;
+    repo.put_consent(&consent).await.unwrap();
+    assert_eq!(repo.get_consent(&t, &s, &user.id, &c).await.unwrap(), Some(consent.clone()));
+    assert_eq!(repo.list_consents(&t, &s, &user.id).await.unwrap(), vec![consent.clone()]);
+    assert!(repo.delete_consent(&t, &s, &user.id, &c).await.unwrap());
+    assert!(!repo.delete_consent(&t, &s, &user.id, &c).await.unwrap());
+    repo.put_consent(&consent).await.unwrap();
+    // Deleting the user takes their consents with them.
+    assert!(repo.delete_user(&t, &s, &user.id).await.unwrap());
+    assert!(!repo.delete_user(&t, &s, &user.id).await.unwrap());
+    assert_eq!(repo.get_consent(&t, &s, &user.id, &c).await.unwrap(), None);
+}
+
+fn refresh_record(
+    t: &TenantId,
+    s: &ServerId,
+    c: &ClientId,
+    user: &UserId,
+    family: &str,
+    expires_at: i64,
+) -> RefreshRecord {
+    RefreshRecord {
+        token_hash: unique("h"),
+        tenant_id: t.clone(),
+        server_id: s.clone(),
+        client_id: c.clone(),
+        user_id: user.clone(),
+        family_id: family.into(),
+        scope: "openid email".into(),
+        auth_time: 100,
+        amr: "pwd".into(),
+        access_jti: unique("jti"),
+        access_exp: expires_at,
+        created_at: 100,
+        expires_at,
+        rotated_at: None,
+        revoked_at: None,
+    }
+}
+
+pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
+    let (t, s, c, user) = flow_fixture(&repo).await;
+    let now = 1_000;
+    let first = refresh_record(&t, &s, &c, &user.id, "fam-1", now + 500);
+    repo.insert_refresh_token(&first).await.unwrap();
+    assert_eq!(repo.get_refresh_token(&first.token_hash).await.unwrap(), Some(first.clone()));
+    let next = Successor {
+        token_hash: unique("h"),
+        access_jti: unique("jti"),
+        access_exp: now + 60,
+        expires_at: now + 600,
+    };
+    let other_client = ClientId::parse("someone-else").unwrap();
+    assert_eq!(
+        repo.rotate_refresh_token(&t, &s, &other_client, &first.token_hash, &next, now).await.unwrap(),
+        None,
+        "another client's token does not rotate"
+    );
+    let rotated = repo
+        .rotate_refresh_token(&t, &s, &c, &first.token_hash, &next, now)
+        .await
+        .unwrap()
+        .expect("rotates once");
+    assert_eq!(
+        rotated,
+        Rotated {
+            user_id: user.id.clone(),
+            family_id: "fam-1".into(),
+            scope: "openid email".into(),
+            auth_time: 100,
+            amr: "pwd".into(),
+        }
+    );
+    let again = Successor { token_hash: unique("h"), ..next.clone() };
+    assert_eq!(
+        repo.rotate_refresh_token(&t, &s, &c, &first.token_hash, &again, now).await.unwrap(),
+        None,
+        "a rotated token does not rotate again"
+    );
+    let old = repo.get_refresh_token(&first.token_hash).await.unwrap().unwrap();
+    assert_eq!(old.rotated_at, Some(now));
+    let successor = repo.get_refresh_token(&next.token_hash).await.unwrap().unwrap();
+    assert!(successor.usable(now));
+    assert_eq!((successor.family_id.as_str(), successor.expires_at), ("fam-1", now + 600));
+    assert!(repo.get_refresh_token(&again.token_hash).await.unwrap().is_none());
+
+    // Concurrent rotations of one token: exactly one wins.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (repo, t, s, c, hash) = (repo.clone(), t.clone(), s.clone(), c.clone(), next.token_hash.clone());
+            tokio::spawn(async move {
+                let succ = Successor {
+                    token_hash: unique("h"),
+                    access_jti: unique("jti"),
+                    access_exp: now + 60,
+                    expires_at: now + 600,
+                };
+                repo.rotate_refresh_token(&t, &s, &c, &hash, &succ, now).await.unwrap()
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.unwrap().is_some());
+    }
+    assert_eq!(wins, 1);
+
+    // Revoking the family revokes every token and reports the live access tokens.
+    let access = repo.revoke_refresh_family(&t, &s, "fam-1", now).await.unwrap();
+    assert!(access.iter().any(|(jti, _)| *jti == next.access_jti));
+    assert!(access.iter().all(|(_, exp)| *exp > now));
+    assert!(repo.get_refresh_token(&next.token_hash).await.unwrap().unwrap().revoked_at.is_some());
+
+    // Revocation by user and client, and the purge of expired tokens.
+    let other = refresh_record(&t, &s, &c, &user.id, "fam-2", now - 1);
+    repo.insert_refresh_token(&other).await.unwrap();
+    let live = refresh_record(&t, &s, &c, &user.id, "fam-3", now + 10);
+    repo.insert_refresh_token(&live).await.unwrap();
+    let access = repo.revoke_refresh_tokens_of(&t, &s, &user.id, &c, now).await.unwrap();
+    assert!(access.iter().any(|(jti, _)| *jti == live.access_jti));
+    assert!(!access.iter().any(|(jti, _)| *jti == other.access_jti), "expired access tokens are not reported");
+    assert!(repo.delete_expired_refresh_tokens(now).await.unwrap() >= 1);
+    assert!(repo.get_refresh_token(&other.token_hash).await.unwrap().is_none());
+    assert!(repo.get_refresh_token(&live.token_hash).await.unwrap().is_some());
+    // Deleting the user deletes their refresh tokens.
+    repo.delete_user(&t, &s, &user.id).await.unwrap();
+    assert!(repo.get_refresh_token(&live.token_hash).await.unwrap().is_none());
+}
+
 macro_rules! contract_tests {
     ($backend:ident: $open:path => $($test:ident),+) => {
         mod $backend {
@@ -564,7 +750,7 @@ macro_rules! contract_tests {
     };
 }
 
-contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional);
-contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional);
+contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, users_and_consents, refresh_token_families);
+contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, users_and_consents, refresh_token_families);
 contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic);
 contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic);

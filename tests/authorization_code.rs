@@ -77,8 +77,16 @@ async fn setup(server: &Server) -> Setup {
     }
 }
 
-async fn token(server: &Server, issuer: &str, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = server.http.post(format!("{issuer}/oauth2/token")).form(form);
+async fn token(
+    server: &Server,
+    issuer: &str,
+    auth: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = server
+        .http
+        .post(format!("{issuer}/oauth2/token"))
+        .form(form);
     if let Some((id, secret)) = auth {
         req = req.header("Authorization", basic(id, secret));
     }
@@ -113,7 +121,9 @@ async fn verify(server: &Server, issuer: &str, jwt: &str, aud: &str) -> Value {
         .await
         .unwrap();
     let header = decode_header(jwt).unwrap();
-    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("kid in JWKS");
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid in JWKS");
     let mut v = Validation::new(header.alg);
     v.set_issuer(&[issuer]);
     v.set_audience(&[aud]);
@@ -128,7 +138,13 @@ fn at_hash(access_token: &str) -> String {
 }
 
 /// A code for `client` (logging in and consenting as needed); `extra` adds parameters.
-async fn code_for(agent: &Agent, s: &Setup, client: &str, scope: &str, extra: &[(&str, &str)]) -> String {
+async fn code_for(
+    agent: &Agent,
+    s: &Setup,
+    client: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let mut params = vec![
         ("response_type", "code"),
         ("client_id", client),
@@ -138,10 +154,17 @@ async fn code_for(agent: &Agent, s: &Setup, client: &str, scope: &str, extra: &[
     ];
     params.extend_from_slice(extra);
     let (res, _) = agent
-        .authorize(&s.issuer, &authorize_url(&s.issuer, &params), "alice@example.com", PASSWORD, "allow")
+        .authorize(
+            &s.issuer,
+            &authorize_url(&s.issuer, &params),
+            "alice@example.com",
+            PASSWORD,
+            "allow",
+        )
         .await;
     assert_eq!(res.status, 303, "{}", res.body);
-    res.location_param("code").unwrap_or_else(|| panic!("no code in {:?}", res.location))
+    res.location_param("code")
+        .unwrap_or_else(|| panic!("no code in {:?}", res.location))
 }
 
 async fn public_client_with_pkce_and_oidc(backend: &Backend) {
@@ -162,13 +185,19 @@ async fn public_client_with_pkce_and_oidc(backend: &Backend) {
             ("code_challenge_method", "S256"),
         ],
     );
-    let (res, seen) = agent.authorize(&s.issuer, &url, "ALICE@example.com", PASSWORD, "allow").await;
+    let (res, seen) = agent
+        .authorize(&s.issuer, &url, "ALICE@example.com", PASSWORD, "allow")
+        .await;
     assert_eq!(seen, ["login", "consent"]);
     assert_eq!(res.status, 303);
     let location = res.location.clone().unwrap();
     assert!(location.starts_with(REDIRECT), "{location}");
     assert_eq!(res.location_param("state").as_deref(), Some("state-123"));
-    assert_eq!(res.location_param("iss").as_deref(), Some(s.issuer.as_str()), "RFC 9207 iss");
+    assert_eq!(
+        res.location_param("iss").as_deref(),
+        Some(s.issuer.as_str()),
+        "RFC 9207 iss"
+    );
     let code = res.location_param("code").unwrap();
 
     let (status, body) = token(
@@ -192,7 +221,13 @@ async fn public_client_with_pkce_and_oidc(backend: &Backend) {
     assert_eq!(at["sub"], s.user_id.as_str());
     assert_eq!(at["client_id"], s.spa.as_str());
     assert!(at["auth_time"].is_i64());
-    let id = verify(&server, &s.issuer, body["id_token"].as_str().unwrap(), &s.spa).await;
+    let id = verify(
+        &server,
+        &s.issuer,
+        body["id_token"].as_str().unwrap(),
+        &s.spa,
+    )
+    .await;
     assert_eq!(id["sub"], s.user_id.as_str());
     assert_eq!(id["nonce"], "nonce-456");
     assert_eq!(id["azp"], s.spa.as_str());
@@ -222,13 +257,23 @@ async fn public_client_with_pkce_and_oidc(backend: &Backend) {
         &server,
         &s.issuer,
         None,
-        &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", &s.spa)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &s.spa),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let rotated = body["refresh_token"].as_str().unwrap();
     assert_ne!(rotated, refresh);
-    let id2 = verify(&server, &s.issuer, body["id_token"].as_str().unwrap(), &s.spa).await;
+    let id2 = verify(
+        &server,
+        &s.issuer,
+        body["id_token"].as_str().unwrap(),
+        &s.spa,
+    )
+    .await;
     assert_eq!(id2["auth_time"], id["auth_time"]);
     assert!(id2.get("nonce").is_none());
 
@@ -260,42 +305,118 @@ async fn consent_is_remembered_and_prompts_are_honoured(backend: &Backend) {
         p.extend(extra);
         authorize_url(&s.issuer, &p)
     };
-    let (res, seen) = agent.authorize(&s.issuer, &run(vec![]), "alice@example.com", PASSWORD, "allow").await;
-    assert_eq!((res.status, seen.as_slice()), (303, &["login".to_owned(), "consent".to_owned()][..]));
+    let (res, seen) = agent
+        .authorize(
+            &s.issuer,
+            &run(vec![]),
+            "alice@example.com",
+            PASSWORD,
+            "allow",
+        )
+        .await;
+    assert_eq!(
+        (res.status, seen.as_slice()),
+        (303, &["login".to_owned(), "consent".to_owned()][..])
+    );
     // Session and consent: straight back.
-    let (res, seen) = agent.authorize(&s.issuer, &run(vec![]), "alice@example.com", PASSWORD, "allow").await;
-    assert!(seen.is_empty() && res.location_param("code").is_some(), "{seen:?}");
+    let (res, seen) = agent
+        .authorize(
+            &s.issuer,
+            &run(vec![]),
+            "alice@example.com",
+            PASSWORD,
+            "allow",
+        )
+        .await;
+    assert!(
+        seen.is_empty() && res.location_param("code").is_some(),
+        "{seen:?}"
+    );
     // prompt=none works with both.
-    let (res, seen) = agent.authorize(&s.issuer, &run(vec![("prompt", "none")]), "", "", "allow").await;
+    let (res, seen) = agent
+        .authorize(&s.issuer, &run(vec![("prompt", "none")]), "", "", "allow")
+        .await;
     assert!(seen.is_empty() && res.location_param("code").is_some());
     // A wider scope asks again; prompt=none then says consent_required.
     let mut wider = base.to_vec();
     wider[3] = ("scope", "openid profile email");
     wider.push(("prompt", "none"));
-    let (res, _) = agent.authorize(&s.issuer, &authorize_url(&s.issuer, &wider), "", "", "allow").await;
-    assert_eq!(res.location_param("error").as_deref(), Some("consent_required"));
+    let (res, _) = agent
+        .authorize(
+            &s.issuer,
+            &authorize_url(&s.issuer, &wider),
+            "",
+            "",
+            "allow",
+        )
+        .await;
+    assert_eq!(
+        res.location_param("error").as_deref(),
+        Some("consent_required")
+    );
     assert_eq!(res.location_param("state").as_deref(), Some("s"));
     // prompt=consent and prompt=login force their page; max_age=0 forces a login.
-    let (_, seen) = agent.authorize(&s.issuer, &run(vec![("prompt", "consent")]), "alice@example.com", PASSWORD, "allow").await;
+    let (_, seen) = agent
+        .authorize(
+            &s.issuer,
+            &run(vec![("prompt", "consent")]),
+            "alice@example.com",
+            PASSWORD,
+            "allow",
+        )
+        .await;
     assert_eq!(seen, ["consent"]);
-    let (_, seen) = agent.authorize(&s.issuer, &run(vec![("prompt", "login")]), "alice@example.com", PASSWORD, "allow").await;
+    let (_, seen) = agent
+        .authorize(
+            &s.issuer,
+            &run(vec![("prompt", "login")]),
+            "alice@example.com",
+            PASSWORD,
+            "allow",
+        )
+        .await;
     assert_eq!(seen, ["login"]);
-    let (_, seen) = agent.authorize(&s.issuer, &run(vec![("max_age", "0")]), "alice@example.com", PASSWORD, "allow").await;
+    let (_, seen) = agent
+        .authorize(
+            &s.issuer,
+            &run(vec![("max_age", "0")]),
+            "alice@example.com",
+            PASSWORD,
+            "allow",
+        )
+        .await;
     assert_eq!(seen, ["login"]);
 
     // The admin API lists the consent and can withdraw it: the next authorization asks again.
-    let path = format!("/admin/tenants/{}/servers/main/users/{}/consents", s.tid, s.user_id);
+    let path = format!(
+        "/admin/tenants/{}/servers/main/users/{}/consents",
+        s.tid, s.user_id
+    );
     let (st, list) = server.admin_call(reqwest::Method::GET, &path, None).await;
     assert_eq!(st, 200);
     assert_eq!(list["items"][0]["client_id"], web);
     assert_eq!(list["items"][0]["scope"], "openid profile");
-    let (st, _) = server.admin_call(reqwest::Method::DELETE, &format!("{path}/{web}"), None).await;
+    let (st, _) = server
+        .admin_call(reqwest::Method::DELETE, &format!("{path}/{web}"), None)
+        .await;
     assert_eq!(st, 204);
-    let (_, seen) = agent.authorize(&s.issuer, &run(vec![]), "alice@example.com", PASSWORD, "allow").await;
+    let (_, seen) = agent
+        .authorize(
+            &s.issuer,
+            &run(vec![]),
+            "alice@example.com",
+            PASSWORD,
+            "allow",
+        )
+        .await;
     assert_eq!(seen, ["consent"]);
-    let (st, _) = server.admin_call(reqwest::Method::DELETE, &format!("{path}/{web}"), None).await;
+    let (st, _) = server
+        .admin_call(reqwest::Method::DELETE, &format!("{path}/{web}"), None)
+        .await;
     assert_eq!(st, 204, "consent was given again");
-    let (st, _) = server.admin_call(reqwest::Method::DELETE, &format!("{path}/{web}"), None).await;
+    let (st, _) = server
+        .admin_call(reqwest::Method::DELETE, &format!("{path}/{web}"), None)
+        .await;
     assert_eq!(st, 404);
 }
 
@@ -305,52 +426,161 @@ async fn confidential_exchange_refresh_and_reuse(backend: &Backend) {
     let agent = Agent::new();
     let web = (s.web.0.as_str(), s.web.1.as_str());
     let code = code_for(&agent, &s, web.0, "openid profile email orders:read", &[]).await;
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+    ];
     let (status, first) = token(&server, &s.issuer, Some(web), &form).await;
     assert_eq!(status, 200, "{first}");
     let access = first["access_token"].as_str().unwrap().to_owned();
     let refresh = first["refresh_token"].as_str().unwrap().to_owned();
-    assert_eq!(introspect(&server, &s.issuer, &s.web, &access).await["active"], true);
+    assert_eq!(
+        introspect(&server, &s.issuer, &s.web, &access).await["active"],
+        true
+    );
     let rt = introspect(&server, &s.issuer, &s.web, &refresh).await;
-    assert_eq!((rt["active"].clone(), rt["sub"].clone()), (json!(true), json!(s.user_id)));
+    assert_eq!(
+        (rt["active"].clone(), rt["sub"].clone()),
+        (json!(true), json!(s.user_id))
+    );
 
     // Code reuse: refused, and what the first exchange issued is revoked.
     let (status, body) = token(&server, &s.issuer, Some(web), &form).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    assert_eq!(introspect(&server, &s.issuer, &s.web, &access).await, json!({"active": false}));
-    let (status, body) = token(&server, &s.issuer, Some(web), &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    let res = server.http.get(format!("{}/userinfo", s.issuer)).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        introspect(&server, &s.issuer, &s.web, &access).await,
+        json!({"active": false})
+    );
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        Some(web),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let res = server
+        .http
+        .get(format!("{}/userinfo", s.issuer))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 401);
 
     // Refresh rotation and reuse of a rotated token (RFC 9700 §4.14).
     let code = code_for(&agent, &s, web.0, "openid profile", &[]).await;
-    let (_, body) = token(&server, &s.issuer, Some(web), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
+    let (_, body) = token(
+        &server,
+        &s.issuer,
+        Some(web),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
     let r1 = body["refresh_token"].as_str().unwrap().to_owned();
     // Narrowing the scope (§6) is allowed; widening is invalid_scope.
-    let (status, body) = token(&server, &s.issuer, Some(web), &[("grant_type", "refresh_token"), ("refresh_token", &r1), ("scope", "openid profile email")]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")));
-    let (status, body) = token(&server, &s.issuer, Some(web), &[("grant_type", "refresh_token"), ("refresh_token", &r1), ("scope", "profile")]).await;
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        Some(web),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r1),
+            ("scope", "openid profile email"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        Some(web),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r1),
+            ("scope", "profile"),
+        ],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["scope"], "profile");
     assert!(body.get("id_token").is_none(), "no openid, no ID token");
     let r2 = body["refresh_token"].as_str().unwrap().to_owned();
     let a2 = body["access_token"].as_str().unwrap().to_owned();
-    let (status, body) = token(&server, &s.issuer, Some(web), &[("grant_type", "refresh_token"), ("refresh_token", &r1)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "reuse of a rotated token");
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        Some(web),
+        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "reuse of a rotated token"
+    );
     // ...revoked the whole family: the newest token and its access token too.
-    let (status, _) = token(&server, &s.issuer, Some(web), &[("grant_type", "refresh_token"), ("refresh_token", &r2)]).await;
+    let (status, _) = token(
+        &server,
+        &s.issuer,
+        Some(web),
+        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_eq!(introspect(&server, &s.issuer, &s.web, &a2).await["active"], false);
+    assert_eq!(
+        introspect(&server, &s.issuer, &s.web, &a2).await["active"],
+        false
+    );
 
     // Revocation (RFC 7009) of a refresh token revokes its grant.
     let code = code_for(&agent, &s, web.0, "openid", &[]).await;
-    let (_, body) = token(&server, &s.issuer, Some(web), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
-    let (r, a) = (body["refresh_token"].as_str().unwrap().to_owned(), body["access_token"].as_str().unwrap().to_owned());
-    let res = server.http.post(format!("{}/oauth2/revoke", s.issuer)).header("Authorization", basic(web.0, web.1)).form(&[("token", r.as_str()), ("token_type_hint", "refresh_token")]).send().await.unwrap();
+    let (_, body) = token(
+        &server,
+        &s.issuer,
+        Some(web),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    let (r, a) = (
+        body["refresh_token"].as_str().unwrap().to_owned(),
+        body["access_token"].as_str().unwrap().to_owned(),
+    );
+    let res = server
+        .http
+        .post(format!("{}/oauth2/revoke", s.issuer))
+        .header("Authorization", basic(web.0, web.1))
+        .form(&[("token", r.as_str()), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(introspect(&server, &s.issuer, &s.web, &r).await["active"], false);
-    assert_eq!(introspect(&server, &s.issuer, &s.web, &a).await["active"], false);
+    assert_eq!(
+        introspect(&server, &s.issuer, &s.web, &r).await["active"],
+        false
+    );
+    assert_eq!(
+        introspect(&server, &s.issuer, &s.web, &a).await["active"],
+        false
+    );
 }
 
 /// One failure of the flow: the response status and error the issue asks for.
@@ -362,90 +592,280 @@ async fn failures(backend: &Backend) {
 
     // PKCE verifier mismatch; and a verifier without a challenge (downgrade).
     let (_, challenge) = pkce();
-    let code = code_for(&agent, &s, &s.spa, "openid", &[("code_challenge", &challenge), ("code_challenge_method", "S256")]).await;
+    let code = code_for(
+        &agent,
+        &s,
+        &s.spa,
+        "openid",
+        &[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
     let (wrong, _) = pkce();
-    let (status, body) = token(&server, &s.issuer, None, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("client_id", &s.spa), ("code_verifier", &wrong)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "PKCE mismatch: {body}");
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &s.spa),
+            ("code_verifier", &wrong),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "PKCE mismatch: {body}"
+    );
     let code = code_for(&agent, &s, web.0, "openid", &[]).await;
-    let (status, body) = token(&server, &s.issuer, Some(web), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &wrong)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "PKCE downgrade: {body}");
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        Some(web),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &wrong),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "PKCE downgrade: {body}"
+    );
 
     // redirect_uri mismatch at the token endpoint.
     let code = code_for(&agent, &s, web.0, "openid", &[]).await;
-    let (status, body) = token(&server, &s.issuer, Some(web), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/other")]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        Some(web),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://app.example/other"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let code = code_for(&agent, &s, web.0, "openid", &[]).await;
-    let (status, body) = token(&server, &s.issuer, Some(web), &[("grant_type", "authorization_code"), ("code", &code)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "missing redirect_uri");
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        Some(web),
+        &[("grant_type", "authorization_code"), ("code", &code)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "missing redirect_uri"
+    );
 
     // Another client of the same server presents the code; then a client of another tenant.
     let code = code_for(&agent, &s, web.0, "openid", &[]).await;
-    let (status, body) = token(&server, &s.issuer, None, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("client_id", &s.spa)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &s.spa),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let other = setup(&server).await;
     let code = code_for(&agent, &s, web.0, "openid", &[]).await;
-    let (status, body) = token(&server, &other.issuer, Some((&other.web.0, &other.web.1)), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "another tenant's client: {body}");
+    let (status, body) = token(
+        &server,
+        &other.issuer,
+        Some((&other.web.0, &other.web.1)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "another tenant's client: {body}"
+    );
     // ...and this tenant's client with the other tenant's credentials is unknown here.
-    let (status, body) = token(&server, &s.issuer, Some((&other.web.0, &other.web.1)), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        Some((&other.web.0, &other.web.1)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
 
     // redirect_uri mismatch at authorize: an error page, never a redirect.
-    let res = agent.get(&authorize_url(&s.issuer, &[("response_type", "code"), ("client_id", web.0), ("redirect_uri", "https://evil.example/cb")])).await;
+    let res = agent
+        .get(&authorize_url(
+            &s.issuer,
+            &[
+                ("response_type", "code"),
+                ("client_id", web.0),
+                ("redirect_uri", "https://evil.example/cb"),
+            ],
+        ))
+        .await;
     assert_eq!((res.status, res.location.is_none()), (400, true));
     assert!(res.body.contains("not registered"), "{}", res.body);
 
     // Consent denied: access_denied with state and iss.
     let fresh = Agent::new();
-    let url = authorize_url(&s.issuer, &[("response_type", "code"), ("client_id", web.0), ("redirect_uri", REDIRECT), ("scope", "openid email"), ("state", "deny-me")]);
-    let (res, seen) = fresh.authorize(&s.issuer, &url, "alice@example.com", PASSWORD, "deny").await;
+    let url = authorize_url(
+        &s.issuer,
+        &[
+            ("response_type", "code"),
+            ("client_id", web.0),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid email"),
+            ("state", "deny-me"),
+        ],
+    );
+    let (res, seen) = fresh
+        .authorize(&s.issuer, &url, "alice@example.com", PASSWORD, "deny")
+        .await;
     assert_eq!(seen, ["login", "consent"]);
-    assert_eq!(res.location_param("error").as_deref(), Some("access_denied"));
+    assert_eq!(
+        res.location_param("error").as_deref(),
+        Some("access_denied")
+    );
     assert_eq!(res.location_param("state").as_deref(), Some("deny-me"));
-    assert_eq!(res.location_param("iss").as_deref(), Some(s.issuer.as_str()));
+    assert_eq!(
+        res.location_param("iss").as_deref(),
+        Some(s.issuer.as_str())
+    );
 
     // prompt=none without a session.
-    let res = Agent::new().get(&authorize_url(&s.issuer, &[("response_type", "code"), ("client_id", web.0), ("redirect_uri", REDIRECT), ("prompt", "none"), ("state", "x")])).await;
-    assert_eq!(res.location_param("error").as_deref(), Some("login_required"));
+    let res = Agent::new()
+        .get(&authorize_url(
+            &s.issuer,
+            &[
+                ("response_type", "code"),
+                ("client_id", web.0),
+                ("redirect_uri", REDIRECT),
+                ("prompt", "none"),
+                ("state", "x"),
+            ],
+        ))
+        .await;
+    assert_eq!(
+        res.location_param("error").as_deref(),
+        Some("login_required")
+    );
 
     // Wrong password: the login page again, no session.
     let browser = Agent::new();
     let res = browser.get(&url).await;
     let page = browser.get(res.location.as_deref().unwrap()).await;
-    let again = browser.submit_login(&s.issuer, &page, "alice@example.com", "not the password").await;
+    let again = browser
+        .submit_login(&s.issuer, &page, "alice@example.com", "not the password")
+        .await;
     assert_eq!(again.status, 200);
     assert!(again.body.contains("Wrong username or password"));
     assert!(!browser.has_cookie("tollgate_session"));
     // Unknown user: the same answer.
-    let again = browser.submit_login(&s.issuer, &page, "mallory", "whatever123").await;
+    let again = browser
+        .submit_login(&s.issuer, &page, "mallory", "whatever123")
+        .await;
     assert!(again.body.contains("Wrong username or password"));
 
     // CSRF token missing or wrong: refused.
     let req = hidden(&page.body, "req").unwrap();
     for csrf in [None, Some("forged")] {
-        let mut form = vec![("req", req.as_str()), ("username", "alice@example.com"), ("password", PASSWORD)];
+        let mut form = vec![
+            ("req", req.as_str()),
+            ("username", "alice@example.com"),
+            ("password", PASSWORD),
+        ];
         if let Some(c) = csrf {
             form.push(("csrf", c));
         }
-        let res = browser.post_form(&format!("{}/login", s.issuer), &form).await;
+        let res = browser
+            .post_form(&format!("{}/login", s.issuer), &form)
+            .await;
         assert_eq!(res.status, 403, "csrf {csrf:?}: {}", res.body);
         assert!(!browser.has_cookie("tollgate_session"));
     }
     // The form from another browser (no binding cookie) is refused too.
     let csrf = hidden(&page.body, "csrf").unwrap();
-    let res = Agent::new().post_form(&format!("{}/login", s.issuer), &[("req", &req), ("csrf", &csrf), ("username", "alice@example.com"), ("password", PASSWORD)]).await;
+    let res = Agent::new()
+        .post_form(
+            &format!("{}/login", s.issuer),
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("username", "alice@example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
     assert_eq!(res.status, 400);
 
     // Expired code: a server whose codes live one second.
     // A second process on the same database: its own admin token (SQLite printed its
     // generated one only to the first).
-    let short = Server::start_with_env(backend, &["--code-ttl", "1"], &[("TOLLGATE_ADMIN_TOKEN", "second-process-admin-token")]).await;
+    let short = Server::start_with_env(
+        backend,
+        &["--code-ttl", "1"],
+        &[("TOLLGATE_ADMIN_TOKEN", "second-process-admin-token")],
+    )
+    .await;
     let issuer = format!("{}/{}/main", short.gateway, s.tid);
-    let short_setup = Setup { issuer, tid: s.tid.clone(), web: s.web.clone(), spa: s.spa.clone(), user_id: s.user_id.clone() };
+    let short_setup = Setup {
+        issuer,
+        tid: s.tid.clone(),
+        web: s.web.clone(),
+        spa: s.spa.clone(),
+        user_id: s.user_id.clone(),
+    };
     let code = code_for(&Agent::new(), &short_setup, web.0, "openid", &[]).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let (status, body) = token(&short, &short_setup.issuer, Some(web), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "expired code: {body}");
+    let (status, body) = token(
+        &short,
+        &short_setup.issuer,
+        Some(web),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "expired code: {body}"
+    );
 }
 
 /// Authorization requests that are refused: shown as a page when the client or its
@@ -458,60 +878,262 @@ async fn authorize_request_errors(backend: &Backend) {
     let spa = s.spa.as_str();
     let (_, challenge) = pkce();
     let pages: &[(&str, Vec<(&str, &str)>)] = &[
-        ("no client_id", vec![("response_type", "code"), ("redirect_uri", REDIRECT)]),
-        ("unknown client", vec![("response_type", "code"), ("client_id", "nobody"), ("redirect_uri", REDIRECT)]),
-        ("malformed client", vec![("response_type", "code"), ("client_id", "a b"), ("redirect_uri", REDIRECT)]),
-        ("no redirect_uri", vec![("response_type", "code"), ("client_id", web)]),
-        ("unregistered redirect_uri", vec![("response_type", "code"), ("client_id", web), ("redirect_uri", "https://app.example/callback/")]),
-        ("repeated redirect_uri", vec![("response_type", "code"), ("client_id", web), ("redirect_uri", REDIRECT), ("redirect_uri", REDIRECT)]),
+        (
+            "no client_id",
+            vec![("response_type", "code"), ("redirect_uri", REDIRECT)],
+        ),
+        (
+            "unknown client",
+            vec![
+                ("response_type", "code"),
+                ("client_id", "nobody"),
+                ("redirect_uri", REDIRECT),
+            ],
+        ),
+        (
+            "malformed client",
+            vec![
+                ("response_type", "code"),
+                ("client_id", "a b"),
+                ("redirect_uri", REDIRECT),
+            ],
+        ),
+        (
+            "no redirect_uri",
+            vec![("response_type", "code"), ("client_id", web)],
+        ),
+        (
+            "unregistered redirect_uri",
+            vec![
+                ("response_type", "code"),
+                ("client_id", web),
+                ("redirect_uri", "https://app.example/callback/"),
+            ],
+        ),
+        (
+            "repeated redirect_uri",
+            vec![
+                ("response_type", "code"),
+                ("client_id", web),
+                ("redirect_uri", REDIRECT),
+                ("redirect_uri", REDIRECT),
+            ],
+        ),
     ];
     for (name, params) in pages {
         let res = agent.get(&authorize_url(&s.issuer, params)).await;
         assert_eq!((res.status, res.location.as_deref()), (400, None), "{name}");
-        assert!(res.headers["content-type"].to_str().unwrap().starts_with("text/html"), "{name}");
-        assert!(res.headers.contains_key("content-security-policy"), "{name}");
+        assert!(
+            res.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{name}"
+        );
+        assert!(
+            res.headers.contains_key("content-security-policy"),
+            "{name}"
+        );
     }
     let base = |client: &'static str| -> Vec<(&'static str, &'static str)> {
-        vec![("client_id", client), ("redirect_uri", REDIRECT), ("state", "st")]
+        vec![
+            ("client_id", client),
+            ("redirect_uri", REDIRECT),
+            ("state", "st"),
+        ]
     };
     let web: &'static str = Box::leak(web.to_owned().into_boxed_str());
     let spa: &'static str = Box::leak(spa.to_owned().into_boxed_str());
     let challenge: &'static str = Box::leak(challenge.into_boxed_str());
     let redirects: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
         ("no response_type", base(web), "invalid_request"),
-        ("implicit", [base(web), vec![("response_type", "token")]].concat(), "unsupported_response_type"),
-        ("scope not registered", [base(web), vec![("response_type", "code"), ("scope", "openid admin")]].concat(), "invalid_scope"),
-        ("public client without PKCE", [base(spa), vec![("response_type", "code")]].concat(), "invalid_request"),
-        ("plain PKCE", [base(spa), vec![("response_type", "code"), ("code_challenge", challenge), ("code_challenge_method", "plain")]].concat(), "invalid_request"),
-        ("PKCE method without challenge", [base(web), vec![("response_type", "code"), ("code_challenge_method", "S256")]].concat(), "invalid_request"),
-        ("short challenge", [base(web), vec![("response_type", "code"), ("code_challenge", "abc"), ("code_challenge_method", "S256")]].concat(), "invalid_request"),
-        ("prompt none with login", [base(web), vec![("response_type", "code"), ("prompt", "none login")]].concat(), "invalid_request"),
-        ("unknown prompt", [base(web), vec![("response_type", "code"), ("prompt", "create")]].concat(), "invalid_request"),
-        ("bad max_age", [base(web), vec![("response_type", "code"), ("max_age", "-1")]].concat(), "invalid_request"),
-        ("repeated scope", [base(web), vec![("response_type", "code"), ("scope", "openid"), ("scope", "email")]].concat(), "invalid_request"),
-        ("request object", [base(web), vec![("response_type", "code"), ("request", "eyJ.e30.")]].concat(), "request_not_supported"),
-        ("request_uri", [base(web), vec![("response_type", "code"), ("request_uri", "urn:x")]].concat(), "request_uri_not_supported"),
-        ("form_post", [base(web), vec![("response_type", "code"), ("response_mode", "form_post")]].concat(), "invalid_request"),
+        (
+            "implicit",
+            [base(web), vec![("response_type", "token")]].concat(),
+            "unsupported_response_type",
+        ),
+        (
+            "scope not registered",
+            [
+                base(web),
+                vec![("response_type", "code"), ("scope", "openid admin")],
+            ]
+            .concat(),
+            "invalid_scope",
+        ),
+        (
+            "public client without PKCE",
+            [base(spa), vec![("response_type", "code")]].concat(),
+            "invalid_request",
+        ),
+        (
+            "plain PKCE",
+            [
+                base(spa),
+                vec![
+                    ("response_type", "code"),
+                    ("code_challenge", challenge),
+                    ("code_challenge_method", "plain"),
+                ],
+            ]
+            .concat(),
+            "invalid_request",
+        ),
+        (
+            "PKCE method without challenge",
+            [
+                base(web),
+                vec![("response_type", "code"), ("code_challenge_method", "S256")],
+            ]
+            .concat(),
+            "invalid_request",
+        ),
+        (
+            "short challenge",
+            [
+                base(web),
+                vec![
+                    ("response_type", "code"),
+                    ("code_challenge", "abc"),
+                    ("code_challenge_method", "S256"),
+                ],
+            ]
+            .concat(),
+            "invalid_request",
+        ),
+        (
+            "prompt none with login",
+            [
+                base(web),
+                vec![("response_type", "code"), ("prompt", "none login")],
+            ]
+            .concat(),
+            "invalid_request",
+        ),
+        (
+            "unknown prompt",
+            [
+                base(web),
+                vec![("response_type", "code"), ("prompt", "create")],
+            ]
+            .concat(),
+            "invalid_request",
+        ),
+        (
+            "bad max_age",
+            [
+                base(web),
+                vec![("response_type", "code"), ("max_age", "-1")],
+            ]
+            .concat(),
+            "invalid_request",
+        ),
+        (
+            "repeated scope",
+            [
+                base(web),
+                vec![
+                    ("response_type", "code"),
+                    ("scope", "openid"),
+                    ("scope", "email"),
+                ],
+            ]
+            .concat(),
+            "invalid_request",
+        ),
+        (
+            "request object",
+            [
+                base(web),
+                vec![("response_type", "code"), ("request", "eyJ.e30.")],
+            ]
+            .concat(),
+            "request_not_supported",
+        ),
+        (
+            "request_uri",
+            [
+                base(web),
+                vec![("response_type", "code"), ("request_uri", "urn:x")],
+            ]
+            .concat(),
+            "request_uri_not_supported",
+        ),
+        (
+            "form_post",
+            [
+                base(web),
+                vec![("response_type", "code"), ("response_mode", "form_post")],
+            ]
+            .concat(),
+            "invalid_request",
+        ),
     ];
     for (name, params, error) in redirects {
         let res = agent.get(&authorize_url(&s.issuer, &params)).await;
         assert_eq!(res.status, 303, "{name}: {}", res.body);
-        assert!(res.location.as_deref().unwrap().starts_with(REDIRECT), "{name}");
-        assert_eq!(res.location_param("error").as_deref(), Some(error), "{name}");
+        assert!(
+            res.location.as_deref().unwrap().starts_with(REDIRECT),
+            "{name}"
+        );
+        assert_eq!(
+            res.location_param("error").as_deref(),
+            Some(error),
+            "{name}"
+        );
         assert_eq!(res.location_param("state").as_deref(), Some("st"), "{name}");
-        assert_eq!(res.location_param("iss").as_deref(), Some(s.issuer.as_str()), "{name}");
+        assert_eq!(
+            res.location_param("iss").as_deref(),
+            Some(s.issuer.as_str()),
+            "{name}"
+        );
     }
     // The server setting requires PKCE of confidential clients too.
-    let (st, _) = server.admin_call(reqwest::Method::PATCH, &format!("/admin/tenants/{}/servers/main", s.tid), Some(&json!({"require_pkce": true}))).await;
+    let (st, _) = server
+        .admin_call(
+            reqwest::Method::PATCH,
+            &format!("/admin/tenants/{}/servers/main", s.tid),
+            Some(&json!({"require_pkce": true})),
+        )
+        .await;
     assert_eq!(st, 200);
-    let res = agent.get(&authorize_url(&s.issuer, &[base(web), vec![("response_type", "code")]].concat())).await;
-    assert_eq!(res.location_param("error").as_deref(), Some("invalid_request"));
+    let res = agent
+        .get(&authorize_url(
+            &s.issuer,
+            &[base(web), vec![("response_type", "code")]].concat(),
+        ))
+        .await;
+    assert_eq!(
+        res.location_param("error").as_deref(),
+        Some("invalid_request")
+    );
     // POST /oauth2/authorize takes the same parameters as a form.
-    let res = agent.post_form(&format!("{}/oauth2/authorize", s.issuer), &[base(web), vec![("response_type", "code"), ("code_challenge", challenge), ("code_challenge_method", "S256")]].concat()).await;
+    let res = agent
+        .post_form(
+            &format!("{}/oauth2/authorize", s.issuer),
+            &[
+                base(web),
+                vec![
+                    ("response_type", "code"),
+                    ("code_challenge", challenge),
+                    ("code_challenge_method", "S256"),
+                ],
+            ]
+            .concat(),
+        )
+        .await;
     assert_eq!(res.status, 303);
-    assert!(res.location.unwrap().starts_with(&format!("{}/login?req=", s.issuer)));
+    assert!(res
+        .location
+        .unwrap()
+        .starts_with(&format!("{}/login?req=", s.issuer)));
     // Other methods are 405.
-    let res = server.http.put(format!("{}/oauth2/authorize", s.issuer)).send().await.unwrap();
+    let res = server
+        .http
+        .put(format!("{}/oauth2/authorize", s.issuer))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 405);
 }
 
@@ -519,17 +1141,32 @@ async fn login_lockout(backend: &Backend) {
     let server = Server::start(backend).await;
     let s = setup(&server).await;
     let agent = Agent::new();
-    let url = authorize_url(&s.issuer, &[("response_type", "code"), ("client_id", &s.web.0), ("redirect_uri", REDIRECT)]);
+    let url = authorize_url(
+        &s.issuer,
+        &[
+            ("response_type", "code"),
+            ("client_id", &s.web.0),
+            ("redirect_uri", REDIRECT),
+        ],
+    );
     let res = agent.get(&url).await;
     let page = agent.get(res.location.as_deref().unwrap()).await;
     for _ in 0..5 {
-        let res = agent.submit_login(&s.issuer, &page, "alice@example.com", "wrong password").await;
+        let res = agent
+            .submit_login(&s.issuer, &page, "alice@example.com", "wrong password")
+            .await;
         assert_eq!(res.status, 200);
     }
     // Locked out now, even with the right password.
-    let res = agent.submit_login(&s.issuer, &page, "ALICE@example.com", PASSWORD).await;
+    let res = agent
+        .submit_login(&s.issuer, &page, "ALICE@example.com", PASSWORD)
+        .await;
     assert_eq!(res.status, 429, "{}", res.body);
-    let retry: u64 = res.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     assert!(!agent.has_cookie("tollgate_session"));
 }
@@ -539,37 +1176,99 @@ async fn users_admin_api(backend: &Backend) {
     let tid = support::unique("us");
     server.tenant_and_server(&tid, "main", json!({})).await;
     let base = format!("/admin/tenants/{tid}/servers/main/users");
-    let (st, created) = server.admin_post(&base, &json!({"username": "Bob", "password": "s3cret-pass", "claims": {"name": "Bob"}})).await;
+    let (st, created) = server
+        .admin_post(
+            &base,
+            &json!({"username": "Bob", "password": "s3cret-pass", "claims": {"name": "Bob"}}),
+        )
+        .await;
     assert_eq!(st, 201, "{created}");
     assert_eq!(created["username"], "bob");
     assert!(created.get("password").is_none() && created.get("password_hash").is_none());
     assert!(!created.to_string().contains("s3cret-pass"));
     let id = created["id"].as_str().unwrap();
     let rows: &[(&str, Value, u16, &str)] = &[
-        ("taken (case-insensitive)", json!({"username": "BOB", "password": "another-pass"}), 409, "username"),
-        ("short password", json!({"username": "carol", "password": "short"}), 400, "password"),
-        ("unknown field", json!({"username": "carol", "password": "long-enough", "role": "admin"}), 400, "role"),
-        ("non-standard claim", json!({"username": "carol", "password": "long-enough", "claims": {"groups": ["x"]}}), 400, "claims"),
-        ("password of another type", json!({"username": "carol", "password": 12_345_678}), 400, "password"),
-        ("empty username", json!({"username": "", "password": "long-enough"}), 400, "username"),
+        (
+            "taken (case-insensitive)",
+            json!({"username": "BOB", "password": "another-pass"}),
+            409,
+            "username",
+        ),
+        (
+            "short password",
+            json!({"username": "carol", "password": "short"}),
+            400,
+            "password",
+        ),
+        (
+            "unknown field",
+            json!({"username": "carol", "password": "long-enough", "role": "admin"}),
+            400,
+            "role",
+        ),
+        (
+            "non-standard claim",
+            json!({"username": "carol", "password": "long-enough", "claims": {"groups": ["x"]}}),
+            400,
+            "claims",
+        ),
+        (
+            "password of another type",
+            json!({"username": "carol", "password": 12_345_678}),
+            400,
+            "password",
+        ),
+        (
+            "empty username",
+            json!({"username": "", "password": "long-enough"}),
+            400,
+            "username",
+        ),
     ];
     for (name, body, status, mentions) in rows {
         let (st, b) = server.admin_post(&base, body).await;
         assert_eq!(st, *status, "{name}: {b}");
-        assert!(b["error_description"].as_str().unwrap().contains(mentions), "{name}: {b}");
-        assert!(!b.to_string().contains("12345678"), "{name}: a password is never echoed");
+        assert!(
+            b["error_description"].as_str().unwrap().contains(mentions),
+            "{name}: {b}"
+        );
+        assert!(
+            !b.to_string().contains("12345678"),
+            "{name}: a password is never echoed"
+        );
     }
     let (st, list) = server.admin_call(reqwest::Method::GET, &base, None).await;
     assert_eq!((st, list["items"].as_array().unwrap().len()), (200, 1));
-    let (st, got) = server.admin_call(reqwest::Method::GET, &format!("{base}/{id}"), None).await;
+    let (st, got) = server
+        .admin_call(reqwest::Method::GET, &format!("{base}/{id}"), None)
+        .await;
     assert_eq!((st, got["claims"]["name"].as_str()), (200, Some("Bob")));
-    let (st, patched) = server.admin_call(reqwest::Method::PATCH, &format!("{base}/{id}"), Some(&json!({"claims": {"email": "bob@example.com"}, "password": "new-password"}))).await;
-    assert_eq!((st, patched["claims"]["email"].as_str()), (200, Some("bob@example.com")));
-    let (st, _) = server.admin_call(reqwest::Method::DELETE, &format!("{base}/{id}"), None).await;
+    let (st, patched) = server
+        .admin_call(
+            reqwest::Method::PATCH,
+            &format!("{base}/{id}"),
+            Some(&json!({"claims": {"email": "bob@example.com"}, "password": "new-password"})),
+        )
+        .await;
+    assert_eq!(
+        (st, patched["claims"]["email"].as_str()),
+        (200, Some("bob@example.com"))
+    );
+    let (st, _) = server
+        .admin_call(reqwest::Method::DELETE, &format!("{base}/{id}"), None)
+        .await;
     assert_eq!(st, 204);
-    let (st, _) = server.admin_call(reqwest::Method::GET, &format!("{base}/{id}"), None).await;
+    let (st, _) = server
+        .admin_call(reqwest::Method::GET, &format!("{base}/{id}"), None)
+        .await;
     assert_eq!(st, 404);
-    let (st, _) = server.admin_call(reqwest::Method::GET, &format!("/admin/tenants/{tid}/servers/nope/users"), None).await;
+    let (st, _) = server
+        .admin_call(
+            reqwest::Method::GET,
+            &format!("/admin/tenants/{tid}/servers/nope/users"),
+            None,
+        )
+        .await;
     assert_eq!(st, 404);
 }
 
@@ -580,41 +1279,137 @@ async fn userinfo_errors(backend: &Backend) {
     // No token: 401 with a bare challenge.
     let res = server.http.get(&url).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 401);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
     // Garbage, and another scheme.
-    let res = server.http.get(&url).bearer_auth("not-a-jwt").send().await.unwrap();
+    let res = server
+        .http
+        .get(&url)
+        .bearer_auth("not-a-jwt")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 401);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
-    let res = server.http.get(&url).header("Authorization", "Basic eDp5").send().await.unwrap();
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+    let res = server
+        .http
+        .get(&url)
+        .header("Authorization", "Basic eDp5")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 400);
     // A client's own token (client_credentials) is not a user's.
-    let (cc, cs) = server.client(&s.tid, "main", json!({"grant_types": ["client_credentials"], "scope": "openid"})).await;
-    let (_, body) = token(&server, &s.issuer, Some((&cc, &cs)), &[("grant_type", "client_credentials")]).await;
-    let res = server.http.get(&url).bearer_auth(body["access_token"].as_str().unwrap()).send().await.unwrap();
+    let (cc, cs) = server
+        .client(
+            &s.tid,
+            "main",
+            json!({"grant_types": ["client_credentials"], "scope": "openid"}),
+        )
+        .await;
+    let (_, body) = token(
+        &server,
+        &s.issuer,
+        Some((&cc, &cs)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let res = server
+        .http
+        .get(&url)
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 401);
     // A user's token without `openid`: 403 insufficient_scope.
     let agent = Agent::new();
     let code = code_for(&agent, &s, &s.web.0, "orders:read", &[]).await;
-    let (_, body) = token(&server, &s.issuer, Some((&s.web.0, &s.web.1)), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
+    let (_, body) = token(
+        &server,
+        &s.issuer,
+        Some((&s.web.0, &s.web.1)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
     assert!(body.get("id_token").is_none());
-    let res = server.http.get(&url).bearer_auth(body["access_token"].as_str().unwrap()).send().await.unwrap();
+    let res = server
+        .http
+        .get(&url)
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 403);
-    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
     // POST with the token in the body works; in both places is 400; profile claims by scope.
     let code = code_for(&agent, &s, &s.web.0, "openid profile", &[]).await;
-    let (_, body) = token(&server, &s.issuer, Some((&s.web.0, &s.web.1)), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
+    let (_, body) = token(
+        &server,
+        &s.issuer,
+        Some((&s.web.0, &s.web.1)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
     let at = body["access_token"].as_str().unwrap();
-    let info: Value = server.http.post(&url).form(&[("access_token", at)]).send().await.unwrap().json().await.unwrap();
-    assert_eq!(info, json!({"sub": s.user_id, "name": "Alice Martin", "preferred_username": "alice@example.com"}));
-    let res = server.http.post(&url).bearer_auth(at).form(&[("access_token", at)]).send().await.unwrap();
+    let info: Value = server
+        .http
+        .post(&url)
+        .form(&[("access_token", at)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info,
+        json!({"sub": s.user_id, "name": "Alice Martin", "preferred_username": "alice@example.com"})
+    );
+    let res = server
+        .http
+        .post(&url)
+        .bearer_auth(at)
+        .form(&[("access_token", at)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 400);
     // Tokens of another tenant's server are not valid here.
     let other = setup(&server).await;
     let other_url = format!("{}/userinfo", other.issuer);
-    let res = server.http.get(&other_url).bearer_auth(at).send().await.unwrap();
+    let res = server
+        .http
+        .get(&other_url)
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 401);
     // Deleting the user ends it.
-    let (st, _) = server.admin_call(reqwest::Method::DELETE, &format!("/admin/tenants/{}/servers/main/users/{}", s.tid, s.user_id), None).await;
+    let (st, _) = server
+        .admin_call(
+            reqwest::Method::DELETE,
+            &format!("/admin/tenants/{}/servers/main/users/{}", s.tid, s.user_id),
+            None,
+        )
+        .await;
     assert_eq!(st, 204);
     let res = server.http.get(&url).bearer_auth(at).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 401);
@@ -623,23 +1418,67 @@ async fn userinfo_errors(backend: &Backend) {
 async fn discovery_describes_the_flow(backend: &Backend) {
     let server = Server::start(backend).await;
     let s = setup(&server).await;
-    let d: Value = server.http.get(format!("{}/.well-known/openid-configuration", s.issuer)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(d["authorization_endpoint"], format!("{}/oauth2/authorize", s.issuer));
+    let d: Value = server
+        .http
+        .get(format!("{}/.well-known/openid-configuration", s.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        d["authorization_endpoint"],
+        format!("{}/oauth2/authorize", s.issuer)
+    );
     assert_eq!(d["userinfo_endpoint"], format!("{}/userinfo", s.issuer));
     assert_eq!(d["response_types_supported"], json!(["code"]));
     assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(d["grant_types_supported"], json!(["authorization_code", "refresh_token", "client_credentials"]));
+    assert_eq!(
+        d["grant_types_supported"],
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
     assert_eq!(d["subject_types_supported"], json!(["public"]));
     assert_eq!(d["authorization_response_iss_parameter_supported"], true);
     for scope in ["openid", "profile", "email"] {
-        assert!(d["scopes_supported"].as_array().unwrap().contains(&json!(scope)));
+        assert!(d["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(scope)));
     }
-    for claim in ["sub", "name", "email", "email_verified", "auth_time", "nonce"] {
-        assert!(d["claims_supported"].as_array().unwrap().contains(&json!(claim)), "{claim}");
+    for claim in [
+        "sub",
+        "name",
+        "email",
+        "email_verified",
+        "auth_time",
+        "nonce",
+    ] {
+        assert!(
+            d["claims_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(claim)),
+            "{claim}"
+        );
     }
-    assert!(d["id_token_signing_alg_values_supported"].as_array().unwrap().contains(&json!("RS256")));
+    assert!(d["id_token_signing_alg_values_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("RS256")));
     // RFC 8414 metadata has the OAuth part only.
-    let m: Value = server.http.get(format!("{}/.well-known/oauth-authorization-server", s.issuer)).send().await.unwrap().json().await.unwrap();
+    let m: Value = server
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            s.issuer
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(m["authorization_endpoint"], d["authorization_endpoint"]);
     assert!(m.get("userinfo_endpoint").is_none());
 }

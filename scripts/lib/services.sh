@@ -66,9 +66,10 @@ _tg_as_root() {
     fi
 }
 
-# tg_ensure_packages [extra-command ...]
+# tg_ensure_packages [extra-command[:package] ...]
 # Installs postgresql / redis-server when their binaries are missing, plus any extra
-# command given (e.g. `tg_ensure_packages wrk`; the Debian package has the same name).
+# command given (e.g. `tg_ensure_packages wrk`, where the Debian package has the same name, or
+# `tg_ensure_packages chromedriver:chromium-driver`, where it does not).
 tg_ensure_packages() {
     local -a pkgs=()
     local extra
@@ -79,8 +80,10 @@ tg_ensure_packages() {
     if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
         pkgs+=(redis-server redis-tools)
     fi
+    local -a cmds=()
     for extra in "$@"; do
-        command -v "$extra" >/dev/null 2>&1 || pkgs+=("$extra")
+        cmds+=("${extra%%:*}")
+        command -v "${extra%%:*}" >/dev/null 2>&1 || pkgs+=("${extra#*:}")
     done
     if ((${#pkgs[@]} == 0)); then
         return 0
@@ -95,7 +98,7 @@ tg_ensure_packages() {
     _tg_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2 \
         || { _tg_err "apt-get install ${pkgs[*]} failed"; return 1; }
     _tg_pg_bindir >/dev/null || { _tg_err "initdb/pg_ctl still missing after install"; return 1; }
-    for extra in psql pg_isready redis-server redis-cli "$@"; do
+    for extra in psql pg_isready redis-server redis-cli "${cmds[@]}"; do
         command -v "$extra" >/dev/null 2>&1 || { _tg_err "$extra still missing after install"; return 1; }
     done
 }

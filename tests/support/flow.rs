@@ -157,12 +157,23 @@ impl Agent {
     }
 
     /// Submits the login form of `page` (fetched from `login_url`).
-    pub async fn submit_login(&self, gateway_base: &str, page: &Resp, username: &str, password: &str) -> Resp {
+    pub async fn submit_login(
+        &self,
+        gateway_base: &str,
+        page: &Resp,
+        username: &str,
+        password: &str,
+    ) -> Resp {
         let req = hidden(&page.body, "req").expect("login page has req");
         let csrf = hidden(&page.body, "csrf").expect("login page has csrf");
         self.post_form(
             &format!("{gateway_base}/login"),
-            &[("req", &req), ("csrf", &csrf), ("username", username), ("password", password)],
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("username", username),
+                ("password", password),
+            ],
         )
         .await
     }
@@ -237,7 +248,14 @@ pub fn authorize_url(issuer: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// Creates a user; returns its id.
-pub async fn user(server: &Server, tid: &str, aid: &str, username: &str, password: &str, claims: Value) -> String {
+pub async fn user(
+    server: &Server,
+    tid: &str,
+    aid: &str,
+    username: &str,
+    password: &str,
+    claims: Value,
+) -> String {
     let (s, b) = server
         .admin_post(
             &format!("/admin/tenants/{tid}/servers/{aid}/users"),

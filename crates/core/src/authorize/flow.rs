@@ -163,8 +163,10 @@ pub async fn authorize(
     let session = session::load_session(app, t, s, browser.session).await?;
     let now = clock::now();
     // OIDC Core §3.1.2.1: `max_age=0` is equivalent to `prompt=login`.
-    let fresh_enough =
-        |sess: &Session| req.max_age.is_none_or(|m| m > 0 && now - sess.auth_time <= m);
+    let fresh_enough = |sess: &Session| {
+        req.max_age
+            .is_none_or(|m| m > 0 && now - sess.auth_time <= m)
+    };
     let live = match session {
         Some(sess) if !req.prompt.login && fresh_enough(&sess) => {
             match app.repo.get_user(t, s, &sess.user_id).await? {

@@ -552,7 +552,9 @@ pub(crate) async fn short_lived_take_is_atomic(store: Arc<dyn ShortLivedStore>) 
 }
 
 /// A tenant with a server, a client and a user, for the flow's tables.
-async fn flow_fixture(repo: &Arc<dyn Repository>) -> (TenantId, ServerId, ClientId, crate::users::User) {
+async fn flow_fixture(
+    repo: &Arc<dyn Repository>,
+) -> (TenantId, ServerId, ClientId, crate::users::User) {
     let t = tenant(&unique("u"));
     repo.create_tenant(&t).await.unwrap();
     let s = server(&t.id, "main");
@@ -581,11 +583,22 @@ pub(crate) async fn users_and_consents(repo: Arc<dyn Repository>) {
         matches!(repo.create_user(&twin).await, Err(StoreError::Conflict)),
         "usernames are unique per server"
     );
-    assert_eq!(repo.get_user(&t, &s, &user.id).await.unwrap(), Some(user.clone()));
-    assert_eq!(repo.find_user(&t, &s, "alice@example.com").await.unwrap(), Some(user.clone()));
+    assert_eq!(
+        repo.get_user(&t, &s, &user.id).await.unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(
+        repo.find_user(&t, &s, "alice@example.com").await.unwrap(),
+        Some(user.clone())
+    );
     assert_eq!(repo.find_user(&t, &s, "bob").await.unwrap(), None);
     let other = ServerId::parse("other").unwrap();
-    assert_eq!(repo.find_user(&t, &other, "alice@example.com").await.unwrap(), None);
+    assert_eq!(
+        repo.find_user(&t, &other, "alice@example.com")
+            .await
+            .unwrap(),
+        None
+    );
     let mut renamed = user.clone();
     renamed.username = "alice2".into();
     renamed.updated_at = 6;
@@ -608,8 +621,14 @@ pub(crate) async fn users_and_consents(repo: Arc<dyn Repository>) {
     consent.scope = "email openid".into();
     consent.updated_at = 8;
     repo.put_consent(&consent).await.unwrap();
-    assert_eq!(repo.get_consent(&t, &s, &user.id, &c).await.unwrap(), Some(consent.clone()));
-    assert_eq!(repo.list_consents(&t, &s, &user.id).await.unwrap(), vec![consent.clone()]);
+    assert_eq!(
+        repo.get_consent(&t, &s, &user.id, &c).await.unwrap(),
+        Some(consent.clone())
+    );
+    assert_eq!(
+        repo.list_consents(&t, &s, &user.id).await.unwrap(),
+        vec![consent.clone()]
+    );
     assert!(repo.delete_consent(&t, &s, &user.id, &c).await.unwrap());
     assert!(!repo.delete_consent(&t, &s, &user.id, &c).await.unwrap());
     repo.put_consent(&consent).await.unwrap();
@@ -651,7 +670,10 @@ pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
     let now = 1_000;
     let first = refresh_record(&t, &s, &c, &user.id, "fam-1", now + 500);
     repo.insert_refresh_token(&first).await.unwrap();
-    assert_eq!(repo.get_refresh_token(&first.token_hash).await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        repo.get_refresh_token(&first.token_hash).await.unwrap(),
+        Some(first.clone())
+    );
     let next = Successor {
         token_hash: unique("h"),
         access_jti: unique("jti"),
@@ -660,7 +682,9 @@ pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
     };
     let other_client = ClientId::parse("someone-else").unwrap();
     assert_eq!(
-        repo.rotate_refresh_token(&t, &s, &other_client, &first.token_hash, &next, now).await.unwrap(),
+        repo.rotate_refresh_token(&t, &s, &other_client, &first.token_hash, &next, now)
+            .await
+            .unwrap(),
         None,
         "another client's token does not rotate"
     );
@@ -679,23 +703,49 @@ pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
             amr: "pwd".into(),
         }
     );
-    let again = Successor { token_hash: unique("h"), ..next.clone() };
+    let again = Successor {
+        token_hash: unique("h"),
+        ..next.clone()
+    };
     assert_eq!(
-        repo.rotate_refresh_token(&t, &s, &c, &first.token_hash, &again, now).await.unwrap(),
+        repo.rotate_refresh_token(&t, &s, &c, &first.token_hash, &again, now)
+            .await
+            .unwrap(),
         None,
         "a rotated token does not rotate again"
     );
-    let old = repo.get_refresh_token(&first.token_hash).await.unwrap().unwrap();
+    let old = repo
+        .get_refresh_token(&first.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(old.rotated_at, Some(now));
-    let successor = repo.get_refresh_token(&next.token_hash).await.unwrap().unwrap();
+    let successor = repo
+        .get_refresh_token(&next.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(successor.usable(now));
-    assert_eq!((successor.family_id.as_str(), successor.expires_at), ("fam-1", now + 600));
-    assert!(repo.get_refresh_token(&again.token_hash).await.unwrap().is_none());
+    assert_eq!(
+        (successor.family_id.as_str(), successor.expires_at),
+        ("fam-1", now + 600)
+    );
+    assert!(repo
+        .get_refresh_token(&again.token_hash)
+        .await
+        .unwrap()
+        .is_none());
 
     // Concurrent rotations of one token: exactly one wins.
     let tasks: Vec<_> = (0..8)
         .map(|_| {
-            let (repo, t, s, c, hash) = (repo.clone(), t.clone(), s.clone(), c.clone(), next.token_hash.clone());
+            let (repo, t, s, c, hash) = (
+                repo.clone(),
+                t.clone(),
+                s.clone(),
+                c.clone(),
+                next.token_hash.clone(),
+            );
             tokio::spawn(async move {
                 let succ = Successor {
                     token_hash: unique("h"),
@@ -703,7 +753,9 @@ pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
                     access_exp: now + 60,
                     expires_at: now + 600,
                 };
-                repo.rotate_refresh_token(&t, &s, &c, &hash, &succ, now).await.unwrap()
+                repo.rotate_refresh_token(&t, &s, &c, &hash, &succ, now)
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -714,25 +766,52 @@ pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
     assert_eq!(wins, 1);
 
     // Revoking the family revokes every token and reports the live access tokens.
-    let access = repo.revoke_refresh_family(&t, &s, "fam-1", now).await.unwrap();
+    let access = repo
+        .revoke_refresh_family(&t, &s, "fam-1", now)
+        .await
+        .unwrap();
     assert!(access.iter().any(|(jti, _)| *jti == next.access_jti));
     assert!(access.iter().all(|(_, exp)| *exp > now));
-    assert!(repo.get_refresh_token(&next.token_hash).await.unwrap().unwrap().revoked_at.is_some());
+    assert!(repo
+        .get_refresh_token(&next.token_hash)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
 
     // Revocation by user and client, and the purge of expired tokens.
     let other = refresh_record(&t, &s, &c, &user.id, "fam-2", now - 1);
     repo.insert_refresh_token(&other).await.unwrap();
     let live = refresh_record(&t, &s, &c, &user.id, "fam-3", now + 10);
     repo.insert_refresh_token(&live).await.unwrap();
-    let access = repo.revoke_refresh_tokens_of(&t, &s, &user.id, &c, now).await.unwrap();
+    let access = repo
+        .revoke_refresh_tokens_of(&t, &s, &user.id, &c, now)
+        .await
+        .unwrap();
     assert!(access.iter().any(|(jti, _)| *jti == live.access_jti));
-    assert!(!access.iter().any(|(jti, _)| *jti == other.access_jti), "expired access tokens are not reported");
+    assert!(
+        !access.iter().any(|(jti, _)| *jti == other.access_jti),
+        "expired access tokens are not reported"
+    );
     assert!(repo.delete_expired_refresh_tokens(now).await.unwrap() >= 1);
-    assert!(repo.get_refresh_token(&other.token_hash).await.unwrap().is_none());
-    assert!(repo.get_refresh_token(&live.token_hash).await.unwrap().is_some());
+    assert!(repo
+        .get_refresh_token(&other.token_hash)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(repo
+        .get_refresh_token(&live.token_hash)
+        .await
+        .unwrap()
+        .is_some());
     // Deleting the user deletes their refresh tokens.
     repo.delete_user(&t, &s, &user.id).await.unwrap();
-    assert!(repo.get_refresh_token(&live.token_hash).await.unwrap().is_none());
+    assert!(repo
+        .get_refresh_token(&live.token_hash)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 macro_rules! contract_tests {

@@ -935,142 +935,118 @@ async fn authorize_request_errors(backend: &Backend) {
             "{name}"
         );
     }
-    let base = |client: &'static str| -> Vec<(&'static str, &'static str)> {
-        vec![
-            ("client_id", client),
-            ("redirect_uri", REDIRECT),
-            ("state", "st"),
-        ]
+    struct Row {
+        name: &'static str,
+        params: Vec<(&'static str, String)>,
+        error: &'static str,
+    }
+    let row = |name, client: &str, extra: &[(&'static str, &str)], error| {
+        let mut params = vec![
+            ("client_id", client.to_owned()),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("state", "st".to_owned()),
+        ];
+        params.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        Row {
+            name,
+            params,
+            error,
+        }
     };
-    let web: &'static str = Box::leak(web.to_owned().into_boxed_str());
-    let spa: &'static str = Box::leak(spa.to_owned().into_boxed_str());
-    let challenge: &'static str = Box::leak(challenge.into_boxed_str());
-    let redirects: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
-        ("no response_type", base(web), "invalid_request"),
-        (
+    let code = ("response_type", "code");
+    let rows = [
+        row("no response_type", web, &[], "invalid_request"),
+        row(
             "implicit",
-            [base(web), vec![("response_type", "token")]].concat(),
+            web,
+            &[("response_type", "token")],
             "unsupported_response_type",
         ),
-        (
+        row(
             "scope not registered",
-            [
-                base(web),
-                vec![("response_type", "code"), ("scope", "openid admin")],
-            ]
-            .concat(),
+            web,
+            &[code, ("scope", "openid admin")],
             "invalid_scope",
         ),
-        (
+        row(
             "public client without PKCE",
-            [base(spa), vec![("response_type", "code")]].concat(),
+            spa,
+            &[code],
             "invalid_request",
         ),
-        (
+        row(
             "plain PKCE",
-            [
-                base(spa),
-                vec![
-                    ("response_type", "code"),
-                    ("code_challenge", challenge),
-                    ("code_challenge_method", "plain"),
-                ],
-            ]
-            .concat(),
+            spa,
+            &[
+                code,
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "plain"),
+            ],
             "invalid_request",
         ),
-        (
+        row(
             "PKCE method without challenge",
-            [
-                base(web),
-                vec![("response_type", "code"), ("code_challenge_method", "S256")],
-            ]
-            .concat(),
+            web,
+            &[code, ("code_challenge_method", "S256")],
             "invalid_request",
         ),
-        (
+        row(
             "short challenge",
-            [
-                base(web),
-                vec![
-                    ("response_type", "code"),
-                    ("code_challenge", "abc"),
-                    ("code_challenge_method", "S256"),
-                ],
-            ]
-            .concat(),
+            web,
+            &[
+                code,
+                ("code_challenge", "abc"),
+                ("code_challenge_method", "S256"),
+            ],
             "invalid_request",
         ),
-        (
+        row(
             "prompt none with login",
-            [
-                base(web),
-                vec![("response_type", "code"), ("prompt", "none login")],
-            ]
-            .concat(),
+            web,
+            &[code, ("prompt", "none login")],
             "invalid_request",
         ),
-        (
+        row(
             "unknown prompt",
-            [
-                base(web),
-                vec![("response_type", "code"), ("prompt", "create")],
-            ]
-            .concat(),
+            web,
+            &[code, ("prompt", "create")],
             "invalid_request",
         ),
-        (
+        row(
             "bad max_age",
-            [
-                base(web),
-                vec![("response_type", "code"), ("max_age", "-1")],
-            ]
-            .concat(),
+            web,
+            &[code, ("max_age", "-1")],
             "invalid_request",
         ),
-        (
+        row(
             "repeated scope",
-            [
-                base(web),
-                vec![
-                    ("response_type", "code"),
-                    ("scope", "openid"),
-                    ("scope", "email"),
-                ],
-            ]
-            .concat(),
+            web,
+            &[code, ("scope", "openid"), ("scope", "email")],
             "invalid_request",
         ),
-        (
+        row(
             "request object",
-            [
-                base(web),
-                vec![("response_type", "code"), ("request", "eyJ.e30.")],
-            ]
-            .concat(),
+            web,
+            &[code, ("request", "eyJ.e30.")],
             "request_not_supported",
         ),
-        (
+        row(
             "request_uri",
-            [
-                base(web),
-                vec![("response_type", "code"), ("request_uri", "urn:x")],
-            ]
-            .concat(),
+            web,
+            &[code, ("request_uri", "urn:x")],
             "request_uri_not_supported",
         ),
-        (
+        row(
             "form_post",
-            [
-                base(web),
-                vec![("response_type", "code"), ("response_mode", "form_post")],
-            ]
-            .concat(),
+            web,
+            &[code, ("response_mode", "form_post")],
             "invalid_request",
         ),
     ];
-    for (name, params, error) in redirects {
+    for r in &rows {
+        let params: Vec<(&str, &str)> = r.params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let res = agent.get(&authorize_url(&s.issuer, &params)).await;
+        let name = r.name;
         assert_eq!(res.status, 303, "{name}: {}", res.body);
         assert!(
             res.location.as_deref().unwrap().starts_with(REDIRECT),
@@ -1078,7 +1054,7 @@ async fn authorize_request_errors(backend: &Backend) {
         );
         assert_eq!(
             res.location_param("error").as_deref(),
-            Some(error),
+            Some(r.error),
             "{name}"
         );
         assert_eq!(res.location_param("state").as_deref(), Some("st"), "{name}");
@@ -1088,6 +1064,11 @@ async fn authorize_request_errors(backend: &Backend) {
             "{name}"
         );
     }
+    let base = [
+        ("client_id", web),
+        ("redirect_uri", REDIRECT),
+        ("state", "st"),
+    ];
     // The server setting requires PKCE of confidential clients too.
     let (st, _) = server
         .admin_call(
@@ -1098,10 +1079,7 @@ async fn authorize_request_errors(backend: &Backend) {
         .await;
     assert_eq!(st, 200);
     let res = agent
-        .get(&authorize_url(
-            &s.issuer,
-            &[base(web), vec![("response_type", "code")]].concat(),
-        ))
+        .get(&authorize_url(&s.issuer, &[&base[..], &[code]].concat()))
         .await;
     assert_eq!(
         res.location_param("error").as_deref(),
@@ -1112,10 +1090,10 @@ async fn authorize_request_errors(backend: &Backend) {
         .post_form(
             &format!("{}/oauth2/authorize", s.issuer),
             &[
-                base(web),
-                vec![
-                    ("response_type", "code"),
-                    ("code_challenge", challenge),
+                &base[..],
+                &[
+                    code,
+                    ("code_challenge", &challenge),
                     ("code_challenge_method", "S256"),
                 ],
             ]

@@ -288,7 +288,7 @@ async fn login_consent_code_tokens(backend: &Backend) {
     // A second authorization in the same browser: session and consent remembered.
     c.goto(&url).await.unwrap();
     wait_for(&c, "h1#done").await;
-    assert!(query_param(&c.current_url().await.unwrap().to_string(), "code").is_some());
+    assert!(query_param(c.current_url().await.unwrap().as_ref(), "code").is_some());
     c.close().await.unwrap();
 
     // The client exchanges the code with its registered method (client_secret_basic).

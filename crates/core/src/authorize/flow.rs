@@ -168,12 +168,11 @@ pub async fn authorize(
             .is_none_or(|m| m > 0 && now - sess.auth_time <= m)
     };
     let live = match session {
-        Some(sess) if !req.prompt.login && fresh_enough(&sess) => {
-            match app.repo.get_user(t, s, &sess.user_id).await? {
-                Some(user) => Some((sess, user)),
-                None => None,
-            }
-        }
+        Some(sess) if !req.prompt.login && fresh_enough(&sess) => app
+            .repo
+            .get_user(t, s, &sess.user_id)
+            .await?
+            .map(|user| (sess, user)),
         _ => None,
     };
     let Some((sess, user)) = live else {

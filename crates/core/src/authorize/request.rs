@@ -323,9 +323,8 @@ pub async fn validate(
         }
         (Some(challenge), method) => {
             // RFC 7636 §4.3: an absent method means `plain`.
-            let method = match method.map_or(Some(Method::Plain), Method::parse) {
-                Some(m) => m,
-                None => return Err(bad(&req, "`code_challenge_method` must be S256".into())),
+            let Some(method) = method.map_or(Some(Method::Plain), Method::parse) else {
+                return Err(bad(&req, "`code_challenge_method` must be S256".into()));
             };
             if method == Method::Plain && (public || !server.server.allow_plain_pkce) {
                 return Err(bad(

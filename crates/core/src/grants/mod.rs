@@ -211,7 +211,9 @@ pub(crate) fn access_token(
         cnf,
         auth_time: subject.auth_time,
     };
-    let token = claims.sign(&server.signing_key).map_err(signing_failed)?;
+    let token = claims
+        .sign(&server.signing_key)
+        .map_err(|e| signing_failed(&e))?;
     Ok(AccessToken { token, exp })
 }
 
@@ -248,11 +250,11 @@ pub(crate) fn id_token(
         azp: client.client_id.as_str(),
     }
     .sign(key)
-    .map_err(signing_failed)
+    .map_err(|e| signing_failed(&e))
 }
 
 /// Signing failed: our fault, logged, never detailed to the client.
-pub(crate) fn signing_failed(e: crate::keys::KeyError) -> OAuthError {
+pub(crate) fn signing_failed(e: &crate::keys::KeyError) -> OAuthError {
     tracing::error!(error = %e, "signing failed");
     OAuthError::server_error()
 }

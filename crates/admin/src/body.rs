@@ -13,10 +13,12 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::error::Category;
 use tollgate_core::client::{ClientMetadata, NewClient};
+use tollgate_core::credentials::NewCredential;
 use tollgate_core::ids::ClientId;
 use tollgate_core::server::{NewServer, ServerPatch};
 use tollgate_core::tenant::{NewTenant, TenantPatch};
 
+use crate::auth::Caller;
 use crate::error::AdminError;
 
 /// Largest accepted request body, in bytes.
@@ -40,7 +42,13 @@ macro_rules! plain_body {
     )*};
 }
 
-plain_body!(NewTenant, TenantPatch, NewServer, ServerPatch);
+plain_body!(
+    NewTenant,
+    TenantPatch,
+    NewServer,
+    ServerPatch,
+    NewCredential
+);
 
 /// The `client_id` member of a client body.
 #[derive(Deserialize)]
@@ -161,7 +169,10 @@ impl<T: AdminBody + 'static> FromRequest for JsonBody<T> {
         // Bounded by the `web::PayloadConfig` registered on the admin scope; bodies declared
         // or found larger fail as `Overflow` before or while being read.
         let bytes = web::Bytes::from_request(req, payload);
+        let req = req.clone();
         Box::pin(async move {
+            // Who is asking is settled before what they sent is judged (401/403 before 4xx).
+            Caller::authenticate(&req).await?;
             media_type?;
             let bytes = bytes
                 .await

@@ -14,7 +14,7 @@ use tollgate_core::secrets::AdminToken;
 use tollgate_core::store::memory::MemoryStore;
 use tollgate_core::store::sql::PostgresRepository;
 use tollgate_core::store::{self, Repository, ShortLivedStore};
-use tollgate_core::{clock, invalidation, Tollgate, TollgateOptions};
+use tollgate_core::{audit, clock, invalidation, Tollgate, TollgateOptions};
 
 use crate::config::{Config, MasterKeySource, Only, Serve};
 use crate::telemetry::{self, Listener, Observe};
@@ -242,6 +242,7 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
                 jwks_fetch: args.jwks_fetch_options(),
                 client_certificates: serve.tls.client_certificates(),
                 client_ca: tls.client_ca.clone(),
+                trusted_proxies: serve.tls.trusted_proxies.clone(),
                 ..TollgateOptions::default()
             },
         )
@@ -340,6 +341,9 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     };
     // Other processes' admin changes, announced through the database.
     let listener = tokio::spawn(invalidation::listen(app.clone()));
+    // Sampled client-authentication failures reach the audit trail from here, off the
+    // request path: the only database writes a gateway-only process makes.
+    let audit_writer = tokio::spawn(audit::write_samples(app.clone()));
     // Scheduled key rotation runs where the admin API runs: gateway-only processes never
     // write to the database.
     let rotation = run_admin.then(|| tokio::spawn(rotation::run(app.clone())));
@@ -379,6 +383,7 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     signals.abort();
     sweeper.abort();
     listener.abort();
+    audit_writer.abort();
     if let Some(rotation) = rotation {
         rotation.abort();
     }

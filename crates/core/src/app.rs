@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::audit::AuthFailureSampler;
 use crate::client_keys::ClientKeys;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::invalidation::{Invalidation, Invalidations, Local};
@@ -36,6 +37,9 @@ pub struct TollgateOptions {
     pub assertions: AssertionOptions,
     /// How client `jwks_uri`s are fetched.
     pub jwks_fetch: JwksFetchOptions,
+    /// Reverse proxies (`--trusted-proxies`) whose `X-Forwarded-For` names the client's
+    /// address in audit rows; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Which `aud` values a client assertion may carry (RFC 7523 §3).
@@ -111,6 +115,7 @@ impl Default for TollgateOptions {
             client_ca: None,
             assertions: AssertionOptions::default(),
             jwks_fetch: JwksFetchOptions::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -140,6 +145,9 @@ pub struct Tollgate {
     pub metrics: Arc<Metrics>,
     /// Announces admin changes to the other processes sharing the database.
     pub invalidations: Arc<dyn Invalidations>,
+    /// Samples client-authentication failures into the audit trail, off the request path
+    /// ([`crate::audit::write_samples`] writes them).
+    pub auth_failures: AuthFailureSampler,
 }
 
 impl Tollgate {
@@ -167,6 +175,7 @@ impl Tollgate {
             options,
             draining: AtomicBool::new(false),
             invalidations: Arc::new(Local),
+            auth_failures: AuthFailureSampler::new(),
         }
     }
 

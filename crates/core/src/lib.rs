@@ -5,10 +5,12 @@
 //! the typed values defined here, call one function, and map the result to a response.
 
 pub mod app;
+pub mod audit;
 pub mod client;
 pub mod client_auth;
 pub mod client_keys;
 pub mod clock;
+pub mod credentials;
 pub mod grants;
 pub mod ids;
 pub mod introspection;
@@ -17,6 +19,7 @@ pub mod keys;
 pub mod manage;
 pub mod metrics;
 pub mod oauth;
+pub mod peer;
 pub mod registry;
 pub mod scope;
 pub mod secrets;

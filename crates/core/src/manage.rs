@@ -2,6 +2,10 @@
 //! key and secret generation, and cache invalidation so a change takes effect on this
 //! process's gateway before the call returns. The admin crate's handlers call exactly one of
 //! these each.
+//!
+//! Every change takes the [`Origin`] of the request (who, from where) and hands the
+//! repository an [`AuditRecord`] built from the public views before and after, which the
+//! repository writes in the change's own transaction.
 
 use std::sync::Arc;
 
@@ -9,6 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::Tollgate;
+use crate::audit::{AuditRecord, Origin, Resource};
 use crate::client::{Client, ClientMetadata, NewClient, StoredSecret};
 use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId};
@@ -19,7 +24,7 @@ use crate::server::{
     AuthMethod, NewServer, Server, ServerPatch, SigningAlg, DEFAULT_ACCESS_TOKEN_TTL,
     DEFAULT_REFRESH_TOKEN_TTL,
 };
-use crate::store::{Page, StoreError};
+use crate::store::{Page, SigningAlgChange, StoreError};
 use crate::tenant::{validate_name, NewTenant, Tenant, TenantPatch};
 
 /// An input that breaks a rule, naming the field.
@@ -117,7 +122,8 @@ async fn blocking<T: Send + 'static>(
 /// Page size bounds for listings.
 pub const MAX_PAGE: u32 = 200;
 
-fn limit(l: Option<u32>) -> u32 {
+/// A page size: the requested one within bounds, else 50.
+pub(crate) fn page_limit(l: Option<u32>) -> u32 {
     l.unwrap_or(50).clamp(1, MAX_PAGE)
 }
 
@@ -127,7 +133,11 @@ fn limit(l: Option<u32>) -> u32 {
 ///
 /// # Errors
 /// Invalid name, id taken, or store failure.
-pub async fn create_tenant(app: &Tollgate, input: NewTenant) -> Result<Tenant, ManageError> {
+pub async fn create_tenant(
+    app: &Tollgate,
+    by: &Origin,
+    input: NewTenant,
+) -> Result<Tenant, ManageError> {
     validate_name("name", &input.name)?;
     let now = clock::now();
     let t = Tenant {
@@ -136,8 +146,9 @@ pub async fn create_tenant(app: &Tollgate, input: NewTenant) -> Result<Tenant, M
         created_at: now,
         updated_at: now,
     };
+    let audit = AuditRecord::new(by, "tenant.create", Resource::tenant(&t.id)).after(&t);
     app.repo
-        .create_tenant(&t)
+        .create_tenant(&t, &audit)
         .await
         .map_err(conflict("tenant"))?;
     app.invalidate(Invalidation::tenant(&t.id)).await;
@@ -155,16 +166,26 @@ pub async fn get_tenant(app: &Tollgate, id: &TenantId) -> Result<Tenant, ManageE
         .ok_or(ManageError::NotFound("tenant"))
 }
 
-/// A page of tenants.
+/// A page of tenants: every tenant, or with `only`, that one alone (what a tenant-scoped
+/// credential may see).
 ///
 /// # Errors
 /// Store failure.
 pub async fn list_tenants(
     app: &Tollgate,
+    only: Option<&TenantId>,
     cursor: Option<&str>,
     l: Option<u32>,
 ) -> Result<Page<Tenant>, ManageError> {
-    Ok(app.repo.list_tenants(cursor, limit(l)).await?)
+    let Some(only) = only else {
+        return Ok(app.repo.list_tenants(cursor, page_limit(l)).await?);
+    };
+    // The one-tenant list pages like any other: the tenant, unless the cursor is past it.
+    let items = match app.repo.get_tenant(only).await? {
+        Some(t) if cursor.is_none_or(|c| t.id.as_str() > c) => vec![t],
+        _ => Vec::new(),
+    };
+    Ok(Page { items, next: None })
 }
 
 /// Applies a patch to a tenant.
@@ -173,16 +194,21 @@ pub async fn list_tenants(
 /// Invalid name, not found, or store failure.
 pub async fn patch_tenant(
     app: &Tollgate,
+    by: &Origin,
     id: &TenantId,
     patch: TenantPatch,
 ) -> Result<Tenant, ManageError> {
-    let mut t = get_tenant(app, id).await?;
+    let before = get_tenant(app, id).await?;
+    let mut t = before.clone();
     if let Some(name) = patch.name {
         validate_name("name", &name)?;
         t.name = name;
     }
     t.updated_at = clock::now();
-    if !app.repo.update_tenant(&t).await? {
+    let audit = AuditRecord::new(by, "tenant.update", Resource::tenant(id))
+        .before(&before)
+        .after(&t);
+    if !app.repo.update_tenant(&t, &audit).await? {
         return Err(ManageError::NotFound("tenant"));
     }
     app.invalidate(Invalidation::tenant(id)).await;
@@ -193,8 +219,10 @@ pub async fn patch_tenant(
 ///
 /// # Errors
 /// Not found or store failure.
-pub async fn delete_tenant(app: &Tollgate, id: &TenantId) -> Result<(), ManageError> {
-    let deleted = app.repo.delete_tenant(id).await?;
+pub async fn delete_tenant(app: &Tollgate, by: &Origin, id: &TenantId) -> Result<(), ManageError> {
+    let before = get_tenant(app, id).await?;
+    let audit = AuditRecord::new(by, "tenant.delete", Resource::tenant(id)).before(&before);
+    let deleted = app.repo.delete_tenant(id, &audit).await?;
     app.invalidate(Invalidation::tenant(id)).await;
     if deleted {
         Ok(())
@@ -262,6 +290,7 @@ fn dedup_methods(mut v: Vec<AuthMethod>) -> Vec<AuthMethod> {
 /// Invalid settings, tenant not found, id taken, or failure.
 pub async fn create_server(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     input: NewServer,
 ) -> Result<Server, ManageError> {
@@ -289,8 +318,10 @@ pub async fn create_server(
     };
     server.validate(&app.servable_methods())?;
     let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;
+    let audit =
+        AuditRecord::new(by, "server.create", Resource::server(t, &server.id)).after(&server);
     app.repo
-        .create_server(&server, &keys)
+        .create_server(&server, &keys, &audit)
         .await
         .map_err(|e| match e {
             // The tenant may have been deleted in between: the foreign key then fails.
@@ -323,7 +354,7 @@ pub async fn list_servers(
     l: Option<u32>,
 ) -> Result<Page<Server>, ManageError> {
     require_tenant(app, t).await?;
-    Ok(app.repo.list_servers(t, cursor, limit(l)).await?)
+    Ok(app.repo.list_servers(t, cursor, page_limit(l)).await?)
 }
 
 /// Applies a patch; a new `signing_alg` rotates to a fresh key of that algorithm.
@@ -332,11 +363,13 @@ pub async fn list_servers(
 /// Invalid settings, not found, or failure.
 pub async fn patch_server(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     patch: ServerPatch,
 ) -> Result<Server, ManageError> {
-    let mut server = get_server(app, t, s).await?;
+    let before = get_server(app, t, s).await?;
+    let mut server = before.clone();
     let old_alg = server.signing_alg;
     if let Some(v) = patch.name {
         server.name = v;
@@ -364,7 +397,9 @@ pub async fn patch_server(
     }
     server.validate(&app.servable_methods())?;
     server.updated_at = clock::now();
-    if server.signing_alg != old_alg {
+    let keys = if server.signing_alg == old_alg {
+        None
+    } else {
         let now = server.updated_at;
         let has_key = app
             .repo
@@ -372,22 +407,31 @@ pub async fn patch_server(
             .await?
             .iter()
             .any(|k| k.alg == server.signing_alg && k.status == KeyStatus::Current);
-        if !has_key {
-            let key = generate_keys(app, t, s, vec![server.signing_alg])
-                .await?
-                .remove(0);
-            app.repo
-                .rotate_key(&key, retire_at(&server, now), now)
-                .await?;
-        }
-        // The old algorithm's key stops signing; RS256 stays, ID tokens need it.
-        if old_alg != SigningAlg::RS256 {
-            app.repo
-                .retire_keys(t, s, old_alg, retire_at(&server, now))
-                .await?;
-        }
-    }
-    if !app.repo.update_server(&server).await? {
+        let new_key = if has_key {
+            None
+        } else {
+            Some(
+                generate_keys(app, t, s, vec![server.signing_alg])
+                    .await?
+                    .remove(0),
+            )
+        };
+        Some(SigningAlgChange {
+            new_key,
+            // The old algorithm's key stops signing; RS256 stays, ID tokens need it.
+            retire_alg: (old_alg != SigningAlg::RS256).then_some(old_alg),
+            retire_at: retire_at(&server, now),
+            now,
+        })
+    };
+    let audit = AuditRecord::new(by, "server.update", Resource::server(t, s))
+        .before(&before)
+        .after(&server);
+    if !app
+        .repo
+        .update_server(&server, keys.as_ref(), &audit)
+        .await?
+    {
         return Err(ManageError::NotFound("server"));
     }
     app.invalidate(Invalidation::server(t, s)).await;
@@ -398,8 +442,15 @@ pub async fn patch_server(
 ///
 /// # Errors
 /// Not found or store failure.
-pub async fn delete_server(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<(), ManageError> {
-    let deleted = app.repo.delete_server(t, s).await?;
+pub async fn delete_server(
+    app: &Tollgate,
+    by: &Origin,
+    t: &TenantId,
+    s: &ServerId,
+) -> Result<(), ManageError> {
+    let before = get_server(app, t, s).await?;
+    let audit = AuditRecord::new(by, "server.delete", Resource::server(t, s)).before(&before);
+    let deleted = app.repo.delete_server(t, s, &audit).await?;
     app.invalidate(Invalidation::server(t, s)).await;
     if deleted {
         Ok(())
@@ -461,18 +512,19 @@ pub async fn list_keys(
 /// Not found or failure.
 pub async fn rotate_keys(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
 ) -> Result<Vec<KeyView>, ManageError> {
     let server = get_server(app, t, s).await?;
-    crate::keys::rotation::rotate(app, &server, clock::now()).await?;
+    crate::keys::rotation::rotate(app, by, &server, clock::now()).await?;
     list_keys(app, t, s).await
 }
 
 // ---- clients ----
 
 /// A client as the admin API returns it: RFC 7591 §3.2.1 response fields and the metadata.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct ClientView {
     /// The client id.
     #[schema(value_type = String)]
@@ -488,6 +540,19 @@ pub struct ClientView {
     /// RFC 7591 metadata.
     #[serde(flatten)]
     pub metadata: ClientMetadata,
+}
+
+impl std::fmt::Debug for ClientView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientView")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientView {
@@ -544,6 +609,7 @@ pub fn client_secret_context(t: &TenantId, s: &ServerId, id: &ClientId) -> Strin
 /// Invalid metadata, server not found, id taken, or failure.
 pub async fn create_client(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     input: NewClient,
@@ -571,8 +637,14 @@ pub async fn create_client(
         issued_at: now,
         updated_at: now,
     };
+    let audit = AuditRecord::new(
+        by,
+        "client.create",
+        Resource::client(t, s, &client.client_id),
+    )
+    .after(&ClientView::new(client.clone(), None));
     app.repo
-        .create_client(&client)
+        .create_client(&client, &audit)
         .await
         .map_err(conflict("client"))?;
     app.invalidate(Invalidation::client(t, s, &client.client_id))
@@ -617,7 +689,7 @@ pub async fn list_clients(
     l: Option<u32>,
 ) -> Result<Page<ClientView>, ManageError> {
     require_server(app, t, s).await?;
-    let page = app.repo.list_clients(t, s, cursor, limit(l)).await?;
+    let page = app.repo.list_clients(t, s, cursor, page_limit(l)).await?;
     Ok(Page {
         items: page
             .items
@@ -636,6 +708,7 @@ pub async fn list_clients(
 /// Invalid metadata, not found, or failure.
 pub async fn replace_client(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     id: &ClientId,
@@ -648,6 +721,7 @@ pub async fn replace_client(
     }
     let server = require_server(app, t, s).await?;
     let mut client = load_client(app, t, s, id).await?;
+    let before = ClientView::new(client.clone(), None);
     let metadata = input.metadata.validated(&server, &app.servable_methods())?;
     metadata.check_jwks_uri(&app.options.jwks_fetch)?;
     let method = metadata
@@ -669,7 +743,11 @@ pub async fn replace_client(
     }
     client.metadata = metadata;
     client.updated_at = clock::now();
-    if !app.repo.update_client(&client).await? {
+    let audit = AuditRecord::new(by, "client.update", Resource::client(t, s, id))
+        .before(&before)
+        .after(&ClientView::new(client.clone(), None))
+        .detail(&serde_json::json!({"new_secret_issued": secret.is_some()}));
+    if !app.repo.update_client(&client, &audit).await? {
         return Err(ManageError::NotFound("client"));
     }
     app.invalidate(Invalidation::client(t, s, id)).await;
@@ -682,11 +760,14 @@ pub async fn replace_client(
 /// Not found or store failure.
 pub async fn delete_client(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     id: &ClientId,
 ) -> Result<(), ManageError> {
-    let deleted = app.repo.delete_client(t, s, id).await?;
+    let before = ClientView::new(load_client(app, t, s, id).await?, None);
+    let audit = AuditRecord::new(by, "client.delete", Resource::client(t, s, id)).before(&before);
+    let deleted = app.repo.delete_client(t, s, id, &audit).await?;
     app.invalidate(Invalidation::client(t, s, id)).await;
     if deleted {
         Ok(())
@@ -701,11 +782,13 @@ pub async fn delete_client(
 /// Not found, a method without secrets (400), or failure.
 pub async fn rotate_client_secret(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     id: &ClientId,
 ) -> Result<ClientView, ManageError> {
     let mut client = load_client(app, t, s, id).await?;
+    let before = ClientView::new(client.clone(), None);
     let method = client.auth_method();
     if !method.uses_secret() {
         return Err(Invalid::request(
@@ -718,7 +801,10 @@ pub async fn rotate_client_secret(
     client.secret = store_secret(app, t, s, id, method, &fresh).await?;
     client.secret_expires_at = 0;
     client.updated_at = clock::now();
-    if !app.repo.update_client(&client).await? {
+    let audit = AuditRecord::new(by, "client.secret_rotate", Resource::client(t, s, id))
+        .before(&before)
+        .after(&ClientView::new(client.clone(), None));
+    if !app.repo.update_client(&client, &audit).await? {
         return Err(ManageError::NotFound("client"));
     }
     app.invalidate(Invalidation::client(t, s, id)).await;

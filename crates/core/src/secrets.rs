@@ -83,6 +83,18 @@ impl AdminToken {
         Self(format!("tga_{}", random_token(32)))
     }
 
+    /// A fresh tenant-scoped admin credential token: 32 random bytes (256 bits), base64url,
+    /// with the prefix [`crate::credentials::TOKEN_PREFIX`] (so it is recognisable, in a
+    /// leaked file or a secret scanner, as a Tollgate credential).
+    #[must_use]
+    pub fn generate_credential() -> Self {
+        Self(format!(
+            "{}{}",
+            crate::credentials::TOKEN_PREFIX,
+            random_token(32)
+        ))
+    }
+
     /// The stored form: SHA-256, hex. The token carries 256 random bits, so a fast hash is
     /// as strong as a slow one here and keeps every admin request cheap.
     #[must_use]
@@ -233,6 +245,23 @@ mod tests {
         let h = t.hash();
         assert!(t.matches_hash(&h));
         assert!(!AdminToken::generate().matches_hash(&h));
+    }
+
+    #[test]
+    fn credential_tokens_carry_256_bits_with_their_prefix() {
+        let t = AdminToken::generate_credential();
+        let body = t.expose().strip_prefix("tgc_").unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(body).unwrap().len(), 32);
+        assert_ne!(t.expose(), AdminToken::generate_credential().expose());
+        assert!(AdminToken::generate().expose().starts_with("tga_"));
+    }
+
+    #[test]
+    fn ct_eq_compares_whole_values() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+        assert!(ct_eq(b"", b""));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::otlp::{attr, hex_id, otel_env, receiver};

@@ -59,8 +59,8 @@ impl AccessTokenClaims<'_> {
     }
 }
 
-/// The token endpoint's success body (RFC 6749 §5.1).
-#[derive(Debug, Clone, Serialize)]
+/// The token endpoint's success body (RFC 6749 §5.1). `Debug` shows no token.
+#[derive(Clone, Serialize)]
 pub struct TokenResponse {
     /// The JWT.
     pub access_token: String,
@@ -77,4 +77,19 @@ pub struct TokenResponse {
     /// OpenID Connect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
 }

@@ -368,6 +368,17 @@ pub struct AuthFailure<'a> {
 
 type SampleKey = (TenantId, ServerId, Option<ClientId>, &'static str);
 
+/// What became of an offered failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampled {
+    /// Queued for the audit trail.
+    Queued,
+    /// This window already has a sample of this client and reason.
+    Repeat,
+    /// Dropped: the queue was full or the window's cap reached.
+    Dropped,
+}
+
 #[derive(Debug, Default)]
 struct Window {
     started: i64,
@@ -413,8 +424,9 @@ impl AuthFailureSampler {
         }
     }
 
-    /// Offers a failure at `now`; returns whether it was queued as a sample.
-    pub fn offer(&self, failure: &AuthFailure<'_>, now: i64) -> bool {
+    /// Offers a failure at `now`: queued as this window's sample of its client and reason, a
+    /// repeat of one already queued, or dropped (queue full, or the window's cap reached).
+    pub fn offer(&self, failure: &AuthFailure<'_>, now: i64) -> Sampled {
         let key: SampleKey = (
             failure.tenant.clone(),
             failure.server.clone(),
@@ -423,18 +435,18 @@ impl AuthFailureSampler {
         );
         {
             let Ok(mut w) = self.window.lock() else {
-                return false;
+                return Sampled::Dropped;
             };
             if now - w.started >= WINDOW_SECS || now < w.started {
                 w.started = now - now.rem_euclid(WINDOW_SECS);
                 w.seen.clear();
             }
             if w.seen.contains(&key) {
-                return false;
+                return Sampled::Repeat;
             }
             if w.seen.len() >= MAX_PER_WINDOW {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
-                return false;
+                return Sampled::Dropped;
             }
             w.seen.insert(key);
         }
@@ -455,9 +467,9 @@ impl AuthFailureSampler {
         record.at = now;
         if self.tx.try_send(record).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
+            return Sampled::Dropped;
         }
-        true
+        Sampled::Queued
     }
 
     /// Samples dropped because the queue was full or the window's cap was reached.
@@ -600,7 +612,7 @@ mod tests {
         ];
         for (client, reason, now, sampled) in rows {
             assert_eq!(
-                sampler.offer(&failure(*client, reason), *now),
+                sampler.offer(&failure(*client, reason), *now) == Sampled::Queued,
                 *sampled,
                 "{client:?} {reason} {now}"
             );
@@ -634,18 +646,19 @@ mod tests {
         let queued = ids
             .iter()
             .filter(|c| {
-                sampler.offer(
-                    &AuthFailure {
-                        tenant: &t,
-                        server: &s,
-                        client: Some(c),
-                        reason: "wrong_secret",
-                        method: "client_secret_post",
-                        endpoint: "oauth2/token",
-                        address: None,
-                    },
-                    120,
-                )
+                Sampled::Queued
+                    == sampler.offer(
+                        &AuthFailure {
+                            tenant: &t,
+                            server: &s,
+                            client: Some(c),
+                            reason: "wrong_secret",
+                            method: "client_secret_post",
+                            endpoint: "oauth2/token",
+                            address: None,
+                        },
+                        120,
+                    )
             })
             .count();
         // Nobody reads the queue here: it fills, and the rest are dropped, not waited for.

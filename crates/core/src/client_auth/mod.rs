@@ -301,7 +301,7 @@ pub async fn authenticate(
     // audit trail: an unknown id may be a secret typed into the wrong field).
     let fail = |reason: Failure, id: &str, known: Option<&ClientId>, method: &'static str| {
         app.metrics.client_auth_failure(method, reason);
-        app.auth_failures.offer(
+        let sampled = app.auth_failures.offer(
             &crate::audit::AuthFailure {
                 tenant: &server.server.tenant_id,
                 server: &server.server.id,
@@ -313,6 +313,9 @@ pub async fn authenticate(
             },
             crate::clock::now(),
         );
+        if sampled == crate::audit::Sampled::Dropped {
+            app.metrics.audit_sample_dropped();
+        }
         span.record("tollgate.auth_method", method);
         tracing::info!(
             tenant = %server.server.tenant_id,

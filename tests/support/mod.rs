@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod flow;
+pub mod material;
+pub mod otlp;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;

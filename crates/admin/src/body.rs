@@ -13,11 +13,13 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::error::Category;
 use tollgate_core::client::{ClientMetadata, NewClient};
+use tollgate_core::credentials::NewCredential;
 use tollgate_core::ids::ClientId;
 use tollgate_core::server::{NewServer, ServerPatch};
 use tollgate_core::tenant::{NewTenant, TenantPatch};
 use tollgate_core::users::{NewUser, UserPatch};
 
+use crate::auth::Caller;
 use crate::error::AdminError;
 
 /// Largest accepted request body, in bytes.
@@ -47,7 +49,8 @@ plain_body!(
     NewServer,
     ServerPatch,
     NewUser,
-    UserPatch
+    UserPatch,
+    NewCredential
 );
 
 /// The `client_id` member of a client body.
@@ -177,7 +180,10 @@ impl<T: AdminBody + 'static> FromRequest for JsonBody<T> {
         // Bounded by the `web::PayloadConfig` registered on the admin scope; bodies declared
         // or found larger fail as `Overflow` before or while being read.
         let bytes = web::Bytes::from_request(req, payload);
+        let req = req.clone();
         Box::pin(async move {
+            // Who is asking is settled before what they sent is judged (401/403 before 4xx).
+            Caller::authenticate(&req).await?;
             media_type?;
             let bytes = bytes
                 .await

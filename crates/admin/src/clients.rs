@@ -64,7 +64,7 @@ pub(crate) async fn create(
     at: ServerPath,
     JsonBody(input): JsonBody<NewClient>,
 ) -> Result<HttpResponse, AdminError> {
-    let client = manage::create_client(&app, &at.tenant, &at.server, input).await?;
+    let client = manage::create_client(&app, &at.by, &at.tenant, &at.server, input).await?;
     Ok(reply::client(StatusCode::CREATED, &client))
 }
 
@@ -117,7 +117,8 @@ pub(crate) async fn replace(
     at: ClientPath,
     JsonBody(input): JsonBody<NewClient>,
 ) -> Result<HttpResponse, AdminError> {
-    let client = manage::replace_client(&app, &at.tenant, &at.server, &at.client, input).await?;
+    let client =
+        manage::replace_client(&app, &at.by, &at.tenant, &at.server, &at.client, input).await?;
     Ok(reply::client(StatusCode::OK, &client))
 }
 
@@ -139,7 +140,7 @@ pub(crate) async fn delete(
     app: web::Data<Tollgate>,
     at: ClientPath,
 ) -> Result<HttpResponse, AdminError> {
-    manage::delete_client(&app, &at.tenant, &at.server, &at.client).await?;
+    manage::delete_client(&app, &at.by, &at.tenant, &at.server, &at.client).await?;
     Ok(reply::no_content())
 }
 
@@ -163,6 +164,7 @@ pub(crate) async fn rotate_secret(
     app: web::Data<Tollgate>,
     at: ClientPath,
 ) -> Result<HttpResponse, AdminError> {
-    let client = manage::rotate_client_secret(&app, &at.tenant, &at.server, &at.client).await?;
+    let client =
+        manage::rotate_client_secret(&app, &at.by, &at.tenant, &at.server, &at.client).await?;
     Ok(reply::client(StatusCode::OK, &client))
 }

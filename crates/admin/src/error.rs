@@ -16,7 +16,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A machine-readable code: `invalid_request`, `invalid_client_metadata`,
-    /// `invalid_redirect_uri`, `unauthorized`, `not_found`, `conflict`, `method_not_allowed`,
+    /// `invalid_redirect_uri`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// `method_not_allowed`,
     /// `unsupported_media_type`, `temporarily_unavailable` or `server_error`.
     #[schema(value_type = String, example = "not_found")]
     pub error: &'static str,
@@ -37,6 +38,9 @@ pub enum AdminError {
     /// No usable bearer token, or the wrong one (401).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A valid token without rights to this tenant or operation (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// A malformed request: path parameter, query or body (400).
     #[error("{description}")]
     BadRequest {
@@ -81,6 +85,7 @@ impl AdminError {
     fn body(&self) -> ErrorBody {
         let (error, error_description) = match self {
             Self::Unauthorized(why) => ("unauthorized", (*why).to_owned()),
+            Self::Forbidden(why) => ("forbidden", (*why).to_owned()),
             Self::BadRequest { code, description } => (*code, description.clone()),
             Self::UnsupportedMediaType(why) => ("unsupported_media_type", (*why).to_owned()),
             Self::PayloadTooLarge => ("invalid_request", self.to_string()),
@@ -126,6 +131,7 @@ impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -201,6 +207,12 @@ mod tests {
                 401,
                 "unauthorized",
                 "missing bearer token",
+            ),
+            (
+                AdminError::Forbidden("read-only"),
+                403,
+                "forbidden",
+                "read-only",
             ),
             (
                 AdminError::invalid_request("limit: bad"),

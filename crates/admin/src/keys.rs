@@ -61,6 +61,6 @@ pub(crate) async fn rotate(
     app: web::Data<Tollgate>,
     at: ServerPath,
 ) -> Result<HttpResponse, AdminError> {
-    let keys = manage::rotate_keys(&app, &at.tenant, &at.server).await?;
+    let keys = manage::rotate_keys(&app, &at.by, &at.tenant, &at.server).await?;
     Ok(reply::ok(&KeySet { keys }))
 }

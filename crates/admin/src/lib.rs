@@ -1,21 +1,26 @@
-//! Tollgate's admin REST API: tenants, authorization servers, OAuth clients and signing keys
-//! under `/admin`, served on the admin listener.
+//! Tollgate's admin REST API: tenants, authorization servers, OAuth clients, signing keys,
+//! tenant-scoped admin credentials and the audit trail under `/admin`, served on the admin
+//! listener.
 //!
 //! [`configure`] registers every route; the caller supplies the state as app data
 //! (`web::Data<tollgate_core::Tollgate>` and `web::Data<AdminAuth>`).
 //!
 //! How a request flows:
-//! - `paths.rs` extractors authenticate the bearer token (`auth.rs`), parse the ids in the
-//!   path and authorize the caller for the tenant, in that order;
+//! - `paths.rs` extractors authenticate the bearer token (`auth.rs`: the root token or a
+//!   tenant-scoped credential), parse the ids in the path and authorize the caller for the
+//!   tenant and the method, in that order, and carry the request's audit `Origin`;
 //! - `body.rs` reads a JSON body (415 / 413 / 400 naming the field) and `paging.rs` the list
 //!   query;
-//! - the handler (`tenants.rs`, `servers.rs`, `clients.rs`, `keys.rs`) calls one
-//!   `tollgate_core::manage` function and answers through `reply.rs`;
+//! - the handler (`tenants.rs`, `servers.rs`, `clients.rs`, `keys.rs`, `credentials.rs`,
+//!   `audit.rs`) calls one core function (which audits the change) and answers through
+//!   `reply.rs`;
 //! - every failure is an `AdminError` (`error.rs`), turned into a response in one place.
 
+mod audit;
 mod auth;
 mod body;
 mod clients;
+mod credentials;
 mod error;
 mod keys;
 mod openapi;
@@ -53,6 +58,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::patch().to(tenants::patch))
                     .route(web::delete().to(tenants::delete)),
             )
+            .service(
+                resource("/tenants/{tid}/credentials", "GET, POST")
+                    .route(web::get().to(credentials::list))
+                    .route(web::post().to(credentials::create)),
+            )
+            .service(
+                resource("/tenants/{tid}/credentials/{credential_id}", "DELETE")
+                    .route(web::delete().to(credentials::revoke)),
+            )
+            .service(resource("/tenants/{tid}/audit", "GET").route(web::get().to(audit::list)))
             .service(
                 resource("/tenants/{tid}/servers", "GET, POST")
                     .route(web::get().to(servers::list))

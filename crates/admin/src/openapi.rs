@@ -7,7 +7,7 @@ use utoipa::openapi::{Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::{clients, keys, servers, tenants, users};
+use crate::{audit, clients, credentials, keys, servers, tenants, users};
 
 /// Name of the bearer security scheme in the document.
 const BEARER: &str = "admin_token";
@@ -17,8 +17,11 @@ const BEARER: &str = "admin_token";
 #[openapi(
     info(
         title = "Tollgate admin API",
-        description = "Manage tenants, their authorization servers, OAuth clients, signing keys and users. \
-            Every operation but this document needs `Authorization: Bearer <admin token>`."
+        description = "Manage tenants, their authorization servers, OAuth clients, signing keys and the users of the built-in login; \
+            tenant-scoped admin credentials; and read the audit trail. \
+            Every operation but this document needs `Authorization: Bearer <token>`: the root \
+            admin token, or a tenant-scoped credential (`tgc_…`), which reaches its own tenant \
+            only (`403` elsewhere) and, when `read-only`, may only `GET`."
     ),
     paths(
         document,
@@ -29,6 +32,8 @@ const BEARER: &str = "admin_token";
         keys::list, keys::rotate,
         users::list, users::create, users::get, users::patch, users::delete,
         users::consents, users::revoke_consent,
+        credentials::list, credentials::create, credentials::revoke,
+        audit::list,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Security),
@@ -39,6 +44,8 @@ const BEARER: &str = "admin_token";
         (name = "clients", description = "OAuth clients of a server (RFC 7591 / RFC 7592)"),
         (name = "keys", description = "A server's signing keys"),
         (name = "users", description = "Users of a server's built-in login, and their consents"),
+        (name = "credentials", description = "Tenant-scoped admin credentials"),
+        (name = "audit", description = "The audit trail of a tenant"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -57,7 +64,10 @@ impl Modify for Security {
                 SecurityScheme::Http(
                     HttpBuilder::new()
                         .scheme(HttpAuthScheme::Bearer)
-                        .description(Some("The root admin token (`TOLLGATE_ADMIN_TOKEN`)."))
+                        .description(Some(
+                            "The root admin token (`TOLLGATE_ADMIN_TOKEN`), or a tenant-scoped \
+                             credential (`tgc_…`, created at `/admin/tenants/{tid}/credentials`).",
+                        ))
                         .build(),
                 ),
             );
@@ -87,7 +97,18 @@ impl Modify for Security {
                 .filter(|op| op.security.is_none())
             {
                 let responses = &mut op.responses.responses;
-                responses.insert("401".into(), error("Missing or wrong bearer token").into());
+                responses.insert(
+                    "401".into(),
+                    error("Missing, wrong, expired or revoked bearer token").into(),
+                );
+                responses.insert(
+                    "403".into(),
+                    error(
+                        "The credential does not reach this tenant, the operation needs the root \
+                         token, or a read-only credential tried to change something",
+                    )
+                    .into(),
+                );
                 responses.insert(
                     "503".into(),
                     error("The database is unavailable; retry later").into(),

@@ -3,7 +3,8 @@
 //! The cursor is opaque to callers; it is the id of the last item of the previous page,
 //! which the store lists after.
 
-use std::future::{ready, Ready};
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -12,6 +13,7 @@ use tollgate_core::manage::MAX_PAGE;
 use tollgate_core::store::Page;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Caller;
 use crate::error::AdminError;
 
 /// Longest accepted cursor: the longest id (a client id) is 128 characters.
@@ -47,15 +49,7 @@ impl Paging {
         let q = web::Query::<ListQuery>::from_query(query)
             .map_err(|_| AdminError::invalid_request("the query string is malformed"))?
             .into_inner();
-        let limit = q
-            .limit
-            .map(|l| match l.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-                _ => Err(AdminError::invalid_request(format!(
-                    "limit: must be an integer from 1 to {MAX_PAGE}"
-                ))),
-            })
-            .transpose()?;
+        let limit = parse_limit(q.limit.as_deref())?;
         let cursor = q.cursor.filter(|c| !c.is_empty());
         if cursor
             .as_ref()
@@ -69,12 +63,29 @@ impl Paging {
     }
 }
 
+/// The `limit` query parameter: 1 to [`MAX_PAGE`].
+pub(crate) fn parse_limit(limit: Option<&str>) -> Result<Option<u32>, AdminError> {
+    limit
+        .map(|l| match l.parse::<u32>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(AdminError::invalid_request(format!(
+                "limit: must be an integer from 1 to {MAX_PAGE}"
+            ))),
+        })
+        .transpose()
+}
+
 impl FromRequest for Paging {
     type Error = AdminError;
-    type Future = Ready<Result<Self, AdminError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AdminError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::parse(req.query_string()))
+        let req = req.clone();
+        Box::pin(async move {
+            // Authentication answers before a bad query does.
+            Caller::authenticate(&req).await?;
+            Self::parse(req.query_string())
+        })
     }
 }
 

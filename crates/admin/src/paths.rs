@@ -1,24 +1,33 @@
 //! Typed admin paths. Each extractor authenticates the caller (401), parses the ids in the
-//! path (400 naming the parameter), and authorizes the caller for the tenant it names, in
-//! that order; a handler that takes one cannot skip the check.
+//! path (400 naming the parameter), and authorizes the caller for the tenant it names and
+//! for the kind of access the method asks (403), in that order; a handler that takes one
+//! cannot skip the check. Each also carries the request's [`Origin`] (who, from where), which
+//! the handler hands to the `manage` function so the change is audited.
 
-use std::future::{ready, Ready};
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use tollgate_core::ids::{ClientId, IdError, ServerId, TenantId, UserId};
+use tollgate_core::audit::Origin;
+use tollgate_core::ids::{ClientId, CredentialId, IdError, ServerId, TenantId, UserId};
 
-use crate::auth::Caller;
+use crate::auth::{origin, Access, Caller, TenantScope};
 use crate::error::AdminError;
 
 /// `/admin/tenants`: the tenant collection.
 #[derive(Debug)]
-pub(crate) struct TenantsPath;
+pub(crate) struct TenantsPath {
+    /// Which tenants the caller may see.
+    pub scope: TenantScope,
+    pub by: Origin,
+}
 
 /// `/admin/tenants/{tid}…`
 #[derive(Debug)]
 pub(crate) struct TenantPath {
     pub tenant: TenantId,
+    pub by: Origin,
 }
 
 /// `/admin/tenants/{tid}/servers/{aid}…`
@@ -26,6 +35,7 @@ pub(crate) struct TenantPath {
 pub(crate) struct ServerPath {
     pub tenant: TenantId,
     pub server: ServerId,
+    pub by: Origin,
 }
 
 /// `/admin/tenants/{tid}/servers/{aid}/clients/{client_id}…`
@@ -34,6 +44,7 @@ pub(crate) struct ClientPath {
     pub tenant: TenantId,
     pub server: ServerId,
     pub client: ClientId,
+    pub by: Origin,
 }
 
 /// `/admin/tenants/{tid}/servers/{aid}/users/{user_id}…`
@@ -42,6 +53,7 @@ pub(crate) struct UserPath {
     pub tenant: TenantId,
     pub server: ServerId,
     pub user: UserId,
+    pub by: Origin,
 }
 
 /// `/admin/tenants/{tid}/servers/{aid}/users/{user_id}/consents/{client_id}`
@@ -51,7 +63,20 @@ pub(crate) struct ConsentPath {
     pub server: ServerId,
     pub user: UserId,
     pub client: ClientId,
+    pub by: Origin,
 }
+
+/// `/admin/tenants/{tid}/credentials/{credential_id}`
+#[derive(Debug)]
+pub(crate) struct CredentialPath {
+    pub tenant: TenantId,
+    pub credential: CredentialId,
+    pub by: Origin,
+}
+
+/// An operation only the root token may do (deleting a tenant), on top of its path's rules.
+#[derive(Debug)]
+pub(crate) struct RootOnly;
 
 /// Parses the path parameter `name` with `parse`.
 fn param<T>(
@@ -66,69 +91,94 @@ fn param<T>(
 }
 
 /// Authenticates, then parses the tenant id and authorizes the caller for it.
-fn tenant(req: &HttpRequest) -> Result<TenantId, AdminError> {
-    let caller = Caller::authenticate(req)?;
+async fn tenant(req: &HttpRequest) -> Result<(TenantId, Origin), AdminError> {
+    let caller = Caller::authenticate(req).await?;
     let tenant = param(req, "tid", TenantId::parse)?;
-    caller.authorize_tenant(&tenant)?;
-    Ok(tenant)
+    caller.authorize_tenant(&tenant, Access::of(req.method()))?;
+    Ok((tenant, origin(req, &caller)))
 }
 
 impl TenantsPath {
-    fn extract(req: &HttpRequest) -> Result<Self, AdminError> {
-        Caller::authenticate(req)?.authorize_tenants()?;
-        Ok(Self)
-    }
-}
-
-impl TenantPath {
-    fn extract(req: &HttpRequest) -> Result<Self, AdminError> {
+    async fn extract(req: HttpRequest) -> Result<Self, AdminError> {
+        let caller = Caller::authenticate(&req).await?;
+        let scope = caller.authorize_tenants(Access::of(req.method()))?;
         Ok(Self {
-            tenant: tenant(req)?,
+            scope,
+            by: origin(&req, &caller),
         })
     }
 }
 
+impl TenantPath {
+    async fn extract(req: HttpRequest) -> Result<Self, AdminError> {
+        let (tenant, by) = tenant(&req).await?;
+        Ok(Self { tenant, by })
+    }
+}
+
 impl ServerPath {
-    fn extract(req: &HttpRequest) -> Result<Self, AdminError> {
-        let tenant = tenant(req)?;
+    async fn extract(req: HttpRequest) -> Result<Self, AdminError> {
+        let (tenant, by) = tenant(&req).await?;
         Ok(Self {
             tenant,
-            server: param(req, "aid", ServerId::parse)?,
+            server: param(&req, "aid", ServerId::parse)?,
+            by,
         })
     }
 }
 
 impl ClientPath {
-    fn extract(req: &HttpRequest) -> Result<Self, AdminError> {
-        let tenant = tenant(req)?;
+    async fn extract(req: HttpRequest) -> Result<Self, AdminError> {
+        let (tenant, by) = tenant(&req).await?;
         Ok(Self {
             tenant,
-            server: param(req, "aid", ServerId::parse)?,
-            client: param(req, "client_id", ClientId::parse)?,
+            server: param(&req, "aid", ServerId::parse)?,
+            client: param(&req, "client_id", ClientId::parse)?,
+            by,
         })
     }
 }
 
 impl UserPath {
-    fn extract(req: &HttpRequest) -> Result<Self, AdminError> {
-        let tenant = tenant(req)?;
+    async fn extract(req: HttpRequest) -> Result<Self, AdminError> {
+        let (tenant, by) = tenant(&req).await?;
         Ok(Self {
             tenant,
-            server: param(req, "aid", ServerId::parse)?,
-            user: param(req, "user_id", UserId::parse)?,
+            server: param(&req, "aid", ServerId::parse)?,
+            user: param(&req, "user_id", UserId::parse)?,
+            by,
         })
     }
 }
 
 impl ConsentPath {
-    fn extract(req: &HttpRequest) -> Result<Self, AdminError> {
-        let tenant = tenant(req)?;
+    async fn extract(req: HttpRequest) -> Result<Self, AdminError> {
+        let (tenant, by) = tenant(&req).await?;
         Ok(Self {
             tenant,
-            server: param(req, "aid", ServerId::parse)?,
-            user: param(req, "user_id", UserId::parse)?,
-            client: param(req, "client_id", ClientId::parse)?,
+            server: param(&req, "aid", ServerId::parse)?,
+            user: param(&req, "user_id", UserId::parse)?,
+            client: param(&req, "client_id", ClientId::parse)?,
+            by,
         })
+    }
+}
+
+impl CredentialPath {
+    async fn extract(req: HttpRequest) -> Result<Self, AdminError> {
+        let (tenant, by) = tenant(&req).await?;
+        Ok(Self {
+            tenant,
+            credential: param(&req, "credential_id", CredentialId::parse)?,
+            by,
+        })
+    }
+}
+
+impl RootOnly {
+    async fn extract(req: HttpRequest) -> Result<Self, AdminError> {
+        Caller::authenticate(&req).await?.authorize_root()?;
+        Ok(Self)
     }
 }
 
@@ -136,10 +186,10 @@ macro_rules! from_request {
     ($($t:ty),*) => {$(
         impl FromRequest for $t {
             type Error = AdminError;
-            type Future = Ready<Result<Self, AdminError>>;
+            type Future = Pin<Box<dyn Future<Output = Result<Self, AdminError>>>>;
 
             fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-                ready(Self::extract(req))
+                Box::pin(Self::extract(req.clone()))
             }
         }
     )*};
@@ -151,5 +201,7 @@ from_request!(
     ServerPath,
     ClientPath,
     UserPath,
-    ConsentPath
+    ConsentPath,
+    CredentialPath,
+    RootOnly
 );

@@ -51,7 +51,7 @@ pub(crate) async fn create(
     at: TenantPath,
     JsonBody(input): JsonBody<NewServer>,
 ) -> Result<HttpResponse, AdminError> {
-    let server = manage::create_server(&app, &at.tenant, input).await?;
+    let server = manage::create_server(&app, &at.by, &at.tenant, input).await?;
     Ok(reply::created(&server))
 }
 
@@ -100,7 +100,7 @@ pub(crate) async fn patch(
     at: ServerPath,
     JsonBody(patch): JsonBody<ServerPatch>,
 ) -> Result<HttpResponse, AdminError> {
-    let server = manage::patch_server(&app, &at.tenant, &at.server, patch).await?;
+    let server = manage::patch_server(&app, &at.by, &at.tenant, &at.server, patch).await?;
     Ok(reply::ok(&server))
 }
 
@@ -123,6 +123,6 @@ pub(crate) async fn delete(
     app: web::Data<Tollgate>,
     at: ServerPath,
 ) -> Result<HttpResponse, AdminError> {
-    manage::delete_server(&app, &at.tenant, &at.server).await?;
+    manage::delete_server(&app, &at.by, &at.tenant, &at.server).await?;
     Ok(reply::no_content())
 }

@@ -8,12 +8,12 @@ use tollgate_core::Tollgate;
 use crate::body::JsonBody;
 use crate::error::{AdminError, ErrorBody};
 use crate::paging::{ListQuery, ListResponse, Paging};
-use crate::paths::{TenantPath, TenantsPath};
+use crate::paths::{RootOnly, TenantPath, TenantsPath};
 use crate::reply;
 
 /// List tenants
 ///
-/// Ordered by id, one page at a time.
+/// Ordered by id, one page at a time. A tenant-scoped credential sees its own tenant only.
 #[utoipa::path(
     get, path = "/admin/tenants", tag = "tenants", operation_id = "list_tenants",
     params(ListQuery),
@@ -24,14 +24,16 @@ use crate::reply;
 )]
 pub(crate) async fn list(
     app: web::Data<Tollgate>,
-    _: TenantsPath,
+    at: TenantsPath,
     paging: Paging,
 ) -> Result<HttpResponse, AdminError> {
-    let page = manage::list_tenants(&app, paging.cursor(), paging.limit).await?;
+    let page = manage::list_tenants(&app, at.scope.only(), paging.cursor(), paging.limit).await?;
     Ok(reply::ok(&ListResponse::from(page)))
 }
 
 /// Create a tenant
+///
+/// Root token only.
 #[utoipa::path(
     post, path = "/admin/tenants", tag = "tenants", operation_id = "create_tenant",
     request_body = NewTenant,
@@ -45,10 +47,10 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn create(
     app: web::Data<Tollgate>,
-    _: TenantsPath,
+    at: TenantsPath,
     JsonBody(input): JsonBody<NewTenant>,
 ) -> Result<HttpResponse, AdminError> {
-    let tenant = manage::create_tenant(&app, input).await?;
+    let tenant = manage::create_tenant(&app, &at.by, input).await?;
     Ok(reply::created(&tenant))
 }
 
@@ -90,13 +92,14 @@ pub(crate) async fn patch(
     at: TenantPath,
     JsonBody(patch): JsonBody<TenantPatch>,
 ) -> Result<HttpResponse, AdminError> {
-    let tenant = manage::patch_tenant(&app, &at.tenant, patch).await?;
+    let tenant = manage::patch_tenant(&app, &at.by, &at.tenant, patch).await?;
     Ok(reply::ok(&tenant))
 }
 
 /// Delete a tenant
 ///
-/// Deletes its servers, clients and keys with it.
+/// Deletes its servers, clients, keys and credentials with it (not its audit trail). Root
+/// token only.
 #[utoipa::path(
     delete, path = "/admin/tenants/{tid}", tag = "tenants", operation_id = "delete_tenant",
     params(("tid" = String, Path, description = "Tenant id")),
@@ -109,7 +112,8 @@ pub(crate) async fn patch(
 pub(crate) async fn delete(
     app: web::Data<Tollgate>,
     at: TenantPath,
+    _: RootOnly,
 ) -> Result<HttpResponse, AdminError> {
-    manage::delete_tenant(&app, &at.tenant).await?;
+    manage::delete_tenant(&app, &at.by, &at.tenant).await?;
     Ok(reply::no_content())
 }

@@ -65,7 +65,7 @@ pub(crate) async fn create(
     at: ServerPath,
     JsonBody(input): JsonBody<NewUser>,
 ) -> Result<HttpResponse, AdminError> {
-    let user = manage::create_user(&app, &at.tenant, &at.server, input).await?;
+    let user = manage::create_user(&app, &at.by, &at.tenant, &at.server, input).await?;
     Ok(reply::created(&user))
 }
 
@@ -113,7 +113,7 @@ pub(crate) async fn patch(
     at: UserPath,
     JsonBody(input): JsonBody<UserPatch>,
 ) -> Result<HttpResponse, AdminError> {
-    let user = manage::patch_user(&app, &at.tenant, &at.server, &at.user, input).await?;
+    let user = manage::patch_user(&app, &at.by, &at.tenant, &at.server, &at.user, input).await?;
     Ok(reply::ok(&user))
 }
 
@@ -138,7 +138,7 @@ pub(crate) async fn delete(
     app: web::Data<Tollgate>,
     at: UserPath,
 ) -> Result<HttpResponse, AdminError> {
-    manage::delete_user(&app, &at.tenant, &at.server, &at.user).await?;
+    manage::delete_user(&app, &at.by, &at.tenant, &at.server, &at.user).await?;
     Ok(reply::no_content())
 }
 
@@ -188,6 +188,6 @@ pub(crate) async fn revoke_consent(
     app: web::Data<Tollgate>,
     at: ConsentPath,
 ) -> Result<HttpResponse, AdminError> {
-    manage::revoke_consent(&app, &at.tenant, &at.server, &at.user, &at.client).await?;
+    manage::revoke_consent(&app, &at.by, &at.tenant, &at.server, &at.user, &at.client).await?;
     Ok(reply::no_content())
 }

@@ -1,6 +1,7 @@
 //! The admin API end to end through `tollgate_admin::configure`, against a real `Tollgate` on
-//! an in-memory SQLite database: CRUD, pagination, keys, the OpenAPI document, and a table
-//! of bad requests with the status and error code each must get.
+//! an in-memory SQLite database: CRUD, pagination, keys, the OpenAPI document, a table of bad
+//! requests with the status and error code each must get; tenant-scoped credentials, tenant
+//! isolation at every documented path and method, and the audit trail of every change.
 
 use std::sync::Arc;
 
@@ -79,8 +80,11 @@ struct Api<S, R> {
 
 macro_rules! start {
     () => {
+        start!(state().await)
+    };
+    ($state:expr) => {
         Api {
-            svc: test::init_service(app(state().await)).await,
+            svc: test::init_service(app($state)).await,
             to_request: TestRequest::to_request,
         }
     };
@@ -420,6 +424,9 @@ async fn openapi_document_is_public_and_complete() {
         "/admin/tenants/{tid}/servers/{aid}/clients/{client_id}/secret",
         "/admin/tenants/{tid}/servers/{aid}/keys",
         "/admin/tenants/{tid}/servers/{aid}/keys/rotate",
+        "/admin/tenants/{tid}/credentials",
+        "/admin/tenants/{tid}/credentials/{credential_id}",
+        "/admin/tenants/{tid}/audit",
         "/admin/openapi.json",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
@@ -428,9 +435,11 @@ async fn openapi_document_is_public_and_complete() {
         doc["components"]["securitySchemes"]["admin_token"]["scheme"],
         "bearer"
     );
-    assert!(doc["paths"]["/admin/tenants"]["get"]["responses"]
-        .get("401")
-        .is_some());
+    for status in ["401", "403"] {
+        assert!(doc["paths"]["/admin/tenants"]["get"]["responses"]
+            .get(status)
+            .is_some());
+    }
     assert!(doc["paths"]["/admin/openapi.json"]["get"]["responses"]
         .get("401")
         .is_none());
@@ -443,6 +452,9 @@ async fn openapi_document_is_public_and_complete() {
         "NewClient",
         "KeyView",
         "ErrorBody",
+        "NewCredential",
+        "CredentialView",
+        "AuditEvent",
     ] {
         assert!(
             doc["components"]["schemas"].get(schema).is_some(),
@@ -970,4 +982,596 @@ async fn bad_requests_get_the_right_status_and_error() {
     );
     let r = api.get("/admin/tenants").await;
     assert_eq!(r.body["items"].as_array().map(Vec::len), Some(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tenant-scoped credentials, tenant isolation and the audit trail
+// ---------------------------------------------------------------------------------------------
+
+/// A request with `token` instead of the root token, from `peer`.
+fn with_token(method: Method, path: &str, token: &str, body: Option<&Value>) -> TestRequest {
+    let mut req = TestRequest::default()
+        .method(method)
+        .uri(path)
+        .peer_addr("192.0.2.10:40000".parse().expect("address"))
+        .insert_header((header::AUTHORIZATION, format!("Bearer {token}")));
+    if let Some(b) = body {
+        req = req.set_json(b);
+    }
+    req
+}
+
+/// Tenants `a` (with server `main`, client `svc`) and `b` (the same shape), and a
+/// credential of each `role` for each tenant: `(tenant, role) -> token`.
+async fn two_tenants<S, R>(api: &Api<S, R>) -> std::collections::HashMap<(String, String), Value>
+where
+    S: Service<R, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let mut creds = std::collections::HashMap::new();
+    for t in ["a", "b"] {
+        api.create("/admin/tenants", json!({"id": t, "name": t}))
+            .await;
+        api.create(
+            &format!("/admin/tenants/{t}/servers"),
+            json!({"id": "main", "name": "Main"}),
+        )
+        .await;
+        api.create(
+            &format!("/admin/tenants/{t}/servers/main/clients"),
+            json!({"client_id": "svc", "grant_types": ["client_credentials"]}),
+        )
+        .await;
+        let user = api
+            .create(
+                &format!("/admin/tenants/{t}/servers/main/users"),
+                json!({"username": format!("user-of-{t}"), "password": "long enough password"}),
+            )
+            .await;
+        creds.insert((t.to_owned(), "user".to_owned()), user);
+        for role in ["admin", "read-only"] {
+            let c = api
+                .create(
+                    &format!("/admin/tenants/{t}/credentials"),
+                    json!({"name": format!("{t} {role}"), "role": role}),
+                )
+                .await;
+            creds.insert((t.to_owned(), role.to_owned()), c);
+        }
+    }
+    creds
+}
+
+fn token_of(c: &Value) -> String {
+    c["token"]
+        .as_str()
+        .expect("token shown on creation")
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn credentials_are_created_shown_once_listed_and_revoked() {
+    let state = state().await;
+    let api = start!(state.clone());
+    api.create("/admin/tenants", json!({"id": "acme", "name": "Acme"}))
+        .await;
+    let path = "/admin/tenants/acme/credentials";
+
+    let r = api
+        .post(
+            path,
+            json!({"name": "ci", "role": "admin", "expires_at": 4_102_444_800_i64}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.header(header::CACHE_CONTROL), Some("no-store"));
+    let token = token_of(&r.body);
+    assert!(token.starts_with("tgc_") && token.len() == 47, "{token}");
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        (
+            r.body["role"].as_str(),
+            r.body["tenant_id"].as_str(),
+            r.body["created_by"].as_str()
+        ),
+        (Some("admin"), Some("acme"), Some("root"))
+    );
+
+    // The credential works on its tenant; the listing never shows a token.
+    let r = api
+        .send(with_token(Method::GET, "/admin/tenants/acme", &token, None))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = api.get(path).await;
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1), "{r:?}");
+    assert!(r.body["items"][0].get("token").is_none(), "{r:?}");
+    assert!(!r.body.to_string().contains(&token));
+
+    // Bad bodies name the field; unknown fields are refused.
+    for (body, mentions) in [
+        (json!({"role": "admin", "scope": "x"}), "scope"),
+        (json!({"role": "owner"}), "role"),
+        (json!({"name": "x"}), "role"),
+        (json!({"role": "admin", "expires_at": 1}), "expires_at"),
+        (json!({"role": "admin", "name": ""}), "name"),
+    ] {
+        let r = api.post(path, body.clone()).await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}: {r:?}"
+        );
+        assert!(r.description().contains(mentions), "{body}: {r:?}");
+    }
+    let r = api
+        .post(
+            "/admin/tenants/nobody/credentials",
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{r:?}");
+
+    // Revoked: 401 at once; revoking again is 404; the listing shows when.
+    let r = api.delete(&format!("{path}/{id}")).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = api
+        .send(with_token(Method::GET, "/admin/tenants/acme", &token, None))
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("unauthorized")),
+        "{r:?}"
+    );
+    assert_eq!(api.delete(&format!("{path}/{id}")).await.status, 404);
+    assert!(api.get(path).await.body["items"][0]["revoked_at"].is_i64());
+
+    // Expired: 401.
+    let expired = AdminToken::generate_credential();
+    let tenant = tollgate_core::ids::TenantId::parse("acme").expect("id");
+    let cid = tollgate_core::ids::CredentialId::generate();
+    state
+        .repo
+        .create_credential(
+            &tollgate_core::credentials::AdminCredential {
+                id: cid.clone(),
+                tenant_id: tenant.clone(),
+                name: None,
+                role: tollgate_core::credentials::AdminRole::Admin,
+                token_hash: expired.hash(),
+                created_by: "root".into(),
+                created_at: 1,
+                expires_at: Some(2),
+                revoked_at: None,
+            },
+            &tollgate_core::audit::AuditRecord::new(
+                &tollgate_core::audit::Origin::new(tollgate_core::audit::Actor::Root, None),
+                "credential.create",
+                tollgate_core::audit::Resource::credential(&tenant, &cid),
+            ),
+        )
+        .await
+        .expect("insert");
+    let r = api
+        .send(with_token(
+            Method::GET,
+            "/admin/tenants/acme",
+            expired.expose(),
+            None,
+        ))
+        .await;
+    assert_eq!(r.status, 401, "{r:?}");
+    // A well-formed credential token nobody issued: 401 as well.
+    let r = api
+        .send(with_token(
+            Method::GET,
+            "/admin/tenants/acme",
+            AdminToken::generate_credential().expose(),
+            None,
+        ))
+        .await;
+    assert_eq!(r.status, 401, "{r:?}");
+}
+
+/// Every documented admin operation on tenant `a`, with the ids of `a`'s objects filled in.
+fn operations(doc: &Value, credential_id: &str, user_id: &str) -> Vec<(Method, String)> {
+    let mut ops = Vec::new();
+    for (template, item) in doc["paths"].as_object().expect("paths") {
+        if !template.contains("{tid}") {
+            continue;
+        }
+        let path = template
+            .replace("{tid}", "a")
+            .replace("{aid}", "main")
+            .replace("{client_id}", "svc")
+            .replace("{credential_id}", credential_id)
+            .replace("{user_id}", user_id);
+        assert!(
+            !path.contains('{'),
+            "a path parameter the test does not fill: {template}"
+        );
+        for method in item.as_object().expect("operations").keys() {
+            let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
+            ops.push((m, path.clone()));
+        }
+    }
+    ops
+}
+
+fn body_for(method: &Method) -> Option<Value> {
+    (method == Method::POST || method == Method::PUT || method == Method::PATCH)
+        .then(|| json!({"name": "x", "role": "admin", "grant_types": ["client_credentials"]}))
+}
+
+#[actix_web::test]
+#[allow(clippy::too_many_lines)] // One table per kind of caller reads best together.
+async fn a_tenant_credential_is_refused_at_every_path_of_another_tenant() {
+    let api = start!();
+    let creds = two_tenants(&api).await;
+    let doc = api
+        .send(TestRequest::get().uri("/admin/openapi.json"))
+        .await
+        .body;
+    let a_credential = creds[&("a".to_owned(), "admin".to_owned())]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let a_user = creds[&("a".to_owned(), "user".to_owned())]["id"]
+        .as_str()
+        .expect("user id")
+        .to_owned();
+    let ops = operations(&doc, &a_credential, &a_user);
+    // The table covers every route: tenant, servers, clients, secret, keys, rotation,
+    // credentials, audit, with all their methods.
+    assert!(ops.len() >= 20, "{ops:?}");
+
+    let mut failures = Vec::new();
+    for role in ["admin", "read-only"] {
+        let token = token_of(&creds[&("b".to_owned(), role.to_owned())]);
+        for (method, path) in &ops {
+            let r = api
+                .send(with_token(
+                    method.clone(),
+                    path,
+                    &token,
+                    body_for(method).as_ref(),
+                ))
+                .await;
+            if (r.status, r.body["error"].as_str()) != (403, Some("forbidden")) {
+                failures.push(format!(
+                    "b {role}: {method} {path}: {} {}",
+                    r.status, r.body
+                ));
+            }
+        }
+    }
+    // The tenant collection: b sees only itself, and may not create tenants.
+    let b_admin = token_of(&creds[&("b".to_owned(), "admin".to_owned())]);
+    let r = api
+        .send(with_token(Method::GET, "/admin/tenants", &b_admin, None))
+        .await;
+    let ids: Vec<_> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    if (r.status, ids.as_slice()) != (200, ["b"].as_slice()) {
+        failures.push(format!("GET /admin/tenants as b: {} {}", r.status, r.body));
+    }
+    let r = api
+        .send(with_token(
+            Method::GET,
+            "/admin/tenants?cursor=b",
+            &b_admin,
+            None,
+        ))
+        .await;
+    if r.body["items"] != json!([]) {
+        failures.push(format!("the one-tenant list pages: {}", r.body));
+    }
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/admin/tenants",
+            Some(json!({"id": "c", "name": "C"})),
+        ),
+        (Method::DELETE, "/admin/tenants/b", None),
+    ] {
+        let r = api
+            .send(with_token(method.clone(), path, &b_admin, body.as_ref()))
+            .await;
+        if r.status != 403 {
+            failures.push(format!("b admin: {method} {path}: {} {}", r.status, r.body));
+        }
+    }
+    // A read-only credential may GET its own tenant and nothing else.
+    let a_reader = token_of(&creds[&("a".to_owned(), "read-only".to_owned())]);
+    for (method, path) in &ops {
+        let r = api
+            .send(with_token(
+                method.clone(),
+                path,
+                &a_reader,
+                body_for(method).as_ref(),
+            ))
+            .await;
+        let refused = (r.status, r.body["error"].as_str()) == (403, Some("forbidden"));
+        if refused != (method != Method::GET) {
+            failures.push(format!(
+                "a read-only: {method} {path}: {} {}",
+                r.status, r.body
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+
+    // Nothing of a's changed, and a's own admin credential does reach a.
+    let a_admin = token_of(&creds[&("a".to_owned(), "admin".to_owned())]);
+    let r = api
+        .send(with_token(
+            Method::GET,
+            "/admin/tenants/a/servers/main/clients/svc",
+            &a_admin,
+            None,
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = api
+        .send(with_token(
+            Method::PATCH,
+            "/admin/tenants/a",
+            &a_admin,
+            Some(&json!({"name": "A renamed"})),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        api.get("/admin/tenants/a/credentials").await.body["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}
+
+async fn trusting_state() -> Arc<Tollgate> {
+    let repo = open_repository("sqlite::memory:")
+        .await
+        .expect("open sqlite");
+    repo.migrate().await.expect("migrate");
+    Arc::new(Tollgate::new(
+        repo,
+        open_short_lived(None).await.expect("open memory store"),
+        MasterKey::generate().0,
+        TollgateOptions {
+            trusted_proxies: vec!["10.0.0.0/8".parse().expect("cidr")],
+            ..TollgateOptions::default()
+        },
+    ))
+}
+
+#[actix_web::test]
+#[allow(clippy::too_many_lines)] // A whole history, then the questions asked of it.
+async fn every_change_is_audited_with_who_what_where_and_no_secret() {
+    let api = start!(trusting_state().await);
+    let from = |req: TestRequest, peer: &str, forwarded: Option<&str>| {
+        let mut req = req.peer_addr(format!("{peer}:1234").parse().expect("address"));
+        if let Some(f) = forwarded {
+            req = req.insert_header(("x-forwarded-for", f));
+        }
+        req
+    };
+    let root = |method: Method, path: &str, body: Option<Value>| {
+        let mut req = authed(TestRequest::default().method(method).uri(path));
+        if let Some(b) = body {
+            req = req.set_json(b);
+        }
+        req
+    };
+    // Through a trusted proxy: the forwarded address is the client's.
+    let r = api
+        .send(from(
+            root(
+                Method::POST,
+                "/admin/tenants",
+                Some(json!({"id": "acme", "name": "Acme"})),
+            ),
+            "10.1.2.3",
+            Some("198.51.100.23"),
+        ))
+        .await;
+    assert_eq!(r.status, 201);
+    // From an untrusted peer: its X-Forwarded-For is ignored.
+    let r = api
+        .send(from(
+            root(
+                Method::POST,
+                "/admin/tenants/acme/servers",
+                Some(json!({"id": "main", "name": "Main"})),
+            ),
+            "203.0.113.9",
+            Some("198.51.100.99"),
+        ))
+        .await;
+    assert_eq!(r.status, 201);
+    let clients = "/admin/tenants/acme/servers/main/clients";
+    let created = api
+        .create(
+            clients,
+            json!({"client_id": "svc", "grant_types": ["client_credentials"], "scope": "a"}),
+        )
+        .await;
+    let mut secrets = vec![created["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned()];
+    let r = api
+        .put(
+            &format!("{clients}/svc"),
+            json!({"grant_types": ["client_credentials"], "scope": "a b",
+                   "token_endpoint_auth_method": "client_secret_jwt"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    secrets.push(
+        r.body["client_secret"]
+            .as_str()
+            .expect("new secret")
+            .to_owned(),
+    );
+    let r = api.post_empty(&format!("{clients}/svc/secret")).await;
+    secrets.push(
+        r.body["client_secret"]
+            .as_str()
+            .expect("rotated")
+            .to_owned(),
+    );
+    let r = api
+        .post_empty("/admin/tenants/acme/servers/main/keys/rotate")
+        .await;
+    assert_eq!(r.status, 200);
+    let cred = api
+        .create(
+            "/admin/tenants/acme/credentials",
+            json!({"role": "admin", "name": "ops"}),
+        )
+        .await;
+    let token = token_of(&cred);
+    let cred_id = cred["id"].as_str().expect("id").to_owned();
+    // A change by the credential.
+    let r = api
+        .send(with_token(
+            Method::PATCH,
+            "/admin/tenants/acme/servers/main",
+            &token,
+            Some(&json!({"access_token_ttl": 600})),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = api
+        .send(with_token(
+            Method::DELETE,
+            &format!("{clients}/svc"),
+            &token,
+            None,
+        ))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    // Failures change nothing and are not audited.
+    assert_eq!(api.delete(&format!("{clients}/svc")).await.status, 404);
+    let r = api
+        .send(with_token(
+            Method::GET,
+            "/admin/tenants/acme/audit",
+            &token,
+            None,
+        ))
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "a credential reads its tenant's trail: {r:?}"
+    );
+
+    let audit = api.get("/admin/tenants/acme/audit").await;
+    assert_eq!(audit.status, 200, "{audit:?}");
+    let text = audit.body.to_string();
+    for secret in secrets.iter().chain([&token]) {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret in the trail: {text}"
+        );
+    }
+    assert!(!text.contains("argon2"), "no hash in the trail: {text}");
+    let rows = audit.body["items"].as_array().expect("items").clone();
+    let summary: Vec<(String, String, String)> = rows
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default().to_owned(),
+                e["actor"].as_str().unwrap_or_default().to_owned(),
+                e["resource"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let s = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    let by_cred = format!("credential:{cred_id}");
+    assert_eq!(
+        summary,
+        vec![
+            s("tenant.create", "root", "/admin/tenants/acme"),
+            s("server.create", "root", "/admin/tenants/acme/servers/main"),
+            s("client.create", "root", &format!("{clients}/svc")),
+            s("client.update", "root", &format!("{clients}/svc")),
+            s("client.secret_rotate", "root", &format!("{clients}/svc")),
+            s(
+                "key.rotate",
+                "root",
+                "/admin/tenants/acme/servers/main/keys"
+            ),
+            s(
+                "key.rotate",
+                "root",
+                "/admin/tenants/acme/servers/main/keys"
+            ),
+            s(
+                "credential.create",
+                "root",
+                &format!("/admin/tenants/acme/credentials/{cred_id}")
+            ),
+            s(
+                "server.update",
+                &by_cred,
+                "/admin/tenants/acme/servers/main"
+            ),
+            s("client.delete", &by_cred, &format!("{clients}/svc")),
+        ]
+    );
+    let oldest = &rows[rows.len() - 1];
+    assert_eq!(oldest["address"], "198.51.100.23", "{oldest}");
+    assert_eq!(oldest["after"]["name"], "Acme");
+    assert!(oldest["before"].is_null());
+    assert_eq!(rows[rows.len() - 2]["address"], "203.0.113.9");
+    let update = &rows[rows.len() - 4];
+    assert_eq!(update["before"]["scope"], "a");
+    assert_eq!(update["after"]["scope"], "a b");
+    assert_eq!(update["detail"]["new_secret_issued"], true);
+    assert!(update["at"].is_i64() && update["id"].is_i64());
+    let server_update = &rows[1];
+    assert_eq!(
+        (
+            &server_update["before"]["access_token_ttl"],
+            &server_update["after"]["access_token_ttl"]
+        ),
+        (&json!(3600), &json!(600))
+    );
+    assert_eq!(server_update["address"], "192.0.2.10");
+
+    // Filters, and pages whose cursor walks back in time.
+    let rows_of = |body: &Value| body["items"].as_array().map_or(0, Vec::len);
+    for (query, want) in [
+        ("action=key.rotate", 2),
+        (&format!("actor=credential:{cred_id}") as &str, 2),
+        ("client_id=svc", 4),
+        ("resource=/admin/tenants/acme/servers/main", 8),
+        ("resource=/admin/tenants/acme/servers/main/keys", 2),
+        ("since=0&until=1", 0),
+        ("action=client.delete&actor=root", 0),
+    ] {
+        let r = api.get(&format!("/admin/tenants/acme/audit?{query}")).await;
+        assert_eq!((r.status, rows_of(&r.body)), (200, want), "{query}: {r:?}");
+    }
+    let mut seen = 0;
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let r = api
+            .get(&format!("/admin/tenants/acme/audit?limit=3{cursor}"))
+            .await;
+        seen += rows_of(&r.body);
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 10);
+    let r = api.get("/admin/tenants/acme/audit?actr=root").await;
+    assert_eq!(r.status, 400, "a misspelt filter is refused: {r:?}");
 }

@@ -23,7 +23,7 @@ pub struct Cli {
         default_value = "sqlite://tollgate.db?mode=rwc",
         global = true
     )]
-    database_url: String,
+    database_url: SecretArg,
 
     /// Base64 of 32 random bytes; encrypts signing keys and client_secret_jwt secrets at rest.
     /// Unset with SQLite: generated into a key file beside the database. Required with PostgreSQL.
@@ -33,7 +33,7 @@ pub struct Cli {
         hide_env_values = true,
         global = true
     )]
-    master_key: Option<String>,
+    master_key: Option<SecretArg>,
 
     /// Log format; default `text` on a terminal, else `json`. Levels via RUST_LOG (default info).
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, global = true)]
@@ -69,7 +69,7 @@ enum CliCommand {
 pub struct ServeArgs {
     /// Redis for codes, assertion jtis and other short-lived state; unset: in-process store.
     #[arg(long, env = "TOLLGATE_REDIS_URL")]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretArg>,
 
     /// Gateway listen address.
     #[arg(long, env = "TOLLGATE_PUBLIC_ADDR", default_value = "127.0.0.1:8080")]
@@ -91,7 +91,7 @@ pub struct ServeArgs {
     /// Root admin bearer token (at least 16 characters). Unset: one is generated at first
     /// start, printed once, and kept only as a hash.
     #[arg(long, env = "TOLLGATE_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<SecretArg>,
 
     /// Run only one listener, for split deployments.
     #[arg(long, env = "TOLLGATE_ONLY", value_enum)]
@@ -192,6 +192,33 @@ pub struct ServeArgs {
     /// this disables the SSRF guard).
     #[arg(long, env = "TOLLGATE_JWKS_URI_ALLOW_PRIVATE")]
     pub jwks_uri_allow_private: bool,
+}
+
+/// An option whose value is secret or may carry one (a token, a key, a URL with a password):
+/// parsed as text, and `Debug` prints `[redacted]`, so no configuration dump shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretArg(String);
+
+impl SecretArg {
+    /// The value; call only where it is used.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 /// Which listener `--only` runs.
@@ -315,8 +342,8 @@ impl std::fmt::Debug for MasterKeySource {
 /// The whole validated configuration.
 #[derive(Debug)]
 pub struct Config {
-    /// Database URL.
-    pub database_url: String,
+    /// Database URL (it may carry a password).
+    pub database_url: SecretArg,
     /// Master key source.
     pub master_key: MasterKeySource,
     /// Log format.
@@ -361,7 +388,7 @@ impl Cli {
     /// # Errors
     /// A [`Fatal::Config`] naming the option.
     pub fn validate(self) -> Result<Config, Fatal> {
-        let db = self.database_url.trim().to_owned();
+        let db = self.database_url.expose().trim().to_owned();
         let is_pg = db.starts_with("postgres://") || db.starts_with("postgresql://");
         if !is_pg && !db.starts_with("sqlite:") {
             return Err(Fatal::option(
@@ -377,11 +404,11 @@ impl Cli {
                 "not a valid PostgreSQL URL",
             ));
         }
-        let master_key = match &self.master_key {
+        let master_key = match self.master_key.as_ref().map(SecretArg::expose) {
             Some(k) => {
                 MasterKey::from_base64(k)
                     .map_err(|e| Fatal::option("master-key", "TOLLGATE_MASTER_KEY", e))?;
-                MasterKeySource::Given(k.clone())
+                MasterKeySource::Given(k.to_owned())
             }
             None if is_pg => {
                 return Err(Fatal::option(
@@ -412,7 +439,7 @@ impl Cli {
         let command = match self.command {
             CliCommand::Migrate => Command::Migrate,
             CliCommand::Serve(args) => {
-                if let Some(url) = &args.redis_url {
+                if let Some(url) = args.redis_url.as_ref().map(SecretArg::expose) {
                     let ok = url::Url::parse(url)
                         .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss"));
                     if !ok {
@@ -423,7 +450,11 @@ impl Cli {
                         ));
                     }
                 }
-                if args.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+                if args
+                    .admin_token
+                    .as_ref()
+                    .is_some_and(|t| t.expose().len() < 16)
+                {
                     return Err(Fatal::option(
                         "admin-token",
                         "TOLLGATE_ADMIN_TOKEN",
@@ -490,7 +521,7 @@ impl Cli {
             }
         };
         Ok(Config {
-            database_url: db,
+            database_url: SecretArg(db),
             master_key,
             log_format,
             database_wait: Duration::from_secs(self.database_wait),
@@ -524,6 +555,49 @@ mod tests {
         );
         assert!(parse_public_url("ftp://x").is_err());
         assert!(parse_public_url("https://x/?a=b").is_err());
+    }
+
+    #[test]
+    fn debug_of_the_configuration_shows_no_secret() {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from([
+            "tollgate",
+            "--database-url",
+            "postgres://u:db-password-1@h/d",
+            "--master-key",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "serve",
+            "--admin-token",
+            "root-token-secret-1",
+            "--redis-url",
+            "redis://:redis-password-1@h",
+        ])
+        .unwrap();
+        let config = Cli::try_parse_from([
+            "tollgate",
+            "--database-url",
+            "postgres://u:db-password-1@h/d",
+            "--master-key",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "serve",
+            "--admin-token",
+            "root-token-secret-1",
+            "--redis-url",
+            "redis://:redis-password-1@h",
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        for text in [format!("{cli:?}"), format!("{config:?}")] {
+            for secret in [
+                "db-password-1",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                "root-token-secret-1",
+                "redis-password-1",
+            ] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
     }
 
     #[test]

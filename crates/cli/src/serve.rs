@@ -14,9 +14,9 @@ use tollgate_core::secrets::AdminToken;
 use tollgate_core::store::memory::MemoryStore;
 use tollgate_core::store::sql::PostgresRepository;
 use tollgate_core::store::{self, Repository, ShortLivedStore};
-use tollgate_core::{clock, invalidation, Tollgate, TollgateOptions};
+use tollgate_core::{audit, clock, invalidation, Tollgate, TollgateOptions};
 
-use crate::config::{Config, MasterKeySource, Only, Serve};
+use crate::config::{Config, MasterKeySource, Only, SecretArg, Serve};
 use crate::telemetry::{self, Listener, Observe};
 use crate::{health, lifecycle, Fatal};
 
@@ -25,12 +25,13 @@ const ROOT_TOKEN: &str = "root";
 async fn open_repo(cfg: &Config, migrate: bool) -> Result<Arc<dyn Repository>, Fatal> {
     // A database server may still be starting (a pod beside it, a failover): wait for it,
     // boundedly. An embedded SQLite file either opens or does not.
-    let wait = if cfg.database_url.starts_with("sqlite:") {
+    let database_url = cfg.database_url.expose();
+    let wait = if database_url.starts_with("sqlite:") {
         Duration::ZERO
     } else {
         cfg.database_wait
     };
-    let target = lifecycle::redact_url(&cfg.database_url);
+    let target = lifecycle::redact_url(database_url);
     let fatal = |e| {
         Fatal::option(
             "database-url",
@@ -40,14 +41,12 @@ async fn open_repo(cfg: &Config, migrate: bool) -> Result<Arc<dyn Repository>, F
     };
     if !wait.is_zero() {
         lifecycle::wait_for("the database", &target, wait, || {
-            PostgresRepository::probe(&cfg.database_url)
+            PostgresRepository::probe(database_url)
         })
         .await
         .map_err(fatal)?;
     }
-    let repo = store::open_repository(&cfg.database_url)
-        .await
-        .map_err(fatal)?;
+    let repo = store::open_repository(database_url).await.map_err(fatal)?;
     if migrate {
         repo.migrate()
             .await
@@ -178,7 +177,8 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
 
     let repo = open_repo(cfg, !args.no_migrate).await?;
     let memory = MemoryStore::new();
-    let short_lived: Arc<dyn ShortLivedStore> = match &args.redis_url {
+    let short_lived: Arc<dyn ShortLivedStore> = match args.redis_url.as_ref().map(SecretArg::expose)
+    {
         Some(url) => {
             let target = lifecycle::redact_url(url);
             lifecycle::wait_for("Redis", &target, cfg.database_wait, || {
@@ -196,7 +196,13 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
         None => Arc::new(memory.clone()),
     };
     let auth = if run_admin {
-        Some(admin_auth(repo.as_ref(), args.admin_token.as_deref()).await?)
+        Some(
+            admin_auth(
+                repo.as_ref(),
+                args.admin_token.as_ref().map(SecretArg::expose),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -228,7 +234,7 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
         (None, None) => format!("{scheme}://{}", serve.public_addr),
     };
 
-    let invalidations = invalidation::for_database(&cfg.database_url)
+    let invalidations = invalidation::for_database(cfg.database_url.expose())
         .map_err(|e| Fatal::option("database-url", "TOLLGATE_DATABASE_URL", e))?;
     let app = Arc::new(
         Tollgate::new(
@@ -244,6 +250,7 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
                 client_ca: tls.client_ca.clone(),
                 code_ttl: Duration::from_secs(args.code_ttl),
                 session_ttl: Duration::from_secs(args.session_ttl),
+                trusted_proxies: serve.tls.trusted_proxies.clone(),
                 ..TollgateOptions::default()
             },
         )
@@ -342,6 +349,9 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     };
     // Other processes' admin changes, announced through the database.
     let listener = tokio::spawn(invalidation::listen(app.clone()));
+    // Sampled client-authentication failures reach the audit trail from here, off the
+    // request path: the only database writes a gateway-only process makes.
+    let audit_writer = tokio::spawn(audit::write_samples(app.clone()));
     // Scheduled key rotation runs where the admin API runs: gateway-only processes never
     // write to the database.
     let rotation = run_admin.then(|| tokio::spawn(rotation::run(app.clone())));
@@ -381,6 +391,7 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     signals.abort();
     sweeper.abort();
     listener.abort();
+    audit_writer.abort();
     if let Some(rotation) = rotation {
         rotation.abort();
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::audit::AuthFailureSampler;
 use crate::client_keys::ClientKeys;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::invalidation::{Invalidation, Invalidations, Local};
@@ -40,6 +41,9 @@ pub struct TollgateOptions {
     pub code_ttl: Duration,
     /// Lifetime of a login session.
     pub session_ttl: Duration,
+    /// Reverse proxies (`--trusted-proxies`) whose `X-Forwarded-For` names the client's
+    /// address in audit rows; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Which `aud` values a client assertion may carry (RFC 7523 §3).
@@ -117,6 +121,7 @@ impl Default for TollgateOptions {
             jwks_fetch: JwksFetchOptions::default(),
             code_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(8 * 3600),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -146,6 +151,9 @@ pub struct Tollgate {
     pub metrics: Arc<Metrics>,
     /// Announces admin changes to the other processes sharing the database.
     pub invalidations: Arc<dyn Invalidations>,
+    /// Samples client-authentication failures into the audit trail, off the request path
+    /// ([`crate::audit::write_samples`] writes them).
+    pub auth_failures: AuthFailureSampler,
 }
 
 impl Tollgate {
@@ -173,6 +181,7 @@ impl Tollgate {
             options,
             draining: AtomicBool::new(false),
             invalidations: Arc::new(Local),
+            auth_failures: AuthFailureSampler::new(),
         }
     }
 

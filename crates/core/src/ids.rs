@@ -118,6 +118,21 @@ id_type!(
     }
 );
 
+id_type!(
+    /// A tenant-scoped admin credential's id (not its token): same grammar as [`TenantId`];
+    /// generated as a UUID v4.
+    CredentialId,
+    parse_slug
+);
+
+impl CredentialId {
+    /// A fresh random credential id (a UUID v4 in its hyphenated form).
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
 impl ClientId {
     /// A fresh random client id (a UUID v4 in its hyphenated form).
     #[must_use]

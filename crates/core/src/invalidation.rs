@@ -442,14 +442,17 @@ mod tests {
 
         let tid = format!("inv-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let t = TenantId::parse(&tid).unwrap();
+        let root = crate::audit::Origin::new(crate::audit::Actor::Root, None);
         crate::manage::create_tenant(
             &there,
+            &root,
             serde_json::from_value(serde_json::json!({"id": tid, "name": "T"})).unwrap(),
         )
         .await
         .unwrap();
         let server = crate::manage::create_server(
             &there,
+            &root,
             &t,
             serde_json::from_value(serde_json::json!({"id": "main", "name": "M"})).unwrap(),
         )
@@ -460,6 +463,7 @@ mod tests {
         for _ in 0..2 {
             let view = crate::manage::create_client(
                 &there,
+                &root,
                 &t,
                 &s,
                 serde_json::from_value(serde_json::json!({"grant_types": ["client_credentials"]}))
@@ -476,7 +480,7 @@ mod tests {
         }
 
         // An announced change arrives at once.
-        crate::manage::delete_client(&there, &t, &s, &clients[0])
+        crate::manage::delete_client(&there, &root, &t, &s, &clients[0])
             .await
             .unwrap();
         let waiting = until("announced deletion", Duration::from_secs(5));
@@ -486,7 +490,15 @@ mod tests {
 
         // A change whose announcement is lost (made behind Tollgate's back, and the listener's
         // connection cut) arrives when the listener reconnects and re-reads its cache.
-        assert!(repo.delete_client(&t, &s, &clients[1]).await.unwrap());
+        assert!(repo
+            .delete_client(
+                &t,
+                &s,
+                &clients[1],
+                &crate::audit::test_record(&t, "client.delete")
+            )
+            .await
+            .unwrap());
         // (Any other test process's listener is cut too; they reconnect the same way.)
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -514,7 +526,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         listener.abort();
-        crate::manage::delete_tenant(&there, &t).await.unwrap();
+        crate::manage::delete_tenant(&there, &root, &t)
+            .await
+            .unwrap();
     }
 
     #[test]

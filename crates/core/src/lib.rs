@@ -5,11 +5,13 @@
 //! the typed values defined here, call one function, and map the result to a response.
 
 pub mod app;
+pub mod audit;
 pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod client_keys;
 pub mod clock;
+pub mod credentials;
 pub mod grants;
 pub mod ids;
 pub mod introspection;
@@ -18,6 +20,7 @@ pub mod keys;
 pub mod manage;
 pub mod metrics;
 pub mod oauth;
+pub mod peer;
 pub mod refresh;
 pub mod registry;
 pub mod scope;

@@ -2,6 +2,10 @@
 //! key and secret generation, and cache invalidation so a change takes effect on this
 //! process's gateway before the call returns. The admin crate's handlers call exactly one of
 //! these each.
+//!
+//! Every change takes the [`Origin`] of the request (who, from where) and hands the
+//! repository an [`AuditRecord`] built from the public views before and after, which the
+//! repository writes in the change's own transaction.
 
 use std::sync::Arc;
 
@@ -9,6 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::Tollgate;
+use crate::audit::{AuditRecord, Origin, Resource};
 use crate::client::{Client, ClientMetadata, NewClient, StoredSecret};
 use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId, UserId};
@@ -19,7 +24,7 @@ use crate::server::{
     AuthMethod, NewServer, Server, ServerPatch, SigningAlg, DEFAULT_ACCESS_TOKEN_TTL,
     DEFAULT_REFRESH_TOKEN_TTL,
 };
-use crate::store::{Page, StoreError};
+use crate::store::{Page, SigningAlgChange, StoreError};
 use crate::tenant::{validate_name, NewTenant, Tenant, TenantPatch};
 use crate::users::{
     normalize_username, validate_claims, validate_password, Consent, NewUser, User, UserPatch,
@@ -121,7 +126,8 @@ async fn blocking<T: Send + 'static>(
 /// Page size bounds for listings.
 pub const MAX_PAGE: u32 = 200;
 
-fn limit(l: Option<u32>) -> u32 {
+/// A page size: the requested one within bounds, else 50.
+pub(crate) fn page_limit(l: Option<u32>) -> u32 {
     l.unwrap_or(50).clamp(1, MAX_PAGE)
 }
 
@@ -131,7 +137,11 @@ fn limit(l: Option<u32>) -> u32 {
 ///
 /// # Errors
 /// Invalid name, id taken, or store failure.
-pub async fn create_tenant(app: &Tollgate, input: NewTenant) -> Result<Tenant, ManageError> {
+pub async fn create_tenant(
+    app: &Tollgate,
+    by: &Origin,
+    input: NewTenant,
+) -> Result<Tenant, ManageError> {
     validate_name("name", &input.name)?;
     let now = clock::now();
     let t = Tenant {
@@ -140,8 +150,9 @@ pub async fn create_tenant(app: &Tollgate, input: NewTenant) -> Result<Tenant, M
         created_at: now,
         updated_at: now,
     };
+    let audit = AuditRecord::new(by, "tenant.create", Resource::tenant(&t.id)).after(&t);
     app.repo
-        .create_tenant(&t)
+        .create_tenant(&t, &audit)
         .await
         .map_err(conflict("tenant"))?;
     app.invalidate(Invalidation::tenant(&t.id)).await;
@@ -159,16 +170,26 @@ pub async fn get_tenant(app: &Tollgate, id: &TenantId) -> Result<Tenant, ManageE
         .ok_or(ManageError::NotFound("tenant"))
 }
 
-/// A page of tenants.
+/// A page of tenants: every tenant, or with `only`, that one alone (what a tenant-scoped
+/// credential may see).
 ///
 /// # Errors
 /// Store failure.
 pub async fn list_tenants(
     app: &Tollgate,
+    only: Option<&TenantId>,
     cursor: Option<&str>,
     l: Option<u32>,
 ) -> Result<Page<Tenant>, ManageError> {
-    Ok(app.repo.list_tenants(cursor, limit(l)).await?)
+    let Some(only) = only else {
+        return Ok(app.repo.list_tenants(cursor, page_limit(l)).await?);
+    };
+    // The one-tenant list pages like any other: the tenant, unless the cursor is past it.
+    let items = match app.repo.get_tenant(only).await? {
+        Some(t) if cursor.is_none_or(|c| t.id.as_str() > c) => vec![t],
+        _ => Vec::new(),
+    };
+    Ok(Page { items, next: None })
 }
 
 /// Applies a patch to a tenant.
@@ -177,16 +198,21 @@ pub async fn list_tenants(
 /// Invalid name, not found, or store failure.
 pub async fn patch_tenant(
     app: &Tollgate,
+    by: &Origin,
     id: &TenantId,
     patch: TenantPatch,
 ) -> Result<Tenant, ManageError> {
-    let mut t = get_tenant(app, id).await?;
+    let before = get_tenant(app, id).await?;
+    let mut t = before.clone();
     if let Some(name) = patch.name {
         validate_name("name", &name)?;
         t.name = name;
     }
     t.updated_at = clock::now();
-    if !app.repo.update_tenant(&t).await? {
+    let audit = AuditRecord::new(by, "tenant.update", Resource::tenant(id))
+        .before(&before)
+        .after(&t);
+    if !app.repo.update_tenant(&t, &audit).await? {
         return Err(ManageError::NotFound("tenant"));
     }
     app.invalidate(Invalidation::tenant(id)).await;
@@ -197,8 +223,10 @@ pub async fn patch_tenant(
 ///
 /// # Errors
 /// Not found or store failure.
-pub async fn delete_tenant(app: &Tollgate, id: &TenantId) -> Result<(), ManageError> {
-    let deleted = app.repo.delete_tenant(id).await?;
+pub async fn delete_tenant(app: &Tollgate, by: &Origin, id: &TenantId) -> Result<(), ManageError> {
+    let before = get_tenant(app, id).await?;
+    let audit = AuditRecord::new(by, "tenant.delete", Resource::tenant(id)).before(&before);
+    let deleted = app.repo.delete_tenant(id, &audit).await?;
     app.invalidate(Invalidation::tenant(id)).await;
     if deleted {
         Ok(())
@@ -266,6 +294,7 @@ fn dedup_methods(mut v: Vec<AuthMethod>) -> Vec<AuthMethod> {
 /// Invalid settings, tenant not found, id taken, or failure.
 pub async fn create_server(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     input: NewServer,
 ) -> Result<Server, ManageError> {
@@ -297,8 +326,10 @@ pub async fn create_server(
     };
     server.validate(&app.servable_methods())?;
     let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;
+    let audit =
+        AuditRecord::new(by, "server.create", Resource::server(t, &server.id)).after(&server);
     app.repo
-        .create_server(&server, &keys)
+        .create_server(&server, &keys, &audit)
         .await
         .map_err(|e| match e {
             // The tenant may have been deleted in between: the foreign key then fails.
@@ -331,7 +362,7 @@ pub async fn list_servers(
     l: Option<u32>,
 ) -> Result<Page<Server>, ManageError> {
     require_tenant(app, t).await?;
-    Ok(app.repo.list_servers(t, cursor, limit(l)).await?)
+    Ok(app.repo.list_servers(t, cursor, page_limit(l)).await?)
 }
 
 /// Applies a patch; a new `signing_alg` rotates to a fresh key of that algorithm.
@@ -340,11 +371,13 @@ pub async fn list_servers(
 /// Invalid settings, not found, or failure.
 pub async fn patch_server(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     patch: ServerPatch,
 ) -> Result<Server, ManageError> {
-    let mut server = get_server(app, t, s).await?;
+    let before = get_server(app, t, s).await?;
+    let mut server = before.clone();
     let old_alg = server.signing_alg;
     if let Some(v) = patch.name {
         server.name = v;
@@ -384,7 +417,9 @@ pub async fn patch_server(
     }
     server.validate(&app.servable_methods())?;
     server.updated_at = clock::now();
-    if server.signing_alg != old_alg {
+    let keys = if server.signing_alg == old_alg {
+        None
+    } else {
         let now = server.updated_at;
         let has_key = app
             .repo
@@ -392,22 +427,31 @@ pub async fn patch_server(
             .await?
             .iter()
             .any(|k| k.alg == server.signing_alg && k.status == KeyStatus::Current);
-        if !has_key {
-            let key = generate_keys(app, t, s, vec![server.signing_alg])
-                .await?
-                .remove(0);
-            app.repo
-                .rotate_key(&key, retire_at(&server, now), now)
-                .await?;
-        }
-        // The old algorithm's key stops signing; RS256 stays, ID tokens need it.
-        if old_alg != SigningAlg::RS256 {
-            app.repo
-                .retire_keys(t, s, old_alg, retire_at(&server, now))
-                .await?;
-        }
-    }
-    if !app.repo.update_server(&server).await? {
+        let new_key = if has_key {
+            None
+        } else {
+            Some(
+                generate_keys(app, t, s, vec![server.signing_alg])
+                    .await?
+                    .remove(0),
+            )
+        };
+        Some(SigningAlgChange {
+            new_key,
+            // The old algorithm's key stops signing; RS256 stays, ID tokens need it.
+            retire_alg: (old_alg != SigningAlg::RS256).then_some(old_alg),
+            retire_at: retire_at(&server, now),
+            now,
+        })
+    };
+    let audit = AuditRecord::new(by, "server.update", Resource::server(t, s))
+        .before(&before)
+        .after(&server);
+    if !app
+        .repo
+        .update_server(&server, keys.as_ref(), &audit)
+        .await?
+    {
         return Err(ManageError::NotFound("server"));
     }
     app.invalidate(Invalidation::server(t, s)).await;
@@ -418,8 +462,15 @@ pub async fn patch_server(
 ///
 /// # Errors
 /// Not found or store failure.
-pub async fn delete_server(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<(), ManageError> {
-    let deleted = app.repo.delete_server(t, s).await?;
+pub async fn delete_server(
+    app: &Tollgate,
+    by: &Origin,
+    t: &TenantId,
+    s: &ServerId,
+) -> Result<(), ManageError> {
+    let before = get_server(app, t, s).await?;
+    let audit = AuditRecord::new(by, "server.delete", Resource::server(t, s)).before(&before);
+    let deleted = app.repo.delete_server(t, s, &audit).await?;
     app.invalidate(Invalidation::server(t, s)).await;
     if deleted {
         Ok(())
@@ -481,18 +532,19 @@ pub async fn list_keys(
 /// Not found or failure.
 pub async fn rotate_keys(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
 ) -> Result<Vec<KeyView>, ManageError> {
     let server = get_server(app, t, s).await?;
-    crate::keys::rotation::rotate(app, &server, clock::now()).await?;
+    crate::keys::rotation::rotate(app, by, &server, clock::now()).await?;
     list_keys(app, t, s).await
 }
 
 // ---- clients ----
 
 /// A client as the admin API returns it: RFC 7591 §3.2.1 response fields and the metadata.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct ClientView {
     /// The client id.
     #[schema(value_type = String)]
@@ -508,6 +560,19 @@ pub struct ClientView {
     /// RFC 7591 metadata.
     #[serde(flatten)]
     pub metadata: ClientMetadata,
+}
+
+impl std::fmt::Debug for ClientView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientView")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientView {
@@ -564,6 +629,7 @@ pub fn client_secret_context(t: &TenantId, s: &ServerId, id: &ClientId) -> Strin
 /// Invalid metadata, server not found, id taken, or failure.
 pub async fn create_client(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     input: NewClient,
@@ -591,8 +657,14 @@ pub async fn create_client(
         issued_at: now,
         updated_at: now,
     };
+    let audit = AuditRecord::new(
+        by,
+        "client.create",
+        Resource::client(t, s, &client.client_id),
+    )
+    .after(&ClientView::new(client.clone(), None));
     app.repo
-        .create_client(&client)
+        .create_client(&client, &audit)
         .await
         .map_err(conflict("client"))?;
     app.invalidate(Invalidation::client(t, s, &client.client_id))
@@ -637,7 +709,7 @@ pub async fn list_clients(
     l: Option<u32>,
 ) -> Result<Page<ClientView>, ManageError> {
     require_server(app, t, s).await?;
-    let page = app.repo.list_clients(t, s, cursor, limit(l)).await?;
+    let page = app.repo.list_clients(t, s, cursor, page_limit(l)).await?;
     Ok(Page {
         items: page
             .items
@@ -656,6 +728,7 @@ pub async fn list_clients(
 /// Invalid metadata, not found, or failure.
 pub async fn replace_client(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     id: &ClientId,
@@ -668,6 +741,7 @@ pub async fn replace_client(
     }
     let server = require_server(app, t, s).await?;
     let mut client = load_client(app, t, s, id).await?;
+    let before = ClientView::new(client.clone(), None);
     let metadata = input.metadata.validated(&server, &app.servable_methods())?;
     metadata.check_jwks_uri(&app.options.jwks_fetch)?;
     let method = metadata
@@ -689,7 +763,11 @@ pub async fn replace_client(
     }
     client.metadata = metadata;
     client.updated_at = clock::now();
-    if !app.repo.update_client(&client).await? {
+    let audit = AuditRecord::new(by, "client.update", Resource::client(t, s, id))
+        .before(&before)
+        .after(&ClientView::new(client.clone(), None))
+        .detail(&serde_json::json!({"new_secret_issued": secret.is_some()}));
+    if !app.repo.update_client(&client, &audit).await? {
         return Err(ManageError::NotFound("client"));
     }
     app.invalidate(Invalidation::client(t, s, id)).await;
@@ -702,11 +780,14 @@ pub async fn replace_client(
 /// Not found or store failure.
 pub async fn delete_client(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     id: &ClientId,
 ) -> Result<(), ManageError> {
-    let deleted = app.repo.delete_client(t, s, id).await?;
+    let before = ClientView::new(load_client(app, t, s, id).await?, None);
+    let audit = AuditRecord::new(by, "client.delete", Resource::client(t, s, id)).before(&before);
+    let deleted = app.repo.delete_client(t, s, id, &audit).await?;
     app.invalidate(Invalidation::client(t, s, id)).await;
     if deleted {
         Ok(())
@@ -721,11 +802,13 @@ pub async fn delete_client(
 /// Not found, a method without secrets (400), or failure.
 pub async fn rotate_client_secret(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     id: &ClientId,
 ) -> Result<ClientView, ManageError> {
     let mut client = load_client(app, t, s, id).await?;
+    let before = ClientView::new(client.clone(), None);
     let method = client.auth_method();
     if !method.uses_secret() {
         return Err(Invalid::request(
@@ -738,7 +821,10 @@ pub async fn rotate_client_secret(
     client.secret = store_secret(app, t, s, id, method, &fresh).await?;
     client.secret_expires_at = 0;
     client.updated_at = clock::now();
-    if !app.repo.update_client(&client).await? {
+    let audit = AuditRecord::new(by, "client.secret_rotate", Resource::client(t, s, id))
+        .before(&before)
+        .after(&ClientView::new(client.clone(), None));
+    if !app.repo.update_client(&client, &audit).await? {
         return Err(ManageError::NotFound("client"));
     }
     app.invalidate(Invalidation::client(t, s, id)).await;
@@ -761,6 +847,7 @@ async fn hash_password(password: &Password) -> Result<String, ManageError> {
 /// Invalid username, password or claims; server not found; username taken; failure.
 pub async fn create_user(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     input: NewUser,
@@ -781,11 +868,13 @@ pub async fn create_user(
         created_at: now,
         updated_at: now,
     };
+    let view = UserView::from(&user);
+    let audit = AuditRecord::new(by, "user.create", user_resource(t, s, &user.id)).after(&view);
     app.repo
-        .create_user(&user)
+        .create_user(&user, &audit)
         .await
         .map_err(conflict("user"))?;
-    Ok(UserView::from(&user))
+    Ok(view)
 }
 
 async fn load_user(
@@ -826,7 +915,7 @@ pub async fn list_users(
     l: Option<u32>,
 ) -> Result<Page<UserView>, ManageError> {
     require_server(app, t, s).await?;
-    let page = app.repo.list_users(t, s, cursor, limit(l)).await?;
+    let page = app.repo.list_users(t, s, cursor, page_limit(l)).await?;
     Ok(Page {
         items: page.items.iter().map(UserView::from).collect(),
         next: page.next,
@@ -839,12 +928,15 @@ pub async fn list_users(
 /// Invalid input, not found, username taken, or failure.
 pub async fn patch_user(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     id: &UserId,
     patch: UserPatch,
 ) -> Result<UserView, ManageError> {
     let mut user = load_user(app, t, s, id).await?;
+    let before = UserView::from(&user);
+    let password_changed = patch.password.is_some();
     if let Some(name) = patch.username {
         user.username = normalize_username(&name)?;
     }
@@ -857,15 +949,23 @@ pub async fn patch_user(
         user.password_hash = hash_password(&password).await?;
     }
     user.updated_at = clock::now();
+    let view = UserView::from(&user);
+    let mut audit = AuditRecord::new(by, "user.update", user_resource(t, s, id))
+        .before(&before)
+        .after(&view);
+    if password_changed {
+        // That the password changed is worth knowing; the password itself never is.
+        audit = audit.detail(&serde_json::json!({"password_changed": true}));
+    }
     if !app
         .repo
-        .update_user(&user)
+        .update_user(&user, &audit)
         .await
         .map_err(conflict("user"))?
     {
         return Err(ManageError::NotFound("user"));
     }
-    Ok(UserView::from(&user))
+    Ok(view)
 }
 
 /// Deletes a user with their consents and refresh tokens; their sessions end at their next
@@ -875,11 +975,12 @@ pub async fn patch_user(
 /// Not found or store failure.
 pub async fn delete_user(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     id: &UserId,
 ) -> Result<(), ManageError> {
-    require_server(app, t, s).await?;
+    let user = load_user(app, t, s, id).await?;
     let now = clock::now();
     for consent in app.repo.list_consents(t, s, id).await? {
         let access = app
@@ -888,7 +989,9 @@ pub async fn delete_user(
             .await?;
         revoke_access_tokens(app, t, s, access).await?;
     }
-    if app.repo.delete_user(t, s, id).await? {
+    let audit =
+        AuditRecord::new(by, "user.delete", user_resource(t, s, id)).before(&UserView::from(&user));
+    if app.repo.delete_user(t, s, id, &audit).await? {
         Ok(())
     } else {
         Err(ManageError::NotFound("user"))
@@ -930,13 +1033,21 @@ pub async fn list_consents(
 /// Not found or store failure.
 pub async fn revoke_consent(
     app: &Tollgate,
+    by: &Origin,
     t: &TenantId,
     s: &ServerId,
     id: &UserId,
     client: &ClientId,
 ) -> Result<(), ManageError> {
     load_user(app, t, s, id).await?;
-    let deleted = app.repo.delete_consent(t, s, id, client).await?;
+    let consent = app.repo.get_consent(t, s, id, client).await?;
+    let audit = AuditRecord::new(
+        by,
+        "consent.revoke",
+        user_resource(t, s, id).child("consents", client),
+    )
+    .before(&consent);
+    let deleted = app.repo.delete_consent(t, s, id, client, &audit).await?;
     let access = app
         .repo
         .revoke_refresh_tokens_of(t, s, id, client, clock::now())
@@ -947,6 +1058,10 @@ pub async fn revoke_consent(
     } else {
         Err(ManageError::NotFound("consent"))
     }
+}
+
+fn user_resource(t: &TenantId, s: &ServerId, id: &UserId) -> Resource {
+    Resource::server(t, s).child("users", id)
 }
 
 /// Shared handle type used by the admin and gateway crates.

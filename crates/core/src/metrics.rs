@@ -152,6 +152,7 @@ pub struct Metrics {
     introspections_active: Counter,
     introspections_inactive: Counter,
     revocations: Counter,
+    audit_samples_dropped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -247,6 +248,13 @@ impl Metrics {
             "Access tokens revoked (RFC 7009): valid tokens of the requesting client",
             revocations.clone(),
         );
+        let audit_samples_dropped = Counter::default();
+        registry.register(
+            "audit_samples_dropped",
+            "Client-authentication failures that would have been sampled into the audit trail \
+             but were dropped: the writer's queue was full or the per-minute cap was reached",
+            audit_samples_dropped.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         let mut labels = vec![("version".to_owned(), version.to_owned())];
         if let Some(r) = revision.filter(|r| !r.is_empty()) {
@@ -272,6 +280,7 @@ impl Metrics {
             introspections_active,
             introspections_inactive,
             revocations,
+            audit_samples_dropped,
         }
     }
 
@@ -318,6 +327,11 @@ impl Metrics {
                 auth_method: method.as_str(),
             })
             .inc();
+    }
+
+    /// A sampled client-authentication failure dropped before reaching the audit trail.
+    pub fn audit_sample_dropped(&self) {
+        self.audit_samples_dropped.inc();
     }
 
     /// A failed client authentication; `method` is the registered method when the client is

@@ -56,7 +56,6 @@ impl ServerRuntime {
 }
 
 /// A client as the gateway uses it.
-#[derive(Debug)]
 pub struct ClientRuntime {
     /// The stored client.
     pub client: Client,
@@ -64,6 +63,21 @@ pub struct ClientRuntime {
     pub verified_digest: OnceLock<[u8; 32]>,
     /// Verification keys for JWT client assertions, derived on first use.
     pub assertion_keys: AssertionKeyCache,
+}
+
+impl std::fmt::Debug for ClientRuntime {
+    // The digest is keyed and useless elsewhere, but it is a function of the secret: it
+    // stays out of logs like the secret does.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRuntime")
+            .field("client", &self.client)
+            .field(
+                "verified_digest",
+                &self.verified_digest.get().map(|_| "[redacted]"),
+            )
+            .field("assertion_keys", &self.assertion_keys)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -444,6 +458,7 @@ fn jwt_algorithm(alg: SigningAlg) -> Algorithm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::test_record;
     use crate::client::{ClientMetadata, StoredSecret};
     use crate::store::open_repository;
     use crate::tenant::Tenant;
@@ -452,12 +467,15 @@ mod tests {
         let repo = open_repository("sqlite::memory:").await.unwrap();
         repo.migrate().await.unwrap();
         let t = TenantId::parse("t").unwrap();
-        repo.create_tenant(&Tenant {
-            id: t.clone(),
-            name: "T".into(),
-            created_at: 0,
-            updated_at: 0,
-        })
+        repo.create_tenant(
+            &Tenant {
+                id: t.clone(),
+                name: "T".into(),
+                created_at: 0,
+                updated_at: 0,
+            },
+            &test_record(&t, "tenant.create"),
+        )
         .await
         .unwrap();
         let server = Server {
@@ -478,7 +496,10 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        repo.create_server(&server, &[]).await.unwrap();
+        repo.create_server(&server, &[], &test_record(&t, "server.create"))
+            .await
+            .unwrap();
+        let audit = test_record(&t, "client.create");
         let client = Client {
             tenant_id: t,
             server_id: server.id,
@@ -489,7 +510,7 @@ mod tests {
             issued_at: 0,
             updated_at: 0,
         };
-        repo.create_client(&client).await.unwrap();
+        repo.create_client(&client, &audit).await.unwrap();
         (repo, client)
     }
 
@@ -521,7 +542,9 @@ mod tests {
 
         let mut changed = client.clone();
         changed.secret = StoredSecret::Hash("other".into());
-        repo.update_client(&changed).await.unwrap();
+        repo.update_client(&changed, &test_record(&changed.tenant_id, "client.update"))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let (fresh, _) = get(&reg, repo.as_ref(), &client).await;
         assert!(

@@ -100,6 +100,18 @@ impl AdminToken {
         Self(format!("tga_{}", random_token(32)))
     }
 
+    /// A fresh tenant-scoped admin credential token: 32 random bytes (256 bits), base64url,
+    /// with the prefix [`crate::credentials::TOKEN_PREFIX`] (so it is recognisable, in a
+    /// leaked file or a secret scanner, as a Tollgate credential).
+    #[must_use]
+    pub fn generate_credential() -> Self {
+        Self(format!(
+            "{}{}",
+            crate::credentials::TOKEN_PREFIX,
+            random_token(32)
+        ))
+    }
+
     /// The stored form: SHA-256, hex. The token carries 256 random bits, so a fast hash is
     /// as strong as a slow one here and keeps every admin request cheap.
     #[must_use]
@@ -253,11 +265,157 @@ mod tests {
     }
 
     #[test]
+    fn credential_tokens_carry_256_bits_with_their_prefix() {
+        let t = AdminToken::generate_credential();
+        let body = t.expose().strip_prefix("tgc_").unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(body).unwrap().len(), 32);
+        assert_ne!(t.expose(), AdminToken::generate_credential().expose());
+        assert!(AdminToken::generate().expose().starts_with("tga_"));
+    }
+
+    #[test]
+    fn ct_eq_compares_whole_values() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+        assert!(ct_eq(b"", b""));
+    }
+
+    #[test]
     fn digests_are_keyed_per_process() {
         let a = SecretDigester::new();
         let b = SecretDigester::new();
         assert_eq!(a.digest("x"), a.digest("x"));
         assert_ne!(a.digest("x"), b.digest("x"));
         assert_ne!(a.digest("x"), a.digest("y"));
+    }
+}
+
+/// `Debug` of every type that holds a secret, a token, a key or a digest of one prints none of
+/// it: each is built here around a known value, formatted, and searched.
+#[cfg(test)]
+mod debug_redaction {
+    use std::sync::OnceLock;
+
+    use jsonwebtoken::DecodingKey;
+
+    use super::*;
+    use crate::client::{Client, ClientMetadata, StoredSecret};
+    use crate::client_auth::BasicCredentials;
+    use crate::client_keys::AssertionKeyCache;
+    use crate::credentials::{AdminCredential, AdminRole};
+    use crate::grants::TokenParams;
+    use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
+    use crate::keys::{KeyRecord, KeyStatus, MasterKey};
+    use crate::manage::ClientView;
+    use crate::registry::ClientRuntime;
+    use crate::server::SigningAlg;
+    use crate::tokens::TokenResponse;
+
+    const SECRET: &str = "known-secret-value-0123456789";
+
+    fn client(secret: StoredSecret) -> Client {
+        Client {
+            tenant_id: TenantId::parse("acme").unwrap(),
+            server_id: ServerId::parse("main").unwrap(),
+            client_id: ClientId::parse("svc").unwrap(),
+            metadata: ClientMetadata::default(),
+            secret,
+            secret_expires_at: 0,
+            issued_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn every_secret_holding_type_debugs_redacted() {
+        let (master, master_text) = MasterKey::generate();
+        let t = TenantId::parse("acme").unwrap();
+        let s = ServerId::parse("main").unwrap();
+        let key =
+            KeyRecord::generate(&master, &t, &s, SigningAlg::ES256, KeyStatus::Current, 1).unwrap();
+        let signing = key.open(&master).unwrap();
+        let sealed = master.seal("ctx", SECRET.as_bytes()).unwrap();
+        let digester = SecretDigester::new();
+        let digest = digester.digest(SECRET);
+        let runtime = ClientRuntime {
+            client: client(StoredSecret::Hash(SECRET.into())),
+            verified_digest: OnceLock::from(digest),
+            assertion_keys: AssertionKeyCache::default(),
+        };
+        let _ = runtime
+            .assertion_keys
+            .hmac
+            .set(DecodingKey::from_secret(SECRET.as_bytes()));
+        let params = TokenParams::from_pairs([
+            ("client_secret".to_owned(), SECRET.to_owned()),
+            ("client_assertion".to_owned(), format!("a.{SECRET}.b")),
+            ("token".to_owned(), format!("t.{SECRET}.s")),
+        ])
+        .unwrap();
+        let view = ClientView {
+            client_id: ClientId::parse("svc").unwrap(),
+            client_id_issued_at: 0,
+            client_secret: Some(SECRET.into()),
+            client_secret_expires_at: Some(0),
+            metadata: ClientMetadata::default(),
+        };
+        let response = TokenResponse {
+            access_token: format!("h.{SECRET}.s"),
+            token_type: "Bearer",
+            expires_in: 60,
+            scope: None,
+            refresh_token: Some(SECRET.into()),
+            id_token: Some(SECRET.into()),
+        };
+        let credential = AdminCredential {
+            id: CredentialId::generate(),
+            tenant_id: t,
+            name: None,
+            role: AdminRole::Admin,
+            token_hash: SECRET.into(),
+            created_by: "root".into(),
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+        };
+        let printed = [
+            format!("{:?}", ClientSecret::new(SECRET.into())),
+            format!("{:?}", AdminToken::new(SECRET.into())),
+            format!("{master:?}"),
+            format!("{digester:?}"),
+            format!("{:?}", StoredSecret::Hash(SECRET.into())),
+            format!("{:?}", client(StoredSecret::Sealed(sealed.clone()))),
+            format!("{key:?}"),
+            format!("{signing:?}"),
+            format!("{runtime:?}"),
+            format!(
+                "{:?}",
+                BasicCredentials {
+                    client_id: "svc".into(),
+                    secret: ClientSecret::new(SECRET.into()),
+                }
+            ),
+            format!("{params:?}"),
+            format!("{view:?}"),
+            format!("{response:?}"),
+            format!("{credential:?}"),
+        ];
+        let digest_hex = hex(&digest);
+        let digest_bytes = format!("{:?}", &digest[..4]);
+        let sealed_bytes = format!("{:?}", &sealed[..4]);
+        for text in &printed {
+            for needle in [
+                SECRET,
+                master_text.as_str(),
+                digest_hex.as_str(),
+                digest_bytes.trim_matches(['[', ']']),
+                sealed_bytes.trim_matches(['[', ']']),
+            ] {
+                assert!(!text.contains(needle), "{needle} in {text}");
+            }
+        }
+        // Not by accident empty: the non-secret parts still show.
+        assert!(printed[6].contains(&key.kid) && printed[8].contains("svc"));
     }
 }

@@ -116,8 +116,8 @@ pub fn at_hash(alg: SigningAlg, access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() / 2])
 }
 
-/// The token endpoint's success body (RFC 6749 §5.1).
-#[derive(Debug, Clone, Serialize)]
+/// The token endpoint's success body (RFC 6749 §5.1). `Debug` shows no token.
+#[derive(Clone, Serialize)]
 pub struct TokenResponse {
     /// The JWT.
     pub access_token: String,
@@ -134,6 +134,21 @@ pub struct TokenResponse {
     /// OpenID Connect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

@@ -70,34 +70,6 @@ pub(crate) fn client_certificate(
         .map(|c| (*c.0).clone()))
 }
 
-/// The address of the client behind the request: the peer, or — when the peer is a trusted
-/// proxy — the right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries
-/// further left were written by the client and prove nothing).
-pub(crate) fn client_address(req: &HttpRequest) -> Option<IpAddr> {
-    let peer = req.peer_addr().map(|a| a.ip().to_canonical())?;
-    let Some(trust) = req.app_data::<web::Data<ProxyTrust>>() else {
-        return Some(peer);
-    };
-    if !trust.trusts(peer) {
-        return Some(peer);
-    }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .collect();
-    Some(
-        forwarded
-            .iter()
-            .rev()
-            .map(|ip| ip.to_canonical())
-            .find(|ip| !trust.trusts(*ip))
-            .unwrap_or(peer),
-    )
-}
-
 fn from_proxy_header(req: &HttpRequest) -> Result<Option<ClientCertificate>, OAuthError> {
     let Some(trust) = req.app_data::<web::Data<ProxyTrust>>() else {
         return Ok(None);

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpRequest};
 use tollgate_core::client_auth::{self, Authenticated};
 use tollgate_core::grants::{self, TokenParams};
@@ -52,6 +53,7 @@ pub async fn authenticate(
         params: &params,
         certificate: certificate.as_ref(),
         endpoint_url: &endpoint_url,
+        address: client_address(app, req),
     };
     let client = client_auth::authenticate(app, &server, request).await?;
     Ok(ClientRequest {
@@ -59,4 +61,16 @@ pub async fn authenticate(
         params,
         client,
     })
+}
+
+/// The client's address: the peer, or what a trusted proxy reported in `X-Forwarded-For`.
+pub(crate) fn client_address(app: &Tollgate, req: &HttpRequest) -> Option<std::net::IpAddr> {
+    const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    tollgate_core::peer::client_address(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers()
+            .get_all(X_FORWARDED_FOR)
+            .filter_map(|v| v.to_str().ok()),
+        &app.options.trusted_proxies,
+    )
 }

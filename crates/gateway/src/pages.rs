@@ -104,11 +104,11 @@ pub(crate) struct BrowserRequest {
 }
 
 impl BrowserRequest {
-    pub(crate) fn of(req: &HttpRequest) -> Self {
+    pub(crate) fn of(app: &Tollgate, req: &HttpRequest) -> Self {
         Self {
             session: req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()),
             binding: req.cookie(BROWSER_COOKIE).map(|c| c.value().to_owned()),
-            address: crate::client_cert::client_address(req),
+            address: crate::client_request::client_address(app, req),
         }
     }
 

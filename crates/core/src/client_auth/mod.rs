@@ -56,6 +56,9 @@ pub struct Request<'a> {
     pub certificate: Option<&'a ClientCertificate>,
     /// The full URL of the endpoint receiving the request (an accepted assertion `aud`).
     pub endpoint_url: &'a str,
+    /// The client's address (the peer, or what a trusted proxy reported), for the audit
+    /// trail's sampled failures.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// What an authenticator is given to check.
@@ -288,9 +291,31 @@ pub async fn authenticate(
     };
     // The request span (see the CLI's telemetry): which client and method, never credentials.
     let span = tracing::Span::current();
+    let endpoint = req
+        .endpoint_url
+        .strip_prefix(server.issuer.as_str())
+        .unwrap_or_default()
+        .trim_start_matches('/');
     // `method`: the registered method when the client is known, else the presented shape.
-    let fail = |reason: Failure, id: &str, method: &'static str| {
+    // `known`: the client, when the id names a registered one (only those are put in the
+    // audit trail: an unknown id may be a secret typed into the wrong field).
+    let fail = |reason: Failure, id: &str, known: Option<&ClientId>, method: &'static str| {
         app.metrics.client_auth_failure(method, reason);
+        let sampled = app.auth_failures.offer(
+            &crate::audit::AuthFailure {
+                tenant: &server.server.tenant_id,
+                server: &server.server.id,
+                client: known,
+                reason: reason.reason(),
+                method,
+                endpoint,
+                address: req.address,
+            },
+            crate::clock::now(),
+        );
+        if sampled == crate::audit::Sampled::Dropped {
+            app.metrics.audit_sample_dropped();
+        }
         span.record("tollgate.auth_method", method);
         tracing::info!(
             tenant = %server.server.tenant_id,
@@ -320,21 +345,31 @@ pub async fn authenticate(
         );
     };
     let Ok(client_id) = ClientId::parse(&raw_id) else {
-        return Err(fail(Failure::UnknownClient, &raw_id, shape.name()));
+        return Err(fail(Failure::UnknownClient, &raw_id, None, shape.name()));
     };
     let Some(client) = app
         .client(&server.server.tenant_id, &server.server.id, &client_id)
         .await?
     else {
-        return Err(fail(Failure::UnknownClient, &raw_id, shape.name()));
+        return Err(fail(Failure::UnknownClient, &raw_id, None, shape.name()));
     };
     span.record("tollgate.client_id", client_id.as_str());
     let registered = client.client.auth_method();
     if !shape.accepts(registered) {
-        return Err(fail(Failure::WrongMethod, &raw_id, registered.as_str()));
+        return Err(fail(
+            Failure::WrongMethod,
+            &raw_id,
+            Some(&client_id),
+            registered.as_str(),
+        ));
     }
     if !app.servable_methods().contains(&registered) {
-        return Err(fail(Failure::Unsupported, &raw_id, registered.as_str()));
+        return Err(fail(
+            Failure::Unsupported,
+            &raw_id,
+            Some(&client_id),
+            registered.as_str(),
+        ));
     }
     let presented = Presented {
         method: registered,
@@ -354,7 +389,7 @@ pub async fn authenticate(
                 app.metrics.client_auth_failure(registered.as_str(), reason);
                 OAuthError::temporarily_unavailable()
             }
-            _ => fail(reason, &raw_id, registered.as_str()),
+            _ => fail(reason, &raw_id, Some(&client_id), registered.as_str()),
         })?;
     span.record("tollgate.auth_method", registered.as_str());
     let certificate_thumbprint = registered

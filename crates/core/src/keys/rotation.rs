@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::Tollgate;
+use crate::audit::{AuditRecord, Origin, Resource};
 use crate::clock;
 use crate::ids::{ServerId, TenantId};
 use crate::invalidation::Invalidation;
@@ -46,13 +47,33 @@ async fn generate(
 /// Rotates the server's current keys (its signing algorithm's, then RS256 for ID tokens), each
 /// only if the key it replaces is still current. Stops at the first key another process
 /// rotated first. Announces the change when anything rotated. Returns whether this call
-/// rotated (false: another process did, at the same moment).
+/// rotated (false: another process did, at the same moment). Each key replaced is one audit
+/// row by `by` (the public halves of the old and the new key), written with the rotation.
 ///
 /// # Errors
 /// Store failure or key generation failure.
-pub async fn rotate(app: &Tollgate, server: &Server, now: i64) -> Result<bool, ManageError> {
+pub async fn rotate(
+    app: &Tollgate,
+    by: &Origin,
+    server: &Server,
+    now: i64,
+) -> Result<bool, ManageError> {
     let (t, s) = (&server.tenant_id, &server.id);
     let keys = app.repo.list_keys(t, s).await?;
+    if by.actor == crate::audit::Actor::Scheduler {
+        // The schedule decided from a listing that may be stale: another process may have
+        // rotated between that listing and this one. Rotate only a key that is still due.
+        let period = server.key_rotation_period.unwrap_or(i64::MAX);
+        let still_due = keys
+            .iter()
+            .filter(|k| k.alg == server.signing_alg && k.status == KeyStatus::Current)
+            .map(|k| k.created_at)
+            .max()
+            .is_none_or(|newest| newest.saturating_add(period) <= now);
+        if !still_due {
+            return Ok(false);
+        }
+    }
     let retire = retire_at(server, now);
     let mut rotated = false;
     for alg in key_algs(server.signing_alg) {
@@ -62,15 +83,19 @@ pub async fn rotate(app: &Tollgate, server: &Server, now: i64) -> Result<bool, M
             .rev()
             .find(|k| k.alg == alg && k.status == KeyStatus::Current);
         let new = generate(app, server, alg, now).await?;
+        let mut audit = AuditRecord::new(by, "key.rotate", Resource::server(t, s).segment("keys"))
+            .after(&new.public_jwk);
+        audit.at = now;
         let won = match current {
             Some(current) => {
+                let audit = audit.before(&current.public_jwk);
                 app.repo
-                    .rotate_key_if_current(&new, &current.kid, retire, now)
+                    .rotate_key_if_current(&new, &current.kid, retire, now, &audit)
                     .await?
             }
             // No current key of this algorithm (it should not happen): give it one.
             None => {
-                app.repo.rotate_key(&new, retire, now).await?;
+                app.repo.rotate_key(&new, retire, now, &audit).await?;
                 true
             }
         };
@@ -113,7 +138,7 @@ pub async fn tick(app: &Tollgate, now: i64) -> Result<TickReport, ManageError> {
         .await?
     {
         let (t, s) = (server.tenant_id.clone(), server.id.clone());
-        match rotate(app, &server, now).await {
+        match rotate(app, &Origin::scheduler(), &server, now).await {
             Ok(true) => {
                 tracing::info!(tenant = %t, server = %s, "signing keys rotated on schedule");
                 report.rotated.push((t, s));
@@ -156,6 +181,7 @@ pub async fn run(app: Arc<Tollgate>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::{Actor, AuditFilter};
     use crate::keys::MasterKey;
     use crate::manage;
     use crate::server::NewServer;
@@ -184,6 +210,10 @@ mod tests {
         (repo, dir)
     }
 
+    fn root() -> Origin {
+        Origin::new(Actor::Root, None)
+    }
+
     fn master() -> String {
         MasterKey::generate().1
     }
@@ -191,6 +221,7 @@ mod tests {
     async fn server_with(app: &Tollgate, tid: &str, period: Option<i64>) -> Server {
         manage::create_tenant(
             app,
+            &root(),
             serde_json::from_value::<NewTenant>(serde_json::json!({"id": tid, "name": "T"}))
                 .unwrap(),
         )
@@ -202,6 +233,7 @@ mod tests {
         }
         manage::create_server(
             app,
+            &root(),
             &TenantId::parse(tid).unwrap(),
             serde_json::from_value::<NewServer>(body).unwrap(),
         )
@@ -223,6 +255,7 @@ mod tests {
         let server = server_with(&app, "sched", Some(7200)).await;
         let manual = manage::create_server(
             &app,
+            &root(),
             &server.tenant_id,
             serde_json::from_value::<NewServer>(serde_json::json!({"id": "manual", "name": "M"}))
                 .unwrap(),
@@ -257,6 +290,33 @@ mod tests {
             );
         }
         assert_eq!(repo.list_keys(&t, &manual.id).await.unwrap().len(), 2);
+        // Each replaced key is an audit row by the scheduler, written with the rotation.
+        let audit = repo
+            .list_audit(
+                &t,
+                &AuditFilter {
+                    action: Some("key.rotate".into()),
+                    ..AuditFilter::default()
+                },
+                None,
+                10,
+            )
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(audit.len(), 2, "{audit:?}");
+        for row in &audit {
+            assert_eq!(row.record.actor, "scheduler");
+            assert_eq!(row.record.at, now);
+            assert_eq!(
+                row.record.resource,
+                "/admin/tenants/sched/servers/main/keys"
+            );
+            let old = row.record.before.as_ref().unwrap()["kid"].clone();
+            let new = row.record.after.as_ref().unwrap()["kid"].clone();
+            assert!(before.iter().any(|(_, k)| old == k.as_str()), "{row:?}");
+            assert!(after.iter().any(|(_, k)| new == k.as_str()), "{row:?}");
+        }
 
         // Until their tokens have expired, the retiring keys stay.
         let report = tick(&app, now + 3599).await.unwrap();
@@ -302,7 +362,7 @@ mod tests {
 
         // Manual rotation through the admin path uses the same conditional update: it rotates
         // from whatever is current now.
-        let again = manage::rotate_keys(&b, &t, &s).await.unwrap();
+        let again = manage::rotate_keys(&b, &root(), &t, &s).await.unwrap();
         assert_eq!(
             again
                 .iter()
@@ -320,7 +380,9 @@ mod tests {
         let server = server_with(&app, "stale", None).await;
         let (t, s) = (server.tenant_id.clone(), server.id.clone());
         let stale_view = repo.list_keys(&t, &s).await.unwrap();
-        assert!(rotate(&app, &server, server.created_at + 10).await.unwrap());
+        assert!(rotate(&app, &root(), &server, server.created_at + 10)
+            .await
+            .unwrap());
         let after_first = repo.list_keys(&t, &s).await.unwrap();
         // A second rotator that read the keys before the first rotation loses.
         let es = stale_view
@@ -335,7 +397,12 @@ mod tests {
                 &new,
                 &es.kid,
                 server.created_at + 4000,
-                server.created_at + 11
+                server.created_at + 11,
+                &AuditRecord::new(
+                    &root(),
+                    "key.rotate",
+                    Resource::server(&t, &s).segment("keys")
+                ),
             )
             .await
             .unwrap());

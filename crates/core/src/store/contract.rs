@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
+use crate::audit::{test_record, Actor, Origin, Resource};
 use crate::client::{ClientMetadata, StoredSecret};
+use crate::credentials::AdminRole;
 use crate::ids::UserId;
 use crate::keys::{KeyStatus, MasterKey};
 use crate::refresh::{RefreshRecord, Rotated, Successor};
@@ -59,6 +61,10 @@ fn unique(prefix: &str) -> String {
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
+}
+
+fn rec(t: &TenantId) -> AuditRecord {
+    test_record(t, "test.change")
 }
 
 fn tenant(id: &str) -> Tenant {
@@ -113,29 +119,28 @@ fn client(t: &TenantId, s: &ServerId, id: &str, secret: StoredSecret) -> Client 
 pub(crate) async fn tenants_crud(repo: Arc<dyn Repository>) {
     let id = unique("t");
     let t = tenant(&id);
-    repo.create_tenant(&t).await.unwrap();
+    repo.create_tenant(&t, &rec(&t.id)).await.unwrap();
     assert!(matches!(
-        repo.create_tenant(&t).await,
+        repo.create_tenant(&t, &rec(&t.id)).await,
         Err(StoreError::Conflict)
     ));
     assert_eq!(repo.get_tenant(&t.id).await.unwrap(), Some(t.clone()));
     let mut renamed = t.clone();
     renamed.name = "Acme Corp".into();
     renamed.updated_at = 9;
-    assert!(repo.update_tenant(&renamed).await.unwrap());
+    assert!(repo.update_tenant(&renamed, &rec(&t.id)).await.unwrap());
     assert_eq!(repo.get_tenant(&t.id).await.unwrap(), Some(renamed));
-    assert!(repo.delete_tenant(&t.id).await.unwrap());
-    assert!(!repo.delete_tenant(&t.id).await.unwrap());
+    assert!(repo.delete_tenant(&t.id, &rec(&t.id)).await.unwrap());
+    assert!(!repo.delete_tenant(&t.id, &rec(&t.id)).await.unwrap());
     assert_eq!(repo.get_tenant(&t.id).await.unwrap(), None);
-    assert!(!repo.update_tenant(&t).await.unwrap());
+    assert!(!repo.update_tenant(&t, &rec(&t.id)).await.unwrap());
 }
 
 pub(crate) async fn tenants_paginate(repo: Arc<dyn Repository>) {
     let base = unique("p");
     for i in 0..5 {
-        repo.create_tenant(&tenant(&format!("{base}-{i}")))
-            .await
-            .unwrap();
+        let t = tenant(&format!("{base}-{i}"));
+        repo.create_tenant(&t, &rec(&t.id)).await.unwrap();
     }
     let mut seen = Vec::new();
     let mut after = Some(format!("{base}-"));
@@ -160,7 +165,7 @@ pub(crate) async fn tenants_paginate(repo: Arc<dyn Repository>) {
 pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
     let (master, _) = MasterKey::generate();
     let t = tenant(&unique("t"));
-    repo.create_tenant(&t).await.unwrap();
+    repo.create_tenant(&t, &rec(&t.id)).await.unwrap();
     let s = server(&t.id, "main");
     let key = KeyRecord::generate(
         &master,
@@ -171,11 +176,11 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
         5,
     )
     .unwrap();
-    repo.create_server(&s, std::slice::from_ref(&key))
+    repo.create_server(&s, std::slice::from_ref(&key), &rec(&t.id))
         .await
         .unwrap();
     assert!(matches!(
-        repo.create_server(&s, &[]).await,
+        repo.create_server(&s, &[], &rec(&t.id)).await,
         Err(StoreError::Conflict)
     ));
     assert_eq!(
@@ -188,8 +193,8 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
 
     // A second tenant with a server of the same id stays separate.
     let other = tenant(&unique("o"));
-    repo.create_tenant(&other).await.unwrap();
-    repo.create_server(&server(&other.id, "main"), &[])
+    repo.create_tenant(&other, &rec(&other.id)).await.unwrap();
+    repo.create_server(&server(&other.id, "main"), &[], &rec(&other.id))
         .await
         .unwrap();
     assert_eq!(
@@ -206,7 +211,10 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
     changed.tls_client_certificate_bound_access_tokens = true;
     changed.allowed_token_endpoint_auth_methods =
         vec![AuthMethod::ClientSecretPost, AuthMethod::ClientSecretBasic];
-    assert!(repo.update_server(&changed).await.unwrap());
+    assert!(repo
+        .update_server(&changed, None, &rec(&t.id))
+        .await
+        .unwrap());
     assert_eq!(repo.get_server(&t.id, &s.id).await.unwrap(), Some(changed));
 
     let keys = repo.list_keys(&t.id, &s.id).await.unwrap();
@@ -221,7 +229,7 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
         6,
     )
     .unwrap();
-    repo.rotate_key(&next, 100, 6).await.unwrap();
+    repo.rotate_key(&next, 100, 6, &rec(&t.id)).await.unwrap();
     let keys = repo.list_keys(&t.id, &s.id).await.unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].status, KeyStatus::Retiring);
@@ -236,7 +244,9 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
         7,
     )
     .unwrap();
-    repo.rotate_key(&third, 300, 200).await.unwrap();
+    repo.rotate_key(&third, 300, 200, &rec(&t.id))
+        .await
+        .unwrap();
     let kids: Vec<_> = repo
         .list_keys(&t.id, &s.id)
         .await
@@ -251,9 +261,22 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
             (third.kid.clone(), KeyStatus::Current)
         ]
     );
-    repo.retire_keys(&t.id, &s.id, SigningAlg::ES256, 500)
+    // A new signing_alg retires the old algorithm's keys with the server update.
+    let mut ps = s.clone();
+    ps.signing_alg = SigningAlg::PS256;
+    assert!(repo
+        .update_server(
+            &ps,
+            Some(&SigningAlgChange {
+                new_key: None,
+                retire_alg: Some(SigningAlg::ES256),
+                retire_at: 500,
+                now: 200,
+            }),
+            &rec(&t.id),
+        )
         .await
-        .unwrap();
+        .unwrap());
     assert!(repo
         .list_keys(&t.id, &s.id)
         .await
@@ -267,9 +290,9 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
         "svc-1",
         StoredSecret::Hash("$argon2id$x".into()),
     );
-    repo.create_client(&c).await.unwrap();
+    repo.create_client(&c, &rec(&t.id)).await.unwrap();
     assert!(matches!(
-        repo.create_client(&c).await,
+        repo.create_client(&c, &rec(&t.id)).await,
         Err(StoreError::Conflict)
     ));
     assert_eq!(
@@ -283,9 +306,9 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
         None
     );
     let sealed = client(&t.id, &s.id, "svc-2", StoredSecret::Sealed(vec![1, 2, 3]));
-    repo.create_client(&sealed).await.unwrap();
+    repo.create_client(&sealed, &rec(&t.id)).await.unwrap();
     let none = client(&t.id, &s.id, "svc-3", StoredSecret::None);
-    repo.create_client(&none).await.unwrap();
+    repo.create_client(&none, &rec(&t.id)).await.unwrap();
     let p1 = repo.list_clients(&t.id, &s.id, None, 2).await.unwrap();
     assert_eq!(p1.items, vec![c.clone(), sealed.clone()]);
     let p2 = repo
@@ -298,22 +321,22 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
     let mut updated = c.clone();
     updated.secret = StoredSecret::Hash("$argon2id$y".into());
     updated.metadata.scope = Some("c".into());
-    assert!(repo.update_client(&updated).await.unwrap());
+    assert!(repo.update_client(&updated, &rec(&t.id)).await.unwrap());
     assert_eq!(
         repo.get_client(&t.id, &s.id, &c.client_id).await.unwrap(),
         Some(updated)
     );
     assert!(repo
-        .delete_client(&t.id, &s.id, &c.client_id)
+        .delete_client(&t.id, &s.id, &c.client_id, &rec(&t.id))
         .await
         .unwrap());
     assert!(!repo
-        .delete_client(&t.id, &s.id, &c.client_id)
+        .delete_client(&t.id, &s.id, &c.client_id, &rec(&t.id))
         .await
         .unwrap());
 
     // Deleting the tenant cascades to servers, clients and keys.
-    assert!(repo.delete_tenant(&t.id).await.unwrap());
+    assert!(repo.delete_tenant(&t.id, &rec(&t.id)).await.unwrap());
     assert_eq!(repo.get_server(&t.id, &s.id).await.unwrap(), None);
     assert_eq!(
         repo.get_client(&t.id, &s.id, &sealed.client_id)
@@ -323,19 +346,21 @@ pub(crate) async fn servers_clients_and_keys(repo: Arc<dyn Repository>) {
     );
     assert!(repo.list_keys(&t.id, &s.id).await.unwrap().is_empty());
     assert!(repo.get_server(&other.id, &s.id).await.unwrap().is_some());
-    repo.delete_tenant(&other.id).await.unwrap();
+    repo.delete_tenant(&other.id, &rec(&other.id))
+        .await
+        .unwrap();
 }
 
 pub(crate) async fn key_rotation_is_conditional(repo: Arc<dyn Repository>) {
     let (master, _) = MasterKey::generate();
     let t = tenant(&unique("t"));
-    repo.create_tenant(&t).await.unwrap();
+    repo.create_tenant(&t, &rec(&t.id)).await.unwrap();
     let s = server(&t.id, "main");
     let key =
         |alg, at| KeyRecord::generate(&master, &t.id, &s.id, alg, KeyStatus::Current, at).unwrap();
     let es = key(SigningAlg::ES256, 1_000);
     let rs = key(SigningAlg::RS256, 1_000);
-    repo.create_server(&s, &[es.clone(), rs.clone()])
+    repo.create_server(&s, &[es.clone(), rs.clone()], &rec(&t.id))
         .await
         .unwrap();
 
@@ -357,7 +382,7 @@ pub(crate) async fn key_rotation_is_conditional(repo: Arc<dyn Repository>) {
     assert_eq!(due(1_000 + 86_400).await, vec!["main".to_owned()]);
     let mut manual = server(&t.id, "manual");
     manual.key_rotation_period = None;
-    repo.create_server(&manual, &[]).await.unwrap();
+    repo.create_server(&manual, &[], &rec(&t.id)).await.unwrap();
     assert_eq!(
         due(1_000_000).await,
         vec!["main".to_owned()],
@@ -367,7 +392,7 @@ pub(crate) async fn key_rotation_is_conditional(repo: Arc<dyn Repository>) {
     // From the current key: rotates; from a key that is no longer current: changes nothing.
     let next = key(SigningAlg::ES256, 90_000);
     assert!(repo
-        .rotate_key_if_current(&next, &es.kid, 95_000, 90_000)
+        .rotate_key_if_current(&next, &es.kid, 95_000, 90_000, &rec(&t.id))
         .await
         .unwrap());
     let after = repo.list_keys(&t.id, &s.id).await.unwrap();
@@ -386,7 +411,7 @@ pub(crate) async fn key_rotation_is_conditional(repo: Arc<dyn Repository>) {
     );
     let late = key(SigningAlg::ES256, 90_001);
     assert!(!repo
-        .rotate_key_if_current(&late, &es.kid, 95_001, 90_001)
+        .rotate_key_if_current(&late, &es.kid, 95_001, 90_001, &rec(&t.id))
         .await
         .unwrap());
     assert_eq!(repo.list_keys(&t.id, &s.id).await.unwrap(), after);
@@ -400,8 +425,9 @@ pub(crate) async fn key_rotation_is_conditional(repo: Arc<dyn Repository>) {
         .iter()
         .map(|new| {
             let (repo, new, kid) = (repo.clone(), new.clone(), rs.kid.clone());
+            let audit = rec(&t.id);
             tokio::spawn(async move {
-                repo.rotate_key_if_current(&new, &kid, 96_000, 91_000)
+                repo.rotate_key_if_current(&new, &kid, 96_000, 91_000, &audit)
                     .await
                     .unwrap()
             })
@@ -437,7 +463,7 @@ pub(crate) async fn key_rotation_is_conditional(repo: Arc<dyn Repository>) {
         "each server once"
     );
     assert_eq!(repo.list_keys(&t.id, &s.id).await.unwrap().len(), 2);
-    repo.delete_tenant(&t.id).await.unwrap();
+    repo.delete_tenant(&t.id, &rec(&t.id)).await.unwrap();
 }
 
 pub(crate) async fn admin_token_set_once(repo: Arc<dyn Repository>) {
@@ -456,6 +482,334 @@ pub(crate) async fn admin_token_set_once(repo: Arc<dyn Repository>) {
         Some("h1")
     );
     repo.ping().await.unwrap();
+}
+
+pub(crate) async fn audit_rows_commit_with_their_changes(repo: Arc<dyn Repository>) {
+    let t = tenant(&unique("a"));
+    let by = Origin::new(Actor::Root, Some("192.0.2.7".parse().unwrap()));
+    let created = AuditRecord::new(&by, "tenant.create", Resource::tenant(&t.id)).after(&t);
+    repo.create_tenant(&t, &created).await.unwrap();
+    // An audit row the database refuses (empty action) fails the change it describes.
+    let broken = |id: &TenantId| {
+        let mut r = rec(id);
+        r.action = String::new();
+        r
+    };
+    let other = tenant(&unique("a"));
+    assert!(repo
+        .create_tenant(&other, &broken(&other.id))
+        .await
+        .is_err());
+    assert_eq!(repo.get_tenant(&other.id).await.unwrap(), None);
+    let mut renamed = t.clone();
+    renamed.name = "Renamed".into();
+    assert!(repo.update_tenant(&renamed, &broken(&t.id)).await.is_err());
+    assert_eq!(repo.get_tenant(&t.id).await.unwrap(), Some(t.clone()));
+
+    let s = server(&t.id, "main");
+    assert!(repo.create_server(&s, &[], &broken(&t.id)).await.is_err());
+    assert_eq!(repo.get_server(&t.id, &s.id).await.unwrap(), None);
+    repo.create_server(&s, &[], &rec(&t.id)).await.unwrap();
+    let mut ps = s.clone();
+    ps.name = "Changed".into();
+    assert!(repo.update_server(&ps, None, &broken(&t.id)).await.is_err());
+    assert_eq!(
+        repo.get_server(&t.id, &s.id).await.unwrap(),
+        Some(s.clone())
+    );
+
+    let c = client(
+        &t.id,
+        &s.id,
+        "svc",
+        StoredSecret::Hash("$argon2id$x".into()),
+    );
+    assert!(repo.create_client(&c, &broken(&t.id)).await.is_err());
+    assert_eq!(
+        repo.get_client(&t.id, &s.id, &c.client_id).await.unwrap(),
+        None
+    );
+    repo.create_client(&c, &rec(&t.id)).await.unwrap();
+    let mut changed = c.clone();
+    changed.metadata.scope = Some("z".into());
+    assert!(repo.update_client(&changed, &broken(&t.id)).await.is_err());
+    assert!(repo
+        .delete_client(&t.id, &s.id, &c.client_id, &broken(&t.id))
+        .await
+        .is_err());
+    assert_eq!(
+        repo.get_client(&t.id, &s.id, &c.client_id).await.unwrap(),
+        Some(c.clone())
+    );
+    assert!(repo
+        .delete_server(&t.id, &s.id, &broken(&t.id))
+        .await
+        .is_err());
+    assert!(repo.delete_tenant(&t.id, &broken(&t.id)).await.is_err());
+    assert!(repo.get_server(&t.id, &s.id).await.unwrap().is_some());
+
+    // A change that finds nothing to change writes no row either.
+    assert!(!repo
+        .update_tenant(&tenant(&unique("absent")), &rec(&t.id))
+        .await
+        .unwrap());
+    assert!(!repo
+        .delete_client(&t.id, &s.id, &ClientId::parse("nope").unwrap(), &rec(&t.id))
+        .await
+        .unwrap());
+
+    // Exactly the committed changes are in the trail, newest first, as written.
+    let rows = repo
+        .list_audit(&t.id, &AuditFilter::default(), None, 50)
+        .await
+        .unwrap();
+    assert_eq!(rows.items.len(), 3, "{:?}", rows.items);
+    assert!(rows.next.is_none());
+    assert!(rows.items.windows(2).all(|w| w[0].id > w[1].id));
+    assert_eq!(rows.items[2].record, created);
+    assert_eq!(rows.items[2].record.address.as_deref(), Some("192.0.2.7"));
+
+    // The trail outlives the tenant.
+    repo.delete_tenant(&t.id, &rec(&t.id)).await.unwrap();
+    let rows = repo
+        .list_audit(&t.id, &AuditFilter::default(), None, 50)
+        .await
+        .unwrap();
+    assert_eq!(rows.items.len(), 4);
+}
+
+pub(crate) async fn audit_filters_and_pages(repo: Arc<dyn Repository>) {
+    let t = tenant(&unique("f"));
+    let mut first = rec(&t.id);
+    first.at = 50;
+    repo.create_tenant(&t, &first).await.unwrap();
+    let s = ServerId::parse("main").unwrap();
+    let (c1, c2) = (
+        ClientId::parse("c1").unwrap(),
+        ClientId::parse("c2").unwrap(),
+    );
+    let root = Origin::new(Actor::Root, None);
+    let cred = Origin::new(
+        Actor::Credential(CredentialId::parse("cred-1").unwrap()),
+        None,
+    );
+    let rows = [
+        (
+            &root,
+            "client.create",
+            Resource::client(&t.id, &s, &c1),
+            100,
+        ),
+        (
+            &cred,
+            "client.update",
+            Resource::client(&t.id, &s, &c1),
+            200,
+        ),
+        (
+            &root,
+            "client.create",
+            Resource::client(&t.id, &s, &c2),
+            300,
+        ),
+        (&cred, "server.update", Resource::server(&t.id, &s), 400),
+        (
+            &root,
+            "key.rotate",
+            Resource::server(&t.id, &s).segment("keys"),
+            500,
+        ),
+    ];
+    for (by, action, resource, at) in rows {
+        let mut r = AuditRecord::new(by, action, resource);
+        r.at = at;
+        repo.append_audit(&r).await.unwrap();
+    }
+    // Another tenant's row is never listed here.
+    let elsewhere = tenant(&unique("f"));
+    let mut foreign = AuditRecord::new(
+        &root,
+        "client.create",
+        Resource::client(&elsewhere.id, &s, &c1),
+    );
+    foreign.at = 150;
+    repo.append_audit(&foreign).await.unwrap();
+
+    let base = format!("/admin/tenants/{}/servers/main", t.id);
+    let f = |action: Option<&str>,
+             actor: Option<&str>,
+             resource: Option<String>,
+             client: Option<&ClientId>,
+             since: Option<i64>,
+             until: Option<i64>| AuditFilter {
+        action: action.map(str::to_owned),
+        actor: actor.map(str::to_owned),
+        resource,
+        client_id: client.cloned(),
+        since,
+        until,
+    };
+    let table: Vec<(AuditFilter, Vec<i64>)> = vec![
+        (AuditFilter::default(), vec![500, 400, 300, 200, 100, 50]),
+        (
+            f(Some("client.create"), None, None, None, None, None),
+            vec![300, 100],
+        ),
+        (
+            f(None, Some("credential:cred-1"), None, None, None, None),
+            vec![400, 200],
+        ),
+        (
+            f(None, None, Some(base.clone()), None, None, None),
+            vec![500, 400, 300, 200, 100],
+        ),
+        (
+            f(
+                None,
+                None,
+                Some(format!("{base}/clients/c1")),
+                None,
+                None,
+                None,
+            ),
+            vec![200, 100],
+        ),
+        (
+            f(
+                None,
+                None,
+                Some(format!("{base}/clients/c")),
+                None,
+                None,
+                None,
+            ),
+            vec![],
+        ),
+        (f(None, None, None, Some(&c2), None, None), vec![300]),
+        (
+            f(None, None, None, None, Some(200), Some(400)),
+            vec![300, 200],
+        ),
+        (
+            f(
+                Some("client.create"),
+                Some("root"),
+                None,
+                None,
+                Some(200),
+                None,
+            ),
+            vec![300],
+        ),
+    ];
+    for (filter, want) in table {
+        let got: Vec<i64> = repo
+            .list_audit(&t.id, &filter, None, 50)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|e| e.record.at)
+            .collect();
+        assert_eq!(got, want, "{filter:?}");
+    }
+
+    // Pages of two, newest first, the cursor being the last id seen.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    for _ in 0..4 {
+        let page = repo
+            .list_audit(&t.id, &AuditFilter::default(), cursor, 2)
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|e| e.record.at));
+        match page.next {
+            Some(n) => cursor = Some(n.parse::<i64>().unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![500, 400, 300, 200, 100, 50]);
+    repo.delete_tenant(&t.id, &rec(&t.id)).await.unwrap();
+}
+
+pub(crate) async fn credentials_crud(repo: Arc<dyn Repository>) {
+    let t = tenant(&unique("c"));
+    repo.create_tenant(&t, &rec(&t.id)).await.unwrap();
+    let credential = |id: &str, role| AdminCredential {
+        id: CredentialId::parse(id).unwrap(),
+        tenant_id: t.id.clone(),
+        name: Some(format!("{id} label")),
+        role,
+        token_hash: unique("hash"),
+        created_by: "root".into(),
+        created_at: 5,
+        expires_at: Some(1_000),
+        revoked_at: None,
+    };
+    let a = credential("a-1", AdminRole::Admin);
+    let b = credential("b-2", AdminRole::ReadOnly);
+    repo.create_credential(&a, &rec(&t.id)).await.unwrap();
+    repo.create_credential(&b, &rec(&t.id)).await.unwrap();
+    let mut same_token = credential("c-3", AdminRole::Admin);
+    same_token.token_hash.clone_from(&a.token_hash);
+    assert!(matches!(
+        repo.create_credential(&same_token, &rec(&t.id)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        repo.credential_by_hash(&a.token_hash).await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(repo.credential_by_hash("nope").await.unwrap(), None);
+    let p1 = repo.list_credentials(&t.id, None, 1).await.unwrap();
+    assert_eq!(p1.items, vec![a.clone()]);
+    let p2 = repo
+        .list_credentials(&t.id, p1.next.as_deref(), 1)
+        .await
+        .unwrap();
+    assert_eq!(p2.items, vec![b.clone()]);
+    assert!(p2.next.is_none());
+
+    // Revocation happens once; another tenant's id matches nothing.
+    let elsewhere = tenant(&unique("c"));
+    repo.create_tenant(&elsewhere, &rec(&elsewhere.id))
+        .await
+        .unwrap();
+    assert!(!repo
+        .revoke_credential(&elsewhere.id, &a.id, 7, &rec(&elsewhere.id))
+        .await
+        .unwrap());
+    assert!(repo
+        .revoke_credential(&t.id, &a.id, 7, &rec(&t.id))
+        .await
+        .unwrap());
+    assert!(!repo
+        .revoke_credential(&t.id, &a.id, 8, &rec(&t.id))
+        .await
+        .unwrap());
+    assert_eq!(
+        repo.credential_by_hash(&a.token_hash)
+            .await
+            .unwrap()
+            .and_then(|c| c.revoked_at),
+        Some(7)
+    );
+
+    // A credential for a tenant that does not exist is refused; deleting a tenant takes its
+    // credentials with it.
+    let mut orphan = credential("d-4", AdminRole::Admin);
+    orphan.tenant_id = TenantId::parse(&unique("gone")).unwrap();
+    assert!(matches!(
+        repo.create_credential(&orphan, &rec(&orphan.tenant_id))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    repo.delete_tenant(&t.id, &rec(&t.id)).await.unwrap();
+    assert_eq!(repo.credential_by_hash(&b.token_hash).await.unwrap(), None);
+    repo.delete_tenant(&elsewhere.id, &rec(&elsewhere.id))
+        .await
+        .unwrap();
 }
 
 pub(crate) async fn short_lived_semantics(store: Arc<dyn ShortLivedStore>) {
@@ -556,11 +910,11 @@ async fn flow_fixture(
     repo: &Arc<dyn Repository>,
 ) -> (TenantId, ServerId, ClientId, crate::users::User) {
     let t = tenant(&unique("u"));
-    repo.create_tenant(&t).await.unwrap();
+    repo.create_tenant(&t, &rec(&t.id)).await.unwrap();
     let s = server(&t.id, "main");
-    repo.create_server(&s, &[]).await.unwrap();
+    repo.create_server(&s, &[], &rec(&t.id)).await.unwrap();
     let c = client(&t.id, &s.id, "web", StoredSecret::None);
-    repo.create_client(&c).await.unwrap();
+    repo.create_client(&c, &rec(&t.id)).await.unwrap();
     let user = crate::users::User {
         tenant_id: t.id.clone(),
         server_id: s.id.clone(),
@@ -571,7 +925,7 @@ async fn flow_fixture(
         created_at: 5,
         updated_at: 5,
     };
-    repo.create_user(&user).await.unwrap();
+    repo.create_user(&user, &rec(&t.id)).await.unwrap();
     (t.id, s.id, c.client_id, user)
 }
 
@@ -580,7 +934,10 @@ pub(crate) async fn users_and_consents(repo: Arc<dyn Repository>) {
     let mut twin = user.clone();
     twin.id = UserId::generate();
     assert!(
-        matches!(repo.create_user(&twin).await, Err(StoreError::Conflict)),
+        matches!(
+            repo.create_user(&twin, &rec(&t)).await,
+            Err(StoreError::Conflict)
+        ),
         "usernames are unique per server"
     );
     assert_eq!(
@@ -602,7 +959,7 @@ pub(crate) async fn users_and_consents(repo: Arc<dyn Repository>) {
     let mut renamed = user.clone();
     renamed.username = "alice2".into();
     renamed.updated_at = 6;
-    assert!(repo.update_user(&renamed).await.unwrap());
+    assert!(repo.update_user(&renamed, &rec(&t)).await.unwrap());
     let page = repo.list_users(&t, &s, None, 10).await.unwrap();
     assert_eq!(page.items, vec![renamed.clone()]);
     assert_eq!(page.next, None);
@@ -629,12 +986,18 @@ pub(crate) async fn users_and_consents(repo: Arc<dyn Repository>) {
         repo.list_consents(&t, &s, &user.id).await.unwrap(),
         vec![consent.clone()]
     );
-    assert!(repo.delete_consent(&t, &s, &user.id, &c).await.unwrap());
-    assert!(!repo.delete_consent(&t, &s, &user.id, &c).await.unwrap());
+    assert!(repo
+        .delete_consent(&t, &s, &user.id, &c, &rec(&t))
+        .await
+        .unwrap());
+    assert!(!repo
+        .delete_consent(&t, &s, &user.id, &c, &rec(&t))
+        .await
+        .unwrap());
     repo.put_consent(&consent).await.unwrap();
     // Deleting the user takes their consents with them.
-    assert!(repo.delete_user(&t, &s, &user.id).await.unwrap());
-    assert!(!repo.delete_user(&t, &s, &user.id).await.unwrap());
+    assert!(repo.delete_user(&t, &s, &user.id, &rec(&t)).await.unwrap());
+    assert!(!repo.delete_user(&t, &s, &user.id, &rec(&t)).await.unwrap());
     assert_eq!(repo.get_consent(&t, &s, &user.id, &c).await.unwrap(), None);
 }
 
@@ -806,7 +1169,7 @@ pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
         .unwrap()
         .is_some());
     // Deleting the user deletes their refresh tokens.
-    repo.delete_user(&t, &s, &user.id).await.unwrap();
+    repo.delete_user(&t, &s, &user.id, &rec(&t)).await.unwrap();
     assert!(repo
         .get_refresh_token(&live.token_hash)
         .await
@@ -829,7 +1192,7 @@ macro_rules! contract_tests {
     };
 }
 
-contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, users_and_consents, refresh_token_families);
-contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, users_and_consents, refresh_token_families);
+contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families);
+contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families);
 contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic);
 contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic);

@@ -1,6 +1,12 @@
 //! Storage seams: the durable repository (tenants, servers, clients, signing keys, admin
-//! credentials) with SQLite and PostgreSQL implementations, and the short-lived store
-//! (codes, assertion `jti`s, revocations, counters) with in-process and Redis implementations.
+//! credentials, the audit trail) with SQLite and PostgreSQL implementations, and the
+//! short-lived store (codes, assertion `jti`s, revocations, counters) with in-process and
+//! Redis implementations.
+//!
+//! Every write that is an admin change takes the [`AuditRecord`] describing it and inserts
+//! it in the change's own transaction: the two commit together or not at all, and a failure
+//! to write the audit row fails the change. A write that finds nothing to change (an absent
+//! row) writes no audit row either.
 
 pub mod memory;
 pub mod redis;
@@ -13,11 +19,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
 use crate::client::Client;
-use crate::ids::{ClientId, ServerId, TenantId, UserId};
+use crate::credentials::AdminCredential;
+use crate::ids::{ClientId, CredentialId, ServerId, TenantId, UserId};
 use crate::keys::KeyRecord;
 use crate::refresh::{RefreshRecord, Rotated, Successor};
-use crate::server::Server;
+use crate::server::{Server, SigningAlg};
 use crate::tenant::Tenant;
 use crate::users::{Consent, User};
 
@@ -50,8 +58,8 @@ pub struct Page<T> {
 /// Tenants.
 #[async_trait]
 pub trait TenantRepo: Send + Sync {
-    /// Inserts; [`StoreError::Conflict`] if the id is taken.
-    async fn create_tenant(&self, t: &Tenant) -> Result<(), StoreError>;
+    /// Inserts, with its audit row; [`StoreError::Conflict`] if the id is taken.
+    async fn create_tenant(&self, t: &Tenant, audit: &AuditRecord) -> Result<(), StoreError>;
     /// One tenant.
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
     /// Tenants with id greater than `after`, at most `limit`.
@@ -60,17 +68,23 @@ pub trait TenantRepo: Send + Sync {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<Tenant>, StoreError>;
-    /// Updates the name; false if absent.
-    async fn update_tenant(&self, t: &Tenant) -> Result<bool, StoreError>;
-    /// Deletes the tenant and everything in it; false if absent.
-    async fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError>;
+    /// Updates the name, with its audit row; false if absent.
+    async fn update_tenant(&self, t: &Tenant, audit: &AuditRecord) -> Result<bool, StoreError>;
+    /// Deletes the tenant and everything in it (not its audit trail), with its audit row;
+    /// false if absent.
+    async fn delete_tenant(&self, id: &TenantId, audit: &AuditRecord) -> Result<bool, StoreError>;
 }
 
 /// Authorization servers.
 #[async_trait]
 pub trait ServerRepo: Send + Sync {
-    /// Inserts the server with its first keys in one transaction.
-    async fn create_server(&self, s: &Server, keys: &[KeyRecord]) -> Result<(), StoreError>;
+    /// Inserts the server with its first keys and its audit row in one transaction.
+    async fn create_server(
+        &self,
+        s: &Server,
+        keys: &[KeyRecord],
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
     /// One server.
     async fn get_server(&self, t: &TenantId, id: &ServerId) -> Result<Option<Server>, StoreError>;
     /// Servers of a tenant.
@@ -80,17 +94,29 @@ pub trait ServerRepo: Send + Sync {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<Server>, StoreError>;
-    /// Updates settings; false if absent.
-    async fn update_server(&self, s: &Server) -> Result<bool, StoreError>;
-    /// Deletes the server and its clients and keys; false if absent.
-    async fn delete_server(&self, t: &TenantId, id: &ServerId) -> Result<bool, StoreError>;
+    /// Updates settings, with the key changes a new `signing_alg` brings and the audit row,
+    /// in one transaction; false (nothing changed) if absent.
+    async fn update_server(
+        &self,
+        s: &Server,
+        keys: Option<&SigningAlgChange>,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the server and its clients and keys, with its audit row; false if absent.
+    async fn delete_server(
+        &self,
+        t: &TenantId,
+        id: &ServerId,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Clients.
 #[async_trait]
 pub trait ClientRepo: Send + Sync {
-    /// Inserts; [`StoreError::Conflict`] if the id is taken in that server.
-    async fn create_client(&self, c: &Client) -> Result<(), StoreError>;
+    /// Inserts, with its audit row; [`StoreError::Conflict`] if the id is taken in that
+    /// server.
+    async fn create_client(&self, c: &Client, audit: &AuditRecord) -> Result<(), StoreError>;
     /// One client.
     async fn get_client(
         &self,
@@ -106,14 +132,15 @@ pub trait ClientRepo: Send + Sync {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<Client>, StoreError>;
-    /// Replaces metadata and secret; false if absent.
-    async fn update_client(&self, c: &Client) -> Result<bool, StoreError>;
-    /// Deletes; false if absent.
+    /// Replaces metadata and secret, with its audit row; false if absent.
+    async fn update_client(&self, c: &Client, audit: &AuditRecord) -> Result<bool, StoreError>;
+    /// Deletes, with its audit row; false if absent.
     async fn delete_client(
         &self,
         t: &TenantId,
         s: &ServerId,
         id: &ClientId,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError>;
 }
 
@@ -123,28 +150,27 @@ pub trait KeyRepo: Send + Sync {
     /// Every key of a server (all statuses), oldest first.
     async fn list_keys(&self, t: &TenantId, s: &ServerId) -> Result<Vec<KeyRecord>, StoreError>;
     /// In one transaction: marks the current keys of `new.alg` as retiring until `retire_at`,
-    /// inserts `new` as current, and deletes retiring keys whose time has passed.
-    async fn rotate_key(&self, new: &KeyRecord, retire_at: i64, now: i64)
-        -> Result<(), StoreError>;
-    /// Marks the current keys of `alg` as retiring until `retire_at`.
-    async fn retire_keys(
+    /// inserts `new` as current, deletes retiring keys whose time has passed, and writes the
+    /// audit row.
+    async fn rotate_key(
         &self,
-        t: &TenantId,
-        s: &ServerId,
-        alg: crate::server::SigningAlg,
+        new: &KeyRecord,
         retire_at: i64,
+        now: i64,
+        audit: &AuditRecord,
     ) -> Result<(), StoreError>;
     /// Rotation that is safe with several processes: in one transaction, and only if the key
     /// `expected_current_kid` is still current, marks it (and any other current key of
     /// `new.alg`) retiring until `retire_at`, inserts `new` as current, and deletes retiring
-    /// keys whose time has passed. False, with nothing changed, when another rotation got
-    /// there first.
+    /// keys whose time has passed, and writes the audit row. False, with nothing changed,
+    /// when another rotation got there first.
     async fn rotate_key_if_current(
         &self,
         new: &KeyRecord,
         expected_current_kid: &str,
         retire_at: i64,
         now: i64,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError>;
     /// Servers with a `key_rotation_period` whose newest current key is at least that old at
     /// `now`, at most `limit`, ordered by tenant and id.
@@ -158,9 +184,36 @@ pub trait KeyRepo: Send + Sync {
     async fn delete_retired_keys(&self, now: i64) -> Result<Vec<(TenantId, ServerId)>, StoreError>;
 }
 
-/// Admin credentials (the generated root token's hash).
+/// Admin credentials: the generated root token's hash, and tenant-scoped credentials.
 #[async_trait]
 pub trait AdminRepo: Send + Sync {
+    /// Inserts a tenant-scoped credential, with its audit row.
+    async fn create_credential(
+        &self,
+        c: &AdminCredential,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// The credential whose token hashes to `token_hash` (revoked and expired ones too).
+    async fn credential_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<AdminCredential>, StoreError>;
+    /// A tenant's credentials with id greater than `after`, at most `limit`.
+    async fn list_credentials(
+        &self,
+        t: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<AdminCredential>, StoreError>;
+    /// Marks a credential revoked at `now`, with its audit row; false if absent or revoked
+    /// already.
+    async fn revoke_credential(
+        &self,
+        t: &TenantId,
+        id: &CredentialId,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
     /// The stored hash of the named token.
     async fn admin_token_hash(&self, name: &str) -> Result<Option<String>, StoreError>;
     /// Stores the hash unless one exists; returns whether it was stored.
@@ -175,8 +228,9 @@ pub trait AdminRepo: Send + Sync {
 /// Users of the built-in login and their remembered consents.
 #[async_trait]
 pub trait UserRepo: Send + Sync {
-    /// Inserts; [`StoreError::Conflict`] if the username (or id) is taken in that server.
-    async fn create_user(&self, u: &User) -> Result<(), StoreError>;
+    /// Inserts, with its audit row; [`StoreError::Conflict`] if the username (or id) is
+    /// taken in that server.
+    async fn create_user(&self, u: &User, audit: &AuditRecord) -> Result<(), StoreError>;
     /// One user by id.
     async fn get_user(
         &self,
@@ -199,15 +253,17 @@ pub trait UserRepo: Send + Sync {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<User>, StoreError>;
-    /// Replaces username, password hash and claims; false if absent; conflict on a taken
-    /// username.
-    async fn update_user(&self, u: &User) -> Result<bool, StoreError>;
-    /// Deletes the user with their consents and refresh tokens; false if absent.
+    /// Replaces username, password hash and claims, with the audit row; false if absent;
+    /// conflict on a taken username.
+    async fn update_user(&self, u: &User, audit: &AuditRecord) -> Result<bool, StoreError>;
+    /// Deletes the user with their consents and refresh tokens, with the audit row; false if
+    /// absent.
     async fn delete_user(
         &self,
         t: &TenantId,
         s: &ServerId,
         id: &UserId,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError>;
     /// A user's consent to a client.
     async fn get_consent(
@@ -226,13 +282,14 @@ pub trait UserRepo: Send + Sync {
         s: &ServerId,
         user: &UserId,
     ) -> Result<Vec<Consent>, StoreError>;
-    /// Deletes a consent; false if absent.
+    /// Deletes a consent (an admin withdrawing it), with the audit row; false if absent.
     async fn delete_consent(
         &self,
         t: &TenantId,
         s: &ServerId,
         user: &UserId,
         client: &ClientId,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError>;
 }
 
@@ -279,6 +336,37 @@ pub trait RefreshRepo: Send + Sync {
     async fn delete_expired_refresh_tokens(&self, before: i64) -> Result<u64, StoreError>;
 }
 
+/// The audit trail. Rows of admin changes are written by the change's own repository
+/// method; this appends rows that describe no change (sampled gateway events) and reads.
+#[async_trait]
+pub trait AuditRepo: Send + Sync {
+    /// Appends one row on its own.
+    async fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError>;
+    /// A tenant's rows matching `filter`, newest first, with id below `before` (the cursor),
+    /// at most `limit`.
+    async fn list_audit(
+        &self,
+        t: &TenantId,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<AuditEvent>, StoreError>;
+}
+
+/// Key changes that go with a server's new `signing_alg`, made in the transaction that
+/// updates the server.
+#[derive(Debug, Clone)]
+pub struct SigningAlgChange {
+    /// A fresh current key for the new algorithm, when the server has none of it yet.
+    pub new_key: Option<KeyRecord>,
+    /// The old algorithm, whose current keys stop signing (never RS256: ID tokens need it).
+    pub retire_alg: Option<SigningAlg>,
+    /// When the keys that stop signing leave the JWKS (Unix seconds).
+    pub retire_at: i64,
+    /// Now: retiring keys whose time has passed are deleted.
+    pub now: i64,
+}
+
 /// The durable store: every repository plus health and migrations.
 #[async_trait]
 pub trait Repository:
@@ -287,6 +375,7 @@ pub trait Repository:
     + ClientRepo
     + KeyRepo
     + AdminRepo
+    + AuditRepo
     + UserRepo
     + RefreshRepo
     + std::fmt::Debug

@@ -17,16 +17,29 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-use super::{AdminRepo, ClientRepo, KeyRepo, Page, Repository, ServerRepo, StoreError, TenantRepo};
+use super::{
+    AdminRepo, AuditRepo, ClientRepo, KeyRepo, Page, Repository, ServerRepo, SigningAlgChange,
+    StoreError, TenantRepo,
+};
+use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
 use crate::client::{Client, ClientMetadata, StoredSecret};
-use crate::ids::{ClientId, ServerId, TenantId};
+use crate::credentials::{AdminCredential, AdminRole};
+use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
 use crate::keys::{KeyRecord, KeyStatus};
 use crate::server::{AuthMethod, Server, SigningAlg};
 use crate::tenant::Tenant;
 
 pub(super) fn map_err(e: sqlx::Error) -> StoreError {
     match e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
+        // A row that names a parent which does not exist (any more) conflicts with the data as
+        // much as a taken id does.
+        sqlx::Error::Database(d) if d.is_unique_violation() || d.is_foreign_key_violation() => {
+            StoreError::Conflict
+        }
+        // A value the schema refuses is our bug, not an outage to retry.
+        sqlx::Error::Database(d) if d.is_check_violation() => {
+            StoreError::Corrupt("a written value breaks a table constraint".into())
+        }
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
         | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
@@ -68,6 +81,25 @@ const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_
 const CLIENT_COLS: &str = "tenant_id, server_id, client_id, metadata, secret_kind, secret_hash, secret_sealed, secret_expires_at, issued_at, updated_at";
 const KEY_COLS: &str =
     "tenant_id, server_id, kid, alg, status, sealed_private, public_jwk, created_at, retire_at";
+const CREDENTIAL_COLS: &str =
+    "id, tenant_id, name, role, token_hash, created_by, created_at, expires_at, revoked_at";
+const AUDIT_COLS: &str = "tenant_id, server_id, client_id, occurred_at, actor, action, resource, address, before_state, after_state, detail";
+
+fn json_text(v: Option<&serde_json::Value>) -> Option<String> {
+    v.map(serde_json::Value::to_string)
+}
+
+fn json_value(text: Option<String>, what: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|_| corrupt(what)))
+        .transpose()
+}
+
+fn opt_id<T>(
+    f: fn(&str) -> Result<T, crate::ids::IdError>,
+    s: Option<String>,
+) -> Result<Option<T>, StoreError> {
+    s.map(|s| parse_id(f, &s)).transpose()
+}
 
 macro_rules! sql_repository {
     ($name:ident, $pool:ty, $row:ty, $backend:literal, $migrator:literal) => {
@@ -186,20 +218,118 @@ macro_rules! sql_repository {
                     .map_err(map_err)?;
                 Ok(())
             }
+
+            fn credential(row: &$row) -> Result<AdminCredential, StoreError> {
+                let role: String = row.try_get("role").map_err(map_err)?;
+                Ok(AdminCredential {
+                    id: parse_id(CredentialId::parse, &row.try_get::<String, _>("id").map_err(map_err)?)?,
+                    tenant_id: parse_id(TenantId::parse, &row.try_get::<String, _>("tenant_id").map_err(map_err)?)?,
+                    name: row.try_get("name").map_err(map_err)?,
+                    role: AdminRole::parse(&role).ok_or_else(|| corrupt("role"))?,
+                    token_hash: row.try_get("token_hash").map_err(map_err)?,
+                    created_by: row.try_get("created_by").map_err(map_err)?,
+                    created_at: row.try_get("created_at").map_err(map_err)?,
+                    expires_at: row.try_get("expires_at").map_err(map_err)?,
+                    revoked_at: row.try_get("revoked_at").map_err(map_err)?,
+                })
+            }
+
+            fn audit_event(row: &$row) -> Result<AuditEvent, StoreError> {
+                Ok(AuditEvent {
+                    id: row.try_get("id").map_err(map_err)?,
+                    record: AuditRecord {
+                        at: row.try_get("occurred_at").map_err(map_err)?,
+                        tenant_id: parse_id(TenantId::parse, &row.try_get::<String, _>("tenant_id").map_err(map_err)?)?,
+                        server_id: opt_id(ServerId::parse, row.try_get("server_id").map_err(map_err)?)?,
+                        client_id: opt_id(ClientId::parse, row.try_get("client_id").map_err(map_err)?)?,
+                        actor: row.try_get("actor").map_err(map_err)?,
+                        action: row.try_get("action").map_err(map_err)?,
+                        resource: row.try_get("resource").map_err(map_err)?,
+                        address: row.try_get("address").map_err(map_err)?,
+                        before: json_value(row.try_get("before_state").map_err(map_err)?, "before_state")?,
+                        after: json_value(row.try_get("after_state").map_err(map_err)?, "after_state")?,
+                        detail: json_value(row.try_get("detail").map_err(map_err)?, "detail")?,
+                    },
+                })
+            }
+
+            /// Writes an audit row; called inside the transaction of the change it describes,
+            /// so a failure here rolls the change back.
+            pub(super) async fn insert_audit<'e, E>(exec: E, a: &AuditRecord) -> Result<(), StoreError>
+            where
+                E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
+            {
+                sqlx::query(&format!(
+                    "INSERT INTO audit_events ({AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ))
+                .bind(a.tenant_id.as_str())
+                .bind(a.server_id.as_ref().map(ServerId::as_str))
+                .bind(a.client_id.as_ref().map(ClientId::as_str))
+                .bind(a.at)
+                .bind(&a.actor)
+                .bind(&a.action)
+                .bind(&a.resource)
+                .bind(a.address.as_deref())
+                .bind(json_text(a.before.as_ref()))
+                .bind(json_text(a.after.as_ref()))
+                .bind(json_text(a.detail.as_ref()))
+                .execute(exec)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            /// Marks the current keys of `alg` retiring until `retire_at`.
+            async fn retire_current<'e, E>(exec: E, t: &TenantId, s: &ServerId, alg: SigningAlg, retire_at: i64) -> Result<(), StoreError>
+            where
+                E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
+            {
+                sqlx::query(
+                    "UPDATE signing_keys SET status = 'retiring', retire_at = $1 \
+                     WHERE tenant_id = $2 AND server_id = $3 AND alg = $4 AND status = 'current'",
+                )
+                .bind(retire_at)
+                .bind(t.as_str())
+                .bind(s.as_str())
+                .bind(alg.as_str())
+                .execute(exec)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
+
+            /// Deletes a server's retiring keys whose time has passed.
+            async fn delete_expired<'e, E>(exec: E, t: &TenantId, s: &ServerId, now: i64) -> Result<(), StoreError>
+            where
+                E: sqlx::Executor<'e, Database = <$pool as PoolDb>::Db>,
+            {
+                sqlx::query(
+                    "DELETE FROM signing_keys WHERE tenant_id = $1 AND server_id = $2 AND status = 'retiring' AND retire_at <= $3",
+                )
+                .bind(t.as_str())
+                .bind(s.as_str())
+                .bind(now)
+                .execute(exec)
+                .await
+                .map_err(map_err)?;
+                Ok(())
+            }
         }
 
         #[async_trait]
         impl TenantRepo for $name {
-            async fn create_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
+            async fn create_tenant(&self, t: &Tenant, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(&format!("INSERT INTO tenants ({TENANT_COLS}) VALUES ($1, $2, $3, $4)"))
                     .bind(t.id.as_str())
                     .bind(&t.name)
                     .bind(t.created_at)
                     .bind(t.updated_at)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                Ok(())
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)
             }
 
             async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
@@ -225,30 +355,44 @@ macro_rules! sql_repository {
                 Ok(page(items, limit, |t| t.id.to_string()))
             }
 
-            async fn update_tenant(&self, t: &Tenant) -> Result<bool, StoreError> {
+            async fn update_tenant(&self, t: &Tenant, audit: &AuditRecord) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let r = sqlx::query("UPDATE tenants SET name = $1, updated_at = $2 WHERE id = $3")
                     .bind(&t.name)
                     .bind(t.updated_at)
                     .bind(t.id.as_str())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                Ok(r.rows_affected() > 0)
+                if r.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
             }
 
-            async fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError> {
+            async fn delete_tenant(&self, id: &TenantId, audit: &AuditRecord) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let r = sqlx::query("DELETE FROM tenants WHERE id = $1")
                     .bind(id.as_str())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                Ok(r.rows_affected() > 0)
+                if r.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
             }
         }
 
         #[async_trait]
         impl ServerRepo for $name {
-            async fn create_server(&self, s: &Server, keys: &[KeyRecord]) -> Result<(), StoreError> {
+            async fn create_server(&self, s: &Server, keys: &[KeyRecord], audit: &AuditRecord) -> Result<(), StoreError> {
                 let methods = serde_json::to_string(&s.allowed_token_endpoint_auth_methods)
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
@@ -277,6 +421,7 @@ macro_rules! sql_repository {
                 for k in keys {
                     Self::insert_key(&mut *tx, k).await?;
                 }
+                Self::insert_audit(&mut *tx, audit).await?;
                 tx.commit().await.map_err(map_err)
             }
 
@@ -305,9 +450,10 @@ macro_rules! sql_repository {
                 Ok(page(items, limit, |s| s.id.to_string()))
             }
 
-            async fn update_server(&self, s: &Server) -> Result<bool, StoreError> {
+            async fn update_server(&self, s: &Server, keys: Option<&SigningAlgChange>, audit: &AuditRecord) -> Result<bool, StoreError> {
                 let methods = serde_json::to_string(&s.allowed_token_endpoint_auth_methods)
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let r = sqlx::query(
                     "UPDATE servers SET name = $1, access_token_ttl = $2, refresh_token_ttl = $3, signing_alg = $4, \
                      default_audience = $5, allowed_auth_methods = $6, updated_at = $7, certificate_bound_tokens = $8, \
@@ -329,28 +475,52 @@ macro_rules! sql_repository {
                 .bind(s.brand_color.as_deref())
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                Ok(r.rows_affected() > 0)
+                if r.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                if let Some(change) = keys {
+                    if let Some(new) = &change.new_key {
+                        Self::retire_current(&mut *tx, &s.tenant_id, &s.id, new.alg, change.retire_at).await?;
+                        Self::delete_expired(&mut *tx, &s.tenant_id, &s.id, change.now).await?;
+                        Self::insert_key(&mut *tx, new).await?;
+                    }
+                    if let Some(alg) = change.retire_alg {
+                        Self::retire_current(&mut *tx, &s.tenant_id, &s.id, alg, change.retire_at).await?;
+                    }
+                }
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
             }
 
-            async fn delete_server(&self, t: &TenantId, id: &ServerId) -> Result<bool, StoreError> {
+            async fn delete_server(&self, t: &TenantId, id: &ServerId, audit: &AuditRecord) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let r = sqlx::query("DELETE FROM servers WHERE tenant_id = $1 AND id = $2")
                     .bind(t.as_str())
                     .bind(id.as_str())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                Ok(r.rows_affected() > 0)
+                if r.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
             }
         }
 
         #[async_trait]
         impl ClientRepo for $name {
-            async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
+            async fn create_client(&self, c: &Client, audit: &AuditRecord) -> Result<(), StoreError> {
                 let metadata = serde_json::to_string(&c.metadata).map_err(|_| corrupt("metadata"))?;
                 let (kind, hash, sealed) = secret_columns(&c.secret);
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(&format!(
                     "INSERT INTO clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 ))
@@ -364,10 +534,11 @@ macro_rules! sql_repository {
                 .bind(c.secret_expires_at)
                 .bind(c.issued_at)
                 .bind(c.updated_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                Ok(())
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)
             }
 
             async fn get_client(&self, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<Option<Client>, StoreError> {
@@ -400,9 +571,10 @@ macro_rules! sql_repository {
                 Ok(page(items, limit, |c| c.client_id.to_string()))
             }
 
-            async fn update_client(&self, c: &Client) -> Result<bool, StoreError> {
+            async fn update_client(&self, c: &Client, audit: &AuditRecord) -> Result<bool, StoreError> {
                 let metadata = serde_json::to_string(&c.metadata).map_err(|_| corrupt("metadata"))?;
                 let (kind, hash, sealed) = secret_columns(&c.secret);
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let r = sqlx::query(
                     "UPDATE clients SET metadata = $1, secret_kind = $2, secret_hash = $3, secret_sealed = $4, \
                      secret_expires_at = $5, updated_at = $6 WHERE tenant_id = $7 AND server_id = $8 AND client_id = $9",
@@ -416,21 +588,34 @@ macro_rules! sql_repository {
                 .bind(c.tenant_id.as_str())
                 .bind(c.server_id.as_str())
                 .bind(c.client_id.as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                Ok(r.rows_affected() > 0)
+                if r.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
             }
 
-            async fn delete_client(&self, t: &TenantId, s: &ServerId, id: &ClientId) -> Result<bool, StoreError> {
+            async fn delete_client(&self, t: &TenantId, s: &ServerId, id: &ClientId, audit: &AuditRecord) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
                 let r = sqlx::query("DELETE FROM clients WHERE tenant_id = $1 AND server_id = $2 AND client_id = $3")
                     .bind(t.as_str())
                     .bind(s.as_str())
                     .bind(id.as_str())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                Ok(r.rows_affected() > 0)
+                if r.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
             }
         }
 
@@ -448,48 +633,16 @@ macro_rules! sql_repository {
                 rows.iter().map(Self::key).collect()
             }
 
-            async fn retire_keys(&self, t: &TenantId, s: &ServerId, alg: SigningAlg, retire_at: i64) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE signing_keys SET status = 'retiring', retire_at = $1 \
-                     WHERE tenant_id = $2 AND server_id = $3 AND alg = $4 AND status = 'current'",
-                )
-                .bind(retire_at)
-                .bind(t.as_str())
-                .bind(s.as_str())
-                .bind(alg.as_str())
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
-                Ok(())
-            }
-
-            async fn rotate_key(&self, new: &KeyRecord, retire_at: i64, now: i64) -> Result<(), StoreError> {
+            async fn rotate_key(&self, new: &KeyRecord, retire_at: i64, now: i64, audit: &AuditRecord) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
-                sqlx::query(
-                    "UPDATE signing_keys SET status = 'retiring', retire_at = $1 \
-                     WHERE tenant_id = $2 AND server_id = $3 AND alg = $4 AND status = 'current'",
-                )
-                .bind(retire_at)
-                .bind(new.tenant_id.as_str())
-                .bind(new.server_id.as_str())
-                .bind(new.alg.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                sqlx::query(
-                    "DELETE FROM signing_keys WHERE tenant_id = $1 AND server_id = $2 AND status = 'retiring' AND retire_at <= $3",
-                )
-                .bind(new.tenant_id.as_str())
-                .bind(new.server_id.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                Self::retire_current(&mut *tx, &new.tenant_id, &new.server_id, new.alg, retire_at).await?;
+                Self::delete_expired(&mut *tx, &new.tenant_id, &new.server_id, now).await?;
                 Self::insert_key(&mut *tx, new).await?;
+                Self::insert_audit(&mut *tx, audit).await?;
                 tx.commit().await.map_err(map_err)
             }
 
-            async fn rotate_key_if_current(&self, new: &KeyRecord, expected_current_kid: &str, retire_at: i64, now: i64) -> Result<bool, StoreError> {
+            async fn rotate_key_if_current(&self, new: &KeyRecord, expected_current_kid: &str, retire_at: i64, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 // The conditional update is the arbiter: of several processes rotating from
                 // the same key, the first to update its row wins; the others wait for its
@@ -511,27 +664,10 @@ macro_rules! sql_repository {
                     tx.rollback().await.map_err(map_err)?;
                     return Ok(false);
                 }
-                sqlx::query(
-                    "UPDATE signing_keys SET status = 'retiring', retire_at = $1 \
-                     WHERE tenant_id = $2 AND server_id = $3 AND alg = $4 AND status = 'current'",
-                )
-                .bind(retire_at)
-                .bind(new.tenant_id.as_str())
-                .bind(new.server_id.as_str())
-                .bind(new.alg.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                sqlx::query(
-                    "DELETE FROM signing_keys WHERE tenant_id = $1 AND server_id = $2 AND status = 'retiring' AND retire_at <= $3",
-                )
-                .bind(new.tenant_id.as_str())
-                .bind(new.server_id.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                Self::retire_current(&mut *tx, &new.tenant_id, &new.server_id, new.alg, retire_at).await?;
+                Self::delete_expired(&mut *tx, &new.tenant_id, &new.server_id, now).await?;
                 Self::insert_key(&mut *tx, new).await?;
+                Self::insert_audit(&mut *tx, audit).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(true)
             }
@@ -573,6 +709,71 @@ macro_rules! sql_repository {
 
         #[async_trait]
         impl AdminRepo for $name {
+            async fn create_credential(&self, c: &AdminCredential, audit: &AuditRecord) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                sqlx::query(&format!(
+                    "INSERT INTO admin_credentials ({CREDENTIAL_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ))
+                .bind(c.id.as_str())
+                .bind(c.tenant_id.as_str())
+                .bind(c.name.as_deref())
+                .bind(c.role.as_str())
+                .bind(&c.token_hash)
+                .bind(&c.created_by)
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .bind(c.revoked_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn credential_by_hash(&self, token_hash: &str) -> Result<Option<AdminCredential>, StoreError> {
+                sqlx::query(&format!("SELECT {CREDENTIAL_COLS} FROM admin_credentials WHERE token_hash = $1"))
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .map(|r| Self::credential(&r))
+                    .transpose()
+            }
+
+            async fn list_credentials(&self, t: &TenantId, after: Option<&str>, limit: u32) -> Result<Page<AdminCredential>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {CREDENTIAL_COLS} FROM admin_credentials WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                ))
+                .bind(t.as_str())
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let items = rows.iter().map(Self::credential).collect::<Result<Vec<_>, _>>()?;
+                Ok(page(items, limit, |c| c.id.to_string()))
+            }
+
+            async fn revoke_credential(&self, t: &TenantId, id: &CredentialId, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let r = sqlx::query(
+                    "UPDATE admin_credentials SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(t.as_str())
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if r.rows_affected() == 0 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
             async fn admin_token_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
                 sqlx::query("SELECT token_hash FROM admin_tokens WHERE name = $1")
                     .bind(name)
@@ -594,6 +795,42 @@ macro_rules! sql_repository {
                 .await
                 .map_err(map_err)?;
                 Ok(r.rows_affected() > 0)
+            }
+        }
+
+        #[async_trait]
+        impl AuditRepo for $name {
+            async fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError> {
+                Self::insert_audit(&self.pool, r).await
+            }
+
+            async fn list_audit(&self, t: &TenantId, filter: &AuditFilter, before: Option<i64>, limit: u32) -> Result<Page<AuditEvent>, StoreError> {
+                // Each condition is on, or off when its parameter is NULL. A resource matches
+                // itself and anything below it (at a `/` boundary).
+                let rows = sqlx::query(&format!(
+                    "SELECT id, {AUDIT_COLS} FROM audit_events WHERE tenant_id = $1 AND id < $2 \
+                     AND ($3 IS NULL OR action = $3) \
+                     AND ($4 IS NULL OR actor = $4) \
+                     AND ($5 IS NULL OR resource = $5 OR substr(resource, 1, length($5) + 1) = $5 || '/') \
+                     AND ($6 IS NULL OR client_id = $6) \
+                     AND ($7 IS NULL OR occurred_at >= $7) \
+                     AND ($8 IS NULL OR occurred_at < $8) \
+                     ORDER BY id DESC LIMIT $9"
+                ))
+                .bind(t.as_str())
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(filter.action.as_deref())
+                .bind(filter.actor.as_deref())
+                .bind(filter.resource.as_deref())
+                .bind(filter.client_id.as_ref().map(ClientId::as_str))
+                .bind(filter.since)
+                .bind(filter.until)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let items = rows.iter().map(Self::audit_event).collect::<Result<Vec<_>, _>>()?;
+                Ok(page(items, limit, |e| e.id.to_string()))
             }
         }
 

@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use super::sql::{corrupt, map_err, page, parse_id, PostgresRepository, SqliteRepository};
 use super::{Page, RefreshRepo, StoreError, UserRepo};
+use crate::audit::AuditRecord;
 use crate::ids::{ClientId, ServerId, TenantId, UserId};
 use crate::refresh::{RefreshRecord, Rotated, Successor};
 use crate::users::{Consent, User};
@@ -21,7 +22,7 @@ const CONSENT_COLS: &str =
 const REFRESH_COLS: &str = "token_hash, tenant_id, server_id, client_id, user_id, family_id, scope, auth_time, amr, access_jti, access_exp, created_at, expires_at, rotated_at, revoked_at";
 
 macro_rules! user_repository {
-    ($name:ident, $row:ty) => {
+    ($name:ident, $row:ty, $db:ty) => {
         impl $name {
             fn user_row(row: &$row) -> Result<User, StoreError> {
                 let claims: String = row.try_get("claims").map_err(map_err)?;
@@ -79,6 +80,22 @@ macro_rules! user_repository {
                 })
             }
 
+            /// Commits a change with its audit row when it changed something; rolls back (and
+            /// writes no row) when it found nothing to change.
+            async fn audited(
+                mut tx: sqlx::Transaction<'_, $db>,
+                changed: bool,
+                audit: &AuditRecord,
+            ) -> Result<bool, StoreError> {
+                if !changed {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
             fn access_tokens(rows: &[$row]) -> Result<Vec<(String, i64)>, StoreError> {
                 rows.iter()
                     .map(|r| Ok((r.try_get("access_jti").map_err(map_err)?, r.try_get("access_exp").map_err(map_err)?)))
@@ -88,8 +105,9 @@ macro_rules! user_repository {
 
         #[async_trait]
         impl UserRepo for $name {
-            async fn create_user(&self, u: &User) -> Result<(), StoreError> {
+            async fn create_user(&self, u: &User, audit: &AuditRecord) -> Result<(), StoreError> {
                 let claims = serde_json::to_string(&u.claims).map_err(|_| corrupt("claims"))?;
+                let mut tx = self.pool().begin().await.map_err(map_err)?;
                 sqlx::query(&format!("INSERT INTO users ({USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
                     .bind(u.tenant_id.as_str())
                     .bind(u.server_id.as_str())
@@ -99,10 +117,11 @@ macro_rules! user_repository {
                     .bind(claims)
                     .bind(u.created_at)
                     .bind(u.updated_at)
-                    .execute(self.pool())
+                    .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                Ok(())
+                Self::insert_audit(&mut *tx, audit).await?;
+                tx.commit().await.map_err(map_err)
             }
 
             async fn get_user(&self, t: &TenantId, s: &ServerId, id: &UserId) -> Result<Option<User>, StoreError> {
@@ -144,8 +163,9 @@ macro_rules! user_repository {
                 Ok(page(items, limit, |u| u.id.to_string()))
             }
 
-            async fn update_user(&self, u: &User) -> Result<bool, StoreError> {
+            async fn update_user(&self, u: &User, audit: &AuditRecord) -> Result<bool, StoreError> {
                 let claims = serde_json::to_string(&u.claims).map_err(|_| corrupt("claims"))?;
+                let mut tx = self.pool().begin().await.map_err(map_err)?;
                 let r = sqlx::query(
                     "UPDATE users SET username = $1, password_hash = $2, claims = $3, updated_at = $4 \
                      WHERE tenant_id = $5 AND server_id = $6 AND id = $7",
@@ -157,21 +177,22 @@ macro_rules! user_repository {
                 .bind(u.tenant_id.as_str())
                 .bind(u.server_id.as_str())
                 .bind(u.id.as_str())
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                Ok(r.rows_affected() > 0)
+                Self::audited(tx, r.rows_affected() > 0, audit).await
             }
 
-            async fn delete_user(&self, t: &TenantId, s: &ServerId, id: &UserId) -> Result<bool, StoreError> {
+            async fn delete_user(&self, t: &TenantId, s: &ServerId, id: &UserId, audit: &AuditRecord) -> Result<bool, StoreError> {
+                let mut tx = self.pool().begin().await.map_err(map_err)?;
                 let r = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND server_id = $2 AND id = $3")
                     .bind(t.as_str())
                     .bind(s.as_str())
                     .bind(id.as_str())
-                    .execute(self.pool())
+                    .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                Ok(r.rows_affected() > 0)
+                Self::audited(tx, r.rows_affected() > 0, audit).await
             }
 
             async fn get_consent(&self, t: &TenantId, s: &ServerId, user: &UserId, client: &ClientId) -> Result<Option<Consent>, StoreError> {
@@ -221,7 +242,8 @@ macro_rules! user_repository {
                 rows.iter().map(Self::consent_row).collect()
             }
 
-            async fn delete_consent(&self, t: &TenantId, s: &ServerId, user: &UserId, client: &ClientId) -> Result<bool, StoreError> {
+            async fn delete_consent(&self, t: &TenantId, s: &ServerId, user: &UserId, client: &ClientId, audit: &AuditRecord) -> Result<bool, StoreError> {
+                let mut tx = self.pool().begin().await.map_err(map_err)?;
                 let r = sqlx::query(
                     "DELETE FROM consents WHERE tenant_id = $1 AND server_id = $2 AND user_id = $3 AND client_id = $4",
                 )
@@ -229,10 +251,10 @@ macro_rules! user_repository {
                 .bind(s.as_str())
                 .bind(user.as_str())
                 .bind(client.as_str())
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                Ok(r.rows_affected() > 0)
+                Self::audited(tx, r.rows_affected() > 0, audit).await
             }
         }
 
@@ -330,8 +352,8 @@ macro_rules! user_repository {
     };
 }
 
-user_repository!(SqliteRepository, SqliteRow);
-user_repository!(PostgresRepository, PgRow);
+user_repository!(SqliteRepository, SqliteRow, sqlx::Sqlite);
+user_repository!(PostgresRepository, PgRow, sqlx::Postgres);
 
 /// The condition a token must meet to be rotated; `$1`…`$5` are the same in both backends.
 const ROTATABLE: &str = "token_hash = $1 AND tenant_id = $2 AND server_id = $3 AND client_id = $4 \

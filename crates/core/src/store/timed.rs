@@ -9,15 +9,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    AdminRepo, ClientRepo, KeyRepo, Page, RefreshRepo, Repository, ServerRepo, ShortLivedStore,
-    StoreError, TenantRepo, UserRepo,
+    AdminRepo, AuditRepo, ClientRepo, KeyRepo, Page, RefreshRepo, Repository, ServerRepo,
+    ShortLivedStore, SigningAlgChange, StoreError, TenantRepo, UserRepo,
 };
+use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
 use crate::client::Client;
-use crate::ids::{ClientId, ServerId, TenantId, UserId};
+use crate::credentials::AdminCredential;
+use crate::ids::{ClientId, CredentialId, ServerId, TenantId, UserId};
 use crate::keys::KeyRecord;
 use crate::metrics::{Metrics, StoreKind};
 use crate::refresh::{RefreshRecord, Rotated, Successor};
-use crate::server::{Server, SigningAlg};
+use crate::server::Server;
 use crate::tenant::Tenant;
 use crate::users::{Consent, User};
 
@@ -68,8 +70,8 @@ impl TimedRepository {
 
 #[async_trait]
 impl TenantRepo for TimedRepository {
-    async fn create_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
-        self.time("create_tenant", self.inner.create_tenant(t))
+    async fn create_tenant(&self, t: &Tenant, audit: &AuditRecord) -> Result<(), StoreError> {
+        self.time("create_tenant", self.inner.create_tenant(t, audit))
             .await
     }
 
@@ -86,21 +88,26 @@ impl TenantRepo for TimedRepository {
             .await
     }
 
-    async fn update_tenant(&self, t: &Tenant) -> Result<bool, StoreError> {
-        self.time("update_tenant", self.inner.update_tenant(t))
+    async fn update_tenant(&self, t: &Tenant, audit: &AuditRecord) -> Result<bool, StoreError> {
+        self.time("update_tenant", self.inner.update_tenant(t, audit))
             .await
     }
 
-    async fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError> {
-        self.time("delete_tenant", self.inner.delete_tenant(id))
+    async fn delete_tenant(&self, id: &TenantId, audit: &AuditRecord) -> Result<bool, StoreError> {
+        self.time("delete_tenant", self.inner.delete_tenant(id, audit))
             .await
     }
 }
 
 #[async_trait]
 impl ServerRepo for TimedRepository {
-    async fn create_server(&self, s: &Server, keys: &[KeyRecord]) -> Result<(), StoreError> {
-        self.time("create_server", self.inner.create_server(s, keys))
+    async fn create_server(
+        &self,
+        s: &Server,
+        keys: &[KeyRecord],
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.time("create_server", self.inner.create_server(s, keys, audit))
             .await
     }
 
@@ -118,21 +125,31 @@ impl ServerRepo for TimedRepository {
             .await
     }
 
-    async fn update_server(&self, s: &Server) -> Result<bool, StoreError> {
-        self.time("update_server", self.inner.update_server(s))
+    async fn update_server(
+        &self,
+        s: &Server,
+        keys: Option<&SigningAlgChange>,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        self.time("update_server", self.inner.update_server(s, keys, audit))
             .await
     }
 
-    async fn delete_server(&self, t: &TenantId, id: &ServerId) -> Result<bool, StoreError> {
-        self.time("delete_server", self.inner.delete_server(t, id))
+    async fn delete_server(
+        &self,
+        t: &TenantId,
+        id: &ServerId,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        self.time("delete_server", self.inner.delete_server(t, id, audit))
             .await
     }
 }
 
 #[async_trait]
 impl ClientRepo for TimedRepository {
-    async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
-        self.time("create_client", self.inner.create_client(c))
+    async fn create_client(&self, c: &Client, audit: &AuditRecord) -> Result<(), StoreError> {
+        self.time("create_client", self.inner.create_client(c, audit))
             .await
     }
 
@@ -157,8 +174,8 @@ impl ClientRepo for TimedRepository {
             .await
     }
 
-    async fn update_client(&self, c: &Client) -> Result<bool, StoreError> {
-        self.time("update_client", self.inner.update_client(c))
+    async fn update_client(&self, c: &Client, audit: &AuditRecord) -> Result<bool, StoreError> {
+        self.time("update_client", self.inner.update_client(c, audit))
             .await
     }
 
@@ -167,8 +184,9 @@ impl ClientRepo for TimedRepository {
         t: &TenantId,
         s: &ServerId,
         id: &ClientId,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        self.time("delete_client", self.inner.delete_client(t, s, id))
+        self.time("delete_client", self.inner.delete_client(t, s, id, audit))
             .await
     }
 }
@@ -184,20 +202,13 @@ impl KeyRepo for TimedRepository {
         new: &KeyRecord,
         retire_at: i64,
         now: i64,
+        audit: &AuditRecord,
     ) -> Result<(), StoreError> {
-        self.time("rotate_key", self.inner.rotate_key(new, retire_at, now))
-            .await
-    }
-
-    async fn retire_keys(
-        &self,
-        t: &TenantId,
-        s: &ServerId,
-        alg: SigningAlg,
-        retire_at: i64,
-    ) -> Result<(), StoreError> {
-        self.time("retire_keys", self.inner.retire_keys(t, s, alg, retire_at))
-            .await
+        self.time(
+            "rotate_key",
+            self.inner.rotate_key(new, retire_at, now, audit),
+        )
+        .await
     }
 
     async fn rotate_key_if_current(
@@ -206,11 +217,12 @@ impl KeyRepo for TimedRepository {
         expected_current_kid: &str,
         retire_at: i64,
         now: i64,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         self.time(
             "rotate_key_if_current",
             self.inner
-                .rotate_key_if_current(new, expected_current_kid, retire_at, now),
+                .rotate_key_if_current(new, expected_current_kid, retire_at, now, audit),
         )
         .await
     }
@@ -235,6 +247,53 @@ impl KeyRepo for TimedRepository {
 
 #[async_trait]
 impl AdminRepo for TimedRepository {
+    async fn create_credential(
+        &self,
+        c: &AdminCredential,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.time("create_credential", self.inner.create_credential(c, audit))
+            .await
+    }
+
+    async fn credential_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<AdminCredential>, StoreError> {
+        self.time(
+            "credential_by_hash",
+            self.inner.credential_by_hash(token_hash),
+        )
+        .await
+    }
+
+    async fn list_credentials(
+        &self,
+        t: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<AdminCredential>, StoreError> {
+        self.time(
+            "list_credentials",
+            self.inner.list_credentials(t, after, limit),
+        )
+        .await
+    }
+
+    async fn revoke_credential(
+        &self,
+        t: &TenantId,
+        id: &CredentialId,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        self.time(
+            "revoke_credential",
+            self.inner.revoke_credential(t, id, now, audit),
+        )
+        .await
+    }
+
     async fn admin_token_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.time("admin_token_hash", self.inner.admin_token_hash(name))
             .await
@@ -256,8 +315,9 @@ impl AdminRepo for TimedRepository {
 
 #[async_trait]
 impl UserRepo for TimedRepository {
-    async fn create_user(&self, u: &User) -> Result<(), StoreError> {
-        self.time("create_user", self.inner.create_user(u)).await
+    async fn create_user(&self, u: &User, audit: &AuditRecord) -> Result<(), StoreError> {
+        self.time("create_user", self.inner.create_user(u, audit))
+            .await
     }
 
     async fn get_user(
@@ -290,8 +350,9 @@ impl UserRepo for TimedRepository {
             .await
     }
 
-    async fn update_user(&self, u: &User) -> Result<bool, StoreError> {
-        self.time("update_user", self.inner.update_user(u)).await
+    async fn update_user(&self, u: &User, audit: &AuditRecord) -> Result<bool, StoreError> {
+        self.time("update_user", self.inner.update_user(u, audit))
+            .await
     }
 
     async fn delete_user(
@@ -299,8 +360,9 @@ impl UserRepo for TimedRepository {
         t: &TenantId,
         s: &ServerId,
         id: &UserId,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        self.time("delete_user", self.inner.delete_user(t, s, id))
+        self.time("delete_user", self.inner.delete_user(t, s, id, audit))
             .await
     }
 
@@ -335,10 +397,11 @@ impl UserRepo for TimedRepository {
         s: &ServerId,
         user: &UserId,
         client: &ClientId,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         self.time(
             "delete_consent",
-            self.inner.delete_consent(t, s, user, client),
+            self.inner.delete_consent(t, s, user, client, audit),
         )
         .await
     }
@@ -406,6 +469,27 @@ impl RefreshRepo for TimedRepository {
         self.time(
             "delete_expired_refresh_tokens",
             self.inner.delete_expired_refresh_tokens(before),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditRepo for TimedRepository {
+    async fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError> {
+        self.time("append_audit", self.inner.append_audit(r)).await
+    }
+
+    async fn list_audit(
+        &self,
+        t: &TenantId,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<AuditEvent>, StoreError> {
+        self.time(
+            "list_audit",
+            self.inner.list_audit(t, filter, before, limit),
         )
         .await
     }

@@ -702,6 +702,177 @@ async fn no_secret_reaches_logs_spans_metrics_errors_or_the_audit_trail(backend:
         assert_eq!(res.status(), 200, "{doc}");
     }
 
+    // ---- the authorization-code flow: users, login, consent, codes, refresh, userinfo ----
+    let user_password = distinctive("user-password");
+    let wrong_password = distinctive("wrong-password");
+    secrets.add("user password", &user_password);
+    secrets.add("wrong user password", &wrong_password);
+    let (s, user) = d
+        .root(
+            Method::POST,
+            &format!("/admin/tenants/{tid}/servers/main/users"),
+            Some(json!({"username": "hygiene-user", "password": user_password})),
+        )
+        .await;
+    assert_eq!(s, 201, "{user}");
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    let new_password = distinctive("new-user-password");
+    secrets.add("changed user password", &new_password);
+    let (s, _) = d
+        .root(
+            Method::PATCH,
+            &format!("/admin/tenants/{tid}/servers/main/users/{user_id}"),
+            Some(json!({"password": new_password})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, web) = d
+        .root(
+            Method::POST,
+            &clients,
+            Some(json!({
+                "client_id": "web",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "redirect_uris": ["https://app.example/cb"],
+                "scope": "openid profile",
+                "token_endpoint_auth_method": "client_secret_post"
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{web}");
+    let web_secret = web["client_secret"].as_str().unwrap().to_owned();
+    secrets.add_client_secret("web client secret", "web", &web_secret);
+    let (verifier, challenge) = support::flow::pkce();
+    secrets.add("PKCE verifier", &verifier);
+    let browser = support::flow::Agent::new();
+    let authorize = support::flow::authorize_url(
+        &issuer,
+        &[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", "https://app.example/cb"),
+            ("scope", "openid profile"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let to_login = browser.get(&authorize).await;
+    let login_page = browser.get(to_login.location.as_deref().unwrap()).await;
+    let csrf = support::flow::hidden(&login_page.body, "csrf").unwrap();
+    secrets.add("CSRF token", &csrf);
+    let failed = browser
+        .submit_login(&issuer, &login_page, "hygiene-user", &wrong_password)
+        .await;
+    assert!(failed.body.contains("Wrong username or password"));
+    let (done, seen) = browser
+        .authorize(&issuer, &authorize, "hygiene-user", &new_password, "allow")
+        .await;
+    assert_eq!(seen, ["login", "consent"]);
+    let code = done.location_param("code").unwrap();
+    secrets.add("authorization code", &code);
+    let cc_form = |code: &str| {
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("client_id", "web".to_owned()),
+            ("client_secret", web_secret.clone()),
+            ("code", code.to_owned()),
+            ("redirect_uri", "https://app.example/cb".to_owned()),
+            ("code_verifier", verifier.clone()),
+        ]
+    };
+    let owned = cc_form(&code);
+    let form: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, tokens) = d.gateway("token", &[], &form).await;
+    assert_eq!(s, 200, "{tokens}");
+    let (access, refresh, id_token) = (
+        tokens["access_token"].as_str().unwrap().to_owned(),
+        tokens["refresh_token"].as_str().unwrap().to_owned(),
+        tokens["id_token"].as_str().unwrap().to_owned(),
+    );
+    secrets.add_jwt("code-flow access token", &access);
+    secrets.add_jwt("ID token", &id_token);
+    secrets.add("refresh token", &refresh);
+    let (s, b) = d.gateway("token", &[], &form).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "a reused code"
+    );
+    let info = d
+        .server
+        .http
+        .get(format!("{issuer}/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 401, "the reused code revoked it");
+    d.error_bodies
+        .push(format!("userinfo: {}", info.text().await.unwrap()));
+    let (again, _) = browser
+        .authorize(&issuer, &authorize, "hygiene-user", &new_password, "allow")
+        .await;
+    let code2 = again.location_param("code").unwrap();
+    secrets.add("second authorization code", &code2);
+    let owned2 = cc_form(&code2);
+    let form2: Vec<(&str, &str)> = owned2.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, tokens) = d.gateway("token", &[], &form2).await;
+    assert_eq!(s, 200, "{tokens}");
+    let refresh2 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    secrets.add("second refresh token", &refresh2);
+    secrets.add_jwt(
+        "second access token",
+        tokens["access_token"].as_str().unwrap(),
+    );
+    let refresh_form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "web"),
+        ("client_secret", web_secret.as_str()),
+        ("refresh_token", refresh2.as_str()),
+    ];
+    let (s, rotated) = d.gateway("token", &[], &refresh_form).await;
+    assert_eq!(s, 200, "{rotated}");
+    secrets.add(
+        "rotated refresh token",
+        rotated["refresh_token"].as_str().unwrap(),
+    );
+    secrets.add_jwt(
+        "refreshed access token",
+        rotated["access_token"].as_str().unwrap(),
+    );
+    let (s, b) = d.gateway("token", &[], &refresh_form).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "a reused refresh token"
+    );
+    let (s, _) = d
+        .gateway(
+            "revoke",
+            &[],
+            &[
+                ("client_id", "web"),
+                ("client_secret", web_secret.as_str()),
+                ("token", rotated["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200);
+    for cookie in ["tollgate_session", "tollgate_browser"] {
+        assert!(browser.has_cookie(cookie), "{cookie}");
+    }
+    for value in browser.cookie_values() {
+        secrets.add("a flow cookie", &value);
+    }
+    let (s, _) = d
+        .root(
+            Method::DELETE,
+            &format!("/admin/tenants/{tid}/servers/main/users/{user_id}/consents/web"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+
     // ---- wait for what arrives asynchronously: spans, and the sampled failures ----
     let trace = hex_id(16);
     let (s, _) = d
@@ -765,6 +936,9 @@ async fn no_secret_reaches_logs_spans_metrics_errors_or_the_audit_trail(backend:
         "server.update",
         "credential.create",
         "credential.revoke",
+        "user.create",
+        "user.update",
+        "consent.revoke",
     ] {
         assert!(
             audit.contains(&format!("\"action\":\"{action}\"")),

@@ -304,3 +304,56 @@ bench_measure() {
         fi
     done
 }
+
+# bench_authorize_url CLIENT_ID REDIRECT_URI SCOPE CODE_CHALLENGE -> the authorize URL.
+bench_authorize_url() {
+    python3 -c '
+import sys, urllib.parse as u
+base, cid, redirect, scope, challenge = sys.argv[1:6]
+print(base + "/oauth2/authorize?" + u.urlencode({"response_type": "code", "client_id": cid,
+    "redirect_uri": redirect, "scope": scope, "state": "bench", "code_challenge": challenge,
+    "code_challenge_method": "S256"}))' \
+        "$BENCH_GATEWAY_URL/$BENCH_TENANT/$BENCH_SERVER" "$1" "$2" "$3" "$4"
+}
+
+# bench_login AUTHORIZE_URL USERNAME PASSWORD -> a Cookie header value (session and binding
+# cookies) of a browser that has logged in and consented, scripted over HTTP with curl like a
+# user would: the login form, then the consent form, each with its hidden req and csrf fields.
+bench_login() {
+    local url="$1" user="$2" pass="$3" jar="$BENCH_RUN_DIR/cookies.txt" page="$BENCH_RUN_DIR/page.html"
+    local issuer="$BENCH_GATEWAY_URL/$BENCH_TENANT/$BENCH_SERVER" next req csrf
+    rm -f "$jar"
+    next="$(_bench_curl -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' "$url")"
+    [[ "$next" == "$issuer/login?"* ]] || bench_fail "authorize did not lead to the login page: $next"
+    _bench_curl -c "$jar" -b "$jar" -o "$page" "$next"
+    req="$(grep -o 'name="req" value="[^"]*"' "$page" | cut -d'"' -f4)"
+    csrf="$(grep -o 'name="csrf" value="[^"]*"' "$page" | cut -d'"' -f4)"
+    next="$(_bench_curl -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' \
+        --data-urlencode "req=$req" --data-urlencode "csrf=$csrf" \
+        --data-urlencode "username=$user" --data-urlencode "password=$pass" "$issuer/login")"
+    [[ "$next" == "$issuer/consent?"* ]] || bench_fail "login did not lead to the consent page: $next"
+    _bench_curl -c "$jar" -b "$jar" -o "$page" "$next"
+    req="$(grep -o 'name="req" value="[^"]*"' "$page" | cut -d'"' -f4)"
+    csrf="$(grep -o 'name="csrf" value="[^"]*"' "$page" | cut -d'"' -f4)"
+    next="$(_bench_curl -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' \
+        --data-urlencode "req=$req" --data-urlencode "csrf=$csrf" --data-urlencode decision=allow \
+        "$issuer/consent")"
+    [[ "$next" == *"code="* ]] || bench_fail "consent did not return a code: $next"
+    # Netscape cookie jar: name and value are the last two fields (HttpOnly lines start with #).
+    sed -n 's/^#HttpOnly_//; /^[^#]/p' "$jar" | awk -F'\t' 'NF >= 7 { printf "%s%s=%s", sep, $6, $7; sep = "; " }'
+}
+
+# bench_user USERNAME PASSWORD: a user of the bench server's built-in login.
+bench_user() {
+    bench_admin_post "/admin/tenants/$BENCH_TENANT/servers/$BENCH_SERVER/users" \
+        "{\"username\":\"$1\",\"password\":\"$2\"}" >/dev/null
+}
+
+# bench_pkce -> "VERIFIER CHALLENGE" (S256).
+bench_pkce() {
+    python3 -c '
+import base64, hashlib, secrets
+v = secrets.token_urlsafe(48)
+c = base64.urlsafe_b64encode(hashlib.sha256(v.encode()).digest()).rstrip(b"=").decode()
+print(v, c)'
+}

@@ -117,6 +117,11 @@ impl Agent {
         self.cookies.lock().unwrap().keys().any(|(_, n)| n == name)
     }
 
+    /// Every cookie value held.
+    pub fn cookie_values(&self) -> Vec<String> {
+        self.cookies.lock().unwrap().values().cloned().collect()
+    }
+
     /// Forgets every cookie.
     pub fn clear(&self) {
         self.cookies.lock().unwrap().clear();

@@ -4,6 +4,8 @@
 -- a fresh code; each thread appends the codes to BENCH_CODES_DIR/codes.<thread>.
 -- done() prints "non200: N" (answers other than 303).
 
+local common = dofile(os.getenv("BENCH_ROOT") .. "/scripts/bench/common.lua")
+
 local dir = os.getenv("BENCH_CODES_DIR")
 local cookie = os.getenv("BENCH_COOKIE")
 if not dir or not cookie then
@@ -14,17 +16,11 @@ end
 wrk.method = "GET"
 wrk.headers["Cookie"] = cookie
 
-local threads = {}
-local next_index = 0
-
-function setup(thread)
-  thread:set("index", next_index)
-  next_index = next_index + 1
-  table.insert(threads, thread)
-end
+setup = common.setup
+done = common.done
 
 function init(args)
-  non200 = 0
+  common.init()
   out = io.open(dir .. "/codes." .. index, "a")
   out:setvbuf("line")
 end
@@ -32,17 +28,7 @@ end
 function response(status, headers, body)
   local location = headers["location"] or headers["Location"]
   local code = location and location:match("[?&]code=([^&]+)")
-  if status ~= 303 or not code then
-    non200 = non200 + 1
-    return
+  if common.count(code and status or 0, 303) then
+    out:write(code, "\n")
   end
-  out:write(code, "\n")
-end
-
-function done(summary, latency, requests)
-  local total = 0
-  for _, thread in ipairs(threads) do
-    total = total + (thread:get("non200") or 0)
-  end
-  io.write(string.format("non200: %d\n", total))
 end

@@ -1147,6 +1147,21 @@ async fn login_lockout(backend: &Backend) {
         .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     assert!(!agent.has_cookie("tollgate_session"));
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "tollgate_logins_total{result=\"wrong_password\"} 5",
+        "tollgate_logins_total{result=\"locked_out\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 }
 
 async fn users_admin_api(backend: &Backend) {

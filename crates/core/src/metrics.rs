@@ -81,6 +81,11 @@ struct CacheLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LoginLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActiveLabels {
     active: &'static str,
 }
@@ -153,6 +158,7 @@ pub struct Metrics {
     introspections_inactive: Counter,
     revocations: Counter,
     audit_samples_dropped: Counter,
+    logins: Family<LoginLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -255,6 +261,13 @@ impl Metrics {
              but were dropped: the writer's queue was full or the per-minute cap was reached",
             audit_samples_dropped.clone(),
         );
+        let logins = Family::<LoginLabels, Counter>::default();
+        registry.register(
+            "logins",
+            "Login attempts at the built-in login page, by result (success, wrong_password, \
+             unknown_user, locked_out)",
+            logins.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         let mut labels = vec![("version".to_owned(), version.to_owned())];
         if let Some(r) = revision.filter(|r| !r.is_empty()) {
@@ -281,6 +294,7 @@ impl Metrics {
             introspections_inactive,
             revocations,
             audit_samples_dropped,
+            logins,
         }
     }
 
@@ -382,6 +396,12 @@ impl Metrics {
     /// A token revoked.
     pub fn revocation(&self) {
         self.revocations.inc();
+    }
+
+    /// A login attempt at the built-in login page: `success`, `wrong_password`,
+    /// `unknown_user` or `locked_out`.
+    pub fn login(&self, result: &'static str) {
+        self.logins.get_or_create(&LoginLabels { result }).inc();
     }
 
     /// Every metric in the Prometheus text format ([`CONTENT_TYPE`]).

@@ -350,6 +350,7 @@ pub async fn login(
         return Ok(failed());
     };
     if let Some(retry_after) = session::locked_out(app, t, s, &username, browser.address).await? {
+        app.metrics.login("locked_out");
         return Err(AuthorizeError::Throttled {
             retry_after,
             view: Box::new(view(
@@ -360,6 +361,11 @@ pub async fn login(
     let user = app.repo.find_user(t, s, &username).await?;
     if !session::verify_password(app, user.as_ref(), &form.password).await? {
         session::record_failure(app, t, s, &username, browser.address).await?;
+        app.metrics.login(if user.is_some() {
+            "wrong_password"
+        } else {
+            "unknown_user"
+        });
         tracing::info!(tenant = %t, server = %s, reason = if user.is_some() { "wrong_password" } else { "unknown_user" }, "login failed");
         return Ok(failed());
     }
@@ -367,6 +373,7 @@ pub async fn login(
         return Ok(failed());
     };
     session::clear_failures(app, t, s, &username).await?;
+    app.metrics.login("success");
     if let Some(old) = browser.session {
         session::end_session(app, t, s, old).await?;
     }

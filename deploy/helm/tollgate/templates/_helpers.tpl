@@ -174,6 +174,10 @@ Environment of both `serve` Deployments. Call with the root context.
 {{- end }}
 - name: TOLLGATE_CACHE_TTL
   value: {{ .Values.config.cacheTtl | quote }}
+- name: TOLLGATE_CODE_TTL
+  value: {{ .Values.config.codeTtl | quote }}
+- name: TOLLGATE_SESSION_TTL
+  value: {{ .Values.config.sessionTtl | quote }}
 - name: TOLLGATE_SHUTDOWN_TIMEOUT
   value: {{ .Values.config.shutdownTimeout | quote }}
 {{- end }}

@@ -3,15 +3,12 @@
 //! server or tenant is simply not active here. Revoked tokens are remembered in the
 //! short-lived store until they would have expired, so every replica sees the revocation.
 
-use std::time::Duration;
-
 use jsonwebtoken::{decode, decode_header, Validation};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::app::{store_failure, Tollgate};
 use crate::client_auth::Authenticated;
-use crate::clock;
 use crate::grants::TokenParams;
 use crate::oauth::OAuthError;
 use crate::registry::ServerRuntime;
@@ -211,11 +208,8 @@ pub async fn revoke(
             "the token was not issued to this client",
         ));
     }
-    let ttl = u64::try_from(exp - clock::now()).unwrap_or(0).max(1);
-    app.short_lived
-        .put(&revoked_key(server, jti), b"1", Duration::from_secs(ttl))
-        .await
-        .map_err(|e| store_failure(&e))?;
+    crate::refresh::revoke_access_token(app, &server.server.tenant_id, &server.server.id, jti, exp)
+        .await?;
     app.metrics.revocation();
     tracing::info!(
         tenant = %server.server.tenant_id,
@@ -272,6 +266,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::clock;
     use crate::ids::{ServerId, TenantId};
     use crate::keys::{KeyRecord, KeyStatus, MasterKey, TokenType};
     use crate::server::{AuthMethod, Server, SigningAlg};

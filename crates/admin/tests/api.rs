@@ -633,7 +633,7 @@ async fn bad_requests_get_the_right_status_and_error() {
             json_req(M::POST, "/admin/tenants", &oversized),
             413,
             "invalid_request",
-            "larger than 256 KiB",
+            "larger than 262144 bytes (the limit)",
         ),
         // Path parameters.
         row(

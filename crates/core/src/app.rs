@@ -36,6 +36,10 @@ pub struct TollgateOptions {
     pub assertions: AssertionOptions,
     /// How client `jwks_uri`s are fetched.
     pub jwks_fetch: JwksFetchOptions,
+    /// Input limits (body, headers, parameters, JSON depth, assertions, JWK Sets).
+    pub limits: crate::limits::Limits,
+    /// Rate limits for servers that set none themselves.
+    pub rate_limits: crate::rate_limit::RateLimitDefaults,
 }
 
 /// Which `aud` values a client assertion may carry (RFC 7523 §3).
@@ -111,6 +115,8 @@ impl Default for TollgateOptions {
             client_ca: None,
             assertions: AssertionOptions::default(),
             jwks_fetch: JwksFetchOptions::default(),
+            limits: crate::limits::Limits::default(),
+            rate_limits: crate::rate_limit::RateLimitDefaults::default(),
         }
     }
 }
@@ -140,6 +146,8 @@ pub struct Tollgate {
     pub metrics: Arc<Metrics>,
     /// Announces admin changes to the other processes sharing the database.
     pub invalidations: Arc<dyn Invalidations>,
+    /// The rate limiter's memory of store failures (it fails open, and briefly stops asking).
+    pub rate_limiter: crate::rate_limit::Limiter,
 }
 
 impl Tollgate {
@@ -167,6 +175,7 @@ impl Tollgate {
             options,
             draining: AtomicBool::new(false),
             invalidations: Arc::new(Local),
+            rate_limiter: crate::rate_limit::Limiter::default(),
         }
     }
 

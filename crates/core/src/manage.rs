@@ -284,6 +284,7 @@ pub async fn create_server(
             .tls_client_certificate_bound_access_tokens
             .unwrap_or(false),
         key_rotation_period: input.key_rotation_period,
+        rate_limits: input.rate_limits.unwrap_or_default(),
         created_at: now,
         updated_at: now,
     };
@@ -361,6 +362,9 @@ pub async fn patch_server(
     }
     if let Some(v) = patch.key_rotation_period {
         server.key_rotation_period = v;
+    }
+    if let Some(v) = patch.rate_limits {
+        server.rate_limits = v.map_or_else(Default::default, |p| server.rate_limits.merged(&p));
     }
     server.validate(&app.servable_methods())?;
     server.updated_at = clock::now();

@@ -81,6 +81,17 @@ struct CacheLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RateLimitLabels {
+    endpoint: &'static str,
+    limit: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ActiveLabels {
     active: &'static str,
 }
@@ -152,6 +163,8 @@ pub struct Metrics {
     introspections_active: Counter,
     introspections_inactive: Counter,
     revocations: Counter,
+    rate_limited: Family<RateLimitLabels, Counter>,
+    rate_limit_skipped: Family<EndpointLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -247,6 +260,18 @@ impl Metrics {
             "Access tokens revoked (RFC 7009): valid tokens of the requesting client",
             revocations.clone(),
         );
+        let rate_limited = Family::<RateLimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a rate limit, by endpoint and limit (client, address)",
+            rate_limited.clone(),
+        );
+        let rate_limit_skipped = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "rate_limit_checks_skipped",
+            "Requests served without a rate-limit check because the short-lived store did not answer (the limiter fails open)",
+            rate_limit_skipped.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         let mut labels = vec![("version".to_owned(), version.to_owned())];
         if let Some(r) = revision.filter(|r| !r.is_empty()) {
@@ -272,6 +297,8 @@ impl Metrics {
             introspections_active,
             introspections_inactive,
             revocations,
+            rate_limited,
+            rate_limit_skipped,
         }
     }
 
@@ -370,6 +397,20 @@ impl Metrics {
         self.revocations.inc();
     }
 
+    /// A request refused by a rate limit. `endpoint` and `limit` come from closed sets.
+    pub fn rate_limited(&self, endpoint: &'static str, limit: &'static str) {
+        self.rate_limited
+            .get_or_create(&RateLimitLabels { endpoint, limit })
+            .inc();
+    }
+
+    /// A request served unchecked because the rate limiter's store did not answer.
+    pub fn rate_limit_skipped(&self, endpoint: &'static str) {
+        self.rate_limit_skipped
+            .get_or_create(&EndpointLabels { endpoint })
+            .inc();
+    }
+
     /// Every metric in the Prometheus text format ([`CONTENT_TYPE`]).
     #[must_use]
     pub fn render(&self) -> String {
@@ -415,6 +456,8 @@ mod tests {
         m.cache_lookup(Cache::Client, Lookup::Miss);
         m.introspection(true);
         m.revocation();
+        m.rate_limited("token", "client");
+        m.rate_limit_skipped("introspect");
         let text = m.render();
         for (series, want) in [
             (
@@ -448,6 +491,14 @@ mod tests {
             (r#"tollgate_introspections_total{active="true"}"#, 1.0),
             (r#"tollgate_introspections_total{active="false"}"#, 0.0),
             ("tollgate_revocations_total", 1.0),
+            (
+                r#"tollgate_rate_limited_total{endpoint="token",limit="client"}"#,
+                1.0,
+            ),
+            (
+                r#"tollgate_rate_limit_checks_skipped_total{endpoint="introspect"}"#,
+                1.0,
+            ),
             (
                 r#"tollgate_build_info{version="1.2.3",revision="abc123"}"#,
                 1.0,

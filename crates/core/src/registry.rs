@@ -464,6 +464,7 @@ mod tests {
             allowed_token_endpoint_auth_methods: vec![crate::server::AuthMethod::ClientSecretBasic],
             tls_client_certificate_bound_access_tokens: false,
             key_rotation_period: None,
+            rate_limits: crate::rate_limit::RateLimits::default(),
             created_at: 0,
             updated_at: 0,
         };

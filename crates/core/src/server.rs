@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::ids::{ServerId, TenantId};
 use crate::manage::Invalid;
+use crate::rate_limit::{RateLimits, RateLimitsPatch};
 
 /// JWS algorithms a server signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -154,6 +155,10 @@ pub struct Server {
     /// Seconds between automatic signing-key rotations; `None`: rotated only through the
     /// admin API.
     pub key_rotation_period: Option<i64>,
+    /// Rate limits of the token, introspection and revocation endpoints; `null` members take
+    /// the process defaults (`--rate-limit-…`).
+    #[serde(default)]
+    pub rate_limits: RateLimits,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -184,6 +189,8 @@ pub struct NewServer {
     /// Seconds between automatic signing-key rotations, at least 3600; absent or `null`:
     /// rotate only through the admin API.
     pub key_rotation_period: Option<i64>,
+    /// Rate limits; absent or `null` members: the process defaults.
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// Body of `PATCH /admin/tenants/{tid}/servers/{aid}`: only the fields present change.
@@ -209,6 +216,11 @@ pub struct ServerPatch {
     /// Seconds between automatic key rotations (at least 3600); `null` turns them off.
     #[serde(default, deserialize_with = "double_option")]
     pub key_rotation_period: Option<Option<i64>>,
+    /// Merged into the rate limits (a member's `null` resets it to the default); `null`
+    /// resets them all.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<RateLimitsPatch>)]
+    pub rate_limits: Option<Option<RateLimitsPatch>>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -258,6 +270,7 @@ impl Server {
                 ));
             }
         }
+        self.rate_limits.validate()?;
         let methods = &self.allowed_token_endpoint_auth_methods;
         if methods.is_empty() {
             return Err(Invalid::request(

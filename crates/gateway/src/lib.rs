@@ -3,6 +3,7 @@
 //! one core function, and map the result (or its [`OAuthResponse`] error) to HTTP.
 
 mod body;
+mod client_addr;
 mod client_cert;
 mod client_request;
 mod discovery;

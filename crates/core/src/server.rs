@@ -223,6 +223,41 @@ pub struct ServerPatch {
     pub rate_limits: Option<Option<RateLimitsPatch>>,
 }
 
+impl NewServer {
+    /// The server this body describes in tenant `tenant_id` at `now`, with the defaults for
+    /// what it leaves out (`servable`: the methods allowed when it names none). Not yet
+    /// validated: see [`Server::validate`].
+    #[must_use]
+    pub fn into_server(self, tenant_id: &TenantId, servable: &[AuthMethod], now: i64) -> Server {
+        let mut methods = self
+            .allowed_token_endpoint_auth_methods
+            .unwrap_or_else(|| servable.to_vec());
+        let mut seen = Vec::new();
+        methods.retain(|m| {
+            let first = !seen.contains(m);
+            seen.push(*m);
+            first
+        });
+        Server {
+            tenant_id: tenant_id.clone(),
+            id: self.id,
+            name: self.name,
+            access_token_ttl: self.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL),
+            refresh_token_ttl: self.refresh_token_ttl.unwrap_or(DEFAULT_REFRESH_TOKEN_TTL),
+            signing_alg: self.signing_alg.unwrap_or(SigningAlg::ES256),
+            default_audience: self.default_audience,
+            allowed_token_endpoint_auth_methods: methods,
+            tls_client_certificate_bound_access_tokens: self
+                .tls_client_certificate_bound_access_tokens
+                .unwrap_or(false),
+            key_rotation_period: self.key_rotation_period,
+            rate_limits: self.rate_limits.unwrap_or_default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where

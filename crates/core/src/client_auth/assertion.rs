@@ -139,7 +139,7 @@ impl Assertion<'_> {
         }
     }
 
-    fn claims(&self) -> Result<Map<String, Value>, Failure> {
+    pub(super) fn claims(&self) -> Result<Map<String, Value>, Failure> {
         decode_json_object(self.payload)
     }
 }

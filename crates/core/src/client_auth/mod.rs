@@ -8,6 +8,8 @@ mod certificate;
 mod client_ca;
 mod client_secret_jwt;
 mod dn;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod none;
 mod private_key_jwt;
 mod secret;

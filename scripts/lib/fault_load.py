@@ -64,6 +64,7 @@ class Http:
         assert u.hostname == "127.0.0.1", base
         self.host, self.port = u.hostname, u.port
         self.conn = None
+        self.last_retry_after = None
 
     def request(self, method, path, body=None, headers=None):
         if self.conn is None:
@@ -72,6 +73,7 @@ class Http:
             self.conn.request(method, path, body=body, headers=headers or {})
             res = self.conn.getresponse()
             data = res.read()
+            self.last_retry_after = res.getheader("retry-after")
             if res.getheader("connection", "").lower() == "close":
                 self.close()
             return res.status, data
@@ -187,11 +189,21 @@ def run(setup_file, stop_file, events_file):
         mine = []
         while not os.path.exists(stop_file):
             start = time.time()
+            shape = None
             try:
-                status, _ = one(cfg, kind, gw, admin, created)
+                status, body = one(cfg, kind, gw, admin, created)
+                if status == 503:
+                    # An outage answer must say so, in JSON, and say when to retry.
+                    conn = admin if kind == "admin_create" else gw
+                    try:
+                        code = json.loads(body).get("error")
+                    except ValueError:
+                        code = None
+                    if code != "temporarily_unavailable" or not conn.last_retry_after:
+                        shape = f"503 with error={code!r}, Retry-After={conn.last_retry_after!r}"
             except Exception as e:  # no HTTP answer: refused, reset, timed out
                 status = f"unanswered:{type(e).__name__}"
-            mine.append((start, time.time(), kind, status))
+            mine.append((start, time.time(), kind, status, shape))
             if kind == "admin_create":
                 time.sleep(0.05)  # pacing: a few hundred clients, not thousands
         with lock:
@@ -203,7 +215,7 @@ def run(setup_file, stop_file, events_file):
     for th in threads:
         th.join(TIMEOUT * 3)
     with open(events_file, "w") as f:
-        for e in sorted(events):
+        for e in sorted(events, key=lambda e: e[0]):
             f.write(json.dumps(e) + "\n")
     with open(events_file + ".created", "w") as f:
         json.dump(created, f)
@@ -226,7 +238,7 @@ def judge(setup_file, events_file, phases_file, server_log, max_recovery=30.0):
     # Totals.
     print(f"requests sent: {len(events)}")
     by_kind = {}
-    for _, _, kind, status in events:
+    for _, _, kind, status, _ in events:
         by_kind.setdefault(kind, {}).setdefault(str(status), 0)
         by_kind[kind][str(status)] += 1
     print("answered, by kind and status:")
@@ -241,6 +253,10 @@ def judge(setup_file, events_file, phases_file, server_log, max_recovery=30.0):
     print(f"5xx other than 503: {len(server_errors)}")
     if server_errors:
         failures.append(f"{len(server_errors)} answers were 5xx other than 503, e.g. {server_errors[:3]}")
+    malformed = [e for e in events if e[4]]
+    print(f"503s without a JSON temporarily_unavailable and Retry-After: {len(malformed)}")
+    if malformed:
+        failures.append(f"{len(malformed)} outage answers were malformed, e.g. {malformed[:3]}")
     log = open(server_log, errors="replace").read()
     panics = log.count("panicked")
     print(f"panics in the server log: {panics}")
@@ -264,13 +280,14 @@ def judge(setup_file, events_file, phases_file, server_log, max_recovery=30.0):
                     failures.append(f"{kind} must keep working while {store} is down: {good}/{len(mine)}")
 
     # Full recovery after each restart: for every kind, the start of the first success after
-    # its last failure (requests begun after the restart); the slowest kind decides.
+    # its last failure (requests begun after the restart and finished before the next fault);
+    # the slowest kind decides.
     bounds = [("redis", "redis_up", "postgres_down"), ("postgres", "postgres_up", "end")]
     for store, up, until in bounds:
         r, end = phases[up], phases[until]
         worst, worst_kind = 0.0, None
         for kind in KINDS:
-            mine = [e for e in events if r <= e[0] < end and e[2] == kind]
+            mine = [e for e in events if r <= e[0] and e[1] < end and e[2] == kind]
             failed = [e for e in mine if not ok(e[3]) and e[3] != 429]
             after = [e for e in mine if ok(e[3]) and (not failed or e[0] > failed[-1][0])]
             if not after:

@@ -11,8 +11,12 @@ use redis::{AsyncCommands, Script};
 
 use super::{RateCheck, RateDecision, ShortLivedStore, StoreError};
 
-/// Deadline for one Redis command.
+/// Deadline for one Redis command, as the caller sees it (waiting for a reconnection included).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// The connection's own deadlines for connecting and for an answer: shorter than
+/// [`COMMAND_TIMEOUT`], so that redis-rs sees its own failure (and reconnects when the
+/// connection is gone) before our deadline drops the command.
+const CONNECTION_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Prefix of every key Tollgate writes.
 const PREFIX: &str = "tollgate:";
 
@@ -46,10 +50,16 @@ impl RedisStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)
             .map_err(|_| StoreError::Unavailable("invalid Redis URL".into()))?;
+        // One reconnection attempt retried once, at most 200 ms apart. redis-rs's defaults
+        // (6 retries, its `factor` multiplying backon's 1 s base delay) keep one reconnection
+        // going for minutes while every command waits on it: Redis would be back long before
+        // Tollgate noticed. A failed reconnection is retried by the next command instead.
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(COMMAND_TIMEOUT)
-            .set_response_timeout(COMMAND_TIMEOUT)
-            .set_number_of_retries(2);
+            .set_connection_timeout(CONNECTION_TIMEOUT)
+            .set_response_timeout(CONNECTION_TIMEOUT)
+            .set_number_of_retries(1)
+            .set_factor(1)
+            .set_max_delay(200);
         let conn = tokio::time::timeout(
             COMMAND_TIMEOUT * 2,
             ConnectionManager::new_with_config(client, config),

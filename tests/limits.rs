@@ -99,7 +99,10 @@ async fn rate_limits(backend: &Backend) {
     assert!(served >= 3, "only {served} served before the limit");
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"], "too_many_requests");
-    assert!(body["error_description"].as_str().unwrap().contains("retry after"));
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("retry after"));
     assert_eq!(retry.as_deref(), Some("1"));
     // The limit is per client: another client of the same server is served.
     let (other, other_secret) = server.client(&tid, "main", cc.clone()).await;
@@ -136,7 +139,10 @@ async fn rate_limits(backend: &Backend) {
     // Warm both clients' secrets (argon2 once each) through the same address's budget.
     let (served, (status, _, body)) = until_limited(&server, &tid, &basic(&c1, &s1), None).await;
     assert!(served >= 2, "only {served} served before the limit");
-    assert_eq!((status, body["error"].as_str()), (429, Some("too_many_requests")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_many_requests"))
+    );
     // X-Forwarded-For from an untrusted peer (127.0.0.1 is not in --trusted-proxies) is
     // ignored: a client cannot pick a fresh address to escape its limit.
     let (status, _, _) = token(&server, &tid, &basic(&c2, &s2), Some("198.51.100.7")).await;
@@ -170,7 +176,10 @@ async fn rate_limits(backend: &Backend) {
             "rate_limits.address_per_second",
         ),
         (json!({"burst": 5}), "unknown field `burst`"),
-        (json!({"client_per_second": -1}), "rate_limits.client_per_second"),
+        (
+            json!({"client_per_second": -1}),
+            "rate_limits.client_per_second",
+        ),
     ];
     for (limits, names) in rows {
         for (method, p, body) in [
@@ -217,15 +226,26 @@ async fn forwarded_addresses(backend: &Backend) {
     // Right after a refusal (the wait is a second): a spoofed entry to the left of what the
     // proxy appended changes nothing; another forwarded address has its own bucket.
     assert_eq!(
-        token(&server, &tid, &auth, Some("6.6.6.6, 198.51.100.1")).await.0,
+        token(&server, &tid, &auth, Some("6.6.6.6, 198.51.100.1"))
+            .await
+            .0,
         429
     );
-    assert_eq!(token(&server, &tid, &auth, Some("198.51.100.2")).await.0, 200);
+    assert_eq!(
+        token(&server, &tid, &auth, Some("198.51.100.2")).await.0,
+        200
+    );
     // IPv6 addresses share a bucket per /64.
     let (_, (status, _, _)) = until_limited(&server, &tid, &auth, Some("2001:db8:0:1::1")).await;
     assert_eq!(status, 429);
-    assert_eq!(token(&server, &tid, &auth, Some("2001:db8:0:1::2")).await.0, 429);
-    assert_eq!(token(&server, &tid, &auth, Some("2001:db8:0:2::1")).await.0, 200);
+    assert_eq!(
+        token(&server, &tid, &auth, Some("2001:db8:0:1::2")).await.0,
+        429
+    );
+    assert_eq!(
+        token(&server, &tid, &auth, Some("2001:db8:0:2::1")).await.0,
+        200
+    );
 }
 
 both_backends! {
@@ -468,12 +488,32 @@ fn out_of_range_limits_are_configuration_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let sqlite = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
     let rows: [(&str, &str, &str); 6] = [
-        ("--max-header-bytes", "200000", "--max-header-bytes (TOLLGATE_MAX_HEADER_BYTES): must be 1024 to 131072"),
+        (
+            "--max-header-bytes",
+            "200000",
+            "--max-header-bytes (TOLLGATE_MAX_HEADER_BYTES): must be 1024 to 131072",
+        ),
         ("--max-params", "0", "--max-params (TOLLGATE_MAX_PARAMS)"),
-        ("--max-assertion-bytes", "70000", "--max-assertion-bytes (TOLLGATE_MAX_ASSERTION_BYTES)"),
-        ("--max-json-depth", "1000", "--max-json-depth (TOLLGATE_MAX_JSON_DEPTH)"),
-        ("--rate-limit-client-burst", "0", "--rate-limit-client-burst (TOLLGATE_RATE_LIMIT_CLIENT_BURST)"),
-        ("--rate-limit-address-per-second", "2000000", "--rate-limit-address-per-second (TOLLGATE_RATE_LIMIT_ADDRESS_PER_SECOND)"),
+        (
+            "--max-assertion-bytes",
+            "70000",
+            "--max-assertion-bytes (TOLLGATE_MAX_ASSERTION_BYTES)",
+        ),
+        (
+            "--max-json-depth",
+            "1000",
+            "--max-json-depth (TOLLGATE_MAX_JSON_DEPTH)",
+        ),
+        (
+            "--rate-limit-client-burst",
+            "0",
+            "--rate-limit-client-burst (TOLLGATE_RATE_LIMIT_CLIENT_BURST)",
+        ),
+        (
+            "--rate-limit-address-per-second",
+            "2000000",
+            "--rate-limit-address-per-second (TOLLGATE_RATE_LIMIT_ADDRESS_PER_SECOND)",
+        ),
     ];
     for (flag, value, says) in rows {
         let out = command()

@@ -33,9 +33,11 @@ fuzz_target!(|data: &[u8]| {
                 let _ = server.validate(&servable);
                 server
             }
-            Err(_) => serde_json::from_value::<NewServer>(serde_json::json!({"id": "main", "name": "Main"}))
-                .map(|s| s.into_server(&tenant, &servable, 1_700_000_000))
-                .unwrap_or_else(|_| unreachable!()),
+            Err(_) => serde_json::from_value::<NewServer>(
+                serde_json::json!({"id": "main", "name": "Main"}),
+            )
+            .map(|s| s.into_server(&tenant, &servable, 1_700_000_000))
+            .unwrap_or_else(|_| unreachable!()),
         };
         let _ = serde_json::from_slice::<ServerPatch>(data);
         if let Ok(r) = serde_json::from_slice::<RateLimits>(data) {

@@ -443,6 +443,7 @@ async fn openapi_document_is_public_and_complete() {
         "NewClient",
         "KeyView",
         "ErrorBody",
+        "RateLimits",
     ] {
         assert!(
             doc["components"]["schemas"].get(schema).is_some(),

@@ -226,7 +226,12 @@ pub struct ServeArgs {
     pub rate_limit_address_burst: u32,
 
     /// Largest body of a token, introspection or revocation request, in bytes.
-    #[arg(long, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 65_536, value_name = "BYTES")]
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_BODY_BYTES",
+        default_value_t = 65_536,
+        value_name = "BYTES"
+    )]
     pub max_body_bytes: usize,
 
     /// Largest body of an admin API request, in bytes.
@@ -249,7 +254,12 @@ pub struct ServeArgs {
     pub max_header_bytes: usize,
 
     /// Most parameters in a token, introspection or revocation request.
-    #[arg(long, env = "TOLLGATE_MAX_PARAMS", default_value_t = 32, value_name = "N")]
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_PARAMS",
+        default_value_t = 32,
+        value_name = "N"
+    )]
     pub max_params: usize,
 
     /// Longest value of one request parameter, in bytes (client_assertion has its own limit).
@@ -271,7 +281,12 @@ pub struct ServeArgs {
     pub max_assertion_bytes: usize,
 
     /// Deepest nesting of objects and arrays in a JSON request body (gateway and admin API).
-    #[arg(long, env = "TOLLGATE_MAX_JSON_DEPTH", default_value_t = 32, value_name = "N")]
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_JSON_DEPTH",
+        default_value_t = 32,
+        value_name = "N"
+    )]
     pub max_json_depth: usize,
 
     /// Largest client JWK Set, registered inline (`jwks`) or fetched (`jwks_uri`), in bytes.

@@ -169,7 +169,8 @@ mod tests {
         fn slug_ok(s: &str) -> bool {
             (1..=64).contains(&s.len())
                 && !s.starts_with('-')
-                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         }
 
         fn client_id_ok(s: &str) -> bool {
@@ -189,7 +190,7 @@ mod tests {
             fn valid_slugs_round_trip(s in "[a-z0-9][a-z0-9-]{0,63}") {
                 let id = TenantId::parse(&s).unwrap();
                 prop_assert_eq!(id.as_str(), s.as_str());
-                prop_assert_eq!(id.to_string(), s.clone());
+                prop_assert_eq!(id.to_string(), s);
                 let json = serde_json::to_string(&id).unwrap();
                 prop_assert_eq!(serde_json::from_str::<TenantId>(&json).unwrap(), id);
             }

@@ -71,7 +71,12 @@ impl Limits {
     /// Names the limit and its range.
     pub fn validate(&self) -> Result<(), BadLimit> {
         let rows: [(&'static str, usize, usize, usize); 8] = [
-            ("max_body_bytes", self.max_body_bytes, 1024, 16 * 1024 * 1024),
+            (
+                "max_body_bytes",
+                self.max_body_bytes,
+                1024,
+                16 * 1024 * 1024,
+            ),
             (
                 "max_admin_body_bytes",
                 self.max_admin_body_bytes,

@@ -15,9 +15,7 @@ use crate::ids::{ClientId, ServerId, TenantId};
 use crate::invalidation::Invalidation;
 use crate::keys::{KeyRecord, KeyStatus};
 use crate::secrets::{self, ClientSecret};
-use crate::server::{
-    AuthMethod, NewServer, Server, ServerPatch, SigningAlg,
-};
+use crate::server::{AuthMethod, NewServer, Server, ServerPatch, SigningAlg};
 use crate::store::{Page, StoreError};
 use crate::tenant::{validate_name, NewTenant, Tenant, TenantPatch};
 

@@ -54,7 +54,8 @@ impl Limit {
     /// Time between two requests at the sustained rate (GCRA's emission interval).
     #[must_use]
     pub fn interval(self) -> Duration {
-        Duration::from_micros(1_000_000 / u64::from(self.per_second.max(1))).max(Duration::from_micros(1))
+        Duration::from_micros(1_000_000 / u64::from(self.per_second.max(1)))
+            .max(Duration::from_micros(1))
     }
 }
 
@@ -207,10 +208,11 @@ impl Limiter {
     }
 
     fn succeeded(&self, probe: bool) {
-        if probe || self.skip_until_ms.load(Ordering::Relaxed) != 0 {
-            if self.skip_until_ms.swap(0, Ordering::AcqRel) != 0 {
-                tracing::info!("rate limiting resumed: the short-lived store answers again");
-            }
+        // Only a failure ever sets it, so the healthy path is one relaxed load.
+        if self.skip_until_ms.load(Ordering::Relaxed) != 0
+            && self.skip_until_ms.swap(0, Ordering::AcqRel) != 0
+        {
+            tracing::info!("rate limiting resumed: the short-lived store answers again");
         }
         if probe {
             self.probing.store(false, Ordering::Release);
@@ -241,7 +243,11 @@ fn millis(d: Duration) -> u64 {
 /// # Errors
 /// [`RetryAfter`] when a bucket is full: the longest wait among the full ones. Never for a
 /// store failure: the limiter fails open.
-pub async fn check(app: &Tollgate, endpoint: &'static str, buckets: &[Bucket]) -> Result<(), RetryAfter> {
+pub async fn check(
+    app: &Tollgate,
+    endpoint: &'static str,
+    buckets: &[Bucket],
+) -> Result<(), RetryAfter> {
     if buckets.is_empty() {
         return Ok(());
     }
@@ -269,7 +275,9 @@ pub async fn check(app: &Tollgate, endpoint: &'static str, buckets: &[Bucket]) -
         }
         Ok(Ok(RateDecision::Limited { index, retry_after })) => {
             limiter.succeeded(probe);
-            let subject = buckets.get(index).map_or(Subject::Other("unknown"), |b| b.subject);
+            let subject = buckets
+                .get(index)
+                .map_or(Subject::Other("unknown"), |b| b.subject);
             app.metrics.rate_limited(endpoint, subject.label());
             Err(RetryAfter {
                 wait: retry_after,
@@ -444,10 +452,22 @@ pub async fn check_client_endpoint(
     let (client_limit, address_limit) = app.options.rate_limits.resolve(&server.rate_limits);
     let mut buckets = Vec::with_capacity(2);
     if let (Some(limit), Some(c)) = (client_limit, client) {
-        buckets.push(Bucket::client(endpoint, &server.tenant_id, &server.id, c, limit));
+        buckets.push(Bucket::client(
+            endpoint,
+            &server.tenant_id,
+            &server.id,
+            c,
+            limit,
+        ));
     }
     if let (Some(limit), Some(ip)) = (address_limit, address) {
-        buckets.push(Bucket::address(endpoint, &server.tenant_id, &server.id, ip, limit));
+        buckets.push(Bucket::address(
+            endpoint,
+            &server.tenant_id,
+            &server.id,
+            ip,
+            limit,
+        ));
     }
     check(app, endpoint, &buckets).await.map_err(|r| {
         tracing::info!(
@@ -568,7 +588,10 @@ mod tests {
         assert_eq!(refused.subject, Subject::Client);
         assert_eq!(refused.seconds(), 1);
         let e = OAuthError::from(refused);
-        assert_eq!((e.status, e.code.as_str(), e.retry_after), (429, "too_many_requests", Some(1)));
+        assert_eq!(
+            (e.status, e.code.as_str(), e.retry_after),
+            (429, "too_many_requests", Some(1))
+        );
         assert!(app
             .metrics
             .render()
@@ -589,9 +612,10 @@ mod tests {
                 check(&app, "token", &buckets(1)).await.unwrap();
             }
             assert_eq!(store.calls.load(Ordering::SeqCst), 1, "hang={hang}");
-            assert!(app.metrics.render().contains(
-                r#"tollgate_rate_limit_checks_skipped_total{endpoint="token"} 51"#
-            ));
+            assert!(app
+                .metrics
+                .render()
+                .contains(r#"tollgate_rate_limit_checks_skipped_total{endpoint="token"} 51"#));
             // The store is back: after the back-off one probe finds it, and limiting resumes.
             store.down.store(false, Ordering::SeqCst);
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -600,7 +624,10 @@ mod tests {
                 check(&app, "token", &buckets(1)).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert!(check(&app, "token", &buckets(1)).await.is_err(), "hang={hang}");
+            assert!(
+                check(&app, "token", &buckets(1)).await.is_err(),
+                "hang={hang}"
+            );
         }
     }
 
@@ -617,7 +644,10 @@ mod tests {
             wait: Duration::from_millis(ms),
             subject: Subject::Client,
         };
-        assert_eq!((r(1).seconds(), r(1000).seconds(), r(1001).seconds()), (1, 1, 2));
+        assert_eq!(
+            (r(1).seconds(), r(1000).seconds(), r(1001).seconds()),
+            (1, 1, 2)
+        );
     }
 
     #[test]
@@ -648,7 +678,10 @@ mod tests {
             client_burst: Some(0),
             ..RateLimits::default()
         };
-        assert_eq!(bad.validate().unwrap_err().field, "rate_limits.client_burst");
+        assert_eq!(
+            bad.validate().unwrap_err().field,
+            "rate_limits.client_burst"
+        );
         let defaults = RateLimitDefaults::default();
         let (client, address) = defaults.resolve(&RateLimits {
             address_per_second: Some(0),

@@ -118,7 +118,7 @@ mod tests {
                 let text = tokens.join(&" ".repeat(spaces));
                 let parsed = Scopes::parse(&text).unwrap();
                 let canonical = parsed.to_scope_string();
-                prop_assert_eq!(Scopes::parse(&canonical).unwrap(), parsed.clone());
+                prop_assert_eq!(&Scopes::parse(&canonical).unwrap(), &parsed);
                 prop_assert_eq!(Scopes::parse(&canonical).unwrap().to_scope_string(), canonical);
                 for t in &tokens {
                     prop_assert!(parsed.contains(t));

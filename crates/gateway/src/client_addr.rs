@@ -125,9 +125,6 @@ mod tests {
             .peer_addr("10.0.0.5:1".parse().unwrap())
             .insert_header(("x-forwarded-for", "198.51.100.1"))
             .to_http_request();
-        assert_eq!(
-            client_address(&req),
-            Some("10.0.0.5".parse().unwrap())
-        );
+        assert_eq!(client_address(&req), Some("10.0.0.5".parse().unwrap()));
     }
 }

@@ -49,7 +49,10 @@ fn client(method: &str) -> Client {
 pub fn check_assertion(text: &str, hmac: bool) -> Result<(), Failure> {
     let _ = assertion::subject(text);
     let (client, key) = if hmac {
-        (client("client_secret_jwt"), DecodingKey::from_secret(SECRET))
+        (
+            client("client_secret_jwt"),
+            DecodingKey::from_secret(SECRET),
+        )
     } else {
         (
             client("private_key_jwt"),
@@ -90,8 +93,8 @@ pub fn sign_hs256(header: &[u8], claims: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(claims)
     );
     let key = EncodingKey::from_secret(SECRET);
-    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256)
-        .unwrap_or_default();
+    let signature =
+        jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap_or_default();
     format!("{input}.{signature}")
 }
 
@@ -104,7 +107,10 @@ mod tests {
         let claims = serde_json::json!({"iss": "c1", "sub": "c1", "aud": ENDPOINT, "exp": NOW + 60, "jti": "j"});
         let jwt = sign_hs256(br#"{"alg":"HS256"}"#, claims.to_string().as_bytes());
         assert_eq!(check_assertion(&jwt, true), Ok(()));
-        assert_eq!(check_assertion(&jwt, false), Err(Failure::AssertionAlgorithm));
+        assert_eq!(
+            check_assertion(&jwt, false),
+            Err(Failure::AssertionAlgorithm)
+        );
         assert!(check_assertion("a.b.c", true).is_err());
     }
 }

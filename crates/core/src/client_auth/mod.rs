@@ -238,7 +238,11 @@ impl Shape {
 /// authentication it protects.
 #[must_use]
 pub fn presented_client_id(req: &Request<'_>) -> Option<ClientId> {
-    let raw = match (req.basic, &req.params.client_id, &req.params.client_assertion) {
+    let raw = match (
+        req.basic,
+        &req.params.client_id,
+        &req.params.client_assertion,
+    ) {
         (Some(b), _, _) => Some(b.client_id.clone()),
         (None, Some(id), _) => Some(id.clone()),
         (None, None, Some(a)) => assertion::subject(a.expose()),

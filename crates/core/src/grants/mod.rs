@@ -341,10 +341,12 @@ mod tests {
     #[test]
     fn form_bodies_must_be_utf8_and_stop_at_the_parameter_limit() {
         let limits = Limits::default();
-        let p = TokenParams::from_form(b"grant_type=client_credentials&scope=a+b", &limits).unwrap();
+        let p =
+            TokenParams::from_form(b"grant_type=client_credentials&scope=a+b", &limits).unwrap();
         assert_eq!(p.scope.as_deref(), Some("a b"));
         assert!(TokenParams::from_form(b"scope=\xff", &limits).is_err());
-        let flood = "&".repeat(1_000_000) + &(0..100).map(|i| format!("x{i}=1&")).collect::<String>();
+        let flood =
+            "&".repeat(1_000_000) + &(0..100).map(|i| format!("x{i}=1&")).collect::<String>();
         let e = TokenParams::from_form(flood.as_bytes(), &limits).unwrap_err();
         assert!(e.description.contains("more than 32 parameters"), "{e}");
     }

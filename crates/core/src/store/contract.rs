@@ -652,7 +652,10 @@ pub(crate) async fn short_lived_rate_limit_is_atomic(store: Arc<dyn ShortLivedSt
         for t in tasks {
             admitted += usize::from(t.await.unwrap());
         }
-        assert_eq!(admitted, 5, "a burst of 5 admitted {admitted} of 16 concurrent requests");
+        assert_eq!(
+            admitted, 5,
+            "a burst of 5 admitted {admitted} of 16 concurrent requests"
+        );
     }
 }
 

@@ -180,10 +180,13 @@ impl ShortLivedStore for MemoryStore {
         let mut refused: Option<(usize, u64)> = None;
         for (index, check) in checks.iter().enumerate() {
             let interval = micros(check.interval).max(1);
-            let mut entry = self.map.entry(check.key.to_owned()).or_insert_with(|| Item {
-                value: Vec::new(),
-                deadline: at,
-            });
+            let mut entry = self
+                .map
+                .entry(check.key.to_owned())
+                .or_insert_with(|| Item {
+                    value: Vec::new(),
+                    deadline: at,
+                });
             let tat = if entry.deadline > at {
                 read_u64(&entry.value)
             } else {

@@ -182,7 +182,9 @@ impl ShortLivedStore for RedisStore {
             let interval = u64::try_from(check.interval.as_micros())
                 .unwrap_or(u64::MAX)
                 .max(1);
-            inv.key(key(check.key)).arg(interval).arg(check.burst.max(1));
+            inv.key(key(check.key))
+                .arg(interval)
+                .arg(check.burst.max(1));
         }
         let (index, wait): (u64, u64) = self.run(inv.invoke_async(&mut c)).await?;
         Ok(match usize::try_from(index) {
@@ -191,7 +193,11 @@ impl ShortLivedStore for RedisStore {
                 index: i - 1,
                 retry_after: Duration::from_micros(wait),
             },
-            _ => return Err(StoreError::Corrupt("rate limit script answered nonsense".into())),
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "rate limit script answered nonsense".into(),
+                ))
+            }
         })
     }
 

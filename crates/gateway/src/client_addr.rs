@@ -83,7 +83,7 @@ mod tests {
             None,
         );
         let mut req = actix_web::test::TestRequest::default()
-            .peer_addr(format!("{peer}:40000").parse().unwrap())
+            .peer_addr(std::net::SocketAddr::new(peer.parse().unwrap(), 40000))
             .app_data(web::Data::new(trust));
         for h in xff {
             req = req.append_header(("x-forwarded-for", *h));

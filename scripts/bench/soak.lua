@@ -9,7 +9,8 @@
 --   revoke        RFC 7009, a client revoking its own token (the same one, again and again)
 -- Environment (set by scripts/bench/soak): BENCH_TENANT, BENCH_SERVER, BENCH_BASIC (the
 -- Authorization value of the token client), BENCH_RESOURCE_BASIC, BENCH_REVOKER_BASIC,
--- BENCH_INTROSPECT_TOKEN, BENCH_REVOKE_TOKEN, BENCH_ASSERTIONS (file), BENCH_ASSERTION_COUNT,
+-- BENCH_INTROSPECT_TOKEN, BENCH_REVOKE_TOKEN, BENCH_ASSERTIONS (file), BENCH_ASSERTION_START
+-- and BENCH_ASSERTION_COUNT (this run's lines: each wrk run gets its own, never reused),
 -- BENCH_PKJ_RATE, BENCH_WRK_THREADS.
 -- done() prints "non200: N", a breakdown by status, and requests sent by kind.
 
@@ -32,6 +33,7 @@ local revoker_basic = env("BENCH_REVOKER_BASIC")
 local introspect_body = "token=" .. env("BENCH_INTROSPECT_TOKEN") .. "&token_type_hint=access_token"
 local revoke_body = "token=" .. env("BENCH_REVOKE_TOKEN")
 local assertions_path = env("BENCH_ASSERTIONS")
+local assertion_start = tonumber(env("BENCH_ASSERTION_START"))
 local assertion_count = tonumber(env("BENCH_ASSERTION_COUNT"))
 local pkj_rate = tonumber(env("BENCH_PKJ_RATE"))
 local nthreads = tonumber(env("BENCH_WRK_THREADS"))
@@ -64,7 +66,8 @@ function init(args)
   pkj_deferred = 0
   position = index
   local share = math.floor(assertion_count / nthreads)
-  local first, last = index * share, (index + 1) * share - 1
+  local first = assertion_start + index * share
+  local last = first + share - 1
   assertions = {}
   local n = 0
   for line in io.lines(assertions_path) do

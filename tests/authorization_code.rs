@@ -1164,6 +1164,57 @@ async fn login_lockout(backend: &Backend) {
     }
 }
 
+/// The authorize and login endpoints are rate limited per client and per address, like the
+/// token endpoint: a page with `429` and `Retry-After`.
+async fn authorize_and_login_are_rate_limited(backend: &Backend) {
+    let server = Server::start_with(
+        backend,
+        &[
+            "--rate-limit-address-per-second",
+            "1",
+            "--rate-limit-address-burst",
+            "4",
+        ],
+    )
+    .await;
+    let s = setup(&server).await;
+    let agent = Agent::new();
+    let url = authorize_url(
+        &s.issuer,
+        &[
+            ("response_type", "code"),
+            ("client_id", &s.web.0),
+            ("redirect_uri", REDIRECT),
+        ],
+    );
+    let first = agent.get(&url).await;
+    assert_eq!(first.status, 303);
+    let page = agent.get(first.location.as_deref().unwrap()).await;
+    let mut limited = None;
+    for _ in 0..6 {
+        let res = agent
+            .submit_login(&s.issuer, &page, "alice@example.com", "wrong password")
+            .await;
+        if res.status == 429 {
+            limited = Some(res);
+            break;
+        }
+    }
+    let res = limited.expect("the login form is rate limited");
+    assert!(res.headers.contains_key("retry-after"));
+    let mut limited = None;
+    for _ in 0..6 {
+        let res = agent.get(&url).await;
+        if res.status == 429 {
+            limited = Some(res);
+            break;
+        }
+    }
+    let res = limited.expect("authorize is rate limited");
+    assert!(res.headers.contains_key("retry-after"));
+    assert!(res.body.contains("Too many requests"), "{}", res.body);
+}
+
 async fn users_admin_api(backend: &Backend) {
     let server = Server::start(backend).await;
     let tid = support::unique("us");
@@ -1483,6 +1534,7 @@ both_backends! {
     failures => failures;
     authorize_request_errors => authorize_request_errors;
     login_lockout => login_lockout;
+    authorize_and_login_are_rate_limited => authorize_and_login_are_rate_limited;
     users_admin_api => users_admin_api;
     userinfo_errors => userinfo_errors;
     discovery_describes_the_flow => discovery_describes_the_flow;

@@ -79,6 +79,11 @@ async fn sigterm_during_load_answers_every_accepted_request() {
             &GRACE.as_secs().to_string(),
             "--workers",
             "2",
+            // One client at full speed: what is measured is draining, not the limiter.
+            "--rate-limit-client-per-second",
+            "0",
+            "--rate-limit-address-per-second",
+            "0",
         ],
     )
     .await;

@@ -16,6 +16,8 @@
 #   TOLLGATE_BIN          binary to run (default: target/release/tollgate, built by bench_build)
 #   BENCH_SKIP_BUILD=1    do not run `cargo build --release -p tollgate-cli`
 #   BENCH_SERVER_ARGS     extra arguments appended to `tollgate serve` (word-split)
+#   TOLLGATE_RATE_LIMIT_CLIENT_PER_SECOND, TOLLGATE_RATE_LIMIT_ADDRESS_PER_SECOND
+#                         default 1000000 here: the limiter runs but does not refuse the load
 #   BENCH_TENANT          tenant id to create (default bench)
 #   BENCH_SERVER          authorization server id to create (default main)
 #   BENCH_KEEP_DB=1       do not drop the bench database at exit
@@ -135,7 +137,12 @@ bench_start_server() {
     # shellcheck disable=SC2206  # word splitting of BENCH_SERVER_ARGS is intended
     [[ -n "${BENCH_SERVER_ARGS:-}" ]] && extra=($BENCH_SERVER_ARGS)
     bench_log "starting $TOLLGATE_BIN serve (log: $BENCH_SERVER_LOG)"
-    "$TOLLGATE_BIN" serve \
+    # The load comes from one address and a few clients: raise the rate limits (through the
+    # environment, so that BENCH_SERVER_ARGS can still set the flags) so that the limiter
+    # runs — its Redis round trip is part of every request — but never refuses.
+    TOLLGATE_RATE_LIMIT_CLIENT_PER_SECOND="${TOLLGATE_RATE_LIMIT_CLIENT_PER_SECOND:-1000000}" \
+        TOLLGATE_RATE_LIMIT_ADDRESS_PER_SECOND="${TOLLGATE_RATE_LIMIT_ADDRESS_PER_SECOND:-1000000}" \
+        "$TOLLGATE_BIN" serve \
         --public-addr 127.0.0.1:0 \
         --admin-addr 127.0.0.1:0 \
         --database-url "$BENCH_DATABASE_URL" \

@@ -12,6 +12,10 @@
 #                                  private redis-server and export the URL
 #   tg_stop_services               stop only what the two functions above started; idempotent
 #   tg_services_trap               trap tg_stop_services on EXIT (and turn INT/TERM/HUP into exits)
+#   tg_redis_down / tg_redis_up    stop / start again (same port, empty) the redis tg_start_redis
+#                                  started; refuse to touch one it did not start (fault tests)
+#   tg_postgres_down / tg_postgres_up
+#                                  the same for the private PostgreSQL cluster (data kept)
 #
 # Call tg_start_* directly in the main shell (not inside $(...) or a pipeline): they record
 # state in shell variables that tg_stop_services needs.
@@ -29,6 +33,7 @@
 : "${TG_REDIS_STARTED:=0}"
 : "${TG_REDIS_PID:=}"
 : "${TG_REDIS_DIR:=}"
+: "${TG_REDIS_PORT:=}"
 : "${TG_APT_UPDATED:=0}"
 
 _tg_log() { printf '[services] %s\n' "$*" >&2; }
@@ -303,8 +308,77 @@ tg_start_redis() {
         tail -n 20 "$dir/redis.log" >&2 2>/dev/null || true
     done
     [[ "$ok" == 1 ]] || { _tg_err "redis did not start (log: $dir/redis.log)"; return 1; }
+    TG_REDIS_PORT="$port"
     export TOLLGATE_TEST_REDIS_URL="redis://127.0.0.1:$port/"
     _tg_log "redis ready: $TOLLGATE_TEST_REDIS_URL (pid $pid)"
+}
+
+# Stop the redis that tg_start_redis started (SIGTERM, then SIGKILL after 10 s), keeping its
+# port and directory for tg_redis_up.
+tg_redis_down() {
+    local i
+    if [[ "$TG_REDIS_STARTED" != 1 || -z "$TG_REDIS_PID" ]]; then
+        _tg_err "tg_redis_down: no running redis started by this shell"
+        return 1
+    fi
+    _tg_log "stopping redis (pid $TG_REDIS_PID) for a fault"
+    kill "$TG_REDIS_PID" 2>/dev/null || true
+    for ((i = 0; i < 40; i++)); do
+        kill -0 "$TG_REDIS_PID" 2>/dev/null || break
+        sleep 0.25
+    done
+    kill -9 "$TG_REDIS_PID" 2>/dev/null || true
+    wait "$TG_REDIS_PID" 2>/dev/null || true
+    TG_REDIS_PID=""
+}
+
+# Start redis again on the port tg_start_redis chose (empty: it never persists), and wait
+# until it answers PING.
+tg_redis_up() {
+    local i timeout pid
+    timeout="$(_tg_timeout)"
+    if [[ "$TG_REDIS_STARTED" != 1 || -n "$TG_REDIS_PID" || -z "$TG_REDIS_PORT" ]]; then
+        _tg_err "tg_redis_up: no stopped redis started by this shell"
+        return 1
+    fi
+    _tg_log "starting redis again on 127.0.0.1:$TG_REDIS_PORT"
+    redis-server --bind 127.0.0.1 --port "$TG_REDIS_PORT" --protected-mode yes \
+        --save '' --appendonly no --daemonize no \
+        --dir "$TG_REDIS_DIR" --logfile "$TG_REDIS_DIR/redis.log" \
+        --maxclients 10000 \
+        </dev/null >/dev/null 2>&1 &
+    pid=$!
+    TG_REDIS_PID="$pid"
+    for ((i = 0; i < timeout * 4; i++)); do
+        [[ "$(redis-cli -h 127.0.0.1 -p "$TG_REDIS_PORT" ping 2>/dev/null)" == PONG ]] && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    _tg_err "redis did not come back on port $TG_REDIS_PORT"
+    return 1
+}
+
+# Stop the private PostgreSQL cluster (fast shutdown: sessions are cut), keeping its data.
+tg_postgres_down() {
+    if [[ "$TG_PG_STARTED" != 1 || -z "$TG_PG_DIR" ]]; then
+        _tg_err "tg_postgres_down: no postgres started by this shell"
+        return 1
+    fi
+    _tg_log "stopping postgres ($TG_PG_DIR) for a fault"
+    _tg_as_pg_user "$TG_PG_BINDIR/pg_ctl" -D "$TG_PG_DIR/data" -s -m fast -w -t 30 stop >/dev/null
+}
+
+# Start the private PostgreSQL cluster again and wait until it accepts connections.
+tg_postgres_up() {
+    local timeout
+    timeout="$(_tg_timeout)"
+    if [[ "$TG_PG_STARTED" != 1 || -z "$TG_PG_DIR" ]]; then
+        _tg_err "tg_postgres_up: no postgres started by this shell"
+        return 1
+    fi
+    _tg_log "starting postgres again ($TG_PG_DIR)"
+    _tg_as_pg_user "$TG_PG_BINDIR/pg_ctl" -D "$TG_PG_DIR/data" -l "$TG_PG_DIR/postgres.log" -s -w -t "$timeout" start \
+        >/dev/null
 }
 
 tg_stop_services() {

@@ -1,5 +1,6 @@
-//! JSON request bodies: the media-type check (415), the size cap (413), and parsing whose
-//! errors name the offending field (400). Actix's own `Json` extractor is not used: its
+//! JSON request bodies: the media-type check (415), the size cap (413, `--max-admin-body-bytes`),
+//! the nesting cap (400, `--max-json-depth`), and parsing whose errors name the offending
+//! field (400). Actix's own `Json` extractor is not used: its
 //! errors are plain text and do not say where in the document the problem is.
 
 use std::future::Future;
@@ -15,15 +16,13 @@ use serde_json::error::Category;
 use tollgate_core::client::{ClientMetadata, NewClient};
 use tollgate_core::credentials::NewCredential;
 use tollgate_core::ids::ClientId;
+use tollgate_core::limits::{json_depth, Limits};
 use tollgate_core::server::{NewServer, ServerPatch};
 use tollgate_core::tenant::{NewTenant, TenantPatch};
 use tollgate_core::users::{NewUser, UserPatch};
 
 use crate::auth::Caller;
 use crate::error::AdminError;
-
-/// Largest accepted request body, in bytes.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// A request body type and how it is read from JSON.
 pub(crate) trait AdminBody: Sized {
@@ -177,20 +176,34 @@ impl<T: AdminBody + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let media_type = check_media_type(req);
-        // Bounded by the `web::PayloadConfig` registered on the admin scope; bodies declared
-        // or found larger fail as `Overflow` before or while being read.
-        let bytes = web::Bytes::from_request(req, payload);
+        let limits = req
+            .app_data::<web::Data<tollgate_core::Tollgate>>()
+            .map_or_else(Limits::default, |app| app.options.limits.clone());
+        let body = web::Payload::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
             // Who is asking is settled before what they sent is judged (401/403 before 4xx).
             Caller::authenticate(&req).await?;
             media_type?;
-            let bytes = bytes
+            let max = limits.max_admin_body_bytes;
+            let body = body
                 .await
+                .map_err(|_| AdminError::invalid_request("the request body could not be read"))?;
+            let bytes = body
+                .to_bytes_limited(max)
+                .await
+                .map_err(|_| AdminError::PayloadTooLarge(max))?
                 .map_err(|e| match e.as_error::<PayloadError>() {
-                    Some(PayloadError::Overflow) => AdminError::PayloadTooLarge,
+                    Some(PayloadError::Overflow) => AdminError::PayloadTooLarge(max),
                     _ => AdminError::invalid_request("the request body could not be read"),
                 })?;
+            // Before parsing: a deeply nested document costs the parser, not us.
+            if json_depth(&bytes) > limits.max_json_depth {
+                return Err(AdminError::invalid_request(format!(
+                    "the JSON body is nested deeper than {} levels (the limit)",
+                    limits.max_json_depth
+                )));
+            }
             T::from_json(&bytes).map(Self)
         })
     }

@@ -55,7 +55,7 @@ pub(crate) async fn list(
         (status = 400, description = "`invalid_client_metadata` or `invalid_redirect_uri`, naming the field", body = ErrorBody),
         (status = 404, description = "No such tenant or server", body = ErrorBody),
         (status = 409, description = "The client id is taken", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, description = "Body over the size limit (--max-admin-body-bytes, default 256 KiB)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]
@@ -108,7 +108,7 @@ pub(crate) async fn get(
         (status = 200, description = "The updated client", body = ClientView),
         (status = 400, description = "`invalid_client_metadata` or `invalid_redirect_uri`, naming the field", body = ErrorBody),
         (status = 404, description = "No such tenant, server or client", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, description = "Body over the size limit (--max-admin-body-bytes, default 256 KiB)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]

@@ -52,9 +52,12 @@ pub enum AdminError {
     /// The body is not `application/json` (415).
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
-    /// The body is over the size limit (413).
-    #[error("request body is larger than 256 KiB")]
-    PayloadTooLarge,
+    /// The body is over the size limit, in bytes (413).
+    #[error("request body is larger than {0} bytes (the limit)")]
+    PayloadTooLarge(usize),
+    /// The request head is over the size limit, in bytes (431).
+    #[error("request headers are larger than {0} bytes (the limit)")]
+    HeadersTooLarge(usize),
     /// No admin endpoint at this path (404).
     #[error("no admin endpoint at this path")]
     RouteNotFound,
@@ -88,7 +91,9 @@ impl AdminError {
             Self::Forbidden(why) => ("forbidden", (*why).to_owned()),
             Self::BadRequest { code, description } => (*code, description.clone()),
             Self::UnsupportedMediaType(why) => ("unsupported_media_type", (*why).to_owned()),
-            Self::PayloadTooLarge => ("invalid_request", self.to_string()),
+            Self::PayloadTooLarge(_) | Self::HeadersTooLarge(_) => {
+                ("invalid_request", self.to_string())
+            }
             Self::RouteNotFound => ("not_found", self.to_string()),
             Self::MethodNotAllowed { .. } => ("method_not_allowed", self.to_string()),
             Self::Manage(e) => manage_body(e),
@@ -134,7 +139,8 @@ impl ResponseError for AdminError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -227,10 +233,16 @@ mod tests {
                 "need JSON",
             ),
             (
-                AdminError::PayloadTooLarge,
+                AdminError::PayloadTooLarge(262_144),
                 413,
                 "invalid_request",
-                "request body is larger than 256 KiB",
+                "request body is larger than 262144 bytes (the limit)",
+            ),
+            (
+                AdminError::HeadersTooLarge(16_384),
+                431,
+                "invalid_request",
+                "request headers are larger than 16384 bytes (the limit)",
             ),
             (
                 AdminError::RouteNotFound,

@@ -45,7 +45,6 @@ pub use crate::openapi::ApiDoc;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
-            .app_data(web::PayloadConfig::new(body::MAX_BODY_BYTES))
             .service(resource("/openapi.json", "GET").route(web::get().to(openapi::document)))
             .service(
                 resource("/tenants", "GET, POST")
@@ -140,6 +139,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 Err::<HttpResponse, _>(AdminError::RouteNotFound)
             })),
     );
+}
+
+/// The admin API's answer to a request whose head is larger than `limit` bytes: `431` with
+/// the admin error body. For the listener's head-size check, which runs before routing.
+#[must_use]
+pub fn headers_too_large(limit: usize) -> HttpResponse {
+    actix_web::ResponseError::error_response(&AdminError::HeadersTooLarge(limit))
 }
 
 /// A resource at `path` whose other methods answer 405 with `Allow: allow`.

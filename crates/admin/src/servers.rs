@@ -42,7 +42,7 @@ pub(crate) async fn list(
         (status = 400, description = "Invalid body, naming the field", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, description = "Body over the size limit (--max-admin-body-bytes, default 256 KiB)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]
@@ -91,7 +91,7 @@ pub(crate) async fn get(
         (status = 200, description = "The updated server", body = Server),
         (status = 400, description = "Invalid body, naming the field", body = ErrorBody),
         (status = 404, description = "No such tenant or server", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, description = "Body over the size limit (--max-admin-body-bytes, default 256 KiB)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]

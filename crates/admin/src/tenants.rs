@@ -41,7 +41,7 @@ pub(crate) async fn list(
         (status = 201, description = "The created tenant", body = Tenant),
         (status = 400, description = "Invalid body, naming the field", body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, description = "Body over the size limit (--max-admin-body-bytes, default 256 KiB)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]
@@ -83,7 +83,7 @@ pub(crate) async fn get(
         (status = 200, description = "The updated tenant", body = Tenant),
         (status = 400, description = "Invalid body, naming the field", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-        (status = 413, description = "Body over 256 KiB", body = ErrorBody),
+        (status = 413, description = "Body over the size limit (--max-admin-body-bytes, default 256 KiB)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]

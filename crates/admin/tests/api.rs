@@ -455,6 +455,7 @@ async fn openapi_document_is_public_and_complete() {
         "NewCredential",
         "CredentialView",
         "AuditEvent",
+        "RateLimits",
     ] {
         assert!(
             doc["components"]["schemas"].get(schema).is_some(),
@@ -645,7 +646,7 @@ async fn bad_requests_get_the_right_status_and_error() {
             json_req(M::POST, "/admin/tenants", &oversized),
             413,
             "invalid_request",
-            "larger than 256 KiB",
+            "larger than 262144 bytes (the limit)",
         ),
         // Path parameters.
         row(

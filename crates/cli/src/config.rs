@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tollgate_core::app::{AssertionAudience, AssertionOptions, JwksFetchOptions};
 use tollgate_core::keys::MasterKey;
+use tollgate_core::limits::Limits;
+use tollgate_core::rate_limit::RateLimitDefaults;
 
 use crate::Fatal;
 
@@ -192,6 +194,118 @@ pub struct ServeArgs {
     /// this disables the SSRF guard).
     #[arg(long, env = "TOLLGATE_JWKS_URI_ALLOW_PRIVATE")]
     pub jwks_uri_allow_private: bool,
+
+    /// Rate limit per client at each of a server's token, introspection and revocation
+    /// endpoints: requests per second, sustained (0: off). A server's `rate_limits` override it.
+    #[arg(
+        long,
+        env = "TOLLGATE_RATE_LIMIT_CLIENT_PER_SECOND",
+        default_value_t = 100,
+        value_name = "N"
+    )]
+    pub rate_limit_client_per_second: u32,
+
+    /// Requests per client allowed at once above the sustained rate (the bucket's size).
+    #[arg(
+        long,
+        env = "TOLLGATE_RATE_LIMIT_CLIENT_BURST",
+        default_value_t = 200,
+        value_name = "N"
+    )]
+    pub rate_limit_client_burst: u32,
+
+    /// Rate limit per source address (IPv6: per /64) at each of a server's token,
+    /// introspection and revocation endpoints: requests per second, sustained (0: off). The
+    /// address is the peer's, or X-Forwarded-For's from --trusted-proxies.
+    #[arg(
+        long,
+        env = "TOLLGATE_RATE_LIMIT_ADDRESS_PER_SECOND",
+        default_value_t = 300,
+        value_name = "N"
+    )]
+    pub rate_limit_address_per_second: u32,
+
+    /// Requests per source address allowed at once above the sustained rate.
+    #[arg(
+        long,
+        env = "TOLLGATE_RATE_LIMIT_ADDRESS_BURST",
+        default_value_t = 600,
+        value_name = "N"
+    )]
+    pub rate_limit_address_burst: u32,
+
+    /// Largest body of a token, introspection or revocation request, in bytes.
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_BODY_BYTES",
+        default_value_t = 65_536,
+        value_name = "BYTES"
+    )]
+    pub max_body_bytes: usize,
+
+    /// Largest body of an admin API request, in bytes.
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_ADMIN_BODY_BYTES",
+        default_value_t = 262_144,
+        value_name = "BYTES"
+    )]
+    pub max_admin_body_bytes: usize,
+
+    /// Largest request head (request target plus all headers), in bytes, on every listener
+    /// (at most 131072, the HTTP parser's own limit).
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_HEADER_BYTES",
+        default_value_t = 16_384,
+        value_name = "BYTES"
+    )]
+    pub max_header_bytes: usize,
+
+    /// Most parameters in a token, introspection or revocation request.
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_PARAMS",
+        default_value_t = 32,
+        value_name = "N"
+    )]
+    pub max_params: usize,
+
+    /// Longest value of one request parameter, in bytes (client_assertion has its own limit).
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_PARAM_BYTES",
+        default_value_t = 8_192,
+        value_name = "BYTES"
+    )]
+    pub max_param_bytes: usize,
+
+    /// Longest client_assertion (RFC 7523), in bytes (at most 65536).
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_ASSERTION_BYTES",
+        default_value_t = 8_192,
+        value_name = "BYTES"
+    )]
+    pub max_assertion_bytes: usize,
+
+    /// Deepest nesting of objects and arrays in a JSON request body (gateway and admin API).
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_JSON_DEPTH",
+        default_value_t = 32,
+        value_name = "N"
+    )]
+    pub max_json_depth: usize,
+
+    /// Largest client JWK Set, registered inline (`jwks`) or fetched (`jwks_uri`), in bytes.
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_JWKS_BYTES",
+        default_value_t = 65_536,
+        value_name = "BYTES"
+    )]
+    pub max_jwks_bytes: usize,
 }
 
 /// An option whose value is secret or may carry one (a token, a key, a URL with a password):
@@ -259,8 +373,80 @@ impl ServeArgs {
         JwksFetchOptions {
             allow_http: self.jwks_uri_allow_http,
             allow_private_addresses: self.jwks_uri_allow_private,
+            max_bytes: self.max_jwks_bytes,
             ..JwksFetchOptions::default()
         }
+    }
+
+    /// The input limits, from the `--max-…` flags.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_admin_body_bytes: self.max_admin_body_bytes,
+            max_header_bytes: self.max_header_bytes,
+            max_params: self.max_params,
+            max_param_bytes: self.max_param_bytes,
+            max_assertion_bytes: self.max_assertion_bytes,
+            max_json_depth: self.max_json_depth,
+            max_jwks_bytes: self.max_jwks_bytes,
+        }
+    }
+
+    /// The default rate limits, from the `--rate-limit-…` flags.
+    #[must_use]
+    pub fn rate_limit_defaults(&self) -> RateLimitDefaults {
+        RateLimitDefaults {
+            client_per_second: self.rate_limit_client_per_second,
+            client_burst: self.rate_limit_client_burst,
+            address_per_second: self.rate_limit_address_per_second,
+            address_burst: self.rate_limit_address_burst,
+        }
+    }
+
+    /// Checks the limit and rate-limit flags; the error names the flag.
+    fn validate_limit_flags(&self) -> Result<(), Fatal> {
+        // The name of a `Limits` field is its flag's, with dashes.
+        self.limits().validate().map_err(|bad| {
+            Fatal::option(
+                &bad.name.replace('_', "-"),
+                &format!("TOLLGATE_{}", bad.name.to_ascii_uppercase()),
+                &bad,
+            )
+        })?;
+        let max = tollgate_core::rate_limit::MAX_SETTING;
+        let rows = [
+            (
+                "rate-limit-client-per-second",
+                "TOLLGATE_RATE_LIMIT_CLIENT_PER_SECOND",
+                self.rate_limit_client_per_second,
+                0,
+            ),
+            (
+                "rate-limit-client-burst",
+                "TOLLGATE_RATE_LIMIT_CLIENT_BURST",
+                self.rate_limit_client_burst,
+                1,
+            ),
+            (
+                "rate-limit-address-per-second",
+                "TOLLGATE_RATE_LIMIT_ADDRESS_PER_SECOND",
+                self.rate_limit_address_per_second,
+                0,
+            ),
+            (
+                "rate-limit-address-burst",
+                "TOLLGATE_RATE_LIMIT_ADDRESS_BURST",
+                self.rate_limit_address_burst,
+                1,
+            ),
+        ];
+        for (flag, env, value, min) in rows {
+            if !(min..=max).contains(&value) {
+                return Err(Fatal::option(flag, env, format!("must be {min} to {max}")));
+            }
+        }
+        Ok(())
     }
 
     fn validate_assertion_flags(&self) -> Result<(), Fatal> {
@@ -483,6 +669,7 @@ impl Cli {
                     ));
                 }
                 args.validate_assertion_flags()?;
+                args.validate_limit_flags()?;
                 if args.shutdown_delay > 300 {
                     return Err(Fatal::option(
                         "shutdown-delay",

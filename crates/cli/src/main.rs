@@ -4,6 +4,7 @@
 mod config;
 mod health;
 mod lifecycle;
+mod limits;
 mod logging;
 mod metrics;
 mod serve;

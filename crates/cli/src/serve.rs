@@ -246,6 +246,8 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
                 cache_ttl: serve.cache_ttl,
                 assertions: args.assertion_options(),
                 jwks_fetch: args.jwks_fetch_options(),
+                limits: args.limits(),
+                rate_limits: args.rate_limit_defaults(),
                 client_certificates: serve.tls.client_certificates(),
                 client_ca: tls.client_ca.clone(),
                 code_ttl: Duration::from_secs(args.code_ttl),
@@ -272,6 +274,9 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
             App::new()
                 .app_data(data.clone())
                 .app_data(proxies.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::limits::gateway_headers,
+                ))
                 .wrap(actix_web::middleware::from_fn(
                     lifecycle::close_when_draining,
                 ))
@@ -309,6 +314,7 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
             App::new()
                 .app_data(data.clone())
                 .app_data(auth.clone())
+                .wrap(actix_web::middleware::from_fn(crate::limits::admin_headers))
                 .wrap(actix_web::middleware::from_fn(
                     lifecycle::close_when_draining,
                 ))

@@ -44,6 +44,10 @@ pub struct TollgateOptions {
     /// Reverse proxies (`--trusted-proxies`) whose `X-Forwarded-For` names the client's
     /// address in audit rows; empty: the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Input limits (body, headers, parameters, JSON depth, assertions, JWK Sets).
+    pub limits: crate::limits::Limits,
+    /// Rate limits for servers that set none themselves.
+    pub rate_limits: crate::rate_limit::RateLimitDefaults,
 }
 
 /// Which `aud` values a client assertion may carry (RFC 7523 §3).
@@ -122,6 +126,8 @@ impl Default for TollgateOptions {
             code_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(8 * 3600),
             trusted_proxies: Vec::new(),
+            limits: crate::limits::Limits::default(),
+            rate_limits: crate::rate_limit::RateLimitDefaults::default(),
         }
     }
 }
@@ -154,6 +160,8 @@ pub struct Tollgate {
     /// Samples client-authentication failures into the audit trail, off the request path
     /// ([`crate::audit::write_samples`] writes them).
     pub auth_failures: AuthFailureSampler,
+    /// The rate limiter's memory of store failures (it fails open, and briefly stops asking).
+    pub rate_limiter: crate::rate_limit::Limiter,
 }
 
 impl Tollgate {
@@ -182,6 +190,7 @@ impl Tollgate {
             draining: AtomicBool::new(false),
             invalidations: Arc::new(Local),
             auth_failures: AuthFailureSampler::new(),
+            rate_limiter: crate::rate_limit::Limiter::default(),
         }
     }
 

@@ -170,6 +170,14 @@ impl Client {
     }
 }
 
+/// The largest inline `jwks` any configuration accepts (the top of `--max-jwks-bytes`).
+const JWKS_BYTES_CEILING: usize = 1024 * 1024;
+
+/// The size of a JWK Set as compact JSON.
+fn jwks_size(jwks: &serde_json::Value) -> usize {
+    serde_json::to_vec(jwks).map_or(usize::MAX, |v| v.len())
+}
+
 fn meta(field: &'static str, msg: impl Into<String>) -> Invalid {
     Invalid::client_metadata(field, msg)
 }
@@ -408,10 +416,21 @@ impl ClientMetadata {
     /// no private address literal unless allowed). Separate from [`Self::validated`] because it
     /// depends on process configuration, not on the server's policy.
     ///
+    /// Also checks an inline `jwks` against the configured size limit (`--max-jwks-bytes`,
+    /// the same limit a fetched document must respect).
+    ///
     /// # Errors
-    /// `invalid_client_metadata` naming `jwks_uri`.
+    /// `invalid_client_metadata` naming `jwks_uri` or `jwks`.
     pub fn check_jwks_uri(&self, options: &crate::app::JwksFetchOptions) -> Result<(), Invalid> {
         use crate::client_keys::{check_jwks_uri, FetchError};
+        if let Some(jwks) = &self.jwks {
+            if jwks_size(jwks) > options.max_bytes {
+                return Err(meta(
+                    "jwks",
+                    format!("must be at most {} bytes (the limit)", options.max_bytes),
+                ));
+            }
+        }
         let Some(uri) = &self.jwks_uri else {
             return Ok(());
         };
@@ -439,8 +458,13 @@ impl ClientMetadata {
                     "must be a JWK Set: an object with a `keys` array",
                 ));
             }
-            if serde_json::to_vec(jwks).map_or(0, |v| v.len()) > 64 * 1024 {
-                return Err(meta("jwks", "must be at most 64 KiB"));
+            // The configured limit (`--max-jwks-bytes`) is checked with the process's
+            // options in `check_jwks_uri`; this is the ceiling any configuration allows.
+            if jwks_size(jwks) > JWKS_BYTES_CEILING {
+                return Err(meta(
+                    "jwks",
+                    format!("must be at most {JWKS_BYTES_CEILING} bytes"),
+                ));
             }
         }
         if let Some(alg) = &self.token_endpoint_auth_signing_alg {
@@ -584,6 +608,7 @@ mod tests {
             allow_plain_pkce: false,
             logo_uri: None,
             brand_color: None,
+            rate_limits: crate::rate_limit::RateLimits::default(),
             created_at: 0,
             updated_at: 0,
         }
@@ -805,6 +830,7 @@ mod jwt_method_tests {
             allow_plain_pkce: false,
             logo_uri: None,
             brand_color: None,
+            rate_limits: crate::rate_limit::RateLimits::default(),
             created_at: 0,
             updated_at: 0,
         }

@@ -100,7 +100,7 @@ id_type!(
 );
 id_type!(
     /// An OAuth client id: 1–128 URL-unreserved characters (`A-Z a-z 0-9 - . _ ~`), so it
-    /// survives form encoding, HTTP Basic and URLs unchanged.
+    /// round-trips through form encoding and needs no escaping in HTTP Basic or URL paths.
     ClientId,
     |s| {
         if s.is_empty() || s.len() > 128 {
@@ -201,5 +201,65 @@ mod tests {
     fn deserializing_validates() {
         assert!(serde_json::from_str::<TenantId>("\"ok\"").is_ok());
         assert!(serde_json::from_str::<TenantId>("\"NO\"").is_err());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// The grammar, restated independently of the parser.
+        fn slug_ok(s: &str) -> bool {
+            (1..=64).contains(&s.len())
+                && !s.starts_with('-')
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        }
+
+        fn client_id_ok(s: &str) -> bool {
+            (1..=128).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_parses_exactly_when_it_fits_the_grammar(s in "\\PC{0,70}|[a-z0-9-]{0,70}") {
+                prop_assert_eq!(TenantId::parse(&s).is_ok(), slug_ok(&s));
+                prop_assert_eq!(ServerId::parse(&s).is_ok(), slug_ok(&s));
+            }
+
+            #[test]
+            fn valid_slugs_round_trip(s in "[a-z0-9][a-z0-9-]{0,63}") {
+                let id = TenantId::parse(&s).unwrap();
+                prop_assert_eq!(id.as_str(), s.as_str());
+                prop_assert_eq!(id.to_string(), s);
+                let json = serde_json::to_string(&id).unwrap();
+                prop_assert_eq!(serde_json::from_str::<TenantId>(&json).unwrap(), id);
+            }
+
+            #[test]
+            fn client_ids_parse_exactly_when_url_safe(s in "\\PC{0,140}|[A-Za-z0-9._~-]{0,140}") {
+                prop_assert_eq!(ClientId::parse(&s).is_ok(), client_id_ok(&s));
+                if let Ok(id) = ClientId::parse(&s) {
+                    // Form encoding round-trips it (WHATWG serializers escape `~` as `%7E`:
+                    // found by this test, so "unchanged" would be too strong), and no
+                    // character of it needs escaping in a URL path or HTTP Basic.
+                    let encoded: String = url::form_urlencoded::byte_serialize(id.as_str().as_bytes()).collect();
+                    let decoded: String = url::form_urlencoded::parse(format!("x={encoded}").as_bytes())
+                        .map(|(_, v)| v.into_owned())
+                        .collect();
+                    prop_assert_eq!(decoded, s.clone());
+                    prop_assert!(!s.contains(':') && !s.contains('/') && !s.contains('%'));
+                }
+            }
+
+            #[test]
+            fn deserializing_agrees_with_parsing(s in "\\PC{0,70}") {
+                let json = serde_json::to_string(&s).unwrap();
+                prop_assert_eq!(serde_json::from_str::<ServerId>(&json).is_ok(), ServerId::parse(&s).is_ok());
+                prop_assert_eq!(serde_json::from_str::<ClientId>(&json).is_ok(), ClientId::parse(&s).is_ok());
+            }
+        }
     }
 }

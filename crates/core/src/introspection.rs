@@ -299,6 +299,7 @@ mod tests {
                 allow_plain_pkce: false,
                 logo_uri: None,
                 brand_color: None,
+                rate_limits: crate::rate_limit::RateLimits::default(),
                 created_at: 0,
                 updated_at: 0,
             },

@@ -20,10 +20,7 @@ use crate::ids::{ClientId, ServerId, TenantId, UserId};
 use crate::invalidation::Invalidation;
 use crate::keys::{KeyRecord, KeyStatus};
 use crate::secrets::{self, ClientSecret, Password};
-use crate::server::{
-    AuthMethod, NewServer, Server, ServerPatch, SigningAlg, DEFAULT_ACCESS_TOKEN_TTL,
-    DEFAULT_REFRESH_TOKEN_TTL,
-};
+use crate::server::{AuthMethod, NewServer, Server, ServerPatch, SigningAlg};
 use crate::store::{Page, SigningAlgChange, StoreError};
 use crate::tenant::{validate_name, NewTenant, Tenant, TenantPatch};
 use crate::users::{
@@ -300,30 +297,7 @@ pub async fn create_server(
 ) -> Result<Server, ManageError> {
     require_tenant(app, t).await?;
     let now = clock::now();
-    let server = Server {
-        tenant_id: t.clone(),
-        id: input.id,
-        name: input.name,
-        access_token_ttl: input.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL),
-        refresh_token_ttl: input.refresh_token_ttl.unwrap_or(DEFAULT_REFRESH_TOKEN_TTL),
-        signing_alg: input.signing_alg.unwrap_or(SigningAlg::ES256),
-        default_audience: input.default_audience,
-        allowed_token_endpoint_auth_methods: dedup_methods(
-            input
-                .allowed_token_endpoint_auth_methods
-                .unwrap_or_else(|| app.servable_methods()),
-        ),
-        tls_client_certificate_bound_access_tokens: input
-            .tls_client_certificate_bound_access_tokens
-            .unwrap_or(false),
-        key_rotation_period: input.key_rotation_period,
-        require_pkce: input.require_pkce.unwrap_or(false),
-        allow_plain_pkce: input.allow_plain_pkce.unwrap_or(false),
-        logo_uri: input.logo_uri,
-        brand_color: input.brand_color.map(|c| c.to_ascii_lowercase()),
-        created_at: now,
-        updated_at: now,
-    };
+    let server = input.into_server(t, &app.servable_methods(), now);
     server.validate(&app.servable_methods())?;
     let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;
     let audit =
@@ -414,6 +388,9 @@ pub async fn patch_server(
     }
     if let Some(v) = patch.brand_color {
         server.brand_color = v.map(|c| c.to_ascii_lowercase());
+    }
+    if let Some(v) = patch.rate_limits {
+        server.rate_limits = v.map_or_else(Default::default, |p| server.rate_limits.merged(&p));
     }
     server.validate(&app.servable_methods())?;
     server.updated_at = clock::now();

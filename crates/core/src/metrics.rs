@@ -85,7 +85,18 @@ struct LoginLabels {
     result: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RateLimitLabels {
+    endpoint: &'static str,
+    limit: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ActiveLabels {
     active: &'static str,
 }
@@ -159,6 +170,8 @@ pub struct Metrics {
     revocations: Counter,
     audit_samples_dropped: Counter,
     logins: Family<LoginLabels, Counter>,
+    rate_limited: Family<RateLimitLabels, Counter>,
+    rate_limit_skipped: Family<EndpointLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -268,6 +281,18 @@ impl Metrics {
              unknown_user, locked_out)",
             logins.clone(),
         );
+        let rate_limited = Family::<RateLimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a rate limit, by endpoint and limit (client, address)",
+            rate_limited.clone(),
+        );
+        let rate_limit_skipped = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "rate_limit_checks_skipped",
+            "Requests served without a rate-limit check because the short-lived store did not answer (the limiter fails open)",
+            rate_limit_skipped.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         let mut labels = vec![("version".to_owned(), version.to_owned())];
         if let Some(r) = revision.filter(|r| !r.is_empty()) {
@@ -295,6 +320,8 @@ impl Metrics {
             revocations,
             audit_samples_dropped,
             logins,
+            rate_limited,
+            rate_limit_skipped,
         }
     }
 
@@ -404,6 +431,20 @@ impl Metrics {
         self.logins.get_or_create(&LoginLabels { result }).inc();
     }
 
+    /// A request refused by a rate limit. `endpoint` and `limit` come from closed sets.
+    pub fn rate_limited(&self, endpoint: &'static str, limit: &'static str) {
+        self.rate_limited
+            .get_or_create(&RateLimitLabels { endpoint, limit })
+            .inc();
+    }
+
+    /// A request served unchecked because the rate limiter's store did not answer.
+    pub fn rate_limit_skipped(&self, endpoint: &'static str) {
+        self.rate_limit_skipped
+            .get_or_create(&EndpointLabels { endpoint })
+            .inc();
+    }
+
     /// Every metric in the Prometheus text format ([`CONTENT_TYPE`]).
     #[must_use]
     pub fn render(&self) -> String {
@@ -449,6 +490,8 @@ mod tests {
         m.cache_lookup(Cache::Client, Lookup::Miss);
         m.introspection(true);
         m.revocation();
+        m.rate_limited("token", "client");
+        m.rate_limit_skipped("introspect");
         let text = m.render();
         for (series, want) in [
             (
@@ -482,6 +525,14 @@ mod tests {
             (r#"tollgate_introspections_total{active="true"}"#, 1.0),
             (r#"tollgate_introspections_total{active="false"}"#, 0.0),
             ("tollgate_revocations_total", 1.0),
+            (
+                r#"tollgate_rate_limited_total{endpoint="token",limit="client"}"#,
+                1.0,
+            ),
+            (
+                r#"tollgate_rate_limit_checks_skipped_total{endpoint="introspect"}"#,
+                1.0,
+            ),
             (
                 r#"tollgate_build_info{version="1.2.3",revision="abc123"}"#,
                 1.0,

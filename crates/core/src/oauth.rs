@@ -27,6 +27,10 @@ pub enum ErrorCode {
     ServerError,
     /// RFC 6749 §4.1.2.1; a store Tollgate needs is unreachable.
     TemporarilyUnavailable,
+    /// A rate limit refused the request (HTTP 429, RFC 6585). No OAuth RFC names one outside
+    /// the device flow (`slow_down`, RFC 8628, which means something narrower), so this is
+    /// the status's own name, as Auth0 and others answer.
+    TooManyRequests,
 }
 
 impl ErrorCode {
@@ -43,6 +47,7 @@ impl ErrorCode {
             Self::InvalidTarget => "invalid_target",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::TooManyRequests => "too_many_requests",
         }
     }
 }
@@ -61,6 +66,8 @@ pub struct OAuthError {
     pub basic_challenge: bool,
     /// For a `405`: the methods the resource allows.
     pub allow: Option<&'static str>,
+    /// Seconds the client should wait before retrying (`Retry-After`), when known.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -71,6 +78,7 @@ impl OAuthError {
             status,
             basic_challenge: false,
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -139,6 +147,28 @@ impl OAuthError {
             ErrorCode::TemporarilyUnavailable,
             503,
             "a backing store is unavailable; retry later",
+        )
+    }
+
+    /// `429 too_many_requests`: retry after `seconds`.
+    #[must_use]
+    pub fn too_many_requests(seconds: u64) -> Self {
+        let mut e = Self::new(
+            ErrorCode::TooManyRequests,
+            429,
+            format!("too many requests; retry after {seconds} s"),
+        );
+        e.retry_after = Some(seconds);
+        e
+    }
+
+    /// `431 invalid_request`: the request head is larger than `limit` bytes.
+    #[must_use]
+    pub fn headers_too_large(limit: usize) -> Self {
+        Self::new(
+            ErrorCode::InvalidRequest,
+            431,
+            format!("request headers are larger than {limit} bytes (the limit)"),
         )
     }
 

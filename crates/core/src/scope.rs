@@ -114,4 +114,59 @@ mod tests {
         assert!(Scopes::parse("a c").unwrap().is_subset(&allowed));
         assert!(!Scopes::parse("a d").unwrap().is_subset(&allowed));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+        const TOKEN: &str = "[!#-\\[\\]-~]{1,12}";
+
+        proptest! {
+            #[test]
+            fn canonical_form_is_a_fixed_point(tokens in prop::collection::vec(TOKEN, 0..8), spaces in 1usize..4) {
+                let text = tokens.join(&" ".repeat(spaces));
+                let parsed = Scopes::parse(&text).unwrap();
+                let canonical = parsed.to_scope_string();
+                prop_assert_eq!(&Scopes::parse(&canonical).unwrap(), &parsed);
+                prop_assert_eq!(Scopes::parse(&canonical).unwrap().to_scope_string(), canonical);
+                for t in &tokens {
+                    prop_assert!(parsed.contains(t));
+                }
+                prop_assert_eq!(parsed.iter().count(), tokens.iter().collect::<std::collections::BTreeSet<_>>().len());
+            }
+
+            #[test]
+            fn order_and_repetition_do_not_matter(mut tokens in prop::collection::vec(TOKEN, 1..8)) {
+                let a = Scopes::parse(&tokens.join(" ")).unwrap();
+                tokens.reverse();
+                tokens.extend(tokens.clone());
+                prop_assert_eq!(Scopes::parse(&tokens.join(" ")).unwrap(), a);
+            }
+
+            #[test]
+            fn subsets_agree_with_token_membership(a in prop::collection::vec(TOKEN, 0..6), b in prop::collection::vec(TOKEN, 0..6)) {
+                let (sa, sb) = (Scopes::parse(&a.join(" ")).unwrap(), Scopes::parse(&b.join(" ")).unwrap());
+                prop_assert_eq!(sa.is_subset(&sb), a.iter().all(|t| sb.contains(t)));
+                let union = Scopes::parse(&format!("{} {}", a.join(" "), b.join(" "))).unwrap();
+                prop_assert!(sa.is_subset(&union) && sb.is_subset(&union));
+            }
+
+            #[test]
+            fn any_text_either_parses_or_names_why(s in "\\PC{0,64}") {
+                let valid = s.split(' ').filter(|t| !t.is_empty()).all(|t| t.bytes().all(valid_token_byte));
+                match Scopes::parse(&s) {
+                    Ok(_) => prop_assert!(valid),
+                    Err(e) => prop_assert_eq!(e, ScopeError::Charset),
+                }
+            }
+
+            #[test]
+            fn length_limit_holds(n in 0usize..5000) {
+                let s = "a".repeat(n);
+                prop_assert_eq!(Scopes::parse(&s).is_ok(), n <= MAX_SCOPE_LEN);
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::ids::{ServerId, TenantId};
 use crate::manage::Invalid;
+use crate::rate_limit::{RateLimits, RateLimitsPatch};
 
 /// JWS algorithms a server signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -163,6 +164,10 @@ pub struct Server {
     pub logo_uri: Option<String>,
     /// Accent colour of the login and consent pages, `#rrggbb`.
     pub brand_color: Option<String>,
+    /// Rate limits of the token, introspection and revocation endpoints; `null` members take
+    /// the process defaults (`--rate-limit-…`).
+    #[serde(default)]
+    pub rate_limits: RateLimits,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -201,6 +206,8 @@ pub struct NewServer {
     pub logo_uri: Option<String>,
     /// Accent colour of the login and consent pages, `#rrggbb`.
     pub brand_color: Option<String>,
+    /// Rate limits; absent or `null` members: the process defaults.
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// Body of `PATCH /admin/tenants/{tid}/servers/{aid}`: only the fields present change.
@@ -236,6 +243,50 @@ pub struct ServerPatch {
     /// `null` restores the default colour.
     #[serde(default, deserialize_with = "double_option")]
     pub brand_color: Option<Option<String>>,
+    /// Merged into the rate limits (a member's `null` resets it to the default); `null`
+    /// resets them all.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<RateLimitsPatch>)]
+    pub rate_limits: Option<Option<RateLimitsPatch>>,
+}
+
+impl NewServer {
+    /// The server this body describes in tenant `tenant_id` at `now`, with the defaults for
+    /// what it leaves out (`servable`: the methods allowed when it names none). Not yet
+    /// validated: see [`Server::validate`].
+    #[must_use]
+    pub fn into_server(self, tenant_id: &TenantId, servable: &[AuthMethod], now: i64) -> Server {
+        let mut methods = self
+            .allowed_token_endpoint_auth_methods
+            .unwrap_or_else(|| servable.to_vec());
+        let mut seen = Vec::new();
+        methods.retain(|m| {
+            let first = !seen.contains(m);
+            seen.push(*m);
+            first
+        });
+        Server {
+            tenant_id: tenant_id.clone(),
+            id: self.id,
+            name: self.name,
+            access_token_ttl: self.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL),
+            refresh_token_ttl: self.refresh_token_ttl.unwrap_or(DEFAULT_REFRESH_TOKEN_TTL),
+            signing_alg: self.signing_alg.unwrap_or(SigningAlg::ES256),
+            default_audience: self.default_audience,
+            allowed_token_endpoint_auth_methods: methods,
+            tls_client_certificate_bound_access_tokens: self
+                .tls_client_certificate_bound_access_tokens
+                .unwrap_or(false),
+            key_rotation_period: self.key_rotation_period,
+            require_pkce: self.require_pkce.unwrap_or(false),
+            allow_plain_pkce: self.allow_plain_pkce.unwrap_or(false),
+            logo_uri: self.logo_uri,
+            brand_color: self.brand_color.map(|c| c.to_ascii_lowercase()),
+            rate_limits: self.rate_limits.unwrap_or_default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -306,6 +357,7 @@ impl Server {
                 ));
             }
         }
+        self.rate_limits.validate()?;
         let methods = &self.allowed_token_endpoint_auth_methods;
         if methods.is_empty() {
             return Err(Invalid::request(

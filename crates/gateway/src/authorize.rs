@@ -29,8 +29,8 @@ async fn authorize_with(
     req: &HttpRequest,
     pairs: Vec<(String, String)>,
 ) -> HttpResponse {
-    let browser = BrowserRequest::of(app, req);
-    let result = match RawParams::from_pairs(pairs) {
+    let browser = BrowserRequest::of(req);
+    let result = match RawParams::from_pairs(pairs, &app.options.limits) {
         Ok(raw) => flow::authorize(app, server, &raw, browser.browser()).await,
         Err(e) => Err(e),
     };
@@ -62,7 +62,7 @@ pub async fn authorize_post(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthResponse> {
     let server = server(&app, &path).await?;
-    let pairs = match body::form(&req, payload).await {
+    let pairs = match body::form(&req, payload, &app.options.limits).await {
         Ok(p) => p,
         Err(e) => return Ok(pages::error(&app, &server, 400, &e.description)),
     };
@@ -83,7 +83,7 @@ pub async fn login_get(
     req: HttpRequest,
 ) -> Result<HttpResponse, OAuthResponse> {
     let server = server(&app, &path).await?;
-    let browser = BrowserRequest::of(&app, &req);
+    let browser = BrowserRequest::of(&req);
     Ok(
         match flow::login_page(&app, &server, &request_id(&req), browser.browser()).await {
             Ok(view) => pages::login(&app, &server, &view, StatusCode::OK),
@@ -100,7 +100,7 @@ pub async fn login_post(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthResponse> {
     let server = server(&app, &path).await?;
-    let pairs = match body::form(&req, payload).await {
+    let pairs = match body::form(&req, payload, &app.options.limits).await {
         Ok(p) => p,
         Err(e) => return Ok(pages::error(&app, &server, 400, &e.description)),
     };
@@ -110,7 +110,7 @@ pub async fn login_post(
         username: field(&pairs, "username").unwrap_or_default(),
         password: Password::new(field(&pairs, "password").unwrap_or_default()),
     };
-    let browser = BrowserRequest::of(&app, &req);
+    let browser = BrowserRequest::of(&req);
     let result = flow::login(&app, &server, form, browser.browser()).await;
     Ok(pages::respond(&app, &server, result))
 }
@@ -122,7 +122,7 @@ pub async fn consent_get(
     req: HttpRequest,
 ) -> Result<HttpResponse, OAuthResponse> {
     let server = server(&app, &path).await?;
-    let browser = BrowserRequest::of(&app, &req);
+    let browser = BrowserRequest::of(&req);
     Ok(
         match flow::consent_page(&app, &server, &request_id(&req), browser.browser()).await {
             Ok(ConsentStep::Page(view)) => pages::consent(&app, &server, &view),
@@ -140,7 +140,7 @@ pub async fn consent_post(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthResponse> {
     let server = server(&app, &path).await?;
-    let pairs = match body::form(&req, payload).await {
+    let pairs = match body::form(&req, payload, &app.options.limits).await {
         Ok(p) => p,
         Err(e) => return Ok(pages::error(&app, &server, 400, &e.description)),
     };
@@ -149,7 +149,7 @@ pub async fn consent_post(
         csrf: field(&pairs, "csrf"),
         decision: field(&pairs, "decision"),
     };
-    let browser = BrowserRequest::of(&app, &req);
+    let browser = BrowserRequest::of(&req);
     let result: Result<_, AuthorizeError> =
         flow::consent(&app, &server, form, browser.browser()).await;
     Ok(pages::respond(&app, &server, result))

@@ -1,6 +1,7 @@
-//! Token-request parsing: HTTP Basic credentials and the body, as
+//! Token-request reading: HTTP Basic credentials and the body, as
 //! `application/x-www-form-urlencoded` (RFC 6749) or `application/json` (the vendor style),
-//! bounded in size and time.
+//! bounded in size (`--max-body-bytes`) and time; core's `TokenParams` decodes it under the
+//! other limits.
 
 use std::time::Duration;
 
@@ -9,14 +10,12 @@ use actix_web::{web, HttpRequest};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
-use serde_json::Value;
 use tollgate_core::client_auth::BasicCredentials;
 use tollgate_core::grants::TokenParams;
+use tollgate_core::limits::Limits;
 use tollgate_core::oauth::OAuthError;
 use tollgate_core::secrets::ClientSecret;
 
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
 /// How long a client may take to send its body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -95,42 +94,45 @@ fn content_type(req: &HttpRequest) -> Result<Format, OAuthError> {
     }
 }
 
-/// Reads and parses the body of a token request.
+/// Reads and parses the body of a token request, within `limits` (the body size here, the
+/// rest in [`TokenParams`]).
 pub async fn token_params(
     req: &HttpRequest,
     payload: web::Payload,
+    limits: &Limits,
 ) -> Result<TokenParams, OAuthError> {
     let format = content_type(req)?;
-    let bytes = read(payload).await?;
-    let pairs = match format {
-        Format::Form => form_pairs(&bytes)?,
-        Format::Json => json_pairs(&bytes)?,
-    };
-    TokenParams::from_pairs(pairs)
+    let bytes = read(payload, limits).await?;
+    match format {
+        Format::Form => TokenParams::from_form(&bytes, limits),
+        Format::Json => TokenParams::from_json(&bytes, limits),
+    }
 }
 
-/// Reads an HTML form post (`application/x-www-form-urlencoded` only) into name/value pairs.
+/// Reads an HTML form post (`application/x-www-form-urlencoded` only) into name/value pairs,
+/// within `limits`.
 pub async fn form(
     req: &HttpRequest,
     payload: web::Payload,
+    limits: &Limits,
 ) -> Result<Vec<(String, String)>, OAuthError> {
     if !matches!(content_type(req)?, Format::Form) {
         return Err(OAuthError::invalid_request(
             "unsupported Content-Type: use application/x-www-form-urlencoded",
         ));
     }
-    form_pairs(&read(payload).await?)
+    tollgate_core::grants::form_pairs(&read(payload, limits).await?, limits)
 }
 
-/// Reads a body, bounded in size and time.
-async fn read(payload: web::Payload) -> Result<web::Bytes, OAuthError> {
-    match tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(MAX_BODY)).await {
+/// Reads a body, bounded in size (`--max-body-bytes`) and time.
+async fn read(payload: web::Payload, limits: &Limits) -> Result<web::Bytes, OAuthError> {
+    let max = limits.max_body_bytes;
+    match tokio::time::timeout(BODY_TIMEOUT, payload.to_bytes_limited(max)).await {
         Err(_) => Err(OAuthError::invalid_request(
             "request body was not received in time",
         )),
         Ok(Err(_)) => Err(OAuthError::invalid_request(format!(
-            "request body is larger than {} KiB",
-            MAX_BODY / 1024
+            "request body is larger than {max} bytes (the limit)"
         ))),
         Ok(Ok(Err(_))) => Err(OAuthError::invalid_request(
             "request body could not be read",
@@ -143,59 +145,6 @@ async fn read(payload: web::Payload) -> Result<web::Bytes, OAuthError> {
 pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, OAuthError> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
         .map_err(|_| OAuthError::invalid_request("the query string is not valid URL encoding"))
-}
-
-fn form_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(OAuthError::invalid_request(
-            "request body is not valid UTF-8",
-        ));
-    }
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes)
-        .map_err(|_| OAuthError::invalid_request("request body is not valid form encoding"))
-}
-
-fn json_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        OAuthError::invalid_request(format!(
-            "request body is not valid JSON (line {} column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    let Value::Object(map) = value else {
-        return Err(OAuthError::invalid_request(
-            "JSON request body must be an object",
-        ));
-    };
-    let mut pairs = Vec::with_capacity(map.len());
-    for (name, value) in map {
-        match value {
-            Value::String(s) => pairs.push((name, s)),
-            Value::Null => {}
-            Value::Array(items) if name == "resource" => {
-                for item in items {
-                    let Value::String(s) = item else {
-                        return Err(OAuthError::invalid_request(
-                            "`resource` must be a string or an array of strings",
-                        ));
-                    };
-                    pairs.push((name.clone(), s));
-                }
-            }
-            _ => {
-                let shown: String = name
-                    .chars()
-                    .filter(char::is_ascii_graphic)
-                    .take(64)
-                    .collect();
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter `{shown}` must be a string"
-                )));
-            }
-        }
-    }
-    Ok(pairs)
 }
 
 #[cfg(test)]
@@ -233,35 +182,5 @@ mod tests {
             assert_eq!((e.status, e.basic_challenge), (401, true), "{bad}");
         }
         assert!(basic("Bearer abc").unwrap().is_none());
-    }
-
-    #[test]
-    fn json_bodies_take_strings_only() {
-        assert_eq!(
-            json_pairs(br#"{"grant_type":"client_credentials","scope":null}"#)
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(
-            json_pairs(br#"{"resource":["https://a","https://b"]}"#)
-                .unwrap()
-                .len(),
-            2
-        );
-        for bad in [
-            &br#"{"grant_type":1}"#[..],
-            b"[]",
-            b"{",
-            br#"{"scope":{"a":1}}"#,
-        ] {
-            assert_eq!(json_pairs(bad).unwrap_err().status, 400);
-        }
-    }
-
-    #[test]
-    fn form_bodies_must_be_utf8() {
-        assert!(form_pairs(b"grant_type=client_credentials&scope=a+b").is_ok());
-        assert!(form_pairs(b"scope=\xff").is_err());
     }
 }

@@ -2,7 +2,8 @@
 //! handshake — the listener puts the peer's chain into the connection data as a
 //! [`ConnectionCertificate`] — or, only when the peer is a trusted proxy, the configured header
 //! carrying the URL-encoded PEM certificate (nginx `$ssl_client_escaped_cert`, Envoy/XFCC-style
-//! single certificate). A header from any other peer is ignored, never believed.
+//! single certificate). A header from any other peer is ignored, never believed. Its size is
+//! bounded by the request-head limit (`--max-header-bytes`), like every header.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -10,12 +11,8 @@ use std::sync::Arc;
 use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpRequest};
 use ipnet::IpNet;
-use percent_encoding::percent_decode_str;
 use tollgate_core::client_auth::ClientCertificate;
 use tollgate_core::oauth::OAuthError;
-
-/// Largest client-certificate header accepted (a certificate chain, URL-encoded).
-const MAX_HEADER: usize = 16 * 1024;
 
 /// The client certificate chain of a TLS connection, as the listener found it.
 #[derive(Debug, Clone)]
@@ -44,6 +41,12 @@ impl ProxyTrust {
     pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The trusted proxies.
+    #[must_use]
+    pub fn proxies(&self) -> &[IpNet] {
+        &self.proxies
     }
 
     /// The header carrying client certificates, if configured.
@@ -103,21 +106,11 @@ fn from_proxy_header(req: &HttpRequest) -> Result<Option<ClientCertificate>, OAu
     if values.next().is_some() {
         return Err(malformed("the header is repeated"));
     }
-    if value.len() > MAX_HEADER {
-        return Err(malformed("the header is too large"));
-    }
     let text = value
         .to_str()
-        .map_err(|_| malformed("the header is not ASCII"))?
-        .trim();
+        .map_err(|_| malformed("the header is not ASCII"))?;
     // nginx sends an empty value when the client presented no certificate.
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let pem = percent_decode_str(text).collect::<Vec<u8>>();
-    ClientCertificate::from_pem(&pem, true)
-        .map(Some)
-        .map_err(|e| malformed(&e.to_string()))
+    ClientCertificate::from_header_value(text).map_err(|e| malformed(&e.to_string()))
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! The part every client-authenticated endpoint shares (token, introspection, revocation):
-//! find the server, read the credentials and the body, authenticate the client.
+//! find the server, read the credentials and the body, apply the rate limits (the client the
+//! request names and its source address, in one short-lived-store round trip, before the
+//! authentication they protect), authenticate the client.
 
 use std::sync::Arc;
 
-use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpRequest};
 use tollgate_core::client_auth::{self, Authenticated};
 use tollgate_core::grants::{self, TokenParams};
+use tollgate_core::rate_limit;
 use tollgate_core::registry::ServerRuntime;
 use tollgate_core::Tollgate;
 
@@ -34,7 +36,7 @@ pub async fn authenticate(
     let (t, s) = server_ids(path)?;
     let server = app.server(&t, &s).await?;
     let basic = body::basic_credentials(req)?;
-    let params = body::token_params(req, payload)
+    let params = body::token_params(req, payload, &app.options.limits)
         .await
         .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
     // Only a grant type we serve is recorded: the parameter itself is the client's free text.
@@ -53,8 +55,16 @@ pub async fn authenticate(
         params: &params,
         certificate: certificate.as_ref(),
         endpoint_url: &endpoint_url,
-        address: client_address(app, req),
+        address: crate::client_addr::client_address(req),
     };
+    rate_limit::check_client_endpoint(
+        app,
+        limit_label(endpoint),
+        &server.server,
+        client_auth::presented_client_id(&request).as_ref(),
+        crate::client_addr::client_address(req),
+    )
+    .await?;
     let client = client_auth::authenticate(app, &server, request).await?;
     Ok(ClientRequest {
         server,
@@ -63,14 +73,12 @@ pub async fn authenticate(
     })
 }
 
-/// The client's address: the peer, or what a trusted proxy reported in `X-Forwarded-For`.
-pub(crate) fn client_address(app: &Tollgate, req: &HttpRequest) -> Option<std::net::IpAddr> {
-    const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-    tollgate_core::peer::client_address(
-        req.peer_addr().map(|a| a.ip()),
-        req.headers()
-            .get_all(X_FORWARDED_FOR)
-            .filter_map(|v| v.to_str().ok()),
-        &app.options.trusted_proxies,
-    )
+/// The endpoint's name in rate-limit keys and metric labels (a closed set).
+fn limit_label(endpoint: &str) -> &'static str {
+    match endpoint {
+        "oauth2/token" => "token",
+        "oauth2/introspect" => "introspect",
+        "oauth2/revoke" => "revoke",
+        _ => "other",
+    }
 }

@@ -39,8 +39,14 @@ impl ResponseError for OAuthResponse {
                 HeaderValue::from_static("Basic realm=\"tollgate\", charset=\"UTF-8\""),
             ));
         }
-        if self.0.status == 503 {
-            res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        match self.0.retry_after {
+            Some(seconds) => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
+            }
+            None if self.0.status == 503 => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            None => {}
         }
         if let Some(allow) = self.0.allow {
             res.insert_header((header::ALLOW, HeaderValue::from_static(allow)));

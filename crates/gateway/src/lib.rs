@@ -4,6 +4,7 @@
 
 mod authorize;
 mod body;
+mod client_addr;
 mod client_cert;
 mod client_request;
 mod discovery;

@@ -104,11 +104,11 @@ pub(crate) struct BrowserRequest {
 }
 
 impl BrowserRequest {
-    pub(crate) fn of(app: &Tollgate, req: &HttpRequest) -> Self {
+    pub(crate) fn of(req: &HttpRequest) -> Self {
         Self {
             session: req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()),
             binding: req.cookie(BROWSER_COOKIE).map(|c| c.value().to_owned()),
-            address: crate::client_request::client_address(app, req),
+            address: crate::client_addr::client_address(req),
         }
     }
 
@@ -317,6 +317,18 @@ pub(crate) fn fail(app: &Tollgate, server: &ServerRuntime, e: AuthorizeError) ->
         AuthorizeError::Redirect(r) => see_other(app, &r.location()),
         AuthorizeError::Throttled { retry_after, view } => {
             let mut res = login(app, server, &view, StatusCode::TOO_MANY_REQUESTS);
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            res
+        }
+        AuthorizeError::RateLimited { retry_after } => {
+            let mut res = error(
+                app,
+                server,
+                429,
+                "Too many requests from here. Wait a moment and try again.",
+            );
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }

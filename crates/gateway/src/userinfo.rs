@@ -132,7 +132,7 @@ pub async fn userinfo_post(
     let header_token = bearer(&req);
     let has_body = req.headers().contains_key(header::CONTENT_TYPE);
     let body_token = if has_body {
-        match body::form(&req, payload).await {
+        match body::form(&req, payload, &app.options.limits).await {
             Ok(pairs) => field(&pairs, "access_token").filter(|v| !v.is_empty()),
             Err(e) => {
                 return Ok(answer(&UserinfoError::InvalidRequest(

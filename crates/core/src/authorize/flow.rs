@@ -13,6 +13,7 @@ use super::session::{self, Browser, Session};
 use super::AuthorizeError;
 use crate::app::Tollgate;
 use crate::clock;
+use crate::rate_limit;
 use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::scope::Scopes;
 use crate::secrets::Password;
@@ -159,6 +160,15 @@ pub async fn authorize(
     browser: Browser<'_>,
 ) -> Result<Continue, AuthorizeError> {
     let (t, s) = (&server.server.tenant_id, &server.server.id);
+    rate_limit::check_client_endpoint(
+        app,
+        "authorize",
+        &server.server,
+        raw.client_id().as_ref(),
+        browser.address,
+    )
+    .await
+    .map_err(AuthorizeError::from_oauth)?;
     let (req, client) = request::validate(app, server, raw).await?;
     let session = session::load_session(app, t, s, browser.session).await?;
     let now = clock::now();
@@ -346,6 +356,20 @@ pub async fn login(
         session: None,
         clear_session: false,
     };
+    if let Err(e) = rate_limit::check_client_endpoint(
+        app,
+        "login",
+        &server.server,
+        Some(&pending.request.client_id),
+        browser.address,
+    )
+    .await
+    {
+        return Err(AuthorizeError::Throttled {
+            retry_after: e.retry_after.unwrap_or(1),
+            view: Box::new(view("Too many requests. Wait a moment and try again.")),
+        });
+    }
     let Ok(username) = normalize_username(&form.username) else {
         return Ok(failed());
     };

@@ -101,6 +101,11 @@ pub enum AuthorizeError {
         /// The page to show.
         view: Box<LoginView>,
     },
+    /// A rate limit refused the request: `429` with `Retry-After`, as a page.
+    RateLimited {
+        /// Seconds until a request would be admitted.
+        retry_after: u64,
+    },
     /// A store is down: `503` with `Retry-After`.
     Unavailable,
 }
@@ -114,13 +119,14 @@ impl AuthorizeError {
         }
     }
 
-    /// From a store failure on the way (`503`), or another OAuth error (as a page).
+    /// From a store failure on the way (`503`), a rate limit (`429`), or another OAuth error
+    /// (as a page).
     #[must_use]
     pub fn from_oauth(e: OAuthError) -> Self {
-        if e.code == ErrorCode::TemporarilyUnavailable {
-            Self::Unavailable
-        } else {
-            Self::page(e.status, e.description)
+        match (e.code, e.retry_after) {
+            (ErrorCode::TemporarilyUnavailable, _) => Self::Unavailable,
+            (_, Some(retry_after)) if e.status == 429 => Self::RateLimited { retry_after },
+            _ => Self::page(e.status, e.description),
         }
     }
 
@@ -131,6 +137,7 @@ impl AuthorizeError {
             Self::Page { .. } => "error_page",
             Self::Redirect(r) => r.error,
             Self::Throttled { .. } => "throttled",
+            Self::RateLimited { .. } => "too_many_requests",
             Self::Unavailable => "temporarily_unavailable",
         }
     }

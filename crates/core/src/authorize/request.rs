@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::pkce::{self, Method};
 use super::{AuthorizeError, RedirectError};
 use crate::app::Tollgate;
-use crate::grants::{MAX_PARAMS, MAX_VALUE_LEN};
 use crate::ids::ClientId;
+use crate::limits::Limits;
 use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::scope::Scopes;
 use crate::server::AuthMethod;
@@ -98,26 +98,32 @@ impl AuthorizeRequest {
 pub struct RawParams(BTreeMap<String, Vec<String>>);
 
 impl RawParams {
-    /// Collects name/value pairs from a query string or a form.
+    /// Collects name/value pairs from a query string or a form, within `limits`.
     ///
     /// # Errors
     /// An error page for too many or too long parameters: nothing is trusted yet.
-    pub fn from_pairs<I>(pairs: I) -> Result<Self, AuthorizeError>
+    pub fn from_pairs<I>(pairs: I, limits: &Limits) -> Result<Self, AuthorizeError>
     where
         I: IntoIterator<Item = (String, String)>,
     {
         let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (i, (name, value)) in pairs.into_iter().enumerate() {
-            if i >= MAX_PARAMS {
+            if i >= limits.max_params {
                 return Err(AuthorizeError::page(
                     400,
-                    format!("The request has more than {MAX_PARAMS} parameters."),
+                    format!(
+                        "The request has more than {} parameters.",
+                        limits.max_params
+                    ),
                 ));
             }
-            if value.len() > MAX_VALUE_LEN {
+            if value.len() > limits.max_param_bytes {
                 return Err(AuthorizeError::page(
                     400,
-                    format!("A request parameter is longer than {MAX_VALUE_LEN} bytes."),
+                    format!(
+                        "A request parameter is longer than {} bytes.",
+                        limits.max_param_bytes
+                    ),
                 ));
             }
             map.entry(name).or_default().push(value);
@@ -132,6 +138,16 @@ impl RawParams {
             Some([v]) => Ok((!v.is_empty()).then_some(v.as_str())),
             Some(_) => Err(()),
         }
+    }
+
+    /// The `client_id` the request names, if it names one well-formed (for rate limiting,
+    /// before anything is validated).
+    #[must_use]
+    pub fn client_id(&self) -> Option<ClientId> {
+        self.one("client_id")
+            .ok()
+            .flatten()
+            .and_then(|c| ClientId::parse(c).ok())
     }
 
     fn has(&self, name: &str) -> bool {
@@ -418,11 +434,14 @@ mod tests {
 
     #[test]
     fn repeated_and_empty_parameters() {
-        let raw = RawParams::from_pairs(vec![
-            ("a".to_string(), "1".to_string()),
-            ("a".to_string(), "2".to_string()),
-            ("b".to_string(), String::new()),
-        ])
+        let raw = RawParams::from_pairs(
+            vec![
+                ("a".to_string(), "1".to_string()),
+                ("a".to_string(), "2".to_string()),
+                ("b".to_string(), String::new()),
+            ],
+            &Limits::default(),
+        )
         .unwrap();
         assert!(raw.one("a").is_err());
         assert_eq!(raw.one("b"), Ok(None));

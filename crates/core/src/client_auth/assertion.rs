@@ -18,8 +18,10 @@ use crate::clock;
 use crate::registry::ServerRuntime;
 use crate::store::ShortLivedStore;
 
-/// Largest assertion accepted, in bytes.
-pub(super) const MAX_ASSERTION_LEN: usize = 8 * 1024;
+/// Largest assertion accepted, in bytes, whatever the configuration: the request parser
+/// enforces the configured limit (`--max-assertion-bytes`, at most this) with a clear error;
+/// this is the checker's own guard.
+pub(super) const MAX_ASSERTION_LEN: usize = crate::limits::ASSERTION_BYTES_CEILING;
 /// Longest `jti` accepted, in characters.
 const MAX_JTI_CHARS: usize = 256;
 
@@ -137,7 +139,7 @@ impl Assertion<'_> {
         }
     }
 
-    fn claims(&self) -> Result<Map<String, Value>, Failure> {
+    pub(super) fn claims(&self) -> Result<Map<String, Value>, Failure> {
         decode_json_object(self.payload)
     }
 }
@@ -696,6 +698,12 @@ mod tests {
             Err(StoreError::Unavailable("down".into()))
         }
         async fn incr(&self, _: &str, _: std::time::Duration) -> Result<u64, StoreError> {
+            Err(StoreError::Unavailable("down".into()))
+        }
+        async fn rate_limit(
+            &self,
+            _: &[crate::store::RateCheck<'_>],
+        ) -> Result<crate::store::RateDecision, StoreError> {
             Err(StoreError::Unavailable("down".into()))
         }
         async fn ping(&self) -> Result<(), StoreError> {

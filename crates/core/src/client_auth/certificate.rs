@@ -61,6 +61,21 @@ impl ClientCertificate {
         })
     }
 
+    /// Reads the value of a trusted proxy's client-certificate header: URL-encoded PEM (nginx
+    /// `$ssl_client_escaped_cert`), surrounding whitespace ignored; an empty value means the
+    /// client presented no certificate.
+    ///
+    /// # Errors
+    /// When the value is not a well-formed certificate.
+    pub fn from_header_value(value: &str) -> Result<Option<Self>, CertificateError> {
+        let text = value.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let pem: Vec<u8> = percent_encoding::percent_decode_str(text).collect();
+        Self::from_pem(&pem, true).map(Some)
+    }
+
     /// RFC 8705 §3.1 `x5t#S256`: base64url SHA-256 of the DER certificate.
     #[must_use]
     pub fn thumbprint_s256(&self) -> String {

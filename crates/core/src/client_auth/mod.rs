@@ -8,6 +8,8 @@ mod certificate;
 mod client_ca;
 mod client_secret_jwt;
 mod dn;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod none;
 mod private_key_jwt;
 mod secret;
@@ -231,6 +233,25 @@ impl Shape {
             Self::IdOnly => "client_id_only",
         }
     }
+}
+
+/// The client a request names, before anything is checked: the HTTP Basic user, else
+/// `client_id`, else the subject of a client assertion. `None` when it names none, or nothing
+/// that could be a client id. For rate limiting, which must happen before the (costly)
+/// authentication it protects.
+#[must_use]
+pub fn presented_client_id(req: &Request<'_>) -> Option<ClientId> {
+    let raw = match (
+        req.basic,
+        &req.params.client_id,
+        &req.params.client_assertion,
+    ) {
+        (Some(b), _, _) => Some(b.client_id.clone()),
+        (None, Some(id), _) => Some(id.clone()),
+        (None, None, Some(a)) => assertion::subject(a.expose()),
+        (None, None, None) => None,
+    }?;
+    ClientId::parse(&raw).ok()
 }
 
 /// Identifies and authenticates the client of a request to `server`.

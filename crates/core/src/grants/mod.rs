@@ -5,16 +5,15 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
 
+use serde_json::Value;
+
 use crate::app::Tollgate;
 use crate::client_auth::Authenticated;
+use crate::limits::{json_depth, Limits};
 use crate::oauth::OAuthError;
 use crate::registry::ServerRuntime;
 use crate::tokens::{AccessTokenClaims, Audience, Confirmation, TokenResponse};
 
-/// Most parameters accepted in one request.
-pub const MAX_PARAMS: usize = 32;
-/// Longest parameter value accepted (assertions included).
-pub const MAX_VALUE_LEN: usize = 8 * 1024;
 /// Parameters that RFC 8707 allows more than once.
 const REPEATABLE: &[&str] = &["resource"];
 
@@ -54,7 +53,7 @@ pub struct TokenParams {
 }
 
 impl TokenParams {
-    /// Builds the parameters from name/value pairs, as decoded from a form or a JSON object.
+    /// Builds the parameters from name/value pairs, under the default [`Limits`].
     ///
     /// # Errors
     /// `invalid_request` for repeated, oversized or too many parameters.
@@ -62,17 +61,36 @@ impl TokenParams {
     where
         I: IntoIterator<Item = (String, String)>,
     {
+        Self::parse(pairs, &Limits::default())
+    }
+
+    /// Builds the parameters from name/value pairs, as decoded from a form or a JSON object.
+    ///
+    /// # Errors
+    /// `invalid_request` for repeated parameters, or one that breaks a limit (named, with
+    /// its value).
+    pub fn parse<I>(pairs: I, limits: &Limits) -> Result<Self, OAuthError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
         let mut p = Self::default();
         let mut seen: Vec<String> = Vec::new();
         for (i, (name, value)) in pairs.into_iter().enumerate() {
-            if i >= MAX_PARAMS {
+            if i >= limits.max_params {
                 return Err(OAuthError::invalid_request(format!(
-                    "more than {MAX_PARAMS} parameters"
+                    "the request has more than {} parameters (the limit)",
+                    limits.max_params
                 )));
             }
-            if value.len() > MAX_VALUE_LEN {
+            // Assertions carry signatures and sometimes certificates: their own limit.
+            let max = if name == "client_assertion" {
+                limits.max_assertion_bytes
+            } else {
+                limits.max_param_bytes
+            };
+            if value.len() > max {
                 return Err(OAuthError::invalid_request(format!(
-                    "parameter `{}` is longer than {MAX_VALUE_LEN} bytes",
+                    "parameter `{}` is longer than {max} bytes (the limit)",
                     printable(&name)
                 )));
             }
@@ -110,6 +128,86 @@ impl TokenParams {
         }
         Ok(p)
     }
+
+    /// Parses an `application/x-www-form-urlencoded` body (RFC 6749 §3.2).
+    ///
+    /// # Errors
+    /// `invalid_request` for a body that is not UTF-8 form encoding, or breaks a limit.
+    pub fn from_form(body: &[u8], limits: &Limits) -> Result<Self, OAuthError> {
+        Self::parse(form_pairs(body, limits)?, limits)
+    }
+
+    /// Parses an `application/json` body: an object of string members (`resource` may be an
+    /// array of strings; `null` members are absent), the vendor style.
+    ///
+    /// # Errors
+    /// `invalid_request` for anything else, naming the member, or a broken limit.
+    pub fn from_json(body: &[u8], limits: &Limits) -> Result<Self, OAuthError> {
+        Self::parse(json_pairs(body, limits)?, limits)
+    }
+}
+
+/// Decodes a form body into pairs, stopping at the parameter limit: a body of a million
+/// `&`s costs no more than one of `max_params + 1` pairs.
+pub fn form_pairs(body: &[u8], limits: &Limits) -> Result<Vec<(String, String)>, OAuthError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(OAuthError::invalid_request(
+            "request body is not valid UTF-8",
+        ));
+    }
+    let mut pairs = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(body) {
+        if pairs.len() > limits.max_params {
+            break;
+        }
+        pairs.push((name.into_owned(), value.into_owned()));
+    }
+    Ok(pairs)
+}
+
+fn json_pairs(body: &[u8], limits: &Limits) -> Result<Vec<(String, String)>, OAuthError> {
+    if json_depth(body) > limits.max_json_depth {
+        return Err(OAuthError::invalid_request(format!(
+            "JSON request body is nested deeper than {} levels (the limit)",
+            limits.max_json_depth
+        )));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        OAuthError::invalid_request(format!(
+            "request body is not valid JSON (line {} column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let Value::Object(map) = value else {
+        return Err(OAuthError::invalid_request(
+            "JSON request body must be an object",
+        ));
+    };
+    let mut pairs = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        match value {
+            Value::String(s) => pairs.push((name, s)),
+            Value::Null => {}
+            Value::Array(items) if name == "resource" => {
+                for item in items {
+                    let Value::String(s) = item else {
+                        return Err(OAuthError::invalid_request(
+                            "`resource` must be a string or an array of strings",
+                        ));
+                    };
+                    pairs.push((name.clone(), s));
+                }
+            }
+            _ => {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter `{}` must be a string",
+                    printable(&name)
+                )));
+            }
+        }
+    }
+    Ok(pairs)
 }
 
 /// A parameter name made safe to echo in an error: at most 64 printable ASCII characters.
@@ -334,12 +432,88 @@ mod tests {
 
     #[test]
     fn limits_are_enforced() {
-        let many: Vec<_> = (0..=MAX_PARAMS)
+        let limits = Limits::default();
+        let many: Vec<_> = (0..=limits.max_params)
             .map(|i| (format!("p{i}"), "v".to_string()))
             .collect();
         assert!(TokenParams::from_pairs(many).is_err());
-        let long = vec![("scope".to_string(), "a".repeat(MAX_VALUE_LEN + 1))];
+        let long = vec![("scope".to_string(), "a".repeat(limits.max_param_bytes + 1))];
         assert!(TokenParams::from_pairs(long).is_err());
+    }
+
+    #[test]
+    fn assertions_have_their_own_limit() {
+        let limits = Limits {
+            max_param_bytes: 300,
+            max_assertion_bytes: 600,
+            ..Limits::default()
+        };
+        let assertion = |n: usize| vec![("client_assertion".to_string(), "a".repeat(n))];
+        assert!(TokenParams::parse(assertion(600), &limits).is_ok());
+        let e = TokenParams::parse(assertion(601), &limits).unwrap_err();
+        assert_eq!(
+            e.description,
+            "parameter `client_assertion` is longer than 600 bytes (the limit)"
+        );
+        let e = TokenParams::parse(vec![("scope".into(), "a".repeat(301))], &limits).unwrap_err();
+        assert_eq!(
+            e.description,
+            "parameter `scope` is longer than 300 bytes (the limit)"
+        );
+    }
+
+    #[test]
+    fn json_bodies_take_strings_only() {
+        let limits = Limits::default();
+        let p = TokenParams::from_json(
+            br#"{"grant_type":"client_credentials","scope":null}"#,
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(p.grant_type.as_deref(), Some("client_credentials"));
+        assert!(p.scope.is_none());
+        let p =
+            TokenParams::from_json(br#"{"resource":["https://a","https://b"]}"#, &limits).unwrap();
+        assert_eq!(p.resource.len(), 2);
+        for bad in [
+            &br#"{"grant_type":1}"#[..],
+            b"[]",
+            b"{",
+            br#"{"scope":{"a":1}}"#,
+            br#"{"resource":[1]}"#,
+        ] {
+            assert_eq!(
+                TokenParams::from_json(bad, &limits).unwrap_err().status,
+                400
+            );
+        }
+    }
+
+    #[test]
+    fn deep_json_is_refused_before_parsing() {
+        let limits = Limits {
+            max_json_depth: 4,
+            ..Limits::default()
+        };
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(10), "]".repeat(10));
+        let e = TokenParams::from_json(deep.as_bytes(), &limits).unwrap_err();
+        assert_eq!(
+            e.description,
+            "JSON request body is nested deeper than 4 levels (the limit)"
+        );
+    }
+
+    #[test]
+    fn form_bodies_must_be_utf8_and_stop_at_the_parameter_limit() {
+        let limits = Limits::default();
+        let p =
+            TokenParams::from_form(b"grant_type=client_credentials&scope=a+b", &limits).unwrap();
+        assert_eq!(p.scope.as_deref(), Some("a b"));
+        assert!(TokenParams::from_form(b"scope=\xff", &limits).is_err());
+        let flood =
+            "&".repeat(1_000_000) + &(0..100).map(|i| format!("x{i}=1&")).collect::<String>();
+        let e = TokenParams::from_form(flood.as_bytes(), &limits).unwrap_err();
+        assert!(e.description.contains("more than 32 parameters"), "{e}");
     }
 
     #[test]

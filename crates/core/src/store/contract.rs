@@ -92,6 +92,10 @@ fn server(t: &TenantId, id: &str) -> Server {
         allow_plain_pkce: false,
         logo_uri: Some("https://cdn.example/logo.png".into()),
         brand_color: Some("#0a7cff".into()),
+        rate_limits: crate::rate_limit::RateLimits {
+            client_burst: Some(7),
+            ..crate::rate_limit::RateLimits::default()
+        },
         created_at: 2,
         updated_at: 2,
     }
@@ -1177,6 +1181,116 @@ pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
         .is_none());
 }
 
+fn bucket(key: &str, interval_ms: u64, burst: u32) -> RateCheck<'_> {
+    RateCheck {
+        key,
+        interval: Duration::from_millis(interval_ms),
+        burst,
+    }
+}
+
+pub(crate) async fn short_lived_rate_limit(store: Arc<dyn ShortLivedStore>) {
+    // A burst of 3, then a refusal whose wait is about one interval.
+    let k = unique("rl");
+    for _ in 0..3 {
+        assert_eq!(
+            store.rate_limit(&[bucket(&k, 10_000, 3)]).await.unwrap(),
+            RateDecision::Allowed
+        );
+    }
+    match store.rate_limit(&[bucket(&k, 10_000, 3)]).await.unwrap() {
+        RateDecision::Limited { index, retry_after } => {
+            assert_eq!(index, 0);
+            assert!(
+                retry_after > Duration::from_secs(9) && retry_after <= Duration::from_secs(10),
+                "{retry_after:?}"
+            );
+        }
+        RateDecision::Allowed => panic!("fourth request of a burst of 3 admitted"),
+    }
+
+    // All or nothing: a full bucket refuses the request, and the one with room is not charged.
+    let (a, b) = (unique("rla"), unique("rlb"));
+    assert_eq!(
+        store.rate_limit(&[bucket(&b, 10_000, 1)]).await.unwrap(),
+        RateDecision::Allowed
+    );
+    assert!(matches!(
+        store
+            .rate_limit(&[bucket(&a, 10_000, 1), bucket(&b, 10_000, 1)])
+            .await
+            .unwrap(),
+        RateDecision::Limited { index: 1, .. }
+    ));
+    assert_eq!(
+        store.rate_limit(&[bucket(&a, 10_000, 1)]).await.unwrap(),
+        RateDecision::Allowed,
+        "the refused request charged the bucket that had room"
+    );
+
+    // Of two full buckets, the longer wait is reported.
+    let (c, d) = (unique("rlc"), unique("rld"));
+    store.rate_limit(&[bucket(&c, 1_000, 1)]).await.unwrap();
+    store.rate_limit(&[bucket(&d, 20_000, 1)]).await.unwrap();
+    match store
+        .rate_limit(&[bucket(&c, 1_000, 1), bucket(&d, 20_000, 1)])
+        .await
+        .unwrap()
+    {
+        RateDecision::Limited { index, retry_after } => {
+            assert_eq!(index, 1);
+            assert!(retry_after > Duration::from_secs(10), "{retry_after:?}");
+        }
+        RateDecision::Allowed => panic!("two full buckets admitted a request"),
+    }
+
+    // A bucket refills at its rate: poll with a deadline.
+    let e = unique("rle");
+    assert_eq!(
+        store.rate_limit(&[bucket(&e, 100, 1)]).await.unwrap(),
+        RateDecision::Allowed
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.rate_limit(&[bucket(&e, 100, 1)]).await.unwrap() {
+            RateDecision::Allowed => break,
+            RateDecision::Limited { retry_after, .. } => {
+                assert!(retry_after <= Duration::from_millis(100), "{retry_after:?}");
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bucket did not refill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub(crate) async fn short_lived_rate_limit_is_atomic(store: Arc<dyn ShortLivedStore>) {
+    for _ in 0..5 {
+        let shared = unique("rls");
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let s = store.clone();
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let own = unique("rlo");
+                    let checks = [bucket(&shared, 60_000, 5), bucket(&own, 60_000, 100)];
+                    s.rate_limit(&checks).await.unwrap() == RateDecision::Allowed
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for t in tasks {
+            admitted += usize::from(t.await.unwrap());
+        }
+        assert_eq!(
+            admitted, 5,
+            "a burst of 5 admitted {admitted} of 16 concurrent requests"
+        );
+    }
+}
+
 macro_rules! contract_tests {
     ($backend:ident: $open:path => $($test:ident),+) => {
         mod $backend {
@@ -1194,5 +1308,5 @@ macro_rules! contract_tests {
 
 contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families);
 contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families);
-contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic);
-contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic);
+contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic);
+contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic);

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
-use super::{ShortLivedStore, StoreError};
+use super::{gcra, RateCheck, RateDecision, ShortLivedStore, StoreError};
 
 #[derive(Debug)]
 struct Item {
@@ -21,9 +21,28 @@ struct Item {
 const MAX_ENTRIES: usize = 1_000_000;
 
 /// In-process store. Cloning shares the map.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     map: Arc<DashMap<String, Item>>,
+    /// The zero of the rate limiter's clock (monotonic, microseconds).
+    epoch: Instant,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            map: Arc::default(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn read_u64(value: &[u8]) -> u64 {
+    value.try_into().map_or(0, u64::from_be_bytes)
 }
 
 impl MemoryStore {
@@ -148,6 +167,58 @@ impl ShortLivedStore for MemoryStore {
         let n = u64::from_be_bytes(buf).saturating_add(1);
         entry.value = n.to_be_bytes().to_vec();
         Ok(n)
+    }
+
+    async fn rate_limit(&self, checks: &[RateCheck<'_>]) -> Result<RateDecision, StoreError> {
+        self.check_capacity()?;
+        let at = Instant::now();
+        let now = micros(at.duration_since(self.epoch));
+        // Each bucket is updated under its own entry lock (two at once could deadlock on one
+        // shard); a refusal then takes back the charges already made, by one interval each,
+        // which commutes with whatever other requests did to those buckets meanwhile.
+        let mut charged: Vec<(&str, u64)> = Vec::with_capacity(checks.len());
+        let mut refused: Option<(usize, u64)> = None;
+        for (index, check) in checks.iter().enumerate() {
+            let interval = micros(check.interval).max(1);
+            let mut entry = self
+                .map
+                .entry(check.key.to_owned())
+                .or_insert_with(|| Item {
+                    value: Vec::new(),
+                    deadline: at,
+                });
+            let tat = if entry.deadline > at {
+                read_u64(&entry.value)
+            } else {
+                0
+            };
+            match gcra(tat, now, interval, check.burst) {
+                Ok(new_tat) => {
+                    entry.value = new_tat.to_be_bytes().to_vec();
+                    entry.deadline = at + Duration::from_micros(new_tat - now);
+                    charged.push((check.key, interval));
+                }
+                Err(wait) => {
+                    if refused.is_none_or(|(_, w)| wait > w) {
+                        refused = Some((index, wait));
+                    }
+                }
+            }
+        }
+        let Some((index, wait)) = refused else {
+            return Ok(RateDecision::Allowed);
+        };
+        for (key, interval) in charged {
+            if let Some(mut entry) = self.map.get_mut(key) {
+                let tat = read_u64(&entry.value).saturating_sub(interval);
+                entry.value = tat.to_be_bytes().to_vec();
+                entry.deadline = self.epoch + Duration::from_micros(tat);
+            }
+        }
+        Ok(RateDecision::Limited {
+            index,
+            retry_after: Duration::from_micros(wait),
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -411,10 +411,55 @@ pub trait ShortLivedStore: Send + Sync + std::fmt::Debug {
     async fn remove(&self, key: &str) -> Result<bool, StoreError>;
     /// Increments a counter, starting its TTL on creation; returns the new value.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
+    /// GCRA rate limiting over several buckets at once, atomically: admits the request into
+    /// every bucket, or (when one is full) into none and says which and for how long. One
+    /// round trip whatever the number of buckets; clocks are the store's own (Redis `TIME`),
+    /// so replicas with skewed clocks agree.
+    async fn rate_limit(&self, checks: &[RateCheck<'_>]) -> Result<RateDecision, StoreError>;
     /// One cheap round trip.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Which backend this is (`memory`, `redis`).
     fn backend(&self) -> &'static str;
+}
+
+/// One bucket of a [`ShortLivedStore::rate_limit`] call: a key holding the bucket's
+/// theoretical arrival time (GCRA), the emission interval and the burst.
+#[derive(Debug, Clone, Copy)]
+pub struct RateCheck<'a> {
+    /// The key (namespaced by the caller, `rl:…`).
+    pub key: &'a str,
+    /// Time between requests at the sustained rate (at least 1 µs).
+    pub interval: Duration,
+    /// Requests a full bucket admits at once (at least 1).
+    pub burst: u32,
+}
+
+/// The answer of [`ShortLivedStore::rate_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// Admitted into every bucket (each has been charged).
+    Allowed,
+    /// Refused; no bucket was charged.
+    Limited {
+        /// The index, in the checks, of the full bucket with the longest wait.
+        index: usize,
+        /// How long until that bucket admits the request.
+        retry_after: Duration,
+    },
+}
+
+/// GCRA for one bucket at `now` (microseconds on the store's clock), given its stored
+/// theoretical arrival time: `Ok(new_tat)` when the request fits, else `Err(wait)`. Shared by
+/// the in-process store and mirrored by the Redis script, so both answer alike.
+pub(crate) fn gcra(tat: u64, now: u64, interval: u64, burst: u32) -> Result<u64, u64> {
+    let new_tat = tat.max(now).saturating_add(interval);
+    let tolerance = interval.saturating_mul(u64::from(burst.max(1)));
+    let ahead = new_tat - now;
+    if ahead > tolerance {
+        Err(ahead - tolerance)
+    } else {
+        Ok(new_tat)
+    }
 }
 
 /// Opens the repository named by a database URL (`sqlite:…` or `postgres://…`).

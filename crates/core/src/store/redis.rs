@@ -1,5 +1,6 @@
 //! The Redis short-lived store, shared by every replica: `SET NX PX` for single-use keys,
-//! `GETDEL` for atomic take, and a small script for counters with a TTL. Every call has a
+//! `GETDEL` for atomic take, a small script for counters with a TTL, and one for GCRA rate
+//! limiting over several buckets at once (one round trip, atomic, on Redis's clock). Every call has a
 //! deadline; a slow or absent Redis is [`StoreError::Unavailable`], never a hang.
 
 use std::time::Duration;
@@ -8,10 +9,14 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{ShortLivedStore, StoreError};
+use super::{RateCheck, RateDecision, ShortLivedStore, StoreError};
 
-/// Deadline for one Redis command.
+/// Deadline for one Redis command, as the caller sees it (waiting for a reconnection included).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// The connection's own deadlines for connecting and for an answer: shorter than
+/// [`COMMAND_TIMEOUT`], so that redis-rs sees its own failure (and reconnects when the
+/// connection is gone) before our deadline drops the command.
+const CONNECTION_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Prefix of every key Tollgate writes.
 const PREFIX: &str = "tollgate:";
 
@@ -20,6 +25,7 @@ const PREFIX: &str = "tollgate:";
 pub struct RedisStore {
     conn: ConnectionManager,
     incr: Script,
+    gcra: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -44,10 +50,16 @@ impl RedisStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)
             .map_err(|_| StoreError::Unavailable("invalid Redis URL".into()))?;
+        // One reconnection attempt retried once, at most 200 ms apart. redis-rs's defaults
+        // (6 retries, its `factor` multiplying backon's 1 s base delay) keep one reconnection
+        // going for minutes while every command waits on it: Redis would be back long before
+        // Tollgate noticed. A failed reconnection is retried by the next command instead.
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(COMMAND_TIMEOUT)
-            .set_response_timeout(COMMAND_TIMEOUT)
-            .set_number_of_retries(2);
+            .set_connection_timeout(CONNECTION_TIMEOUT)
+            .set_response_timeout(CONNECTION_TIMEOUT)
+            .set_number_of_retries(1)
+            .set_factor(1)
+            .set_max_delay(200);
         let conn = tokio::time::timeout(
             COMMAND_TIMEOUT * 2,
             ConnectionManager::new_with_config(client, config),
@@ -60,7 +72,11 @@ impl RedisStore {
              if v == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
              return v",
         );
-        Ok(Self { conn, incr })
+        Ok(Self {
+            conn,
+            incr,
+            gcra: Script::new(GCRA_SCRIPT),
+        })
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -74,6 +90,38 @@ impl RedisStore {
         }
     }
 }
+
+/// GCRA over every bucket in KEYS, all or nothing (see `store::gcra`, which this mirrors).
+/// ARGV holds, per key, the emission interval and the burst, in microseconds and requests.
+/// Each key holds its bucket's theoretical arrival time in microseconds on Redis's clock
+/// (`TIME`), expiring when the bucket is full again. Returns `{0, 0}` when admitted, else
+/// `{index (1-based) of the fullest bucket, wait in microseconds}`. Times are integers below
+/// 2^53, exact in Lua's doubles; `%d` keeps them out of exponent notation.
+const GCRA_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tats = {}
+local worst, worst_i = 0, 0
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local over = new_tat - now - interval * burst
+  if over > 0 then
+    if over > worst then worst = over; worst_i = i end
+  end
+  tats[i] = new_tat
+end
+if worst_i > 0 then return {worst_i, worst} end
+for i = 1, #KEYS do
+  local ttl = math.ceil((tats[i] - now) / 1000)
+  if ttl < 1 then ttl = 1 end
+  redis.call('SET', KEYS[i], string.format('%d', tats[i]), 'PX', string.format('%d', ttl))
+end
+return {0, 0}
+";
 
 fn key(k: &str) -> String {
     format!("{PREFIX}{k}")
@@ -122,6 +170,35 @@ impl ShortLivedStore for RedisStore {
         let mut inv = self.incr.key(key(k));
         inv.arg(ms(ttl));
         self.run(inv.invoke_async(&mut c)).await
+    }
+
+    async fn rate_limit(&self, checks: &[RateCheck<'_>]) -> Result<RateDecision, StoreError> {
+        if checks.is_empty() {
+            return Ok(RateDecision::Allowed);
+        }
+        let mut c = self.conn.clone();
+        let mut inv = self.gcra.prepare_invoke();
+        for check in checks {
+            let interval = u64::try_from(check.interval.as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            inv.key(key(check.key))
+                .arg(interval)
+                .arg(check.burst.max(1));
+        }
+        let (index, wait): (u64, u64) = self.run(inv.invoke_async(&mut c)).await?;
+        Ok(match usize::try_from(index) {
+            Ok(0) => RateDecision::Allowed,
+            Ok(i) if i <= checks.len() => RateDecision::Limited {
+                index: i - 1,
+                retry_after: Duration::from_micros(wait),
+            },
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "rate limit script answered nonsense".into(),
+                ))
+            }
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

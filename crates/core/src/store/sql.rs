@@ -26,6 +26,7 @@ use crate::client::{Client, ClientMetadata, StoredSecret};
 use crate::credentials::{AdminCredential, AdminRole};
 use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
 use crate::keys::{KeyRecord, KeyStatus};
+use crate::rate_limit::RateLimits;
 use crate::server::{AuthMethod, Server, SigningAlg};
 use crate::tenant::Tenant;
 
@@ -76,8 +77,40 @@ fn secret_columns(s: &StoredSecret) -> (&'static str, Option<&str>, Option<&[u8]
     }
 }
 
+/// The `rate_limits` column: JSON, or NULL when every limit takes the default.
+fn rate_limits_column(r: &RateLimits) -> Result<Option<String>, StoreError> {
+    if r.is_default() {
+        return Ok(None);
+    }
+    serde_json::to_string(r)
+        .map(Some)
+        .map_err(|_| corrupt("rate_limits"))
+}
+
+/// Reads the column leniently: members a later release may add are ignored, so a rolling
+/// upgrade's older processes keep reading the servers it writes.
+fn rate_limits_from(column: Option<String>) -> Result<RateLimits, StoreError> {
+    let Some(text) = column else {
+        return Ok(RateLimits::default());
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|_| corrupt("rate_limits"))?;
+    let member = |name: &str| {
+        value
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    Ok(RateLimits {
+        client_per_second: member("client_per_second"),
+        client_burst: member("client_burst"),
+        address_per_second: member("address_per_second"),
+        address_burst: member("address_burst"),
+    })
+}
+
 const TENANT_COLS: &str = "id, name, created_at, updated_at";
-const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period, require_pkce, allow_plain_pkce, logo_uri, brand_color";
+const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period, require_pkce, allow_plain_pkce, logo_uri, brand_color, rate_limits";
 const CLIENT_COLS: &str = "tenant_id, server_id, client_id, metadata, secret_kind, secret_hash, secret_sealed, secret_expires_at, issued_at, updated_at";
 const KEY_COLS: &str =
     "tenant_id, server_id, kid, alg, status, sealed_private, public_jwk, created_at, retire_at";
@@ -150,6 +183,7 @@ macro_rules! sql_repository {
                     allow_plain_pkce: row.try_get("allow_plain_pkce").map_err(map_err)?,
                     logo_uri: row.try_get("logo_uri").map_err(map_err)?,
                     brand_color: row.try_get("brand_color").map_err(map_err)?,
+                    rate_limits: rate_limits_from(row.try_get("rate_limits").map_err(map_err)?)?,
                     created_at: row.try_get("created_at").map_err(map_err)?,
                     updated_at: row.try_get("updated_at").map_err(map_err)?,
                 })
@@ -397,7 +431,7 @@ macro_rules! sql_repository {
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(&format!(
-                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
                 ))
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
@@ -415,6 +449,7 @@ macro_rules! sql_repository {
                 .bind(s.allow_plain_pkce)
                 .bind(s.logo_uri.as_deref())
                 .bind(s.brand_color.as_deref())
+                .bind(rate_limits_column(&s.rate_limits)?)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -458,7 +493,7 @@ macro_rules! sql_repository {
                     "UPDATE servers SET name = $1, access_token_ttl = $2, refresh_token_ttl = $3, signing_alg = $4, \
                      default_audience = $5, allowed_auth_methods = $6, updated_at = $7, certificate_bound_tokens = $8, \
                      key_rotation_period = $9, require_pkce = $10, allow_plain_pkce = $11, logo_uri = $12, \
-                     brand_color = $13 WHERE tenant_id = $14 AND id = $15",
+                     brand_color = $13, rate_limits = $14 WHERE tenant_id = $15 AND id = $16",
                 )
                 .bind(&s.name)
                 .bind(s.access_token_ttl)
@@ -473,6 +508,7 @@ macro_rules! sql_repository {
                 .bind(s.allow_plain_pkce)
                 .bind(s.logo_uri.as_deref())
                 .bind(s.brand_color.as_deref())
+                .bind(rate_limits_column(&s.rate_limits)?)
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
                 .execute(&mut *tx)

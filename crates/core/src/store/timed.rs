@@ -1,6 +1,12 @@
 //! Timing decorators for the two storage seams: every call through the trait object is timed
 //! into `tollgate_store_operation_duration_seconds`, whichever backend sits behind it, so the
 //! backends themselves carry no metrics code. [`crate::Tollgate::new`] wraps both stores.
+//!
+//! The repository decorator also puts a deadline ([`DATABASE_CALL_TIMEOUT`]) on every call
+//! but migrations: the pool bounds waiting for a connection, but a query on an established
+//! connection to a database that stopped answering (a network partition, a frozen host)
+//! would otherwise wait for TCP to give up, minutes later. Redis calls carry their own
+//! deadline in the Redis store.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,8 +15,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    AdminRepo, AuditRepo, ClientRepo, KeyRepo, Page, RefreshRepo, Repository, ServerRepo,
-    ShortLivedStore, SigningAlgChange, StoreError, TenantRepo, UserRepo,
+    AdminRepo, AuditRepo, ClientRepo, KeyRepo, Page, RateCheck, RateDecision, RefreshRepo,
+    Repository, ServerRepo, ShortLivedStore, SigningAlgChange, StoreError, TenantRepo, UserRepo,
 };
 use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
 use crate::client::Client;
@@ -36,7 +42,21 @@ async fn timed<T>(
     out
 }
 
-/// A [`Repository`] that times every call of the one it wraps.
+/// The longest any database call may take (the pool's 5 s wait for a connection included)
+/// before it fails as [`StoreError::Unavailable`]; migrations are not bounded.
+pub const DATABASE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `call`, failed as unavailable when it has not finished within `deadline`.
+async fn bounded<T>(
+    deadline: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(deadline, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("database call timed out".into())))
+}
+
+/// A [`Repository`] that times (and bounds) every call of the one it wraps.
 #[derive(Debug)]
 pub struct TimedRepository {
     inner: Arc<dyn Repository>,
@@ -56,13 +76,17 @@ impl TimedRepository {
         })
     }
 
-    async fn time<T>(&self, operation: &'static str, call: impl Future<Output = T>) -> T {
+    async fn time<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         timed(
             &self.metrics,
             StoreKind::Database,
             self.backend,
             operation,
-            call,
+            bounded(DATABASE_CALL_TIMEOUT, call),
         )
         .await
     }
@@ -498,7 +522,15 @@ impl AuditRepo for TimedRepository {
 #[async_trait]
 impl Repository for TimedRepository {
     async fn migrate(&self) -> Result<(), StoreError> {
-        self.time("migrate", self.inner.migrate()).await
+        // A long migration is not an outage: no deadline here.
+        timed(
+            &self.metrics,
+            StoreKind::Database,
+            self.backend,
+            "migrate",
+            self.inner.migrate(),
+        )
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -581,6 +613,10 @@ impl ShortLivedStore for TimedShortLived {
         self.time("incr", self.inner.incr(key, ttl)).await
     }
 
+    async fn rate_limit(&self, checks: &[RateCheck<'_>]) -> Result<RateDecision, StoreError> {
+        self.time("rate_limit", self.inner.rate_limit(checks)).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.time("ping", self.inner.ping()).await
     }
@@ -596,6 +632,17 @@ mod tests {
 
     use super::*;
     use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn a_call_past_its_deadline_is_unavailable() {
+        let hung = bounded(
+            Duration::from_millis(20),
+            std::future::pending::<Result<(), StoreError>>(),
+        );
+        assert!(matches!(hung.await, Err(StoreError::Unavailable(_))));
+        let quick = bounded(Duration::from_secs(5), async { Ok::<_, StoreError>(7) });
+        assert_eq!(quick.await.unwrap(), 7);
+    }
 
     #[tokio::test]
     async fn times_calls_under_the_wrapped_backend_name() {

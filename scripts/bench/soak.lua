@@ -7,11 +7,18 @@
 --                 assertions it sends token_basic instead and counts it as "pkj_deferred")
 --   introspect    RFC 7662, a resource server introspecting one token
 --   revoke        RFC 7009, a client revoking its own token (the same one, again and again)
+--   authorize     GET /oauth2/authorize from a logged-in browser that consented (BENCH_COOKIE):
+--                 a 303 with a fresh code, kept in this thread's queue of codes
+--   code          authorization_code with PKCE, exchanging the oldest code of the queue (none
+--                 yet: token_basic instead); its refresh token joins the queue of refresh tokens
+--   refresh       refresh_token, rotating the oldest refresh token of the queue (none yet:
+--                 token_basic instead); the new one joins the queue
 -- Environment (set by scripts/bench/soak): BENCH_TENANT, BENCH_SERVER, BENCH_BASIC (the
 -- Authorization value of the token client), BENCH_RESOURCE_BASIC, BENCH_REVOKER_BASIC,
 -- BENCH_INTROSPECT_TOKEN, BENCH_REVOKE_TOKEN, BENCH_ASSERTIONS (file), BENCH_ASSERTION_START
 -- and BENCH_ASSERTION_COUNT (this run's lines: each wrk run gets its own, never reused),
--- BENCH_PKJ_RATE, BENCH_WRK_THREADS.
+-- BENCH_PKJ_RATE, BENCH_WRK_THREADS, BENCH_COOKIE, BENCH_AUTHORIZE_PATH, BENCH_WEB_BASIC,
+-- BENCH_CODE_SUFFIX.
 -- done() prints "non200: N", a breakdown by status, and requests sent by kind.
 
 local function env(name)
@@ -37,18 +44,25 @@ local assertion_start = tonumber(env("BENCH_ASSERTION_START"))
 local assertion_count = tonumber(env("BENCH_ASSERTION_COUNT"))
 local pkj_rate = tonumber(env("BENCH_PKJ_RATE"))
 local nthreads = tonumber(env("BENCH_WRK_THREADS"))
+local cookie = env("BENCH_COOKIE")
+local authorize_path = env("BENCH_AUTHORIZE_PATH")
+local web_basic = env("BENCH_WEB_BASIC")
+local code_suffix = env("BENCH_CODE_SUFFIX")
+-- Most refresh tokens a thread keeps; beyond, the oldest are dropped (they stay valid until
+-- they expire, like those of an application that stopped refreshing).
+local max_queue = 1000
 
 local form = "application/x-www-form-urlencoded"
 local pkj_prefix = "grant_type=client_credentials"
   .. "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
   .. "&client_assertion="
 
--- The cycle: 20 requests, 50% / 15% / 25% / 10%.
+-- The cycle: 20 requests, 35% / 15% / 20% / 10% / 5% / 5% / 10%.
 local cycle = {
-  "token_basic", "introspect", "token_pkj", "token_basic", "introspect",
+  "token_basic", "introspect", "token_pkj", "authorize", "refresh",
   "token_basic", "revoke", "token_basic", "introspect", "token_pkj",
-  "token_basic", "introspect", "token_basic", "revoke", "token_basic",
-  "token_pkj", "introspect", "token_basic", "token_basic", "token_basic",
+  "code", "introspect", "token_basic", "revoke", "token_basic",
+  "token_pkj", "introspect", "token_basic", "refresh", "token_basic",
 }
 
 local threads = {}
@@ -78,14 +92,15 @@ function init(args)
   used = 0
   started = os.time()
   per_thread_rate = pkj_rate / nthreads
+  codes, code_head, code_tail = {}, 1, 0
+  refresh, refresh_head, refresh_tail = {}, 1, 0
 end
 
--- HOOK(authorization_code, refresh_token): the grants being added return here the request
--- for their kind (e.g. a refresh_token grant with a token from a pool the soak script fills
--- through the login and consent pages); add their names to `cycle` once they exist. Until
--- then nothing uses it.
-local function user_grant_request(kind)
-  return nil
+local function pop(queue, head, tail)
+  if head > tail then return nil, head end
+  local v = queue[head]
+  queue[head] = nil
+  return v, head + 1
 end
 
 local function headers(auth)
@@ -111,8 +126,23 @@ local function request_for(kind)
   elseif kind == "revoke" then
     return kind, wrk.format("POST", revoke_path, headers(revoker_basic), revoke_body)
   end
-  local r = user_grant_request(kind)
-  if r then return kind, r end
+  if kind == "authorize" then
+    return kind, wrk.format("GET", authorize_path, { ["Cookie"] = cookie }, nil)
+  elseif kind == "code" then
+    local code
+    code, code_head = pop(codes, code_head, code_tail)
+    if code then
+      return kind, wrk.format("POST", token_path, headers(web_basic),
+        "grant_type=authorization_code&code=" .. code .. code_suffix)
+    end
+  elseif kind == "refresh" then
+    local token
+    token, refresh_head = pop(refresh, refresh_head, refresh_tail)
+    if token then
+      return kind, wrk.format("POST", token_path, headers(web_basic),
+        "grant_type=refresh_token&refresh_token=" .. token)
+    end
+  end
   return "token_basic", wrk.format("POST", token_path, headers(basic), "grant_type=client_credentials")
 end
 
@@ -125,10 +155,31 @@ end
 
 -- Responses carry no connection or request identity in wrk, so failures are counted by
 -- status only; the server's own metrics (sampled by the soak script) break them down.
+-- What a response carries tells its kind: a code in the Location of a 303 (an
+-- authorization), a refresh token in the body (a code exchange or a refresh).
 function response(status, headers, body)
+  if status == 303 then
+    local location = headers["location"] or headers["Location"]
+    local code = location and location:match("[?&]code=([^&]+)")
+    if code then
+      code_tail = code_tail + 1
+      codes[code_tail] = code
+      return
+    end
+  end
   if status ~= 200 then
     local key = tostring(status)
     failed[key] = (failed[key] or 0) + 1
+    return
+  end
+  local token = body:match('"refresh_token":"([^"]+)"')
+  if token then
+    refresh_tail = refresh_tail + 1
+    refresh[refresh_tail] = token
+    if refresh_tail - refresh_head >= max_queue then
+      refresh[refresh_head] = nil
+      refresh_head = refresh_head + 1
+    end
   end
 end
 

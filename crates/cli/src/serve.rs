@@ -349,6 +349,7 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
             loop {
                 tick.tick().await;
                 memory.sweep();
+                app.rate_limiter.sweep();
                 app.registry.sweep();
             }
         })

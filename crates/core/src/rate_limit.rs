@@ -4,7 +4,8 @@
 //! [`check`] is the one entry point: it takes every bucket a request must fit in (for a client
 //! endpoint: the client's and the source address's) and asks the store about all of them in
 //! one atomic operation — one Redis round trip — which either admits the request into every
-//! bucket or into none. It fails open: when the store cannot answer within
+//! bucket or into none. Busy keys far below their limits lease admissions ahead ([`Lease`]):
+//! one round trip then admits a batch, which the next requests use up without a round trip. It fails open: when the store cannot answer within
 //! [`CHECK_TIMEOUT`] the request is served (counted in
 //! `tollgate_rate_limit_checks_skipped_total`), and for a second after a failure no request
 //! waits for the store at all, so an outage of Redis costs the token path nothing.
@@ -15,6 +16,8 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -166,6 +169,9 @@ pub struct Limiter {
     /// Milliseconds since `epoch` until which checks are skipped; 0: the store is healthy.
     skip_until_ms: AtomicU64,
     probing: AtomicBool,
+    /// Admissions already charged in the store and not yet used, by the buckets a request
+    /// falls in (see [`Lease`]).
+    leases: DashMap<String, Lease>,
 }
 
 impl Default for Limiter {
@@ -174,8 +180,34 @@ impl Default for Limiter {
             epoch: Instant::now(),
             skip_until_ms: AtomicU64::new(0),
             probing: AtomicBool::new(false),
+            leases: DashMap::new(),
         }
     }
+}
+
+/// How long admissions leased ahead stay usable. Short: an unused admission is a charge the
+/// buckets carry for nothing (never one too few), so leases only pay off for traffic that
+/// arrives many times within this window.
+pub const LEASE_WINDOW: Duration = Duration::from_millis(100);
+/// Most admissions leased in one store call.
+pub const MAX_LEASE: u32 = 32;
+/// Most distinct leases kept; beyond, they are all dropped (their charges simply lapse).
+const MAX_LEASES: usize = 100_000;
+
+/// Admissions charged in the store ahead of the requests that will use them: a request that
+/// finds one left is admitted without a round trip. The size asked for adapts to the traffic:
+/// it doubles when a lease was used up within [`LEASE_WINDOW`] and falls back to one when one
+/// lapsed, so sporadic traffic is checked one request at a time — exactly — and only traffic
+/// far below its limit (it got every admission it asked for) rides on leases. A lease can
+/// only make the limit stricter, never looser: each admission was charged before it is used.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    /// Admissions left.
+    left: u32,
+    /// When they lapse.
+    until: Instant,
+    /// What the next store call asks for.
+    next_want: u32,
 }
 
 /// What the breaker allows for one check.
@@ -187,6 +219,73 @@ enum Gate {
 }
 
 impl Limiter {
+    /// Takes one admission from a live lease of `key`; otherwise says how many to ask for.
+    fn take_leased(&self, key: &str, now: Instant) -> Result<(), u32> {
+        let Some(mut lease) = self.leases.get_mut(key) else {
+            return Err(1);
+        };
+        if lease.left > 0 && lease.until > now {
+            lease.left -= 1;
+            return Ok(());
+        }
+        // Used up in time: ask for more next; lapsed with some left: back to one at a time.
+        let want = if lease.left == 0 && lease.until > now {
+            lease.next_want.saturating_mul(2).min(MAX_LEASE)
+        } else {
+            1
+        };
+        Err(want)
+    }
+
+    /// Keeps what a store call granted beyond the request that asked.
+    fn store_lease(&self, key: String, wanted: u32, granted: u32, now: Instant) {
+        if wanted <= 1 && granted <= 1 {
+            // One at a time: remember only that traffic came, to grow on the next call.
+            if self.leases.len() >= MAX_LEASES {
+                self.leases.clear();
+            }
+            self.leases.insert(
+                key,
+                Lease {
+                    left: 0,
+                    until: now + LEASE_WINDOW,
+                    next_want: 1,
+                },
+            );
+            return;
+        }
+        if self.leases.len() >= MAX_LEASES {
+            self.leases.clear();
+        }
+        // Granted less than asked: the buckets are getting full; no growth from here.
+        let next_want = if granted < wanted { 1 } else { wanted };
+        let fresh = Lease {
+            left: granted.saturating_sub(1),
+            until: now + LEASE_WINDOW,
+            next_want,
+        };
+        // Concurrent requests may each have leased: what they got adds up (an overwritten
+        // lease would be admissions charged for nothing).
+        self.leases
+            .entry(key)
+            .and_modify(|l| {
+                l.left = if l.until > now {
+                    l.left.saturating_add(fresh.left)
+                } else {
+                    fresh.left
+                };
+                l.until = fresh.until;
+                l.next_want = fresh.next_want;
+            })
+            .or_insert(fresh);
+    }
+
+    /// Drops lapsed leases (called on an interval).
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        self.leases.retain(|_, l| l.until > now);
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -252,6 +351,19 @@ pub async fn check(
         return Ok(());
     }
     let limiter = &app.rate_limiter;
+    let lease_key = match buckets {
+        [one] => one.key.clone(),
+        many => many
+            .iter()
+            .map(|b| b.key.as_str())
+            .collect::<Vec<_>>()
+            .join("|"),
+    };
+    let now = Instant::now();
+    let want = match limiter.take_leased(&lease_key, now) {
+        Ok(()) => return Ok(()),
+        Err(want) => want,
+    };
     let probe = match limiter.gate() {
         Gate::Skip => {
             app.metrics.rate_limit_skipped(endpoint);
@@ -267,14 +379,17 @@ pub async fn check(
             burst: b.limit.burst,
         })
         .collect();
-    let decision = tokio::time::timeout(CHECK_TIMEOUT, app.short_lived.rate_limit(&checks)).await;
+    let decision =
+        tokio::time::timeout(CHECK_TIMEOUT, app.short_lived.rate_limit(&checks, want)).await;
     match decision {
-        Ok(Ok(RateDecision::Allowed)) => {
+        Ok(Ok(RateDecision::Allowed { granted })) => {
             limiter.succeeded(probe);
+            limiter.store_lease(lease_key, want, granted, now);
             Ok(())
         }
         Ok(Ok(RateDecision::Limited { index, retry_after })) => {
             limiter.succeeded(probe);
+            limiter.leases.remove(&lease_key);
             let subject = buckets
                 .get(index)
                 .map_or(Subject::Other("unknown"), |b| b.subject);
@@ -523,7 +638,11 @@ mod tests {
         async fn incr(&self, k: &str, t: Duration) -> Result<u64, StoreError> {
             self.inner.incr(k, t).await
         }
-        async fn rate_limit(&self, checks: &[RateCheck<'_>]) -> Result<RateDecision, StoreError> {
+        async fn rate_limit(
+            &self,
+            checks: &[RateCheck<'_>],
+            want: u32,
+        ) -> Result<RateDecision, StoreError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
                 if self.hang {
@@ -531,7 +650,7 @@ mod tests {
                 }
                 return Err(StoreError::Unavailable("down".into()));
             }
-            self.inner.rate_limit(checks).await
+            self.inner.rate_limit(checks, want).await
         }
         async fn ping(&self) -> Result<(), StoreError> {
             Ok(())
@@ -576,6 +695,105 @@ mod tests {
                 Limit::new(1, 100).unwrap(),
             ),
         ]
+    }
+
+    /// A store with one budget of `cap` admissions that grants as many as asked while they
+    /// last, counting its calls and what it charged.
+    #[derive(Debug)]
+    struct Budget {
+        cap: u32,
+        charged: std::sync::Mutex<u32>,
+        calls: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl ShortLivedStore for Budget {
+        async fn put_if_absent(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, StoreError> {
+            Ok(true)
+        }
+        async fn put(&self, _: &str, _: &[u8], _: Duration) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        async fn take(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        async fn remove(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn incr(&self, _: &str, _: Duration) -> Result<u64, StoreError> {
+            Ok(1)
+        }
+        async fn rate_limit(
+            &self,
+            _: &[RateCheck<'_>],
+            want: u32,
+        ) -> Result<RateDecision, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let mut charged = self.charged.lock().unwrap();
+            let granted = want.min(self.cap - *charged);
+            if granted == 0 {
+                return Ok(RateDecision::Limited {
+                    index: 0,
+                    retry_after: Duration::from_secs(1),
+                });
+            }
+            *charged += granted;
+            Ok(RateDecision::Allowed { granted })
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn backend(&self) -> &'static str {
+            "budget"
+        }
+    }
+
+    async fn budget_app(cap: u32) -> (Tollgate, Arc<Budget>) {
+        let store = Arc::new(Budget {
+            cap,
+            charged: std::sync::Mutex::new(0),
+            calls: AtomicUsize::new(0),
+        });
+        let app = Tollgate::new(
+            open_repository("sqlite::memory:").await.unwrap(),
+            store.clone(),
+            MasterKey::generate().0,
+            TollgateOptions::default(),
+        );
+        (app, store)
+    }
+
+    #[tokio::test]
+    async fn busy_keys_lease_admissions_and_never_exceed_what_was_charged() {
+        // Plenty of budget: 500 back-to-back requests cost far fewer store calls.
+        let (app, store) = budget_app(1_000_000).await;
+        for _ in 0..500 {
+            check(&app, "token", &buckets(1000)).await.unwrap();
+        }
+        let calls = store.calls.load(Ordering::SeqCst);
+        assert!(calls < 40, "{calls} store calls for 500 requests");
+        // A small budget: exactly that many admitted, however they were leased.
+        let (app, store) = budget_app(10).await;
+        let mut admitted = 0;
+        for _ in 0..50 {
+            admitted += u32::from(check(&app, "token", &buckets(1000)).await.is_ok());
+        }
+        assert_eq!(admitted, 10);
+        assert_eq!(*store.charged.lock().unwrap(), 10);
+    }
+
+    #[tokio::test]
+    async fn sporadic_keys_are_checked_one_request_at_a_time() {
+        let (app, store) = budget_app(1_000_000).await;
+        for _ in 0..3 {
+            check(&app, "token", &buckets(1000)).await.unwrap();
+            tokio::time::sleep(LEASE_WINDOW + Duration::from_millis(20)).await;
+        }
+        assert_eq!(store.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(*store.charged.lock().unwrap(), 3, "nothing leased ahead");
     }
 
     #[tokio::test]

@@ -703,6 +703,7 @@ mod tests {
         async fn rate_limit(
             &self,
             _: &[crate::store::RateCheck<'_>],
+            _: u32,
         ) -> Result<crate::store::RateDecision, StoreError> {
             Err(StoreError::Unavailable("down".into()))
         }

@@ -1194,11 +1194,11 @@ pub(crate) async fn short_lived_rate_limit(store: Arc<dyn ShortLivedStore>) {
     let k = unique("rl");
     for _ in 0..3 {
         assert_eq!(
-            store.rate_limit(&[bucket(&k, 10_000, 3)]).await.unwrap(),
-            RateDecision::Allowed
+            store.rate_limit(&[bucket(&k, 10_000, 3)], 1).await.unwrap(),
+            RateDecision::Allowed { granted: 1 }
         );
     }
-    match store.rate_limit(&[bucket(&k, 10_000, 3)]).await.unwrap() {
+    match store.rate_limit(&[bucket(&k, 10_000, 3)], 1).await.unwrap() {
         RateDecision::Limited { index, retry_after } => {
             assert_eq!(index, 0);
             assert!(
@@ -1206,34 +1206,34 @@ pub(crate) async fn short_lived_rate_limit(store: Arc<dyn ShortLivedStore>) {
                 "{retry_after:?}"
             );
         }
-        RateDecision::Allowed => panic!("fourth request of a burst of 3 admitted"),
+        RateDecision::Allowed { .. } => panic!("fourth request of a burst of 3 admitted"),
     }
 
     // All or nothing: a full bucket refuses the request, and the one with room is not charged.
     let (a, b) = (unique("rla"), unique("rlb"));
     assert_eq!(
-        store.rate_limit(&[bucket(&b, 10_000, 1)]).await.unwrap(),
-        RateDecision::Allowed
+        store.rate_limit(&[bucket(&b, 10_000, 1)], 1).await.unwrap(),
+        RateDecision::Allowed { granted: 1 }
     );
     assert!(matches!(
         store
-            .rate_limit(&[bucket(&a, 10_000, 1), bucket(&b, 10_000, 1)])
+            .rate_limit(&[bucket(&a, 10_000, 1), bucket(&b, 10_000, 1)], 1)
             .await
             .unwrap(),
         RateDecision::Limited { index: 1, .. }
     ));
     assert_eq!(
-        store.rate_limit(&[bucket(&a, 10_000, 1)]).await.unwrap(),
-        RateDecision::Allowed,
+        store.rate_limit(&[bucket(&a, 10_000, 1)], 1).await.unwrap(),
+        RateDecision::Allowed { granted: 1 },
         "the refused request charged the bucket that had room"
     );
 
     // Of two full buckets, the longer wait is reported.
     let (c, d) = (unique("rlc"), unique("rld"));
-    store.rate_limit(&[bucket(&c, 1_000, 1)]).await.unwrap();
-    store.rate_limit(&[bucket(&d, 20_000, 1)]).await.unwrap();
+    store.rate_limit(&[bucket(&c, 1_000, 1)], 1).await.unwrap();
+    store.rate_limit(&[bucket(&d, 20_000, 1)], 1).await.unwrap();
     match store
-        .rate_limit(&[bucket(&c, 1_000, 1), bucket(&d, 20_000, 1)])
+        .rate_limit(&[bucket(&c, 1_000, 1), bucket(&d, 20_000, 1)], 1)
         .await
         .unwrap()
     {
@@ -1241,19 +1241,19 @@ pub(crate) async fn short_lived_rate_limit(store: Arc<dyn ShortLivedStore>) {
             assert_eq!(index, 1);
             assert!(retry_after > Duration::from_secs(10), "{retry_after:?}");
         }
-        RateDecision::Allowed => panic!("two full buckets admitted a request"),
+        RateDecision::Allowed { .. } => panic!("two full buckets admitted a request"),
     }
 
     // A bucket refills at its rate: poll with a deadline.
     let e = unique("rle");
     assert_eq!(
-        store.rate_limit(&[bucket(&e, 100, 1)]).await.unwrap(),
-        RateDecision::Allowed
+        store.rate_limit(&[bucket(&e, 100, 1)], 1).await.unwrap(),
+        RateDecision::Allowed { granted: 1 }
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        match store.rate_limit(&[bucket(&e, 100, 1)]).await.unwrap() {
-            RateDecision::Allowed => break,
+        match store.rate_limit(&[bucket(&e, 100, 1)], 1).await.unwrap() {
+            RateDecision::Allowed { .. } => break,
             RateDecision::Limited { retry_after, .. } => {
                 assert!(retry_after <= Duration::from_millis(100), "{retry_after:?}");
             }
@@ -1276,7 +1276,7 @@ pub(crate) async fn short_lived_rate_limit_is_atomic(store: Arc<dyn ShortLivedSt
                 tokio::spawn(async move {
                     let own = unique("rlo");
                     let checks = [bucket(&shared, 60_000, 5), bucket(&own, 60_000, 100)];
-                    s.rate_limit(&checks).await.unwrap() == RateDecision::Allowed
+                    s.rate_limit(&checks, 1).await.unwrap() == RateDecision::Allowed { granted: 1 }
                 })
             })
             .collect();
@@ -1288,6 +1288,37 @@ pub(crate) async fn short_lived_rate_limit_is_atomic(store: Arc<dyn ShortLivedSt
             admitted, 5,
             "a burst of 5 admitted {admitted} of 16 concurrent requests"
         );
+    }
+}
+
+pub(crate) async fn short_lived_rate_limit_grants_batches(store: Arc<dyn ShortLivedStore>) {
+    // Asking for five from a bucket of three: as many as fit (at least one, at most three),
+    // and exactly the rest remain for later requests.
+    let k = unique("rlb");
+    let granted = match store.rate_limit(&[bucket(&k, 60_000, 3)], 5).await.unwrap() {
+        RateDecision::Allowed { granted } => granted,
+        RateDecision::Limited { .. } => panic!("an empty bucket refused"),
+    };
+    assert!((1..=3).contains(&granted), "{granted}");
+    for _ in granted..3 {
+        assert_eq!(
+            store.rate_limit(&[bucket(&k, 60_000, 3)], 1).await.unwrap(),
+            RateDecision::Allowed { granted: 1 }
+        );
+    }
+    assert!(matches!(
+        store.rate_limit(&[bucket(&k, 60_000, 3)], 1).await.unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    // The smallest bucket bounds a batch over several.
+    let (x, y) = (unique("rlx"), unique("rly"));
+    match store
+        .rate_limit(&[bucket(&x, 60_000, 10), bucket(&y, 60_000, 2)], 8)
+        .await
+        .unwrap()
+    {
+        RateDecision::Allowed { granted } => assert!((1..=2).contains(&granted), "{granted}"),
+        RateDecision::Limited { .. } => panic!("empty buckets refused"),
     }
 }
 
@@ -1308,5 +1339,5 @@ macro_rules! contract_tests {
 
 contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families);
 contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families);
-contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic);
-contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic);
+contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic, short_lived_rate_limit_grants_batches);
+contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic, short_lived_rate_limit_grants_batches);

@@ -169,7 +169,12 @@ impl ShortLivedStore for MemoryStore {
         Ok(n)
     }
 
-    async fn rate_limit(&self, checks: &[RateCheck<'_>]) -> Result<RateDecision, StoreError> {
+    /// Grants one request at a time: an in-process check costs no round trip to save.
+    async fn rate_limit(
+        &self,
+        checks: &[RateCheck<'_>],
+        _want: u32,
+    ) -> Result<RateDecision, StoreError> {
         self.check_capacity()?;
         let at = Instant::now();
         let now = micros(at.duration_since(self.epoch));
@@ -206,7 +211,7 @@ impl ShortLivedStore for MemoryStore {
             }
         }
         let Some((index, wait)) = refused else {
-            return Ok(RateDecision::Allowed);
+            return Ok(RateDecision::Allowed { granted: 1 });
         };
         for (key, interval) in charged {
             if let Some(mut entry) = self.map.get_mut(key) {

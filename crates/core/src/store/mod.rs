@@ -411,11 +411,17 @@ pub trait ShortLivedStore: Send + Sync + std::fmt::Debug {
     async fn remove(&self, key: &str) -> Result<bool, StoreError>;
     /// Increments a counter, starting its TTL on creation; returns the new value.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
-    /// GCRA rate limiting over several buckets at once, atomically: admits the request into
-    /// every bucket, or (when one is full) into none and says which and for how long. One
-    /// round trip whatever the number of buckets; clocks are the store's own (Redis `TIME`),
-    /// so replicas with skewed clocks agree.
-    async fn rate_limit(&self, checks: &[RateCheck<'_>]) -> Result<RateDecision, StoreError>;
+    /// GCRA rate limiting over several buckets at once, atomically: admits up to `want`
+    /// requests into every bucket (as many as fit in all of them, at least one), or (when one
+    /// cannot take even one) none and says which and for how long. One round trip whatever the
+    /// number of buckets; clocks are the store's own (Redis `TIME`), so replicas with skewed
+    /// clocks agree. Asking for several at once lets a caller admit the next ones without a
+    /// round trip; a store without round trips (in-process) may grant just one.
+    async fn rate_limit(
+        &self,
+        checks: &[RateCheck<'_>],
+        want: u32,
+    ) -> Result<RateDecision, StoreError>;
     /// One cheap round trip.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Which backend this is (`memory`, `redis`).
@@ -437,8 +443,11 @@ pub struct RateCheck<'a> {
 /// The answer of [`ShortLivedStore::rate_limit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateDecision {
-    /// Admitted into every bucket (each has been charged).
-    Allowed,
+    /// Admitted into every bucket (each has been charged `granted` times, 1 ≤ granted ≤ want).
+    Allowed {
+        /// How many requests were admitted.
+        granted: u32,
+    },
     /// Refused; no bucket was charged.
     Limited {
         /// The index, in the checks, of the full bucket with the longest wait.

@@ -92,35 +92,43 @@ impl RedisStore {
 }
 
 /// GCRA over every bucket in KEYS, all or nothing (see `store::gcra`, which this mirrors).
-/// ARGV holds, per key, the emission interval and the burst, in microseconds and requests.
-/// Each key holds its bucket's theoretical arrival time in microseconds on Redis's clock
-/// (`TIME`), expiring when the bucket is full again. Returns `{0, 0}` when admitted, else
-/// `{index (1-based) of the fullest bucket, wait in microseconds}`. Times are integers below
-/// 2^53, exact in Lua's doubles; `%d` keeps them out of exponent notation.
+/// ARGV holds, per key, the emission interval and the burst, in microseconds and requests,
+/// then how many requests the caller would like admitted at once. Each key holds its
+/// bucket's theoretical arrival time in microseconds on Redis's clock (`TIME`), expiring when
+/// the bucket is full again. Returns `{0, granted}` when admitted (as many as every bucket can
+/// take, at most the wish, at least one), else `{index (1-based) of the fullest bucket, wait in
+/// microseconds}`. Times are integers below 2^53, exact in Lua's doubles; `%d` keeps them out
+/// of exponent notation.
 const GCRA_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tats = {}
+local want = tonumber(ARGV[#ARGV])
+local bases, intervals = {}, {}
 local worst, worst_i = 0, 0
+local granted = want
 for i = 1, #KEYS do
   local interval = tonumber(ARGV[2 * i - 1])
   local burst = tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local over = new_tat - now - interval * burst
-  if over > 0 then
+  local base = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if base < now then base = now end
+  local fits = math.floor((interval * burst - (base - now)) / interval)
+  if fits < 1 then
+    local over = base + interval - now - interval * burst
     if over > worst then worst = over; worst_i = i end
+  elseif fits < granted then
+    granted = fits
   end
-  tats[i] = new_tat
+  bases[i] = base
+  intervals[i] = interval
 end
 if worst_i > 0 then return {worst_i, worst} end
 for i = 1, #KEYS do
-  local ttl = math.ceil((tats[i] - now) / 1000)
+  local tat = bases[i] + granted * intervals[i]
+  local ttl = math.ceil((tat - now) / 1000)
   if ttl < 1 then ttl = 1 end
-  redis.call('SET', KEYS[i], string.format('%d', tats[i]), 'PX', string.format('%d', ttl))
+  redis.call('SET', KEYS[i], string.format('%d', tat), 'PX', string.format('%d', ttl))
 end
-return {0, 0}
+return {0, granted}
 ";
 
 fn key(k: &str) -> String {
@@ -172,9 +180,15 @@ impl ShortLivedStore for RedisStore {
         self.run(inv.invoke_async(&mut c)).await
     }
 
-    async fn rate_limit(&self, checks: &[RateCheck<'_>]) -> Result<RateDecision, StoreError> {
+    async fn rate_limit(
+        &self,
+        checks: &[RateCheck<'_>],
+        want: u32,
+    ) -> Result<RateDecision, StoreError> {
         if checks.is_empty() {
-            return Ok(RateDecision::Allowed);
+            return Ok(RateDecision::Allowed {
+                granted: want.max(1),
+            });
         }
         let mut c = self.conn.clone();
         let mut inv = self.gcra.prepare_invoke();
@@ -186,9 +200,12 @@ impl ShortLivedStore for RedisStore {
                 .arg(interval)
                 .arg(check.burst.max(1));
         }
+        inv.arg(want.max(1));
         let (index, wait): (u64, u64) = self.run(inv.invoke_async(&mut c)).await?;
         Ok(match usize::try_from(index) {
-            Ok(0) => RateDecision::Allowed,
+            Ok(0) => RateDecision::Allowed {
+                granted: u32::try_from(wait).unwrap_or(1).clamp(1, want.max(1)),
+            },
             Ok(i) if i <= checks.len() => RateDecision::Limited {
                 index: i - 1,
                 retry_after: Duration::from_micros(wait),

@@ -613,8 +613,13 @@ impl ShortLivedStore for TimedShortLived {
         self.time("incr", self.inner.incr(key, ttl)).await
     }
 
-    async fn rate_limit(&self, checks: &[RateCheck<'_>]) -> Result<RateDecision, StoreError> {
-        self.time("rate_limit", self.inner.rate_limit(checks)).await
+    async fn rate_limit(
+        &self,
+        checks: &[RateCheck<'_>],
+        want: u32,
+    ) -> Result<RateDecision, StoreError> {
+        self.time("rate_limit", self.inner.rate_limit(checks, want))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -149,6 +149,8 @@ pub struct Tollgate {
     pub options: TollgateOptions,
     /// Bounds CPU spent on argon2 so a burst of wrong secrets cannot starve the runtime.
     pub hash_permits: Semaphore,
+    /// argon2 with pooled work areas (secrets and passwords).
+    pub hasher: Arc<crate::secrets::Hasher>,
     /// Set when shutdown begins: `/readyz` then answers 503 so load balancers drain us.
     pub draining: AtomicBool,
     /// Fetches and caches clients' `jwks_uri` documents (`private_key_jwt`).
@@ -180,6 +182,7 @@ impl Tollgate {
         Self {
             registry: Registry::new(options.cache_ttl),
             hash_permits: Semaphore::new(options.max_concurrent_hashes.max(1)),
+            hasher: Arc::new(crate::secrets::Hasher::default()),
             client_keys: ClientKeys::new(options.jwks_fetch.clone()),
             metrics,
             repo,

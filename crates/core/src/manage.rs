@@ -19,7 +19,7 @@ use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId, UserId};
 use crate::invalidation::Invalidation;
 use crate::keys::{KeyRecord, KeyStatus};
-use crate::secrets::{self, ClientSecret, Password};
+use crate::secrets::{ClientSecret, Password};
 use crate::server::{AuthMethod, NewServer, Server, ServerPatch, SigningAlg};
 use crate::store::{Page, SigningAlgChange, StoreError};
 use crate::tenant::{validate_name, NewTenant, Tenant, TenantPatch};
@@ -586,7 +586,8 @@ async fn store_secret(
             .map_err(|e| ManageError::Internal(e.to_string())),
         _ => {
             let plain = secret.clone();
-            let phc = blocking(move || secrets::hash_secret(plain.expose()))
+            let hasher = app.hasher.clone();
+            let phc = blocking(move || hasher.hash(plain.expose()))
                 .await?
                 .map_err(|e| ManageError::Internal(e.to_string()))?;
             Ok(StoredSecret::Hash(phc))
@@ -811,9 +812,10 @@ pub async fn rotate_client_secret(
 // ---- users ----
 
 /// Hashes a new password with argon2id off the runtime.
-async fn hash_password(password: &Password) -> Result<String, ManageError> {
+async fn hash_password(app: &Tollgate, password: &Password) -> Result<String, ManageError> {
     let plain = password.clone();
-    blocking(move || secrets::hash_secret(plain.expose()))
+    let hasher = app.hasher.clone();
+    blocking(move || hasher.hash(plain.expose()))
         .await?
         .map_err(|e| ManageError::Internal(e.to_string()))
 }
@@ -840,7 +842,7 @@ pub async fn create_user(
         server_id: s.clone(),
         id: UserId::generate(),
         username,
-        password_hash: hash_password(&input.password).await?,
+        password_hash: hash_password(app, &input.password).await?,
         claims,
         created_at: now,
         updated_at: now,
@@ -923,7 +925,7 @@ pub async fn patch_user(
     }
     if let Some(password) = patch.password {
         validate_password(&password)?;
-        user.password_hash = hash_password(&password).await?;
+        user.password_hash = hash_password(app, &password).await?;
     }
     user.updated_at = clock::now();
     let view = UserView::from(&user);

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::Argon2;
 use aws_lc_rs::{digest, hmac, rand::SecureRandom};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -156,18 +156,13 @@ pub enum HashError {
 }
 
 /// Hashes a secret with argon2id (OWASP parameters: m = 19 MiB, t = 2, p = 1) into a PHC
-/// string. CPU-heavy (about 20 ms): call it off the async runtime.
+/// string. CPU-heavy (about 20 ms): call it off the async runtime. Allocates its own work
+/// area; the request paths use a [`Hasher`], which reuses them.
 ///
 /// # Errors
 /// When the hasher fails.
 pub fn hash_secret(secret: &str) -> Result<String, HashError> {
-    let mut salt = [0u8; 16];
-    random_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|_| HashError::Failed)?;
-    Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| HashError::Failed)
+    Hasher::default().hash(secret)
 }
 
 /// Verifies a secret against an argon2id PHC string. CPU-heavy: call it off the runtime.
@@ -175,10 +170,131 @@ pub fn hash_secret(secret: &str) -> Result<String, HashError> {
 /// # Errors
 /// When the stored hash cannot be parsed.
 pub fn verify_secret(secret: &str, phc: &str) -> Result<bool, HashError> {
-    let parsed = PasswordHash::new(phc).map_err(|_| HashError::Malformed)?;
-    Ok(Argon2::default()
-        .verify_password(secret.as_bytes(), &parsed)
-        .is_ok())
+    Hasher::default().verify(secret, phc)
+}
+
+/// Most argon2 work areas kept for reuse.
+const POOLED_AREAS: usize = 4;
+
+/// argon2id hashing and verification with reusable work areas. Each run needs 19 MiB; freed
+/// after every run, that memory stays with the allocator's per-thread arenas (a process that
+/// had hashed on a dozen threads held a dozen of them), so the areas are pooled instead and
+/// the process's memory stays at a few of them, whatever the traffic. The hashes are standard
+/// PHC strings, interchangeable with those of `argon2`'s own `PasswordHasher`.
+#[derive(Default)]
+pub struct Hasher {
+    areas: std::sync::Mutex<Vec<Vec<argon2::Block>>>,
+}
+
+impl fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hasher")
+    }
+}
+
+impl Hasher {
+    /// Runs `f` with a work area of `blocks` blocks, taken from the pool (or made) and put back.
+    fn with_area<T>(&self, blocks: usize, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
+        let pooled = self.areas.lock().ok().and_then(|mut pool| {
+            let i = pool.iter().position(|a| a.len() == blocks)?;
+            Some(pool.swap_remove(i))
+        });
+        let mut area = pooled.unwrap_or_else(|| vec![argon2::Block::default(); blocks]);
+        let out = f(&mut area);
+        if let Ok(mut pool) = self.areas.lock() {
+            if pool.len() < POOLED_AREAS {
+                pool.push(area);
+            }
+        }
+        out
+    }
+
+    /// argon2 of `secret` with `salt` under `argon` into `out`.
+    fn run(
+        &self,
+        argon: &Argon2<'_>,
+        blocks: usize,
+        secret: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), HashError> {
+        self.with_area(blocks, |area| {
+            argon
+                .hash_password_into_with_memory(secret, salt, out, area)
+                .map_err(|_| HashError::Failed)
+        })
+    }
+
+    /// Hashes a secret with argon2id (m = 19 MiB, t = 2, p = 1) into a PHC string. CPU-heavy
+    /// (about 20 ms): call it off the async runtime.
+    ///
+    /// # Errors
+    /// When the hasher fails.
+    pub fn hash(&self, secret: &str) -> Result<String, HashError> {
+        let params = argon2::Params::default();
+        let argon = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            params.clone(),
+        );
+        let mut salt = [0u8; 16];
+        random_bytes(&mut salt);
+        let salt_string = SaltString::encode_b64(&salt).map_err(|_| HashError::Failed)?;
+        let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+        self.run(
+            &argon,
+            params.block_count(),
+            secret.as_bytes(),
+            &salt,
+            &mut out,
+        )?;
+        let phc = PasswordHash {
+            algorithm: argon2::Algorithm::Argon2id.ident(),
+            version: Some(argon2::Version::V0x13.into()),
+            params: argon2::password_hash::ParamsString::try_from(&params)
+                .map_err(|_| HashError::Failed)?,
+            salt: Some(salt_string.as_salt()),
+            hash: Some(argon2::password_hash::Output::new(&out).map_err(|_| HashError::Failed)?),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// Verifies a secret against an argon2 PHC string (any of its parameters), comparing in
+    /// constant time. CPU-heavy: call it off the runtime.
+    ///
+    /// # Errors
+    /// When the stored hash cannot be parsed.
+    pub fn verify(&self, secret: &str, phc: &str) -> Result<bool, HashError> {
+        let parsed = PasswordHash::new(phc).map_err(|_| HashError::Malformed)?;
+        let algorithm =
+            argon2::Algorithm::try_from(parsed.algorithm).map_err(|_| HashError::Malformed)?;
+        let version = parsed
+            .version
+            .map(argon2::Version::try_from)
+            .transpose()
+            .map_err(|_| HashError::Malformed)?
+            .unwrap_or_default();
+        let params = argon2::Params::try_from(&parsed).map_err(|_| HashError::Malformed)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Err(HashError::Malformed);
+        };
+        let mut salt_buf = [0u8; 64];
+        let salt = salt
+            .decode_b64(&mut salt_buf)
+            .map_err(|_| HashError::Malformed)?;
+        let expected = expected.as_bytes();
+        let mut out = vec![0u8; expected.len()];
+        let argon = Argon2::new(algorithm, version, params.clone());
+        self.run(
+            &argon,
+            params.block_count(),
+            secret.as_bytes(),
+            salt,
+            &mut out,
+        )
+        .map_err(|_| HashError::Malformed)?;
+        Ok(ct_eq(&out, expected))
+    }
 }
 
 /// Keyed digests of secrets under a key that lives only in this process's memory.
@@ -254,6 +370,41 @@ mod tests {
         assert!(verify_secret("s3cret", &h).unwrap());
         assert!(!verify_secret("s3cret!", &h).unwrap());
         assert!(verify_secret("x", "not-a-hash").is_err());
+    }
+
+    #[test]
+    fn pooled_hashes_interoperate_with_stock_argon2() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let hasher = Hasher::default();
+        let ours = hasher.hash("correct horse").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        let mut salt = [0u8; 16];
+        random_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).unwrap();
+        let stock = Argon2::default()
+            .hash_password(b"battery staple", &salt)
+            .unwrap()
+            .to_string();
+        assert!(hasher.verify("battery staple", &stock).unwrap());
+        assert!(!hasher.verify("battery stapler", &stock).unwrap());
+        // Other parameters are read from the hash itself.
+        let light = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8 * 1024, 1, 1, Some(24)).unwrap(),
+        )
+        .hash_password(b"light", &salt)
+        .unwrap()
+        .to_string();
+        assert!(hasher.verify("light", &light).unwrap());
+        // The work areas are reused, not piled up.
+        for _ in 0..6 {
+            hasher.hash("again").unwrap();
+        }
+        assert!(hasher.areas.lock().unwrap().len() <= POOLED_AREAS);
     }
 
     #[test]

@@ -316,7 +316,8 @@ pub(crate) async fn verify_password(
         .acquire()
         .await
         .map_err(|_| StoreError::Unavailable("shutting down".into()))?;
-    let ok = tokio::task::spawn_blocking(move || secrets::verify_secret(password.expose(), &phc))
+    let hasher = app.hasher.clone();
+    let ok = tokio::task::spawn_blocking(move || hasher.verify(password.expose(), &phc))
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     Ok(user.is_some() && ok.unwrap_or(false))

@@ -5,7 +5,7 @@ use crate::app::Tollgate;
 use crate::client::StoredSecret;
 use crate::clock;
 use crate::registry::ClientRuntime;
-use crate::secrets::{self, ct_eq, ClientSecret};
+use crate::secrets::{ct_eq, ClientSecret};
 
 use super::Failure;
 
@@ -40,7 +40,8 @@ pub(super) async fn verify(
             .await
             .map_err(|_| Failure::WrongSecret)?;
         let (phc, secret) = (phc.clone(), presented.clone());
-        tokio::task::spawn_blocking(move || secrets::verify_secret(secret.expose(), &phc))
+        let hasher = app.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.verify(secret.expose(), &phc))
             .await
             .map_err(|_| Failure::WrongSecret)?
     };

@@ -248,15 +248,21 @@ impl Server {
                 }
             }
         }
+        let admin_token = match (want_admin, token) {
+            (true, Some(t)) => t,
+            (true, None) => {
+                // No orphan process when the test fails here.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no admin token configured or printed")
+            }
+            (false, _) => String::new(),
+        };
         Self {
             child,
             gateway: gateway.unwrap_or_default(),
             admin: admin.unwrap_or_default(),
-            admin_token: if want_admin {
-                token.expect("no admin token configured or printed")
-            } else {
-                String::new()
-            },
+            admin_token,
             output,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))

@@ -193,13 +193,7 @@ pub async fn authorize(
                 "the user is not logged in",
             ));
         }
-        let (binding, new_binding) = match browser.binding {
-            Some(b) if !b.is_empty() && b.len() <= 128 => (b.to_owned(), None),
-            _ => {
-                let b = session::new_binding();
-                (b.clone(), Some(b))
-            }
-        };
+        let (binding, new_binding) = session::binding_or_new(browser.binding);
         let id = session::save_pending(app, t, s, req, &binding).await?;
         let mut next = Continue::redirect(login_url(server, &id));
         next.binding = new_binding;
@@ -259,14 +253,8 @@ async fn proceed(
     let id = match pending_id {
         Some(id) => id.to_owned(),
         None => {
-            let b = match binding {
-                Some(b) if !b.is_empty() && b.len() <= 128 => b.to_owned(),
-                _ => {
-                    let b = session::new_binding();
-                    new_binding = Some(b.clone());
-                    b
-                }
-            };
+            let (b, fresh) = session::binding_or_new(binding);
+            new_binding = fresh;
             session::save_pending(app, t, s, req, &b).await?
         }
     };

@@ -206,9 +206,16 @@ pub(crate) async fn take_pending(
     }
 }
 
-/// A fresh binding-cookie value.
-pub(crate) fn new_binding() -> String {
-    random_token(32)
+/// The browser's binding-cookie value, or a fresh one (then also returned as the cookie to
+/// set) when it has none usable.
+pub(crate) fn binding_or_new(presented: Option<&str>) -> (String, Option<String>) {
+    match presented {
+        Some(b) if !b.is_empty() && b.len() <= 128 => (b.to_owned(), None),
+        _ => {
+            let b = random_token(32);
+            (b.clone(), Some(b))
+        }
+    }
 }
 
 fn lock_key(kind: &str, t: &TenantId, s: &ServerId, who: &str) -> String {

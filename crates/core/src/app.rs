@@ -8,16 +8,24 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::audit::AuthFailureSampler;
+use crate::client_auth::{AssertionOptions, ClientAuth};
+use crate::clock::{Clock, SystemClock};
+use crate::client_keys::JwksFetchOptions;
+use crate::grants::Grants;
+use crate::keys::Signer;
+use crate::rate_limit::{Limiter, RateLimiter};
+use crate::revocation::Revocations;
+use crate::tokens::Minter;
 use crate::client_keys::ClientKeys;
 use crate::ids::{ClientId, ServerId, TenantId};
-use crate::invalidation::{Invalidation, Invalidations, Local};
+use crate::invalidation::{Heard, Invalidation, Invalidations, Local};
 use crate::keys::MasterKey;
-use crate::metrics::{Cache, Metrics};
+use crate::metrics::Metrics;
 use crate::oauth::OAuthError;
-use crate::registry::{ClientRuntime, Registry, ServerRuntime};
+use crate::registry::{ClientRuntime, Directory, Registry, ServerRuntime};
 use crate::secrets::SecretDigester;
 use crate::store::timed::{TimedRepository, TimedShortLived};
-use crate::store::{Repository, ShortLivedStore, StoreError};
+use crate::store::{Repository, ShortLivedStore};
 
 /// Options that shape behaviour, validated by the CLI before anything starts.
 #[derive(Debug, Clone)]
@@ -48,69 +56,6 @@ pub struct TollgateOptions {
     pub limits: crate::limits::Limits,
     /// Rate limits for servers that set none themselves.
     pub rate_limits: crate::rate_limit::RateLimitDefaults,
-}
-
-/// Which `aud` values a client assertion may carry (RFC 7523 §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AssertionAudience {
-    /// The URL of the endpoint receiving it, or the issuer (default).
-    EndpointOrIssuer,
-    /// Only the issuer (the stricter reading of draft-ietf-oauth-rfc7523bis).
-    IssuerOnly,
-}
-
-/// RFC 7523 client-assertion rules.
-#[derive(Debug, Clone)]
-pub struct AssertionOptions {
-    /// How far ahead `exp` may be (default 5 minutes).
-    pub max_lifetime: Duration,
-    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
-    pub clock_skew: Duration,
-    /// Accepted audiences.
-    pub audience: AssertionAudience,
-}
-
-impl Default for AssertionOptions {
-    fn default() -> Self {
-        Self {
-            max_lifetime: Duration::from_secs(300),
-            clock_skew: Duration::from_secs(30),
-            audience: AssertionAudience::EndpointOrIssuer,
-        }
-    }
-}
-
-/// How client `jwks_uri`s are fetched and cached.
-#[derive(Debug, Clone)]
-pub struct JwksFetchOptions {
-    /// Allow `http://` URIs (development only).
-    pub allow_http: bool,
-    /// Allow loopback, private and link-local addresses (development only; SSRF guard).
-    pub allow_private_addresses: bool,
-    /// Deadline for one fetch.
-    pub timeout: Duration,
-    /// Largest document accepted.
-    pub max_bytes: usize,
-    /// Least time between two fetches of one URI caused by an unknown `kid`.
-    pub refetch_cooldown: Duration,
-    /// Bounds on the cache lifetime taken from the response's caching headers.
-    pub min_cache: Duration,
-    /// See `min_cache`.
-    pub max_cache: Duration,
-}
-
-impl Default for JwksFetchOptions {
-    fn default() -> Self {
-        Self {
-            allow_http: false,
-            allow_private_addresses: false,
-            timeout: Duration::from_secs(5),
-            max_bytes: 64 * 1024,
-            refetch_cooldown: Duration::from_secs(60),
-            min_cache: Duration::from_secs(60),
-            max_cache: Duration::from_secs(3600),
-        }
-    }
 }
 
 impl Default for TollgateOptions {
@@ -163,7 +108,11 @@ pub struct Tollgate {
     /// ([`crate::audit::write_samples`] writes them).
     pub auth_failures: AuthFailureSampler,
     /// The rate limiter's memory of store failures (it fails open, and briefly stops asking).
-    pub rate_limiter: crate::rate_limit::Limiter,
+    pub limiter: Limiter,
+    /// Signs tokens, keeping RSA signatures off the async workers.
+    pub signer: Signer,
+    /// The time: the system's, or one a test moves.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Tollgate {
@@ -193,7 +142,9 @@ impl Tollgate {
             draining: AtomicBool::new(false),
             invalidations: Arc::new(Local),
             auth_failures: AuthFailureSampler::new(),
-            rate_limiter: crate::rate_limit::Limiter::default(),
+            limiter: Limiter::default(),
+            signer: Signer::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -218,6 +169,24 @@ impl Tollgate {
         }
     }
 
+    /// Applies other processes' announcements to this process's caches until aborted (see
+    /// [`crate::invalidation::listen`]).
+    pub async fn listen_for_invalidations(self: Arc<Self>) {
+        let invalidations = Arc::clone(&self.invalidations);
+        crate::invalidation::listen(invalidations, |heard| match heard {
+            Heard::One(inv) => self.registry.apply(inv),
+            Heard::Everything => self.registry.expire_all(),
+        })
+        .await;
+    }
+
+    /// Uses `clock` for every expiry decision (tests: a [`crate::clock::ManualClock`]).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Whether shutdown has begun.
     #[must_use]
     pub fn is_draining(&self) -> bool {
@@ -226,8 +195,8 @@ impl Tollgate {
 
     /// The client-authentication methods this gateway can serve.
     #[must_use]
-    pub fn servable_methods(&self) -> Vec<crate::server::AuthMethod> {
-        crate::server::AuthMethod::servable(self.options.client_certificates)
+    pub fn servable_methods(&self) -> Vec<crate::model::server::AuthMethod> {
+        crate::model::server::AuthMethod::servable(self.options.client_certificates)
     }
 
     /// The issuer of a server.
@@ -245,23 +214,7 @@ impl Tollgate {
         t: &TenantId,
         s: &ServerId,
     ) -> Result<Arc<ServerRuntime>, OAuthError> {
-        match self
-            .registry
-            .server(
-                self.repo.as_ref(),
-                &self.master,
-                &self.options.public_url,
-                t,
-                s,
-            )
-            .await
-        {
-            Ok((server, lookup)) => {
-                self.metrics.cache_lookup(Cache::Server, lookup);
-                server.ok_or_else(OAuthError::unknown_server)
-            }
-            Err(e) => Err(store_failure(&e)),
-        }
+        self.directory().server(t, s).await
     }
 
     /// A client of a server, or `None`.
@@ -274,29 +227,83 @@ impl Tollgate {
         s: &ServerId,
         c: &ClientId,
     ) -> Result<Option<Arc<ClientRuntime>>, OAuthError> {
-        self.registry
-            .client(self.repo.as_ref(), t, s, c)
-            .await
-            .map(|(c, lookup)| {
-                self.metrics.cache_lookup(Cache::Client, lookup);
-                c
-            })
-            .map_err(|e| store_failure(&e))
+        self.directory().client(t, s, c).await
     }
+
+    // The narrow seams: each hands a part of the domain just the few things it uses.
+
+    /// Server and client lookups.
+    #[must_use]
+    pub fn directory(&self) -> Directory<'_> {
+        Directory {
+            registry: &self.registry,
+            repo: self.repo.as_ref(),
+            master: &self.master,
+            public_url: &self.options.public_url,
+            metrics: &self.metrics,
+        }
+    }
+
+    /// What client authentication uses.
+    #[must_use]
+    pub fn client_auth(&self) -> ClientAuth<'_> {
+        ClientAuth {
+            directory: self.directory(),
+            digester: &self.digester,
+            hasher: &self.hasher,
+            hash_permits: &self.hash_permits,
+            master: &self.master,
+            replay: self.short_lived.as_ref(),
+            client_keys: &self.client_keys,
+            assertions: &self.options.assertions,
+            client_ca: self.options.client_ca.as_deref(),
+            client_certificates: self.options.client_certificates,
+            metrics: &self.metrics,
+            failures: &self.auth_failures,
+            clock: self.clock.as_ref(),
+        }
+    }
+
+    /// Signs and dates tokens.
+    #[must_use]
+    pub fn minter(&self) -> Minter<'_> {
+        Minter {
+            signer: &self.signer,
+            clock: self.clock.as_ref(),
+        }
+    }
+
+    /// What the token endpoint's grants use.
+    #[must_use]
+    pub fn grants(&self) -> Grants<'_> {
+        Grants {
+            repo: self.repo.as_ref(),
+            short_lived: self.short_lived.as_ref(),
+            minter: self.minter(),
+            metrics: &self.metrics,
+        }
+    }
+
+    /// Revokes access tokens and refresh-token families.
+    #[must_use]
+    pub fn revocations(&self) -> Revocations<'_> {
+        Revocations {
+            repo: self.repo.as_ref(),
+            short_lived: self.short_lived.as_ref(),
+            clock: self.clock.as_ref(),
+        }
+    }
+
+    /// What the rate limiter uses.
+    #[must_use]
+    pub fn rate_limiter(&self) -> RateLimiter<'_> {
+        RateLimiter {
+            limiter: &self.limiter,
+            store: self.short_lived.as_ref(),
+            defaults: &self.options.rate_limits,
+            metrics: &self.metrics,
+        }
+    }
+
 }
 
-/// Maps a store failure on a request path: unreachable is `503`, anything else `500`;
-/// the cause goes to the log, not to the caller.
-#[must_use]
-pub fn store_failure(e: &StoreError) -> OAuthError {
-    match e {
-        StoreError::Unavailable(_) => {
-            tracing::warn!(error = %e, "store unavailable");
-            OAuthError::temporarily_unavailable()
-        }
-        _ => {
-            tracing::error!(error = %e, "store failure");
-            OAuthError::server_error()
-        }
-    }
-}

@@ -22,19 +22,15 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
-use crate::app::Tollgate;
 use crate::clock;
 use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
-use crate::manage::{page_limit, ManageError};
-use crate::store::Page;
 
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,24 +258,6 @@ pub struct AuditFilter {
     pub until: Option<i64>,
 }
 
-/// A page of tenant `t`'s audit trail matching `filter`, newest first, below the cursor
-/// `before`. The trail outlives the tenant: it is readable after the tenant is deleted.
-///
-/// # Errors
-/// Store failure.
-pub async fn list(
-    app: &Tollgate,
-    t: &TenantId,
-    filter: &AuditFilter,
-    before: Option<i64>,
-    limit: Option<u32>,
-) -> Result<Page<AuditEvent>, ManageError> {
-    Ok(app
-        .repo
-        .list_audit(t, filter, before, page_limit(limit))
-        .await?)
-}
-
 /// The replacement of a redacted value.
 pub const REDACTED: &str = "[redacted]";
 
@@ -343,8 +321,6 @@ const QUEUE: usize = 256;
 const MAX_PER_WINDOW: usize = 600;
 /// The sampling window.
 const WINDOW_SECS: i64 = 60;
-/// Deadline for writing one sample.
-const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A client-authentication failure as the gateway saw it. Holds nothing secret: the client is
 /// named only when it is registered (an unknown id may be a secret pasted in the wrong field).
@@ -481,28 +457,6 @@ impl AuthFailureSampler {
     /// The receiving end of the queue, once.
     pub fn take_queue(&self) -> Option<mpsc::Receiver<AuditRecord>> {
         self.rx.lock().ok().and_then(|mut rx| rx.take())
-    }
-}
-
-/// Writes queued samples until the queue closes (or the task is aborted). A sample that
-/// cannot be written within the deadline is logged and dropped: sampling is best effort,
-/// unlike the audit rows of admin changes.
-pub async fn write_samples(app: Arc<Tollgate>) {
-    let Some(mut queue) = app.auth_failures.take_queue() else {
-        return;
-    };
-    while let Some(record) = queue.recv().await {
-        match tokio::time::timeout(WRITE_DEADLINE, app.repo.append_audit(&record)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not write a sampled authentication failure to the audit trail");
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "writing a sampled authentication failure to the audit trail timed out"
-                );
-            }
-        }
     }
 }
 

@@ -14,8 +14,40 @@ use dashmap::DashMap;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
-use crate::app::JwksFetchOptions;
-use crate::server::AuthMethod;
+use crate::oauth::AuthMethod;
+
+/// How client `jwks_uri`s are fetched and cached.
+#[derive(Debug, Clone)]
+pub struct JwksFetchOptions {
+    /// Allow `http://` URIs (development only).
+    pub allow_http: bool,
+    /// Allow loopback, private and link-local addresses (development only; SSRF guard).
+    pub allow_private_addresses: bool,
+    /// Deadline for one fetch.
+    pub timeout: Duration,
+    /// Largest document accepted.
+    pub max_bytes: usize,
+    /// Least time between two fetches of one URI caused by an unknown `kid`.
+    pub refetch_cooldown: Duration,
+    /// Bounds on the cache lifetime taken from the response's caching headers.
+    pub min_cache: Duration,
+    /// See `min_cache`.
+    pub max_cache: Duration,
+}
+
+impl Default for JwksFetchOptions {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            allow_private_addresses: false,
+            timeout: Duration::from_secs(5),
+            max_bytes: 64 * 1024,
+            refetch_cooldown: Duration::from_secs(60),
+            min_cache: Duration::from_secs(60),
+            max_cache: Duration::from_secs(3600),
+        }
+    }
+}
 
 /// A JWS algorithm a client assertion may be signed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -775,6 +807,40 @@ impl reqwest::dns::Resolve for VettingResolver {
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// The DER certificates a JWK Set registers: the first `x5c` element of each key that has one.
+///
+/// # Errors
+/// When an `x5c` is not an array of base64 (not base64url) DER certificates, in words fit for
+/// an admin.
+pub fn registered_certificates(jwks: &Value) -> Result<Vec<Vec<u8>>, String> {
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("must be a JWK Set: an object with a `keys` array")?;
+    let mut out = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let Some(x5c) = key.get("x5c") else { continue };
+        let chain = x5c
+            .as_array()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| format!("key {i}: `x5c` must be a non-empty array"))?;
+        for (j, cert) in chain.iter().enumerate() {
+            let der = cert
+                .as_str()
+                .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+                .ok_or_else(|| format!("key {i}: `x5c[{j}]` is not base64 (RFC 7517 §4.7)"))?;
+            if !matches!(x509_parser::parse_x509_certificate(&der), Ok((rest, _)) if rest.is_empty())
+            {
+                return Err(format!("key {i}: `x5c[{j}]` is not an X.509 certificate"));
+            }
+            if j == 0 {
+                out.push(der);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use jsonwebtoken::{decode, decode_header, Validation};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::app::{store_failure, Tollgate};
+use crate::app::Tollgate;
+use crate::store::store_failure;
 use crate::client_auth::Authenticated;
-use crate::grants::TokenParams;
+use crate::oauth::TokenParams;
 use crate::oauth::OAuthError;
 use crate::registry::ServerRuntime;
 
@@ -38,7 +39,7 @@ impl Introspection {
 }
 
 fn revoked_key(server: &ServerRuntime, jti: &str) -> String {
-    crate::refresh::revoked_access_key(&server.server.tenant_id, &server.server.id, jti)
+    crate::revocation::revoked_access_key(&server.server.tenant_id, &server.server.id, jti)
 }
 
 /// Whether the access token `jti` of `server` was revoked (fails closed: an unreadable
@@ -129,7 +130,7 @@ pub async fn introspect(
     client: &Authenticated,
     params: &TokenParams,
 ) -> Result<Introspection, OAuthError> {
-    if client.method == crate::server::AuthMethod::None {
+    if client.method == crate::model::server::AuthMethod::None {
         // RFC 7662 §2.1: the endpoint needs authorization; a bare client id is none.
         return Err(OAuthError::invalid_client(
             "public clients cannot use the introspection endpoint",
@@ -208,7 +209,7 @@ pub async fn revoke(
             "the token was not issued to this client",
         ));
     }
-    crate::refresh::revoke_access_token(app, &server.server.tenant_id, &server.server.id, jti, exp)
+    app.revocations().revoke_access_token(&server.server.tenant_id, &server.server.id, jti, exp)
         .await?;
     app.metrics.revocation();
     tracing::info!(
@@ -245,8 +246,7 @@ async fn revoke_refresh_token(
             "the token was not issued to this client",
         ));
     }
-    crate::refresh::revoke_family(
-        app,
+    app.revocations().revoke_family(
         &server.server.tenant_id,
         &server.server.id,
         &rec.family_id,
@@ -269,7 +269,7 @@ mod tests {
     use crate::clock;
     use crate::ids::{ServerId, TenantId};
     use crate::keys::{KeyRecord, KeyStatus, MasterKey, TokenType};
-    use crate::server::{AuthMethod, Server, SigningAlg};
+    use crate::model::server::{AuthMethod, Server, SigningAlg};
 
     fn runtime() -> ServerRuntime {
         let (master, _) = MasterKey::generate();
@@ -299,7 +299,7 @@ mod tests {
                 allow_plain_pkce: false,
                 logo_uri: None,
                 brand_color: None,
-                rate_limits: crate::rate_limit::RateLimits::default(),
+                rate_limits: crate::model::rate_limits::RateLimits::default(),
                 created_at: 0,
                 updated_at: 0,
             },

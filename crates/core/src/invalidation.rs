@@ -22,7 +22,6 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
-use crate::app::Tollgate;
 use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::store::StoreError;
@@ -320,31 +319,40 @@ pub fn for_database(url: &str) -> Result<Arc<dyn Invalidations>, StoreError> {
     }
 }
 
-/// Applies other processes' announcements to this process's caches until aborted;
+/// What the listener heard, for the caches that follow it.
+#[derive(Debug, Clone, Copy)]
+pub enum Heard<'a> {
+    /// One change.
+    One(&'a Invalidation),
+    /// Changes may have been missed (a reconnect, an unreadable message): re-read everything.
+    Everything,
+}
+
+/// Hands other processes' announcements to `apply` (the caches) until aborted;
 /// reconnects with capped exponential backoff (and jitter) when the subscription breaks.
 /// Returns at once when the backend has nothing to listen to.
-pub async fn listen(app: Arc<Tollgate>) {
+pub async fn listen(invalidations: Arc<dyn Invalidations>, apply: impl Fn(Heard<'_>) + Send) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        match app.invalidations.subscribe().await {
+        match invalidations.subscribe().await {
             Ok(None) => return,
             Ok(Some(mut sub)) => {
                 // Whatever changed while we were not listening was not heard: re-read every
                 // cached entry (unchanged ones keep their parsed keys and verified secrets).
-                app.registry.expire_all();
+                apply(Heard::Everything);
                 tracing::info!(
-                    backend = app.invalidations.backend(),
+                    backend = invalidations.backend(),
                     "listening for cache invalidations"
                 );
                 backoff = BACKOFF_MIN;
                 loop {
                     match sub.next().await {
-                        Ok(Received::One(inv)) => app.registry.apply(&inv),
+                        Ok(Received::One(inv)) => apply(Heard::One(&inv)),
                         Ok(Received::Unknown) => {
                             tracing::warn!(
                                 "unreadable cache invalidation: re-reading every cached entry"
                             );
-                            app.registry.expire_all();
+                            apply(Heard::Everything);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "cache invalidation listener disconnected");
@@ -396,7 +404,7 @@ mod tests {
     async fn listener_applies_announcements_and_recovers_missed_ones_on_reconnect() {
         use crate::keys::MasterKey;
         use crate::store::{open_repository, open_short_lived};
-        use crate::TollgateOptions;
+        use crate::{Tollgate, TollgateOptions};
 
         let Ok(url) = std::env::var("TOLLGATE_TEST_POSTGRES_URL") else {
             assert!(
@@ -424,7 +432,7 @@ mod tests {
         };
         let here = Arc::new(process(repo.clone()).await);
         let there = process(repo.clone()).await;
-        let listener = tokio::spawn(listen(Arc::clone(&here)));
+        let listener = tokio::spawn(Arc::clone(&here).listen_for_invalidations());
         let until = |what: &'static str, deadline: Duration| {
             let start = std::time::Instant::now();
             move |ok: bool| {

@@ -14,9 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::client_auth::Failure;
-use crate::registry::Lookup;
-use crate::server::AuthMethod;
+use crate::oauth::{AuthMethod, GrantType};
 
 /// The `Content-Type` of [`Metrics::render`]'s output (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -152,6 +150,15 @@ impl CacheCounters {
     }
 }
 
+/// What a cache lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Served from memory.
+    Hit,
+    /// Loaded from the database.
+    Miss,
+}
+
 /// The process's metrics. Cheap to update from any thread; rendered on scrape.
 pub struct Metrics {
     registry: Registry,
@@ -217,7 +224,7 @@ impl Metrics {
             .iter()
             .map(|m| {
                 tokens_issued.get_or_create_owned(&TokenLabels {
-                    grant_type: "client_credentials",
+                    grant_type: GrantType::ClientCredentials.as_str(),
                     auth_method: m.as_str(),
                 })
             })
@@ -350,9 +357,9 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// An access token issued. `grant_type` is one of [`crate::grants::SUPPORTED_GRANTS`].
-    pub fn token_issued(&self, grant_type: &'static str, method: AuthMethod) {
-        if grant_type == "client_credentials" {
+    /// An access token issued.
+    pub fn token_issued(&self, grant_type: GrantType, method: AuthMethod) {
+        if grant_type == GrantType::ClientCredentials {
             if let Some(c) = AuthMethod::ALL
                 .iter()
                 .position(|m| *m == method)
@@ -364,7 +371,7 @@ impl Metrics {
         }
         self.tokens_issued
             .get_or_create(&TokenLabels {
-                grant_type,
+                grant_type: grant_type.as_str(),
                 auth_method: method.as_str(),
             })
             .inc();
@@ -376,13 +383,11 @@ impl Metrics {
     }
 
     /// A failed client authentication; `method` is the registered method when the client is
-    /// known, else the shape of what was presented.
-    pub fn client_auth_failure(&self, method: &'static str, reason: Failure) {
+    /// known, else the shape of what was presented; `reason` is a
+    /// `client_auth::Failure::reason()` (a closed set).
+    pub fn client_auth_failure(&self, method: &'static str, reason: &'static str) {
         self.auth_failures
-            .get_or_create(&FailureLabels {
-                method,
-                reason: reason.reason(),
-            })
+            .get_or_create(&FailureLabels { method, reason })
             .inc();
     }
 
@@ -479,8 +484,8 @@ mod tests {
             200,
             Duration::from_millis(3),
         );
-        m.token_issued("client_credentials", AuthMethod::ClientSecretBasic);
-        m.client_auth_failure("client_secret_basic", Failure::WrongSecret);
+        m.token_issued(GrantType::ClientCredentials, AuthMethod::ClientSecretBasic);
+        m.client_auth_failure("client_secret_basic", "wrong_secret");
         m.store_operation(
             StoreKind::ShortLived,
             "memory",

@@ -19,12 +19,11 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use crate::app::Tollgate;
+use crate::metrics::Metrics;
+use crate::store::ShortLivedStore;
 use crate::ids::{ClientId, ServerId, TenantId};
-use crate::manage::Invalid;
+use crate::model::rate_limits::RateLimits;
 use crate::oauth::OAuthError;
 use crate::store::{RateCheck, RateDecision};
 
@@ -32,8 +31,6 @@ use crate::store::{RateCheck, RateDecision};
 pub const CHECK_TIMEOUT: Duration = Duration::from_millis(250);
 /// After the store failed a check, how long checks are skipped without asking it.
 const BACKOFF: Duration = Duration::from_secs(1);
-/// Largest rate or burst a setting may name.
-pub const MAX_SETTING: u32 = 1_000_000;
 
 /// One limit: a sustained rate and the burst allowed above it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,6 +333,20 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// What rate limiting needs: the limiter's process memory, the store holding the buckets,
+/// the process defaults and the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimiter<'a> {
+    /// Leases and the memory of store failures.
+    pub limiter: &'a Limiter,
+    /// Holds the buckets (shared by every replica on one Redis).
+    pub store: &'a dyn ShortLivedStore,
+    /// For servers that set no limits themselves.
+    pub defaults: &'a RateLimitDefaults,
+    /// Counts refusals and skipped checks.
+    pub metrics: &'a Metrics,
+}
+
 /// Admits a request into every bucket, or into none. `endpoint` labels the metrics (a route
 /// name from a closed set: `token`, `introspect`, `revoke`, …).
 ///
@@ -343,14 +354,14 @@ fn millis(d: Duration) -> u64 {
 /// [`RetryAfter`] when a bucket is full: the longest wait among the full ones. Never for a
 /// store failure: the limiter fails open.
 pub async fn check(
-    app: &Tollgate,
+    rl: &RateLimiter<'_>,
     endpoint: &'static str,
     buckets: &[Bucket],
 ) -> Result<(), RetryAfter> {
     if buckets.is_empty() {
         return Ok(());
     }
-    let limiter = &app.rate_limiter;
+    let limiter = rl.limiter;
     let lease_key = match buckets {
         [one] => one.key.clone(),
         many => many
@@ -366,7 +377,7 @@ pub async fn check(
     };
     let probe = match limiter.gate() {
         Gate::Skip => {
-            app.metrics.rate_limit_skipped(endpoint);
+            rl.metrics.rate_limit_skipped(endpoint);
             return Ok(());
         }
         Gate::Ask { probe } => probe,
@@ -380,7 +391,7 @@ pub async fn check(
         })
         .collect();
     let decision =
-        tokio::time::timeout(CHECK_TIMEOUT, app.short_lived.rate_limit(&checks, want)).await;
+        tokio::time::timeout(CHECK_TIMEOUT, rl.store.rate_limit(&checks, want)).await;
     match decision {
         Ok(Ok(RateDecision::Allowed { granted })) => {
             limiter.succeeded(probe);
@@ -393,7 +404,7 @@ pub async fn check(
             let subject = buckets
                 .get(index)
                 .map_or(Subject::Other("unknown"), |b| b.subject);
-            app.metrics.rate_limited(endpoint, subject.label());
+            rl.metrics.rate_limited(endpoint, subject.label());
             Err(RetryAfter {
                 wait: retry_after,
                 subject,
@@ -401,111 +412,14 @@ pub async fn check(
         }
         Ok(Err(e)) => {
             limiter.failed(probe, &e.to_string());
-            app.metrics.rate_limit_skipped(endpoint);
+            rl.metrics.rate_limit_skipped(endpoint);
             Ok(())
         }
         Err(_) => {
             limiter.failed(probe, "timed out");
-            app.metrics.rate_limit_skipped(endpoint);
+            rl.metrics.rate_limit_skipped(endpoint);
             Ok(())
         }
-    }
-}
-
-/// A server's rate-limit settings (admin API `rate_limits`); a `null` member takes the
-/// process default (`--rate-limit-…`). A rate of 0 turns that limit off.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimits {
-    /// Requests per second per client, at each of token, introspection and revocation; 0: off.
-    #[serde(default)]
-    pub client_per_second: Option<u32>,
-    /// Burst per client above the sustained rate.
-    #[serde(default)]
-    pub client_burst: Option<u32>,
-    /// Requests per second per source address (IPv6: per /64), at each endpoint; 0: off.
-    #[serde(default)]
-    pub address_per_second: Option<u32>,
-    /// Burst per source address.
-    #[serde(default)]
-    pub address_burst: Option<u32>,
-}
-
-/// A change to [`RateLimits`] (`PATCH`, RFC 7396 merge): a member present replaces that
-/// setting, `null` resets it to the process default, an absent one keeps it.
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitsPatch {
-    /// See [`RateLimits::client_per_second`].
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>)]
-    pub client_per_second: Option<Option<u32>>,
-    /// See [`RateLimits::client_burst`].
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>)]
-    pub client_burst: Option<Option<u32>>,
-    /// See [`RateLimits::address_per_second`].
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>)]
-    pub address_per_second: Option<Option<u32>>,
-    /// See [`RateLimits::address_burst`].
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>)]
-    pub address_burst: Option<Option<u32>>,
-}
-
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
-impl RateLimits {
-    /// Applies a merge patch.
-    #[must_use]
-    pub fn merged(mut self, patch: &RateLimitsPatch) -> Self {
-        let set = |field: &mut Option<u32>, change: Option<Option<u32>>| {
-            if let Some(v) = change {
-                *field = v;
-            }
-        };
-        set(&mut self.client_per_second, patch.client_per_second);
-        set(&mut self.client_burst, patch.client_burst);
-        set(&mut self.address_per_second, patch.address_per_second);
-        set(&mut self.address_burst, patch.address_burst);
-        self
-    }
-
-    /// Checks the ranges: rates 0 to [`MAX_SETTING`], bursts 1 to [`MAX_SETTING`].
-    ///
-    /// # Errors
-    /// Names the first setting out of range.
-    pub fn validate(&self) -> Result<(), Invalid> {
-        let rows = [
-            ("rate_limits.client_per_second", self.client_per_second, 0),
-            ("rate_limits.client_burst", self.client_burst, 1),
-            ("rate_limits.address_per_second", self.address_per_second, 0),
-            ("rate_limits.address_burst", self.address_burst, 1),
-        ];
-        for (field, value, min) in rows {
-            if let Some(v) = value {
-                if !(min..=MAX_SETTING).contains(&v) {
-                    return Err(Invalid::request(
-                        field,
-                        format!("must be between {min} and {MAX_SETTING}, or null for the default"),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether every member is `null` (nothing to store).
-    #[must_use]
-    pub fn is_default(&self) -> bool {
-        *self == Self::default()
     }
 }
 
@@ -558,13 +472,13 @@ impl RateLimitDefaults {
 /// # Errors
 /// `429 too_many_requests` with the wait.
 pub async fn check_client_endpoint(
-    app: &Tollgate,
+    rl: &RateLimiter<'_>,
     endpoint: &'static str,
-    server: &crate::server::Server,
+    server: &crate::model::server::Server,
     client: Option<&ClientId>,
     address: Option<IpAddr>,
 ) -> Result<(), OAuthError> {
-    let (client_limit, address_limit) = app.options.rate_limits.resolve(&server.rate_limits);
+    let (client_limit, address_limit) = rl.defaults.resolve(&server.rate_limits);
     let mut buckets = Vec::with_capacity(2);
     if let (Some(limit), Some(c)) = (client_limit, client) {
         buckets.push(Bucket::client(
@@ -584,7 +498,7 @@ pub async fn check_client_endpoint(
             limit,
         ));
     }
-    check(app, endpoint, &buckets).await.map_err(|r| {
+    check(rl, endpoint, &buckets).await.map_err(|r| {
         tracing::info!(
             tenant = %server.tenant_id,
             server = %server.id,
@@ -771,7 +685,7 @@ mod tests {
         // Plenty of budget: 500 back-to-back requests cost far fewer store calls.
         let (app, store) = budget_app(1_000_000).await;
         for _ in 0..500 {
-            check(&app, "token", &buckets(1000)).await.unwrap();
+            check(&app.rate_limiter(), "token", &buckets(1000)).await.unwrap();
         }
         let calls = store.calls.load(Ordering::SeqCst);
         assert!(calls < 40, "{calls} store calls for 500 requests");
@@ -779,7 +693,7 @@ mod tests {
         let (app, store) = budget_app(10).await;
         let mut admitted = 0;
         for _ in 0..50 {
-            admitted += u32::from(check(&app, "token", &buckets(1000)).await.is_ok());
+            admitted += u32::from(check(&app.rate_limiter(), "token", &buckets(1000)).await.is_ok());
         }
         assert_eq!(admitted, 10);
         assert_eq!(*store.charged.lock().unwrap(), 10);
@@ -789,7 +703,7 @@ mod tests {
     async fn sporadic_keys_are_checked_one_request_at_a_time() {
         let (app, store) = budget_app(1_000_000).await;
         for _ in 0..3 {
-            check(&app, "token", &buckets(1000)).await.unwrap();
+            check(&app.rate_limiter(), "token", &buckets(1000)).await.unwrap();
             tokio::time::sleep(LEASE_WINDOW + Duration::from_millis(20)).await;
         }
         assert_eq!(store.calls.load(Ordering::SeqCst), 3);
@@ -800,9 +714,9 @@ mod tests {
     async fn limits_then_names_the_full_bucket_and_counts_it() {
         let (app, _) = app(false).await;
         for _ in 0..3 {
-            check(&app, "token", &buckets(3)).await.unwrap();
+            check(&app.rate_limiter(), "token", &buckets(3)).await.unwrap();
         }
-        let refused = check(&app, "token", &buckets(3)).await.unwrap_err();
+        let refused = check(&app.rate_limiter(), "token", &buckets(3)).await.unwrap_err();
         assert_eq!(refused.subject, Subject::Client);
         assert_eq!(refused.seconds(), 1);
         let e = OAuthError::from(refused);
@@ -823,11 +737,11 @@ mod tests {
             store.down.store(true, Ordering::SeqCst);
             // The store fails (or hangs past the deadline): served, counted.
             let started = Instant::now();
-            check(&app, "token", &buckets(1)).await.unwrap();
+            check(&app.rate_limiter(), "token", &buckets(1)).await.unwrap();
             assert!(started.elapsed() < CHECK_TIMEOUT + Duration::from_millis(500));
             // Within the back-off nobody waits for the store.
             for _ in 0..50 {
-                check(&app, "token", &buckets(1)).await.unwrap();
+                check(&app.rate_limiter(), "token", &buckets(1)).await.unwrap();
             }
             assert_eq!(store.calls.load(Ordering::SeqCst), 1, "hang={hang}");
             assert!(app
@@ -839,11 +753,11 @@ mod tests {
             let deadline = Instant::now() + Duration::from_secs(5);
             while store.calls.load(Ordering::SeqCst) < 2 {
                 assert!(Instant::now() < deadline, "no probe after the back-off");
-                check(&app, "token", &buckets(1)).await.unwrap();
+                check(&app.rate_limiter(), "token", &buckets(1)).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             assert!(
-                check(&app, "token", &buckets(1)).await.is_err(),
+                check(&app.rate_limiter(), "token", &buckets(1)).await.is_err(),
                 "hang={hang}"
             );
         }

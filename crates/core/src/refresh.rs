@@ -1,13 +1,9 @@
 //! Refresh tokens (RFC 6749 §6, RFC 9700 §4.14): opaque, random, stored only as SHA-256
 //! digests, and grouped in families. Every use rotates the token; presenting a rotated one
-//! means it leaked, so the whole family is revoked — with the access tokens issued from it.
+//! means it leaked, so the whole family is revoked — with the access tokens issued from it
+//! (`revocation.rs`).
 
-use std::time::Duration;
-
-use crate::app::{store_failure, Tollgate};
-use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId, UserId};
-use crate::oauth::OAuthError;
 use crate::secrets::{random_token, sha256_b64};
 
 /// Prefix of every refresh token, so secret scanners can recognise one.
@@ -107,57 +103,6 @@ pub fn looks_like_refresh_token(token: &str) -> bool {
         && token[PREFIX.len()..]
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Remembers an access token as revoked until it would have expired, on every replica.
-///
-/// # Errors
-/// `503` when the short-lived store cannot record it.
-pub async fn revoke_access_token(
-    app: &Tollgate,
-    t: &TenantId,
-    s: &ServerId,
-    jti: &str,
-    exp: i64,
-) -> Result<(), OAuthError> {
-    let left = exp - clock::now();
-    if left <= 0 {
-        return Ok(());
-    }
-    let ttl = Duration::from_secs(u64::try_from(left).unwrap_or(1).max(1));
-    app.short_lived
-        .put(&revoked_access_key(t, s, jti), b"1", ttl)
-        .await
-        .map_err(|e| store_failure(&e))
-}
-
-/// The short-lived-store key that marks an access token revoked.
-#[must_use]
-pub fn revoked_access_key(t: &TenantId, s: &ServerId, jti: &str) -> String {
-    format!("revoked:{t}/{s}/{jti}")
-}
-
-/// Revokes a whole family: its refresh tokens in the database and the access tokens issued
-/// with them in the short-lived store.
-///
-/// # Errors
-/// `503` when a store is unreachable.
-pub async fn revoke_family(
-    app: &Tollgate,
-    t: &TenantId,
-    s: &ServerId,
-    family_id: &str,
-) -> Result<(), OAuthError> {
-    let access = app
-        .repo
-        .revoke_refresh_family(t, s, family_id, clock::now())
-        .await
-        .map_err(|e| store_failure(&e))?;
-    for (jti, exp) in access {
-        revoke_access_token(app, t, s, &jti, exp).await?;
-    }
-    tracing::warn!(tenant = %t, server = %s, family = family_id, "refresh token family revoked");
-    Ok(())
 }
 
 #[cfg(test)]

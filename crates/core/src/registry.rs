@@ -19,14 +19,17 @@ use dashmap::DashMap;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use crate::client::Client;
+use crate::model::client::Client;
 use crate::client_keys::AssertionKeyCache;
 use crate::clock;
+pub use crate::metrics::Lookup;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::invalidation::Invalidation;
 use crate::keys::{KeyStatus, MasterKey, SigningKey};
-use crate::server::{Server, SigningAlg};
-use crate::store::{Repository, StoreError};
+use crate::model::server::{Server, SigningAlg};
+use crate::metrics::{Cache, Metrics};
+use crate::oauth::OAuthError;
+use crate::store::{store_failure, Repository, StoreError};
 
 /// A server as the gateway uses it: settings plus keys parsed once.
 #[derive(Debug)]
@@ -150,13 +153,65 @@ pub struct Registry {
     generation: AtomicU64,
 }
 
-/// What a cache lookup found; hit/miss counts feed metrics later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    /// Served from memory.
-    Hit,
-    /// Loaded from the database.
-    Miss,
+/// The lookups of the request path: servers and clients from the [`Registry`], read through
+/// from the repository on a miss, counted in the metrics, with store failures already turned
+/// into their RFC answers. The seam client authentication and the gateway find things by.
+#[derive(Debug, Clone, Copy)]
+pub struct Directory<'a> {
+    /// The caches.
+    pub registry: &'a Registry,
+    /// Read on a miss.
+    pub repo: &'a dyn Repository,
+    /// Opens the servers' sealed signing keys.
+    pub master: &'a MasterKey,
+    /// The external base URL issuers are made of.
+    pub public_url: &'a str,
+    /// Counts hits and misses.
+    pub metrics: &'a Metrics,
+}
+
+impl Directory<'_> {
+    /// The server for a gateway request: `404` when unknown, `503` when the store is down.
+    ///
+    /// # Errors
+    /// As above.
+    pub async fn server(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+    ) -> Result<Arc<ServerRuntime>, OAuthError> {
+        match self
+            .registry
+            .server(self.repo, self.master, self.public_url, t, s)
+            .await
+        {
+            Ok((server, lookup)) => {
+                self.metrics.cache_lookup(Cache::Server, lookup);
+                server.ok_or_else(OAuthError::unknown_server)
+            }
+            Err(e) => Err(store_failure(&e)),
+        }
+    }
+
+    /// A client of a server, or `None`.
+    ///
+    /// # Errors
+    /// `503` when the store is down.
+    pub async fn client(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        c: &ClientId,
+    ) -> Result<Option<Arc<ClientRuntime>>, OAuthError> {
+        self.registry
+            .client(self.repo, t, s, c)
+            .await
+            .map(|(c, lookup)| {
+                self.metrics.cache_lookup(Cache::Client, lookup);
+                c
+            })
+            .map_err(|e| store_failure(&e))
+    }
 }
 
 impl Registry {
@@ -459,9 +514,9 @@ fn jwt_algorithm(alg: SigningAlg) -> Algorithm {
 mod tests {
     use super::*;
     use crate::audit::test_record;
-    use crate::client::{ClientMetadata, StoredSecret};
+    use crate::model::client::{ClientMetadata, StoredSecret};
     use crate::store::open_repository;
-    use crate::tenant::Tenant;
+    use crate::model::tenant::Tenant;
 
     async fn repo_with_client() -> (Arc<dyn Repository>, Client) {
         let repo = open_repository("sqlite::memory:").await.unwrap();
@@ -486,14 +541,14 @@ mod tests {
             refresh_token_ttl: 7200,
             signing_alg: SigningAlg::ES256,
             default_audience: None,
-            allowed_token_endpoint_auth_methods: vec![crate::server::AuthMethod::ClientSecretBasic],
+            allowed_token_endpoint_auth_methods: vec![crate::model::server::AuthMethod::ClientSecretBasic],
             tls_client_certificate_bound_access_tokens: false,
             key_rotation_period: None,
             require_pkce: false,
             allow_plain_pkce: false,
             logo_uri: None,
             brand_color: None,
-            rate_limits: crate::rate_limit::RateLimits::default(),
+            rate_limits: crate::model::rate_limits::RateLimits::default(),
             created_at: 0,
             updated_at: 0,
         };

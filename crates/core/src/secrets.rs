@@ -12,6 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
+/// The prefix of every tenant-scoped admin credential token (the root token's is `tga_`).
+pub const CREDENTIAL_PREFIX: &str = "tgc_";
+
 /// Fills `buf` from the operating system's CSPRNG.
 ///
 /// # Panics
@@ -101,13 +104,13 @@ impl AdminToken {
     }
 
     /// A fresh tenant-scoped admin credential token: 32 random bytes (256 bits), base64url,
-    /// with the prefix [`crate::credentials::TOKEN_PREFIX`] (so it is recognisable, in a
+    /// with the prefix [`CREDENTIAL_PREFIX`] (so it is recognisable, in a
     /// leaked file or a secret scanner, as a Tollgate credential).
     #[must_use]
     pub fn generate_credential() -> Self {
         Self(format!(
             "{}{}",
-            crate::credentials::TOKEN_PREFIX,
+            CREDENTIAL_PREFIX,
             random_token(32)
         ))
     }
@@ -451,16 +454,16 @@ mod debug_redaction {
     use jsonwebtoken::DecodingKey;
 
     use super::*;
-    use crate::client::{Client, ClientMetadata, StoredSecret};
+    use crate::model::client::{Client, ClientMetadata, StoredSecret};
     use crate::client_auth::BasicCredentials;
     use crate::client_keys::AssertionKeyCache;
-    use crate::credentials::{AdminCredential, AdminRole};
-    use crate::grants::TokenParams;
+    use crate::manage::credentials::{AdminCredential, AdminRole};
+    use crate::oauth::TokenParams;
     use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
     use crate::keys::{KeyRecord, KeyStatus, MasterKey};
     use crate::manage::ClientView;
     use crate::registry::ClientRuntime;
-    use crate::server::SigningAlg;
+    use crate::model::server::SigningAlg;
     use crate::tokens::TokenResponse;
 
     const SECRET: &str = "known-secret-value-0123456789";

@@ -17,7 +17,7 @@ use crate::rate_limit;
 use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::scope::Scopes;
 use crate::secrets::Password;
-use crate::users::{normalize_username, Consent, User};
+use crate::model::users::{normalize_username, Consent, User};
 
 /// What the browser does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +161,7 @@ pub async fn authorize(
 ) -> Result<Continue, AuthorizeError> {
     let (t, s) = (&server.server.tenant_id, &server.server.id);
     rate_limit::check_client_endpoint(
-        app,
+        &app.rate_limiter(),
         "authorize",
         &server.server,
         raw.client_id().as_ref(),
@@ -345,7 +345,7 @@ pub async fn login(
         clear_session: false,
     };
     if let Err(e) = rate_limit::check_client_endpoint(
-        app,
+        &app.rate_limiter(),
         "login",
         &server.server,
         Some(&pending.request.client_id),

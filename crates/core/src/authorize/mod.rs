@@ -14,7 +14,7 @@
 
 pub mod code;
 pub mod flow;
-pub mod pkce;
+
 pub mod request;
 pub mod session;
 
@@ -145,7 +145,7 @@ impl AuthorizeError {
 
 impl From<crate::store::StoreError> for AuthorizeError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::from_oauth(crate::app::store_failure(&e))
+        Self::from_oauth(crate::store::store_failure(&e))
     }
 }
 

@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::pkce::{self, Method};
+use crate::oauth::pkce::{self, Method};
 use super::{AuthorizeError, RedirectError};
 use crate::app::Tollgate;
 use crate::ids::ClientId;
 use crate::limits::Limits;
 use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::scope::Scopes;
-use crate::server::AuthMethod;
+use crate::model::server::AuthMethod;
 
 /// Longest `nonce` accepted.
 const MAX_NONCE: usize = 512;
@@ -289,7 +289,7 @@ pub async fn validate(
         }
     }
     let c = &client.client;
-    if !c.has_grant("authorization_code") {
+    if !c.has_grant(crate::oauth::GrantType::AuthorizationCode) {
         return Err(req.error(
             issuer,
             "unauthorized_client",

@@ -5,18 +5,49 @@
 //! spending the `jti` in the short-lived store so the assertion cannot be replayed on any
 //! replica. The assertion itself is never logged.
 
+use super::ClientAuth;
+use std::time::Duration;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value};
 
 use super::{Failure, Presented, JWT_BEARER_ASSERTION};
-use crate::app::{AssertionAudience, AssertionOptions, Tollgate};
-use crate::client::Client;
+use crate::model::client::Client;
 use crate::client_keys::AssertionAlg;
-use crate::clock;
 use crate::registry::ServerRuntime;
 use crate::store::ShortLivedStore;
+
+/// Which `aud` values a client assertion may carry (RFC 7523 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionAudience {
+    /// The URL of the endpoint receiving it, or the issuer (default).
+    EndpointOrIssuer,
+    /// Only the issuer (the stricter reading of draft-ietf-oauth-rfc7523bis).
+    IssuerOnly,
+}
+
+/// RFC 7523 client-assertion rules.
+#[derive(Debug, Clone)]
+pub struct AssertionOptions {
+    /// How far ahead `exp` may be (default 5 minutes).
+    pub max_lifetime: Duration,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
+    pub clock_skew: Duration,
+    /// Accepted audiences.
+    pub audience: AssertionAudience,
+}
+
+impl Default for AssertionOptions {
+    fn default() -> Self {
+        Self {
+            max_lifetime: Duration::from_secs(300),
+            clock_skew: Duration::from_secs(30),
+            audience: AssertionAudience::EndpointOrIssuer,
+        }
+    }
+}
 
 /// Largest assertion accepted, in bytes, whatever the configuration: the request parser
 /// enforces the configured limit (`--max-assertion-bytes`, at most this) with a clear error;
@@ -261,7 +292,7 @@ pub(super) async fn spend_jti(
 /// After the signature verified: checks the claims, then spends the `jti` — last, so that a
 /// forged or invalid assertion can never burn a genuine one's `jti`.
 pub(super) async fn accept(
-    app: &Tollgate,
+    ctx: &ClientAuth<'_>,
     server: &ServerRuntime,
     presented: &Presented<'_>,
     assertion: &Assertion<'_>,
@@ -271,15 +302,15 @@ pub(super) async fn accept(
         client_id: presented.client_id.as_str(),
         endpoint_url: presented.endpoint_url,
         issuer: &server.issuer,
-        options: &app.options.assertions,
-        now: clock::now(),
+        options: ctx.assertions,
+        now: ctx.clock.now(),
     };
     let spend = check_claims(&claims, &expect)?;
     let scope = format!(
         "{}/{}/{}",
         server.server.tenant_id, server.server.id, presented.client_id
     );
-    spend_jti(app.short_lived.as_ref(), &scope, &spend).await
+    spend_jti(ctx.replay, &scope, &spend).await
 }
 
 #[cfg(test)]
@@ -294,7 +325,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::client::{ClientMetadata, StoredSecret};
+    use crate::model::client::{ClientMetadata, StoredSecret};
     use crate::ids::{ClientId, ServerId, TenantId};
     use crate::secrets::ClientSecret;
     use crate::store::memory::MemoryStore;

@@ -3,23 +3,22 @@
 //! it is opened once per cached client and kept as a jsonwebtoken key, so steady-state
 //! requests run no AES.
 
+use super::ClientAuth;
 use async_trait::async_trait;
 use jsonwebtoken::DecodingKey;
 
 use super::{assertion, Authenticator, Failure, Presented};
-use crate::app::Tollgate;
-use crate::client::StoredSecret;
-use crate::clock;
-use crate::manage::client_secret_context;
+use crate::model::client::StoredSecret;
+use crate::model::client::client_secret_context;
 use crate::registry::{ClientRuntime, ServerRuntime};
-use crate::server::AuthMethod;
+use crate::model::server::AuthMethod;
 
 /// The authenticator.
 #[derive(Debug)]
 pub(super) struct ClientSecretJwt;
 
 /// The client's HMAC key, opened from its sealed secret on first use.
-fn hmac_key<'a>(app: &Tollgate, client: &'a ClientRuntime) -> Result<&'a DecodingKey, Failure> {
+fn hmac_key<'a>(ctx: &ClientAuth<'_>, client: &'a ClientRuntime) -> Result<&'a DecodingKey, Failure> {
     if let Some(key) = client.assertion_keys.hmac.get() {
         return Ok(key);
     }
@@ -29,7 +28,7 @@ fn hmac_key<'a>(app: &Tollgate, client: &'a ClientRuntime) -> Result<&'a Decodin
         return Err(Failure::KeysUnavailable);
     };
     let context = client_secret_context(&c.tenant_id, &c.server_id, &c.client_id);
-    let secret = app.master.open(&context, sealed).map_err(|e| {
+    let secret = ctx.master.open(&context, sealed).map_err(|e| {
         tracing::error!(client_id = %c.client_id, error = %e, "cannot open the client's sealed secret");
         Failure::KeysUnavailable
     })?;
@@ -47,17 +46,17 @@ impl Authenticator for ClientSecretJwt {
 
     async fn verify(
         &self,
-        app: &Tollgate,
+        ctx: &ClientAuth<'_>,
         server: &ServerRuntime,
         client: &ClientRuntime,
         presented: &Presented<'_>,
     ) -> Result<(), Failure> {
         let assertion = assertion::parse(presented, &client.client)?;
         let c = &client.client;
-        if c.secret_expires_at != 0 && c.secret_expires_at <= clock::now() {
+        if c.secret_expires_at != 0 && c.secret_expires_at <= ctx.clock.now() {
             return Err(Failure::ExpiredSecret);
         }
-        assertion.verify_signature(hmac_key(app, client)?)?;
-        assertion::accept(app, server, presented, &assertion).await
+        assertion.verify_signature(hmac_key(ctx, client)?)?;
+        assertion::accept(ctx, server, presented, &assertion).await
     }
 }

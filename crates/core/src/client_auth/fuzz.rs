@@ -9,8 +9,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 use super::assertion::{self, Expect};
 use super::{Failure, Presented, JWT_BEARER_ASSERTION};
-use crate::app::AssertionOptions;
-use crate::client::{Client, ClientMetadata, StoredSecret};
+use crate::client_auth::AssertionOptions;
+use crate::model::client::{Client, ClientMetadata, StoredSecret};
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::secrets::ClientSecret;
 

@@ -7,7 +7,6 @@ mod assertion;
 mod certificate;
 mod client_ca;
 mod client_secret_jwt;
-mod dn;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod none;
@@ -21,19 +20,57 @@ mod tls_client_auth;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio::sync::Semaphore;
 
 pub use certificate::{CertificateError, ClientCertificate};
 pub use client_ca::{ClientCa, ClientCaError};
-pub use dn::{DistinguishedName, DnError};
-pub(crate) use self_signed_tls_client_auth::registered_certificates;
 
-use crate::app::Tollgate;
-use crate::grants::TokenParams;
+pub use assertion::{AssertionAudience, AssertionOptions};
+
 use crate::ids::ClientId;
-use crate::oauth::OAuthError;
-use crate::registry::{ClientRuntime, ServerRuntime};
+use crate::oauth::{ClientEndpoint, OAuthError, TokenParams};
+use crate::audit::AuthFailureSampler;
+use crate::client_keys::ClientKeys;
+use crate::clock::Clock;
+use crate::keys::MasterKey;
+use crate::metrics::Metrics;
+use crate::registry::{ClientRuntime, Directory, ServerRuntime};
+use crate::secrets::{Hasher, SecretDigester};
+use crate::store::ShortLivedStore;
 use crate::secrets::ClientSecret;
-use crate::server::AuthMethod;
+use crate::oauth::AuthMethod;
+
+/// What client authentication needs from the application: the narrow seam every method is
+/// written against.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAuth<'a> {
+    /// Finds the client a request names.
+    pub directory: Directory<'a>,
+    /// Keyed digests of secrets already verified (so argon2 runs once per secret).
+    pub digester: &'a SecretDigester,
+    /// argon2, run on the blocking pool.
+    pub hasher: &'a Arc<Hasher>,
+    /// Bounds the argon2 verifications running at once.
+    pub hash_permits: &'a Semaphore,
+    /// Opens sealed `client_secret_jwt` secrets.
+    pub master: &'a MasterKey,
+    /// Where spent assertion `jti`s are recorded.
+    pub replay: &'a dyn ShortLivedStore,
+    /// Fetches and caches clients' `jwks_uri`s.
+    pub client_keys: &'a ClientKeys,
+    /// RFC 7523 assertion rules.
+    pub assertions: &'a AssertionOptions,
+    /// The CAs `tls_client_auth` certificates must chain to.
+    pub client_ca: Option<&'a ClientCa>,
+    /// Whether client certificates can reach this gateway (the TLS methods are servable).
+    pub client_certificates: bool,
+    /// Counts failures.
+    pub metrics: &'a Metrics,
+    /// Samples failures into the audit trail.
+    pub failures: &'a AuthFailureSampler,
+    /// Judges expiry.
+    pub clock: &'a dyn Clock,
+}
 
 /// RFC 7523 §2.2 `client_assertion_type` for JWT client assertions.
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -56,8 +93,8 @@ pub struct Request<'a> {
     pub params: &'a TokenParams,
     /// The client certificate from the TLS connection or a trusted proxy, if any.
     pub certificate: Option<&'a ClientCertificate>,
-    /// The full URL of the endpoint receiving the request (an accepted assertion `aud`).
-    pub endpoint_url: &'a str,
+    /// The endpoint receiving the request (its URL is an accepted assertion `aud`).
+    pub endpoint: ClientEndpoint,
     /// The client's address (the peer, or what a trusted proxy reported), for the audit
     /// trail's sampled failures.
     pub address: Option<std::net::IpAddr>,
@@ -178,7 +215,7 @@ pub trait Authenticator: Send + Sync {
     /// Checks the presented credentials against the client.
     async fn verify(
         &self,
-        app: &Tollgate,
+        ctx: &ClientAuth<'_>,
         server: &ServerRuntime,
         client: &ClientRuntime,
         presented: &Presented<'_>,
@@ -260,7 +297,7 @@ pub fn presented_client_id(req: &Request<'_>) -> Option<ClientId> {
 /// `400 invalid_request` when several methods are used at once or the ids disagree;
 /// `401 invalid_client` (with a Basic challenge when Basic was tried) otherwise.
 pub async fn authenticate(
-    app: &Tollgate,
+    ctx: &ClientAuth<'_>,
     server: &ServerRuntime,
     req: Request<'_>,
 ) -> Result<Authenticated, OAuthError> {
@@ -312,17 +349,14 @@ pub async fn authenticate(
     };
     // The request span (see the CLI's telemetry): which client and method, never credentials.
     let span = tracing::Span::current();
-    let endpoint = req
-        .endpoint_url
-        .strip_prefix(server.issuer.as_str())
-        .unwrap_or_default()
-        .trim_start_matches('/');
+    let endpoint = req.endpoint.path();
+    let endpoint_url = req.endpoint.url(&server.issuer);
     // `method`: the registered method when the client is known, else the presented shape.
     // `known`: the client, when the id names a registered one (only those are put in the
     // audit trail: an unknown id may be a secret typed into the wrong field).
     let fail = |reason: Failure, id: &str, known: Option<&ClientId>, method: &'static str| {
-        app.metrics.client_auth_failure(method, reason);
-        let sampled = app.auth_failures.offer(
+        ctx.metrics.client_auth_failure(method, reason.reason());
+        let sampled = ctx.failures.offer(
             &crate::audit::AuthFailure {
                 tenant: &server.server.tenant_id,
                 server: &server.server.id,
@@ -332,10 +366,10 @@ pub async fn authenticate(
                 endpoint,
                 address: req.address,
             },
-            crate::clock::now(),
+            ctx.clock.now(),
         );
         if sampled == crate::audit::Sampled::Dropped {
-            app.metrics.audit_sample_dropped();
+            ctx.metrics.audit_sample_dropped();
         }
         span.record("tollgate.auth_method", method);
         tracing::info!(
@@ -368,7 +402,8 @@ pub async fn authenticate(
     let Ok(client_id) = ClientId::parse(&raw_id) else {
         return Err(fail(Failure::UnknownClient, &raw_id, None, shape.name()));
     };
-    let Some(client) = app
+    let Some(client) = ctx
+        .directory
         .client(&server.server.tenant_id, &server.server.id, &client_id)
         .await?
     else {
@@ -384,7 +419,7 @@ pub async fn authenticate(
             registered.as_str(),
         ));
     }
-    if !app.servable_methods().contains(&registered) {
+    if registered.needs_certificate() && !ctx.client_certificates {
         return Err(fail(
             Failure::Unsupported,
             &raw_id,
@@ -399,15 +434,15 @@ pub async fn authenticate(
         assertion_type: params.client_assertion_type.as_deref(),
         assertion: params.client_assertion.as_ref(),
         certificate: req.certificate,
-        endpoint_url: req.endpoint_url,
+        endpoint_url: &endpoint_url,
     };
     authenticator(registered)
-        .verify(app, server, &client, &presented)
+        .verify(ctx, server, &client, &presented)
         .await
         .map_err(|reason| match reason {
             // Our outage, not the client's fault: retryable, and the assertion was not accepted.
             Failure::StoreUnavailable => {
-                app.metrics.client_auth_failure(registered.as_str(), reason);
+                ctx.metrics.client_auth_failure(registered.as_str(), reason.reason());
                 OAuthError::temporarily_unavailable()
             }
             _ => fail(reason, &raw_id, Some(&client_id), registered.as_str()),

@@ -3,10 +3,9 @@
 
 use async_trait::async_trait;
 
-use super::{Authenticator, Failure, Presented};
-use crate::app::Tollgate;
+use super::{Authenticator, ClientAuth, Failure, Presented};
 use crate::registry::{ClientRuntime, ServerRuntime};
-use crate::server::AuthMethod;
+use crate::model::server::AuthMethod;
 
 /// The authenticator.
 #[derive(Debug)]
@@ -20,7 +19,7 @@ impl Authenticator for PublicClient {
 
     async fn verify(
         &self,
-        _: &Tollgate,
+        _: &ClientAuth<'_>,
         _: &ServerRuntime,
         _: &ClientRuntime,
         _: &Presented<'_>,

@@ -3,15 +3,15 @@
 //! [`crate::client_keys::ClientKeys`], refetched once per cooldown when an unknown `kid`
 //! arrives, which is how key rotation reaches us) — RFC 7523 §2.2, §3.
 
+use super::ClientAuth;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::{assertion, Authenticator, Failure, Presented};
-use crate::app::Tollgate;
 use crate::client_keys::{ClientKeySet, Selection};
 use crate::registry::{ClientRuntime, ServerRuntime};
-use crate::server::AuthMethod;
+use crate::model::server::AuthMethod;
 
 /// The authenticator.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ impl Authenticator for PrivateKeyJwt {
 
     async fn verify(
         &self,
-        app: &Tollgate,
+        ctx: &ClientAuth<'_>,
         server: &ServerRuntime,
         client: &ClientRuntime,
         presented: &Presented<'_>,
@@ -47,7 +47,7 @@ impl Authenticator for PrivateKeyJwt {
                 .get_or_init(|| Arc::new(ClientKeySet::from_document(jwks).unwrap_or_default()));
             verify_with(keys, &assertion)?;
         } else if let Some(uri) = &metadata.jwks_uri {
-            let keys = app
+            let keys = ctx
                 .client_keys
                 .get(uri)
                 .await
@@ -55,7 +55,7 @@ impl Authenticator for PrivateKeyJwt {
             match verify_with(&keys, &assertion) {
                 // Perhaps the client rotated its keys: look again, at most once per cooldown.
                 Err(Failure::UnknownKey) => {
-                    let newer = app
+                    let newer = ctx
                         .client_keys
                         .refetch(uri, &keys)
                         .await
@@ -68,6 +68,6 @@ impl Authenticator for PrivateKeyJwt {
             tracing::error!(client_id = %client.client.client_id, "private_key_jwt client has neither jwks nor jwks_uri");
             return Err(Failure::KeysUnavailable);
         }
-        assertion::accept(app, server, presented, &assertion).await
+        assertion::accept(ctx, server, presented, &assertion).await
     }
 }

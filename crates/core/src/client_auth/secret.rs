@@ -1,9 +1,10 @@
 //! The secret check shared by `client_secret_basic` and `client_secret_post`: argon2id on
 //! first use, then a keyed in-memory digest, so steady-state requests cost one HMAC.
 
-use crate::app::Tollgate;
-use crate::client::StoredSecret;
-use crate::clock;
+use std::sync::Arc;
+
+use super::ClientAuth;
+use crate::model::client::StoredSecret;
 use crate::registry::ClientRuntime;
 use crate::secrets::{ct_eq, ClientSecret};
 
@@ -11,16 +12,16 @@ use super::Failure;
 
 /// Checks `presented` against the client's stored secret.
 pub(super) async fn verify(
-    app: &Tollgate,
+    ctx: &ClientAuth<'_>,
     client: &ClientRuntime,
     presented: Option<&ClientSecret>,
 ) -> Result<(), Failure> {
     let presented = presented.ok_or(Failure::WrongSecret)?;
     let c = &client.client;
-    if c.secret_expires_at != 0 && c.secret_expires_at <= clock::now() {
+    if c.secret_expires_at != 0 && c.secret_expires_at <= ctx.clock.now() {
         return Err(Failure::ExpiredSecret);
     }
-    let digest = app.digester.digest(presented.expose());
+    let digest = ctx.digester.digest(presented.expose());
     if let Some(known) = client.verified_digest.get() {
         // The stored hash belongs to exactly one secret; once we know its digest, any other
         // value is wrong without running argon2 again.
@@ -34,13 +35,13 @@ pub(super) async fn verify(
         return Err(Failure::WrongSecret);
     };
     let ok = {
-        let _permit = app
+        let _permit = ctx
             .hash_permits
             .acquire()
             .await
             .map_err(|_| Failure::WrongSecret)?;
         let (phc, secret) = (phc.clone(), presented.clone());
-        let hasher = app.hasher.clone();
+        let hasher = Arc::clone(ctx.hasher);
         tokio::task::spawn_blocking(move || hasher.verify(secret.expose(), &phc))
             .await
             .map_err(|_| Failure::WrongSecret)?

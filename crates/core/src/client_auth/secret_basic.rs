@@ -1,11 +1,11 @@
 //! `client_secret_basic`: id and secret in an HTTP Basic header (RFC 6749 §2.3.1).
 
+use super::ClientAuth;
 use async_trait::async_trait;
 
 use super::{secret, Authenticator, Failure, Presented};
-use crate::app::Tollgate;
 use crate::registry::{ClientRuntime, ServerRuntime};
-use crate::server::AuthMethod;
+use crate::model::server::AuthMethod;
 
 /// The authenticator.
 #[derive(Debug)]
@@ -19,11 +19,11 @@ impl Authenticator for SecretBasic {
 
     async fn verify(
         &self,
-        app: &Tollgate,
+        ctx: &ClientAuth<'_>,
         _: &ServerRuntime,
         client: &ClientRuntime,
         presented: &Presented<'_>,
     ) -> Result<(), Failure> {
-        secret::verify(app, client, presented.secret).await
+        secret::verify(ctx, client, presented.secret).await
     }
 }

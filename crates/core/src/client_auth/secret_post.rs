@@ -1,12 +1,12 @@
 //! `client_secret_post`: `client_id` and `client_secret` in the request body (RFC 6749
 //! §2.3.1).
 
+use super::ClientAuth;
 use async_trait::async_trait;
 
 use super::{secret, Authenticator, Failure, Presented};
-use crate::app::Tollgate;
 use crate::registry::{ClientRuntime, ServerRuntime};
-use crate::server::AuthMethod;
+use crate::model::server::AuthMethod;
 
 /// The authenticator.
 #[derive(Debug)]
@@ -20,11 +20,11 @@ impl Authenticator for SecretPost {
 
     async fn verify(
         &self,
-        app: &Tollgate,
+        ctx: &ClientAuth<'_>,
         _: &ServerRuntime,
         client: &ClientRuntime,
         presented: &Presented<'_>,
     ) -> Result<(), Failure> {
-        secret::verify(app, client, presented.secret).await
+        secret::verify(ctx, client, presented.secret).await
     }
 }

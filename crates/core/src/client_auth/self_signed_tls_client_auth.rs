@@ -6,15 +6,11 @@
 //! Registering through `jwks_uri` is not supported for this method yet.
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use serde_json::Value;
 
-use super::{Authenticator, Failure, Presented};
-use crate::app::Tollgate;
-use crate::clock;
+use super::{Authenticator, ClientAuth, Failure, Presented};
+use crate::client_keys::registered_certificates;
 use crate::registry::{ClientRuntime, ServerRuntime};
-use crate::server::AuthMethod;
+use crate::model::server::AuthMethod;
 
 /// The authenticator.
 #[derive(Debug)]
@@ -28,7 +24,7 @@ impl Authenticator for SelfSignedTlsClientAuth {
 
     async fn verify(
         &self,
-        _: &Tollgate,
+        ctx: &ClientAuth<'_>,
         _: &ServerRuntime,
         client: &ClientRuntime,
         presented: &Presented<'_>,
@@ -38,7 +34,7 @@ impl Authenticator for SelfSignedTlsClientAuth {
             return Err(Failure::UntrustedCertificate);
         };
         let validity = parsed.validity();
-        let now = clock::now();
+        let now = ctx.clock.now();
         if now < validity.not_before.timestamp() || now > validity.not_after.timestamp() {
             tracing::info!(
                 client_id = %client.client.client_id,
@@ -67,40 +63,6 @@ impl Authenticator for SelfSignedTlsClientAuth {
             Err(Failure::CertificateMismatch)
         }
     }
-}
-
-/// The DER certificates a JWK Set registers: the first `x5c` element of each key that has one.
-///
-/// # Errors
-/// When an `x5c` is not an array of base64 (not base64url) DER certificates, in words fit for
-/// an admin.
-pub(crate) fn registered_certificates(jwks: &Value) -> Result<Vec<Vec<u8>>, String> {
-    let keys = jwks
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or("must be a JWK Set: an object with a `keys` array")?;
-    let mut out = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let Some(x5c) = key.get("x5c") else { continue };
-        let chain = x5c
-            .as_array()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| format!("key {i}: `x5c` must be a non-empty array"))?;
-        for (j, cert) in chain.iter().enumerate() {
-            let der = cert
-                .as_str()
-                .and_then(|c| STANDARD.decode(c).ok())
-                .ok_or_else(|| format!("key {i}: `x5c[{j}]` is not base64 (RFC 7517 §4.7)"))?;
-            if !matches!(x509_parser::parse_x509_certificate(&der), Ok((rest, _)) if rest.is_empty())
-            {
-                return Err(format!("key {i}: `x5c[{j}]` is not an X.509 certificate"));
-            }
-            if j == 0 {
-                out.push(der);
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

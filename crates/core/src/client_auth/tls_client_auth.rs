@@ -1,5 +1,6 @@
 //! `tls_client_auth`: a client certificate chaining to a configured CA whose subject DN or SAN matches the registration (RFC 8705 §2.1).
 
+use super::ClientAuth;
 use std::net::IpAddr;
 
 use async_trait::async_trait;
@@ -7,12 +8,11 @@ use rustls_pki_types::UnixTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
-use super::dn::DistinguishedName;
+use crate::model::dn::DistinguishedName;
 use super::{Authenticator, Failure, Presented};
-use crate::app::Tollgate;
-use crate::client::ClientMetadata;
+use crate::model::client::ClientMetadata;
 use crate::registry::{ClientRuntime, ServerRuntime};
-use crate::server::AuthMethod;
+use crate::model::server::AuthMethod;
 
 /// The authenticator.
 #[derive(Debug)]
@@ -26,13 +26,13 @@ impl Authenticator for TlsClientAuth {
 
     async fn verify(
         &self,
-        app: &Tollgate,
+        ctx: &ClientAuth<'_>,
         _: &ServerRuntime,
         client: &ClientRuntime,
         presented: &Presented<'_>,
     ) -> Result<(), Failure> {
         let cert = presented.certificate.ok_or(Failure::NoCertificate)?;
-        let Some(ca) = app.options.client_ca.as_deref() else {
+        let Some(ca) = ctx.client_ca else {
             return Err(Failure::Unsupported);
         };
         if let Err(e) = ca.verify(cert, UnixTime::now()) {

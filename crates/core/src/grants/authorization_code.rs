@@ -3,126 +3,170 @@
 //! checks that bind it to this client, redirect URI and PKCE verifier, then the tokens. A
 //! second use of a code revokes what its first use issued (RFC 6749 §4.1.2).
 
-use crate::app::{store_failure, Tollgate};
-use crate::authorize::code::{self, CodeGrant};
-use crate::authorize::pkce;
+use super::{not_registered, required, Grants};
+use crate::grants::code::{self, CodeGrant};
+use crate::oauth::pkce;
 use crate::client_auth::Authenticated;
-use crate::clock;
-use crate::oauth::OAuthError;
+use crate::model::client::Client;
+use crate::oauth::{GrantType, OAuthError, TokenParams};
 use crate::refresh::{self, RefreshRecord};
 use crate::registry::ServerRuntime;
 use crate::scope::Scopes;
 use crate::secrets::ClientSecret;
-use crate::tokens::TokenResponse;
+use crate::store::store_failure;
+use crate::tokens::{Subject, Target, TokenResponse};
 
-use super::TokenParams;
-
-fn required<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str, OAuthError> {
-    value.ok_or_else(|| OAuthError::invalid_request(format!("missing parameter `{name}`")))
+/// A parsed code exchange.
+#[derive(Debug)]
+pub struct AuthorizationCode {
+    /// The code (kept out of `Debug`).
+    code: ClientSecret,
+    /// Must repeat the authorization request's.
+    redirect_uri: String,
+    /// RFC 7636 `code_verifier` (kept out of `Debug`).
+    code_verifier: Option<ClientSecret>,
+    /// The requested audiences.
+    target: Target,
 }
 
-/// Exchanges a code for tokens.
-///
-/// # Errors
-/// `unauthorized_client`, `invalid_request`, `invalid_grant` (unknown, expired, reused code;
-/// another client's; wrong redirect URI; PKCE failure), `503` when a store is down.
-pub async fn issue(
-    app: &Tollgate,
-    server: &ServerRuntime,
-    auth: &Authenticated,
-    params: &TokenParams,
-) -> Result<TokenResponse, OAuthError> {
-    let c = &auth.client.client;
-    if !c.has_grant("authorization_code") {
-        return Err(OAuthError::unauthorized_client(
-            "the client is not registered for the authorization_code grant",
-        ));
-    }
-    let code = required(params.code.as_ref().map(ClientSecret::expose), "code")?;
-    let redirect_uri = required(params.redirect_uri.as_deref(), "redirect_uri")?;
-    let (t, s) = (&server.server.tenant_id, &server.server.id);
-    let grant = match code::take(app, t, s, code)
-        .await
-        .map_err(|e| store_failure(&e))?
-    {
-        Ok(grant) => grant,
-        Err(issued) => {
-            if let Some(issued) = issued {
-                // A replay: whoever holds the code may hold the tokens too (RFC 6749 §4.1.2).
-                tracing::warn!(tenant = %t, server = %s, client_id = %c.client_id, "authorization code reused; revoking what it issued");
-                refresh::revoke_access_token(app, t, s, &issued.access_jti, issued.access_exp)
-                    .await?;
-                refresh::revoke_family(app, t, s, &issued.family_id).await?;
-            }
-            return Err(OAuthError::invalid_grant(
-                "the authorization code is invalid, expired or already used",
-            ));
+impl AuthorizationCode {
+    /// Whether `client` may use this grant.
+    ///
+    /// # Errors
+    /// `unauthorized_client` for a client not registered for it.
+    pub fn allowed(client: &Client) -> Result<(), OAuthError> {
+        if client.has_grant(GrantType::AuthorizationCode) {
+            Ok(())
+        } else {
+            Err(not_registered(GrantType::AuthorizationCode))
         }
-    };
-    check(&grant, auth, redirect_uri, params)?;
-    let scopes = Scopes::parse(&grant.scope).unwrap_or_default();
-    let scope = (!scopes.is_empty()).then(|| scopes.to_scope_string());
-    let access = super::access_token(
-        server,
-        auth,
-        super::Subject {
-            sub: &grant.user_id,
-            auth_time: Some(grant.auth_time),
-        },
-        scope.as_deref(),
-        params,
-        &grant.access_jti,
-    )?;
-    let refresh_token = if c.has_grant("refresh_token") {
-        let (token, token_hash) = refresh::generate();
-        let now = clock::now();
-        let user_id = crate::ids::UserId::parse(&grant.user_id)
-            .map_err(|_| OAuthError::invalid_grant("the authorization code is invalid"))?;
-        app.repo
-            .insert_refresh_token(&RefreshRecord {
-                token_hash,
-                tenant_id: t.clone(),
-                server_id: s.clone(),
-                client_id: c.client_id.clone(),
-                user_id,
-                family_id: grant.family_id.clone(),
-                scope: grant.scope.clone(),
-                auth_time: grant.auth_time,
-                amr: grant.amr.join(" "),
-                access_jti: grant.access_jti.clone(),
-                access_exp: access.exp,
-                created_at: now,
-                expires_at: now + server.server.refresh_token_ttl,
-                rotated_at: None,
-                revoked_at: None,
-            })
+    }
+
+    /// Parses the request.
+    ///
+    /// # Errors
+    /// `invalid_request` without `code` or `redirect_uri`.
+    pub fn parse(params: &TokenParams) -> Result<Self, OAuthError> {
+        let code = required(params.code.as_ref(), "code")?.clone();
+        let redirect_uri = required(params.redirect_uri.as_deref(), "redirect_uri")?.to_owned();
+        Ok(Self {
+            code,
+            redirect_uri,
+            code_verifier: params.code_verifier.clone(),
+            target: Target::of(params),
+        })
+    }
+
+    /// Exchanges the code for tokens.
+    ///
+    /// # Errors
+    /// `invalid_grant` (unknown, expired, reused code; another client's; wrong redirect URI;
+    /// PKCE failure), `503` when a store is down.
+    pub async fn issue(
+        self,
+        ctx: &Grants<'_>,
+        server: &ServerRuntime,
+        auth: &Authenticated,
+    ) -> Result<TokenResponse, OAuthError> {
+        let c = &auth.client.client;
+        let (t, s) = (&server.server.tenant_id, &server.server.id);
+        let grant = match code::take(ctx.short_lived, ctx.minter.clock, t, s, self.code.expose())
             .await
-            .map_err(|e| store_failure(&e))?;
-        Some(token)
-    } else {
-        None
-    };
-    let id_token = if scopes.contains("openid") {
-        Some(super::id_token(
-            server,
-            c,
-            &grant.user_id,
-            grant.auth_time,
-            &grant.amr,
-            grant.nonce.as_deref(),
-            &access.token,
-        )?)
-    } else {
-        None
-    };
-    Ok(TokenResponse {
-        access_token: access.token,
-        token_type: "Bearer",
-        expires_in: server.server.access_token_ttl,
-        scope,
-        refresh_token,
-        id_token,
-    })
+            .map_err(|e| store_failure(&e))?
+        {
+            Ok(grant) => grant,
+            Err(issued) => {
+                if let Some(issued) = issued {
+                    // A replay: whoever holds the code may hold the tokens too (RFC 6749 §4.1.2).
+                    tracing::warn!(tenant = %t, server = %s, client_id = %c.client_id, "authorization code reused; revoking what it issued");
+                    let revocations = ctx.revocations();
+                    revocations
+                        .revoke_access_token(t, s, &issued.access_jti, issued.access_exp)
+                        .await?;
+                    revocations.revoke_family(t, s, &issued.family_id).await?;
+                }
+                return Err(OAuthError::invalid_grant(
+                    "the authorization code is invalid, expired or already used",
+                ));
+            }
+        };
+        check(
+            &grant,
+            auth,
+            &self.redirect_uri,
+            self.code_verifier.as_ref().map(ClientSecret::expose),
+        )?;
+        let scopes = Scopes::parse(&grant.scope).unwrap_or_default();
+        let scope = (!scopes.is_empty()).then(|| scopes.to_scope_string());
+        let access = ctx
+            .minter
+            .access_token(
+                server,
+                auth,
+                Subject {
+                    sub: &grant.user_id,
+                    auth_time: Some(grant.auth_time),
+                },
+                scope.as_deref(),
+                &self.target,
+                &grant.access_jti,
+            )
+            .await?;
+        let refresh_token = if c.has_grant(GrantType::RefreshToken) {
+            let (token, token_hash) = refresh::generate();
+            let now = ctx.minter.clock.now();
+            let user_id = crate::ids::UserId::parse(&grant.user_id)
+                .map_err(|_| OAuthError::invalid_grant("the authorization code is invalid"))?;
+            ctx.repo
+                .insert_refresh_token(&RefreshRecord {
+                    token_hash,
+                    tenant_id: t.clone(),
+                    server_id: s.clone(),
+                    client_id: c.client_id.clone(),
+                    user_id,
+                    family_id: grant.family_id.clone(),
+                    scope: grant.scope.clone(),
+                    auth_time: grant.auth_time,
+                    amr: grant.amr.join(" "),
+                    access_jti: grant.access_jti.clone(),
+                    access_exp: access.exp,
+                    created_at: now,
+                    expires_at: now + server.server.refresh_token_ttl,
+                    rotated_at: None,
+                    revoked_at: None,
+                })
+                .await
+                .map_err(|e| store_failure(&e))?;
+            Some(token)
+        } else {
+            None
+        };
+        let id_token = if scopes.contains("openid") {
+            Some(
+                ctx.minter
+                    .id_token(
+                        server,
+                        c,
+                        &grant.user_id,
+                        grant.auth_time,
+                        &grant.amr,
+                        grant.nonce.as_deref(),
+                        &access.token,
+                    )
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(TokenResponse {
+            access_token: access.token,
+            token_type: "Bearer",
+            expires_in: server.server.access_token_ttl,
+            scope,
+            refresh_token,
+            id_token,
+        })
+    }
 }
 
 /// The checks that bind a taken code to this exchange.
@@ -130,7 +174,7 @@ fn check(
     grant: &CodeGrant,
     auth: &Authenticated,
     redirect_uri: &str,
-    params: &TokenParams,
+    verifier: Option<&str>,
 ) -> Result<(), OAuthError> {
     if grant.client_id != auth.client.client.client_id.as_str() {
         return Err(OAuthError::invalid_grant(
@@ -142,7 +186,6 @@ fn check(
             "`redirect_uri` differs from the one in the authorization request",
         ));
     }
-    let verifier = params.code_verifier.as_ref().map(ClientSecret::expose);
     match (&grant.code_challenge, grant.code_challenge_method, verifier) {
         (Some(challenge), Some(method), Some(verifier)) => {
             if !pkce::verify(method, challenge, verifier) {

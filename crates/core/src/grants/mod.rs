@@ -1,529 +1,217 @@
-//! Token-endpoint grants. [`TokenParams`] is the request parsed from either body format;
-//! [`issue`] dispatches on `grant_type` once the client is authenticated.
+//! Token-endpoint grants. [`GrantRequest`] is the token request parsed once into the grant it
+//! names; each grant lives in its own file, which owns both its parsing (`parse`) and its
+//! issuing (`issue`). This module only dispatches. Adding a grant is a [`GrantType`]
+//! variant, a file here and a test.
+//!
+//! Grants are written against [`Grants`], the few things they use (the two stores, a minter,
+//! the metrics), not against the whole application state.
 
 pub mod authorization_code;
+pub mod code;
 pub mod client_credentials;
 pub mod refresh_token;
 
-use serde_json::Value;
-
-use crate::app::Tollgate;
 use crate::client_auth::Authenticated;
-use crate::limits::{json_depth, Limits};
-use crate::oauth::OAuthError;
+use crate::metrics::Metrics;
+use crate::model::client::Client;
+use crate::oauth::{GrantType, OAuthError, TokenParams};
 use crate::registry::ServerRuntime;
-use crate::tokens::{AccessTokenClaims, Audience, Confirmation, TokenResponse};
+use crate::revocation::Revocations;
+use crate::store::{Repository, ShortLivedStore};
+use crate::tokens::{Minter, TokenResponse};
 
-/// Parameters that RFC 8707 allows more than once.
-const REPEATABLE: &[&str] = &["resource"];
-
-/// The parameters of a request to the token, introspection or revocation endpoint. Empty
-/// values count as absent (RFC 6749 §3.1); unknown parameters are ignored (§3.2); a repeated
-/// parameter is refused (§3.1).
-#[derive(Debug, Default, Clone)]
-pub struct TokenParams {
-    /// `grant_type`.
-    pub grant_type: Option<String>,
-    /// `scope`.
-    pub scope: Option<String>,
-    /// RFC 8707 `resource`, possibly several.
-    pub resource: Vec<String>,
-    /// `audience` (vendor form, space-delimited).
-    pub audience: Option<String>,
-    /// `client_id`.
-    pub client_id: Option<String>,
-    /// `client_secret` (kept out of `Debug` by [`crate::secrets::ClientSecret`]).
-    pub client_secret: Option<crate::secrets::ClientSecret>,
-    /// RFC 7523 `client_assertion_type`.
-    pub client_assertion_type: Option<String>,
-    /// RFC 7523 `client_assertion`.
-    pub client_assertion: Option<crate::secrets::ClientSecret>,
-    /// RFC 7662 / RFC 7009 `token` (kept out of `Debug`).
-    pub token: Option<crate::secrets::ClientSecret>,
-    /// RFC 7662 / RFC 7009 `token_type_hint`.
-    pub token_type_hint: Option<String>,
-    /// RFC 6749 §4.1.3 `code` (kept out of `Debug`).
-    pub code: Option<crate::secrets::ClientSecret>,
-    /// RFC 6749 §4.1.3 `redirect_uri`.
-    pub redirect_uri: Option<String>,
-    /// RFC 7636 §4.5 `code_verifier` (kept out of `Debug`).
-    pub code_verifier: Option<crate::secrets::ClientSecret>,
-    /// RFC 6749 §6 `refresh_token` (kept out of `Debug`).
-    pub refresh_token: Option<crate::secrets::ClientSecret>,
+/// What the grants need from the application: the narrow seam they are written against.
+#[derive(Debug, Clone, Copy)]
+pub struct Grants<'a> {
+    /// Users' refresh tokens.
+    pub repo: &'a dyn Repository,
+    /// Codes, and the revoked access tokens.
+    pub short_lived: &'a dyn ShortLivedStore,
+    /// Signs and dates the tokens.
+    pub minter: Minter<'a>,
+    /// Counts the tokens issued.
+    pub metrics: &'a Metrics,
 }
 
-impl TokenParams {
-    /// Builds the parameters from name/value pairs, under the default [`Limits`].
-    ///
-    /// # Errors
-    /// `invalid_request` for repeated, oversized or too many parameters.
-    pub fn from_pairs<I>(pairs: I) -> Result<Self, OAuthError>
-    where
-        I: IntoIterator<Item = (String, String)>,
-    {
-        Self::parse(pairs, &Limits::default())
-    }
-
-    /// Builds the parameters from name/value pairs, as decoded from a form or a JSON object.
-    ///
-    /// # Errors
-    /// `invalid_request` for repeated parameters, or one that breaks a limit (named, with
-    /// its value).
-    pub fn parse<I>(pairs: I, limits: &Limits) -> Result<Self, OAuthError>
-    where
-        I: IntoIterator<Item = (String, String)>,
-    {
-        let mut p = Self::default();
-        let mut seen: Vec<String> = Vec::new();
-        for (i, (name, value)) in pairs.into_iter().enumerate() {
-            if i >= limits.max_params {
-                return Err(OAuthError::invalid_request(format!(
-                    "the request has more than {} parameters (the limit)",
-                    limits.max_params
-                )));
-            }
-            // Assertions carry signatures and sometimes certificates: their own limit.
-            let max = if name == "client_assertion" {
-                limits.max_assertion_bytes
-            } else {
-                limits.max_param_bytes
-            };
-            if value.len() > max {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter `{}` is longer than {max} bytes (the limit)",
-                    printable(&name)
-                )));
-            }
-            if !REPEATABLE.contains(&name.as_str()) {
-                if seen.contains(&name) {
-                    return Err(OAuthError::invalid_request(format!(
-                        "parameter `{}` is repeated",
-                        printable(&name)
-                    )));
-                }
-                seen.push(name.clone());
-            }
-            if value.is_empty() {
-                continue;
-            }
-            match name.as_str() {
-                "grant_type" => p.grant_type = Some(value),
-                "scope" => p.scope = Some(value),
-                "resource" => p.resource.push(value),
-                "audience" => p.audience = Some(value),
-                "client_id" => p.client_id = Some(value),
-                "client_secret" => p.client_secret = Some(crate::secrets::ClientSecret::new(value)),
-                "client_assertion_type" => p.client_assertion_type = Some(value),
-                "client_assertion" => {
-                    p.client_assertion = Some(crate::secrets::ClientSecret::new(value));
-                }
-                "token" => p.token = Some(crate::secrets::ClientSecret::new(value)),
-                "token_type_hint" => p.token_type_hint = Some(value),
-                "code" => p.code = Some(crate::secrets::ClientSecret::new(value)),
-                "redirect_uri" => p.redirect_uri = Some(value),
-                "code_verifier" => p.code_verifier = Some(crate::secrets::ClientSecret::new(value)),
-                "refresh_token" => p.refresh_token = Some(crate::secrets::ClientSecret::new(value)),
-                _ => {}
-            }
-        }
-        Ok(p)
-    }
-
-    /// Parses an `application/x-www-form-urlencoded` body (RFC 6749 §3.2).
-    ///
-    /// # Errors
-    /// `invalid_request` for a body that is not UTF-8 form encoding, or breaks a limit.
-    pub fn from_form(body: &[u8], limits: &Limits) -> Result<Self, OAuthError> {
-        Self::parse(form_pairs(body, limits)?, limits)
-    }
-
-    /// Parses an `application/json` body: an object of string members (`resource` may be an
-    /// array of strings; `null` members are absent), the vendor style.
-    ///
-    /// # Errors
-    /// `invalid_request` for anything else, naming the member, or a broken limit.
-    pub fn from_json(body: &[u8], limits: &Limits) -> Result<Self, OAuthError> {
-        Self::parse(json_pairs(body, limits)?, limits)
-    }
-}
-
-/// Decodes a form body into pairs, stopping at the parameter limit: a body of a million
-/// `&`s costs no more than one of `max_params + 1` pairs.
-pub fn form_pairs(body: &[u8], limits: &Limits) -> Result<Vec<(String, String)>, OAuthError> {
-    if std::str::from_utf8(body).is_err() {
-        return Err(OAuthError::invalid_request(
-            "request body is not valid UTF-8",
-        ));
-    }
-    let mut pairs = Vec::new();
-    for (name, value) in url::form_urlencoded::parse(body) {
-        if pairs.len() > limits.max_params {
-            break;
-        }
-        pairs.push((name.into_owned(), value.into_owned()));
-    }
-    Ok(pairs)
-}
-
-fn json_pairs(body: &[u8], limits: &Limits) -> Result<Vec<(String, String)>, OAuthError> {
-    if json_depth(body) > limits.max_json_depth {
-        return Err(OAuthError::invalid_request(format!(
-            "JSON request body is nested deeper than {} levels (the limit)",
-            limits.max_json_depth
-        )));
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        OAuthError::invalid_request(format!(
-            "request body is not valid JSON (line {} column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    let Value::Object(map) = value else {
-        return Err(OAuthError::invalid_request(
-            "JSON request body must be an object",
-        ));
-    };
-    let mut pairs = Vec::with_capacity(map.len());
-    for (name, value) in map {
-        match value {
-            Value::String(s) => pairs.push((name, s)),
-            Value::Null => {}
-            Value::Array(items) if name == "resource" => {
-                for item in items {
-                    let Value::String(s) = item else {
-                        return Err(OAuthError::invalid_request(
-                            "`resource` must be a string or an array of strings",
-                        ));
-                    };
-                    pairs.push((name.clone(), s));
-                }
-            }
-            _ => {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter `{}` must be a string",
-                    printable(&name)
-                )));
-            }
+impl<'a> Grants<'a> {
+    /// Revocation through the same stores and clock.
+    #[must_use]
+    pub fn revocations(&self) -> Revocations<'a> {
+        Revocations {
+            repo: self.repo,
+            short_lived: self.short_lived,
+            clock: self.minter.clock,
         }
     }
-    Ok(pairs)
 }
 
-/// A parameter name made safe to echo in an error: at most 64 printable ASCII characters.
-fn printable(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(64)
-        .collect()
+/// A token request, parsed into the grant it names.
+#[derive(Debug)]
+pub enum GrantRequest {
+    /// RFC 6749 §4.1.3.
+    AuthorizationCode(authorization_code::AuthorizationCode),
+    /// RFC 6749 §6.
+    RefreshToken(refresh_token::RefreshToken),
+    /// RFC 6749 §4.4.
+    ClientCredentials(client_credentials::ClientCredentials),
 }
 
-/// Grant types the token endpoint serves.
-pub const SUPPORTED_GRANTS: &[&str] =
-    &["authorization_code", "refresh_token", "client_credentials"];
+impl GrantRequest {
+    /// Parses the request of an authenticated `client`, in the order RFC 6749 §5.2 implies: the
+    /// grant type (missing: `invalid_request`; unknown: `unsupported_grant_type`), then whether
+    /// this client may use it (`unauthorized_client`), then the grant's own parameters.
+    ///
+    /// # Errors
+    /// As above, and each grant's parameter errors.
+    pub fn parse(params: &TokenParams, client: &Client) -> Result<Self, OAuthError> {
+        let grant = match params.grant_type.as_deref() {
+            None => {
+                return Err(OAuthError::invalid_request(
+                    "missing parameter `grant_type`",
+                ))
+            }
+            Some(name) => GrantType::parse(name).ok_or_else(|| {
+                OAuthError::unsupported_grant_type(
+                    "this grant type is not supported by the token endpoint",
+                )
+            })?,
+        };
+        Ok(match grant {
+            GrantType::AuthorizationCode => {
+                authorization_code::AuthorizationCode::allowed(client)?;
+                Self::AuthorizationCode(authorization_code::AuthorizationCode::parse(params)?)
+            }
+            GrantType::RefreshToken => {
+                refresh_token::RefreshToken::allowed(client)?;
+                Self::RefreshToken(refresh_token::RefreshToken::parse(params)?)
+            }
+            GrantType::ClientCredentials => {
+                client_credentials::ClientCredentials::allowed(client)?;
+                Self::ClientCredentials(client_credentials::ClientCredentials::parse(params)?)
+            }
+        })
+    }
 
-/// Issues tokens for an authenticated client.
+    /// The grant type.
+    #[must_use]
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
+            Self::RefreshToken(_) => GrantType::RefreshToken,
+            Self::ClientCredentials(_) => GrantType::ClientCredentials,
+        }
+    }
+
+    /// Issues the tokens of this grant to `client` on `server`.
+    ///
+    /// # Errors
+    /// The grant's RFC 6749 §5.2 errors.
+    pub async fn issue(
+        self,
+        ctx: &Grants<'_>,
+        server: &ServerRuntime,
+        client: &Authenticated,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant = self.grant_type();
+        let issued = match self {
+            Self::AuthorizationCode(g) => g.issue(ctx, server, client).await?,
+            Self::RefreshToken(g) => g.issue(ctx, server, client).await?,
+            Self::ClientCredentials(g) => g.issue(ctx, server, client).await?,
+        };
+        ctx.metrics.token_issued(grant, client.method);
+        Ok(issued)
+    }
+}
+
+/// Parses and issues: what the token endpoint does once the client is authenticated.
 ///
 /// # Errors
 /// The grant's RFC 6749 §5.2 errors.
 pub async fn issue(
-    app: &Tollgate,
+    ctx: &Grants<'_>,
     server: &ServerRuntime,
     client: &Authenticated,
     params: &TokenParams,
 ) -> Result<TokenResponse, OAuthError> {
-    match params.grant_type.as_deref() {
-        Some("client_credentials") => {
-            let issued = client_credentials::issue(app, server, client, params)?;
-            app.metrics
-                .token_issued("client_credentials", client.method);
-            Ok(issued)
-        }
-        Some("authorization_code") => {
-            let issued = authorization_code::issue(app, server, client, params).await?;
-            app.metrics
-                .token_issued("authorization_code", client.method);
-            Ok(issued)
-        }
-        Some("refresh_token") => {
-            let issued = refresh_token::issue(app, server, client, params).await?;
-            app.metrics.token_issued("refresh_token", client.method);
-            Ok(issued)
-        }
-        Some(_) => Err(OAuthError::unsupported_grant_type(
-            "this grant type is not supported by the token endpoint",
-        )),
-        None => Err(OAuthError::invalid_request(
-            "missing parameter `grant_type`",
-        )),
-    }
+    GrantRequest::parse(params, &client.client.client)?
+        .issue(ctx, server, client)
+        .await
 }
 
-/// Who an access token is about.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Subject<'a> {
-    /// `sub`: the user, or the client itself.
-    pub sub: &'a str,
-    /// When the user authenticated, for tokens issued to a user.
-    pub auth_time: Option<i64>,
+/// `required(value, name)`: a parameter a grant cannot do without.
+fn required<T>(value: Option<T>, name: &str) -> Result<T, OAuthError> {
+    value.ok_or_else(|| OAuthError::invalid_request(format!("missing parameter `{name}`")))
 }
 
-/// A signed access token and its expiry.
-#[derive(Debug)]
-pub(crate) struct AccessToken {
-    /// The JWT.
-    pub token: String,
-    /// Unix seconds.
-    pub exp: i64,
-}
-
-/// Signs an RFC 9068 access token for `subject`, with the audience the request names (or the
-/// server's default), bound to the client certificate when the server asks for it.
-pub(crate) fn access_token(
-    server: &ServerRuntime,
-    auth: &Authenticated,
-    subject: Subject<'_>,
-    scope: Option<&str>,
-    params: &TokenParams,
-    jti: &str,
-) -> Result<AccessToken, OAuthError> {
-    let c = &auth.client.client;
-    let aud = audience(server, &c.metadata.audience, params)?;
-    let now = crate::clock::now();
-    let exp = now + server.server.access_token_ttl;
-    let cnf = auth
-        .certificate_thumbprint
-        .as_deref()
-        .filter(|_| server.server.tls_client_certificate_bound_access_tokens)
-        .map(|x5t| Confirmation { x5t_s256: x5t });
-    let claims = AccessTokenClaims {
-        iss: &server.issuer,
-        sub: subject.sub,
-        aud: &aud,
-        exp,
-        iat: now,
-        nbf: now,
-        jti,
-        client_id: c.client_id.as_str(),
-        scope,
-        cnf,
-        auth_time: subject.auth_time,
-    };
-    let token = claims
-        .sign(&server.signing_key)
-        .map_err(|e| signing_failed(&e))?;
-    Ok(AccessToken { token, exp })
-}
-
-/// An OpenID Connect ID token for `client` about `sub`, signed with the algorithm the client
-/// registered (`id_token_signed_response_alg`) or the server's.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn id_token(
-    server: &ServerRuntime,
-    client: &crate::client::Client,
-    sub: &str,
-    auth_time: i64,
-    amr: &[String],
-    nonce: Option<&str>,
-    access_token: &str,
-) -> Result<String, OAuthError> {
-    let key = client
-        .metadata
-        .id_token_signed_response_alg
-        .as_deref()
-        .and_then(crate::server::SigningAlg::parse)
-        .and_then(|alg| server.key_for(alg))
-        .unwrap_or(&server.signing_key);
-    let now = crate::clock::now();
-    crate::tokens::IdTokenClaims {
-        iss: &server.issuer,
-        sub,
-        aud: client.client_id.as_str(),
-        exp: now + server.server.access_token_ttl,
-        iat: now,
-        auth_time,
-        nonce,
-        at_hash: crate::tokens::at_hash(key.alg, access_token),
-        amr,
-        azp: client.client_id.as_str(),
-    }
-    .sign(key)
-    .map_err(|e| signing_failed(&e))
-}
-
-/// Signing failed: our fault, logged, never detailed to the client.
-pub(crate) fn signing_failed(e: &crate::keys::KeyError) -> OAuthError {
-    tracing::error!(error = %e, "signing failed");
-    OAuthError::server_error()
-}
-
-/// `aud`: the requested `resource`s (RFC 8707) or `audience`, each of which must be one the
-/// client registered; otherwise the server's default audience, or the issuer.
-pub(crate) fn audience(
-    server: &ServerRuntime,
-    registered: &[String],
-    params: &TokenParams,
-) -> Result<Audience, OAuthError> {
-    let mut requested: Vec<String> = params.resource.clone();
-    if let Some(a) = &params.audience {
-        requested.extend(a.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
-    }
-    for r in &params.resource {
-        let ok = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none());
-        if !ok {
-            return Err(OAuthError::invalid_target(
-                "`resource` must be an absolute URI without a fragment (RFC 8707 §2)",
-            ));
-        }
-    }
-    if requested.is_empty() {
-        let default = server
-            .server
-            .default_audience
-            .clone()
-            .unwrap_or_else(|| server.issuer.clone());
-        return Ok(Audience::One(default));
-    }
-    requested.dedup();
-    if let Some(bad) = requested.iter().find(|r| !registered.contains(r)) {
-        let shown: String = bad.chars().filter(|c| !c.is_control()).take(200).collect();
-        return Err(OAuthError::invalid_target(format!(
-            "the client may not request tokens for `{shown}`"
-        )));
-    }
-    Ok(if requested.len() == 1 {
-        Audience::One(requested.remove(0))
-    } else {
-        Audience::Many(requested)
-    })
+/// The `unauthorized_client` answer for a client not registered for `grant`.
+fn not_registered(grant: GrantType) -> OAuthError {
+    OAuthError::unauthorized_client(format!(
+        "the client is not registered for the {grant} grant"
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
-    }
-
-    #[test]
-    fn empty_values_are_absent_and_unknown_ignored() {
-        let p = TokenParams::from_pairs(pairs(&[
-            ("grant_type", "client_credentials"),
-            ("scope", ""),
-            ("x", "y"),
-        ]))
-        .unwrap();
-        assert_eq!(p.grant_type.as_deref(), Some("client_credentials"));
-        assert!(p.scope.is_none());
-    }
-
-    #[test]
-    fn repeated_parameters_are_invalid_except_resource() {
-        let e = TokenParams::from_pairs(pairs(&[("scope", "a"), ("scope", "b")])).unwrap_err();
-        assert_eq!(e.code.as_str(), "invalid_request");
-        let p = TokenParams::from_pairs(pairs(&[
-            ("resource", "https://a"),
-            ("resource", "https://b"),
-        ]))
-        .unwrap();
-        assert_eq!(p.resource.len(), 2);
-    }
-
-    #[test]
-    fn limits_are_enforced() {
-        let limits = Limits::default();
-        let many: Vec<_> = (0..=limits.max_params)
-            .map(|i| (format!("p{i}"), "v".to_string()))
-            .collect();
-        assert!(TokenParams::from_pairs(many).is_err());
-        let long = vec![("scope".to_string(), "a".repeat(limits.max_param_bytes + 1))];
-        assert!(TokenParams::from_pairs(long).is_err());
-    }
-
-    #[test]
-    fn assertions_have_their_own_limit() {
-        let limits = Limits {
-            max_param_bytes: 300,
-            max_assertion_bytes: 600,
-            ..Limits::default()
-        };
-        let assertion = |n: usize| vec![("client_assertion".to_string(), "a".repeat(n))];
-        assert!(TokenParams::parse(assertion(600), &limits).is_ok());
-        let e = TokenParams::parse(assertion(601), &limits).unwrap_err();
-        assert_eq!(
-            e.description,
-            "parameter `client_assertion` is longer than 600 bytes (the limit)"
-        );
-        let e = TokenParams::parse(vec![("scope".into(), "a".repeat(301))], &limits).unwrap_err();
-        assert_eq!(
-            e.description,
-            "parameter `scope` is longer than 300 bytes (the limit)"
-        );
-    }
-
-    #[test]
-    fn json_bodies_take_strings_only() {
-        let limits = Limits::default();
-        let p = TokenParams::from_json(
-            br#"{"grant_type":"client_credentials","scope":null}"#,
-            &limits,
-        )
-        .unwrap();
-        assert_eq!(p.grant_type.as_deref(), Some("client_credentials"));
-        assert!(p.scope.is_none());
-        let p =
-            TokenParams::from_json(br#"{"resource":["https://a","https://b"]}"#, &limits).unwrap();
-        assert_eq!(p.resource.len(), 2);
-        for bad in [
-            &br#"{"grant_type":1}"#[..],
-            b"[]",
-            b"{",
-            br#"{"scope":{"a":1}}"#,
-            br#"{"resource":[1]}"#,
-        ] {
-            assert_eq!(
-                TokenParams::from_json(bad, &limits).unwrap_err().status,
-                400
-            );
+    fn client(grants: &[GrantType], method: &str) -> Client {
+        let grant_types: Vec<&str> = grants.iter().map(|g| g.as_str()).collect();
+        let mut metadata: crate::model::client::ClientMetadata =
+            serde_json::from_value(serde_json::json!({
+                "grant_types": grant_types,
+                "token_endpoint_auth_method": method,
+                "redirect_uris": ["https://app.example/cb"],
+            }))
+            .unwrap();
+        metadata.scope = Some("read".into());
+        Client {
+            tenant_id: crate::ids::TenantId::parse("t").unwrap(),
+            server_id: crate::ids::ServerId::parse("s").unwrap(),
+            client_id: crate::ids::ClientId::parse("c").unwrap(),
+            metadata,
+            secret: crate::model::client::StoredSecret::None,
+            secret_expires_at: 0,
+            issued_at: 0,
+            updated_at: 0,
         }
     }
 
+    fn params(pairs: &[(&str, &str)]) -> TokenParams {
+        TokenParams::from_pairs(pairs.iter().map(|(a, b)| ((*a).into(), (*b).into()))).unwrap()
+    }
+
     #[test]
-    fn deep_json_is_refused_before_parsing() {
-        let limits = Limits {
-            max_json_depth: 4,
-            ..Limits::default()
-        };
-        let deep = format!("{{\"a\":{}{}}}", "[".repeat(10), "]".repeat(10));
-        let e = TokenParams::from_json(deep.as_bytes(), &limits).unwrap_err();
-        assert_eq!(
-            e.description,
-            "JSON request body is nested deeper than 4 levels (the limit)"
+    fn parse_checks_grant_type_then_client_then_parameters() {
+        let cc = client(&[GrantType::ClientCredentials], "client_secret_basic");
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "invalid_request"),
+            (&[("grant_type", "password")], "unsupported_grant_type"),
+            (&[("grant_type", "refresh_token")], "unauthorized_client"),
+            (&[("grant_type", "authorization_code")], "unauthorized_client"),
+            (
+                &[("grant_type", "client_credentials"), ("scope", "a\"b")],
+                "invalid_scope",
+            ),
+        ];
+        for (pairs, code) in cases {
+            let e = GrantRequest::parse(&params(pairs), &cc).unwrap_err();
+            assert_eq!(e.code.as_str(), *code, "{pairs:?}");
+        }
+        let ok = GrantRequest::parse(&params(&[("grant_type", "client_credentials")]), &cc);
+        assert_eq!(ok.unwrap().grant_type(), GrantType::ClientCredentials);
+
+        let code = client(
+            &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+            "client_secret_basic",
         );
-    }
-
-    #[test]
-    fn form_bodies_must_be_utf8_and_stop_at_the_parameter_limit() {
-        let limits = Limits::default();
-        let p =
-            TokenParams::from_form(b"grant_type=client_credentials&scope=a+b", &limits).unwrap();
-        assert_eq!(p.scope.as_deref(), Some("a b"));
-        assert!(TokenParams::from_form(b"scope=\xff", &limits).is_err());
-        let flood =
-            "&".repeat(1_000_000) + &(0..100).map(|i| format!("x{i}=1&")).collect::<String>();
-        let e = TokenParams::from_form(flood.as_bytes(), &limits).unwrap_err();
-        assert!(e.description.contains("more than 32 parameters"), "{e}");
-    }
-
-    #[test]
-    fn secrets_stay_out_of_debug() {
-        let p = TokenParams::from_pairs(pairs(&[
-            ("client_secret", "hunter2"),
-            ("client_assertion", "eyJ.x.y"),
-        ]))
-        .unwrap();
-        let dbg = format!("{p:?}");
-        assert!(!dbg.contains("hunter2") && !dbg.contains("eyJ"));
+        let e = GrantRequest::parse(&params(&[("grant_type", "authorization_code")]), &code)
+            .unwrap_err();
+        assert_eq!(e.description, "missing parameter `code`");
+        let e = GrantRequest::parse(&params(&[("grant_type", "refresh_token")]), &code)
+            .unwrap_err();
+        assert_eq!(e.description, "missing parameter `refresh_token`");
+        let e = GrantRequest::parse(&params(&[("grant_type", "client_credentials")]), &code)
+            .unwrap_err();
+        assert_eq!(e.code.as_str(), "unauthorized_client");
     }
 }

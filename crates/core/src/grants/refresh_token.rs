@@ -2,145 +2,181 @@
 //! round trip to the database; presenting a token that was already rotated revokes its whole
 //! family, with the access tokens issued from it.
 
-use crate::app::{store_failure, Tollgate};
+use super::{not_registered, required, Grants};
 use crate::client_auth::Authenticated;
-use crate::clock;
-use crate::oauth::OAuthError;
+use crate::model::client::Client;
+use crate::oauth::{GrantType, OAuthError, TokenParams};
 use crate::refresh::{self, Successor};
 use crate::registry::ServerRuntime;
 use crate::scope::Scopes;
 use crate::secrets::ClientSecret;
-use crate::tokens::TokenResponse;
-
-use super::TokenParams;
+use crate::store::store_failure;
+use crate::tokens::{Subject, Target, TokenResponse};
 
 fn invalid() -> OAuthError {
     OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")
 }
 
-/// Exchanges a refresh token for a new access token and a new refresh token.
-///
-/// # Errors
-/// `unauthorized_client`, `invalid_request`, `invalid_scope`, `invalid_grant`, `503`.
-pub async fn issue(
-    app: &Tollgate,
-    server: &ServerRuntime,
-    auth: &Authenticated,
-    params: &TokenParams,
-) -> Result<TokenResponse, OAuthError> {
-    let c = &auth.client.client;
-    if !c.has_grant("refresh_token") {
-        return Err(OAuthError::unauthorized_client(
-            "the client is not registered for the refresh_token grant",
-        ));
-    }
-    let presented = params
-        .refresh_token
-        .as_ref()
-        .map(ClientSecret::expose)
-        .ok_or_else(|| OAuthError::invalid_request("missing parameter `refresh_token`"))?;
-    if !refresh::looks_like_refresh_token(presented) {
-        return Err(invalid());
-    }
-    let (t, s) = (&server.server.tenant_id, &server.server.id);
-    let old_hash = refresh::digest(presented);
-    let requested = params
-        .scope
-        .as_deref()
-        .map(Scopes::parse)
-        .transpose()
-        .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-    if let Some(requested) = &requested {
-        // Narrowing (§6) must be checked before rotating: one extra read, only for requests
-        // that ask for it.
-        let current = app
-            .repo
-            .get_refresh_token(&old_hash)
-            .await
-            .map_err(|e| store_failure(&e))?;
-        if let Some(rec) = current.filter(|r| r.usable(clock::now())) {
-            let granted = Scopes::parse(&rec.scope).unwrap_or_default();
-            if !requested.is_subset(&granted) {
-                return Err(OAuthError::invalid_scope(
-                    "requested scope exceeds the scope originally granted",
-                ));
-            }
+/// A parsed refresh request.
+#[derive(Debug)]
+pub struct RefreshToken {
+    /// The presented token (kept out of `Debug`).
+    presented: ClientSecret,
+    /// A narrower scope, when asked for (§6).
+    scope: Option<Scopes>,
+    /// The requested audiences.
+    target: Target,
+}
+
+impl RefreshToken {
+    /// Whether `client` may use this grant.
+    ///
+    /// # Errors
+    /// `unauthorized_client` for a client not registered for it.
+    pub fn allowed(client: &Client) -> Result<(), OAuthError> {
+        if client.has_grant(GrantType::RefreshToken) {
+            Ok(())
+        } else {
+            Err(not_registered(GrantType::RefreshToken))
         }
     }
-    let now = clock::now();
-    let (next_token, next_hash) = refresh::generate();
-    let jti = uuid::Uuid::new_v4().to_string();
-    let successor = Successor {
-        token_hash: next_hash,
-        access_jti: jti.clone(),
-        access_exp: now + server.server.access_token_ttl,
-        expires_at: now + server.server.refresh_token_ttl,
-    };
-    let rotated = app
-        .repo
-        .rotate_refresh_token(t, s, &c.client_id, &old_hash, &successor, now)
-        .await
-        .map_err(|e| store_failure(&e))?;
-    let Some(rotated) = rotated else {
-        return Err(refused(app, server, auth, &old_hash).await);
-    };
-    // What was granted, less any scope the client no longer holds.
-    let held = c.scopes();
-    let granted = Scopes::parse(&rotated.scope)
-        .unwrap_or_default()
-        .intersection(&held);
-    let scopes = requested.unwrap_or(granted);
-    let scope = (!scopes.is_empty()).then(|| scopes.to_scope_string());
-    let access = super::access_token(
-        server,
-        auth,
-        super::Subject {
-            sub: rotated.user_id.as_str(),
-            auth_time: Some(rotated.auth_time),
-        },
-        scope.as_deref(),
-        params,
-        &jti,
-    )?;
-    let id_token = if scopes.contains("openid") {
-        let amr: Vec<String> = rotated
-            .amr
-            .split(' ')
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Some(super::id_token(
-            server,
-            c,
-            rotated.user_id.as_str(),
-            rotated.auth_time,
-            &amr,
-            None,
-            &access.token,
-        )?)
-    } else {
-        None
-    };
-    Ok(TokenResponse {
-        access_token: access.token,
-        token_type: "Bearer",
-        expires_in: server.server.access_token_ttl,
-        scope,
-        refresh_token: Some(next_token),
-        id_token,
-    })
+
+    /// Parses the request.
+    ///
+    /// # Errors
+    /// `invalid_request` without `refresh_token`, `invalid_grant` for one that cannot be
+    /// ours, `invalid_scope` for a malformed `scope`.
+    pub fn parse(params: &TokenParams) -> Result<Self, OAuthError> {
+        let presented = required(params.refresh_token.as_ref(), "refresh_token")?;
+        if !refresh::looks_like_refresh_token(presented.expose()) {
+            return Err(invalid());
+        }
+        let scope = params
+            .scope
+            .as_deref()
+            .map(Scopes::parse)
+            .transpose()
+            .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+        Ok(Self {
+            presented: presented.clone(),
+            scope,
+            target: Target::of(params),
+        })
+    }
+
+    /// Exchanges the refresh token for a new access token and a new refresh token.
+    ///
+    /// # Errors
+    /// `invalid_scope`, `invalid_grant`, `503`.
+    pub async fn issue(
+        self,
+        ctx: &Grants<'_>,
+        server: &ServerRuntime,
+        auth: &Authenticated,
+    ) -> Result<TokenResponse, OAuthError> {
+        let c = &auth.client.client;
+        let (t, s) = (&server.server.tenant_id, &server.server.id);
+        let old_hash = refresh::digest(self.presented.expose());
+        let requested = self.scope;
+        if let Some(requested) = &requested {
+            // Narrowing (§6) must be checked before rotating: one extra read, only for requests
+            // that ask for it.
+            let current = ctx
+                .repo
+                .get_refresh_token(&old_hash)
+                .await
+                .map_err(|e| store_failure(&e))?;
+            if let Some(rec) = current.filter(|r| r.usable(ctx.minter.clock.now())) {
+                let granted = Scopes::parse(&rec.scope).unwrap_or_default();
+                if !requested.is_subset(&granted) {
+                    return Err(OAuthError::invalid_scope(
+                        "requested scope exceeds the scope originally granted",
+                    ));
+                }
+            }
+        }
+        let now = ctx.minter.clock.now();
+        let (next_token, next_hash) = refresh::generate();
+        let jti = uuid::Uuid::new_v4().to_string();
+        let successor = Successor {
+            token_hash: next_hash,
+            access_jti: jti.clone(),
+            access_exp: now + server.server.access_token_ttl,
+            expires_at: now + server.server.refresh_token_ttl,
+        };
+        let rotated = ctx
+            .repo
+            .rotate_refresh_token(t, s, &c.client_id, &old_hash, &successor, now)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        let Some(rotated) = rotated else {
+            return Err(refused(ctx, server, auth, &old_hash).await);
+        };
+        // What was granted, less any scope the client no longer holds.
+        let held = c.scopes();
+        let granted = Scopes::parse(&rotated.scope)
+            .unwrap_or_default()
+            .intersection(&held);
+        let scopes = requested.unwrap_or(granted);
+        let scope = (!scopes.is_empty()).then(|| scopes.to_scope_string());
+        let access = ctx
+            .minter
+            .access_token(
+                server,
+                auth,
+                Subject {
+                    sub: rotated.user_id.as_str(),
+                    auth_time: Some(rotated.auth_time),
+                },
+                scope.as_deref(),
+                &self.target,
+                &jti,
+            )
+            .await?;
+        let id_token = if scopes.contains("openid") {
+            let amr: Vec<String> = rotated
+                .amr
+                .split(' ')
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Some(
+                ctx.minter
+                    .id_token(
+                        server,
+                        c,
+                        rotated.user_id.as_str(),
+                        rotated.auth_time,
+                        &amr,
+                        None,
+                        &access.token,
+                    )
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(TokenResponse {
+            access_token: access.token,
+            token_type: "Bearer",
+            expires_in: server.server.access_token_ttl,
+            scope,
+            refresh_token: Some(next_token),
+            id_token,
+        })
+    }
 }
 
 /// Why a rotation found nothing to rotate; a rotated token of this client is a replay and
 /// revokes its family.
 async fn refused(
-    app: &Tollgate,
+    ctx: &Grants<'_>,
     server: &ServerRuntime,
     auth: &Authenticated,
     old_hash: &str,
 ) -> OAuthError {
     let (t, s) = (&server.server.tenant_id, &server.server.id);
-    let rec = match app.repo.get_refresh_token(old_hash).await {
+    let rec = match ctx.repo.get_refresh_token(old_hash).await {
         Ok(r) => r,
         Err(e) => return store_failure(&e),
     };
@@ -151,7 +187,7 @@ async fn refused(
     };
     if rec.rotated_at.is_some() && rec.revoked_at.is_none() {
         tracing::warn!(tenant = %t, server = %s, client_id = %rec.client_id, "rotated refresh token reused; revoking its family");
-        if let Err(e) = refresh::revoke_family(app, t, s, &rec.family_id).await {
+        if let Err(e) = ctx.revocations().revoke_family(t, s, &rec.family_id).await {
             return e;
         }
         return OAuthError::invalid_grant(

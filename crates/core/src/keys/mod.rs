@@ -2,9 +2,9 @@
 //! and compact JWS signing with keys parsed once and held in memory.
 
 pub mod master;
-pub mod rotation;
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::ids::{ServerId, TenantId};
-use crate::server::SigningAlg;
+use crate::oauth::SigningAlg;
 pub use master::{MasterKey, MasterKeyError};
 
 /// Why a key could not be made or used.
@@ -319,6 +319,11 @@ impl SigningKey {
     /// When serialisation or signing fails.
     pub fn sign_jws<C: Serialize>(&self, typ: TokenType, claims: &C) -> Result<String, KeyError> {
         let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
+        self.sign_payload(typ, &payload)
+    }
+
+    /// Signs an already serialised claims set as a compact JWS.
+    fn sign_payload(&self, typ: TokenType, payload: &[u8]) -> Result<String, KeyError> {
         let header = match typ {
             TokenType::AccessToken => &self.at_header,
             TokenType::Jwt => &self.jwt_header,
@@ -326,11 +331,65 @@ impl SigningKey {
         let mut out = String::with_capacity(header.len() + payload.len() * 4 / 3 + 400);
         out.push_str(header);
         out.push('.');
-        URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
+        URL_SAFE_NO_PAD.encode_string(payload, &mut out);
         let sig = self.sign(out.as_bytes())?;
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(&sig, &mut out);
         Ok(out)
+    }
+}
+
+/// Signs tokens without blocking the async workers. ES256 and EdDSA signatures take tens of
+/// microseconds and are made in place; an RSA signature (RS256, PS256) takes about 0.7 ms, so
+/// it runs on the blocking pool, at most `max_concurrent` at once: a burst of RSA-signed
+/// tokens queues there instead of stalling every other request of the runtime.
+#[derive(Debug)]
+pub struct Signer {
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Signer {
+    fn default() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+    }
+}
+
+impl Signer {
+    /// A signer running at most `max_concurrent` slow signatures at once.
+    #[must_use]
+    pub fn new(max_concurrent: usize) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(max_concurrent.max(1))),
+        }
+    }
+
+    /// Serialises `claims` and signs them with `key` as a compact JWS.
+    ///
+    /// # Errors
+    /// When serialisation or signing fails, or the blocking pool is gone (shutdown).
+    pub async fn sign<C: Serialize>(
+        &self,
+        key: &Arc<SigningKey>,
+        typ: TokenType,
+        claims: &C,
+    ) -> Result<String, KeyError> {
+        if !matches!(key.alg, SigningAlg::RS256 | SigningAlg::PS256) {
+            return key.sign_jws(typ, claims);
+        }
+        let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| KeyError::Sign)?;
+        let key = Arc::clone(key);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            key.sign_payload(typ, &payload)
+        })
+        .await
+        .map_err(|_| KeyError::Sign)?
     }
 }
 

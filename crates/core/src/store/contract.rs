@@ -11,12 +11,12 @@ use serde_json::json;
 
 use super::*;
 use crate::audit::{test_record, Actor, Origin, Resource};
-use crate::client::{ClientMetadata, StoredSecret};
-use crate::credentials::AdminRole;
+use crate::model::client::{ClientMetadata, StoredSecret};
+use crate::model::credential::AdminRole;
 use crate::ids::UserId;
 use crate::keys::{KeyStatus, MasterKey};
 use crate::refresh::{RefreshRecord, Rotated, Successor};
-use crate::server::{AuthMethod, SigningAlg};
+use crate::model::server::{AuthMethod, SigningAlg};
 
 fn backend_url(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -92,9 +92,9 @@ fn server(t: &TenantId, id: &str) -> Server {
         allow_plain_pkce: false,
         logo_uri: Some("https://cdn.example/logo.png".into()),
         brand_color: Some("#0a7cff".into()),
-        rate_limits: crate::rate_limit::RateLimits {
+        rate_limits: crate::model::rate_limits::RateLimits {
             client_burst: Some(7),
-            ..crate::rate_limit::RateLimits::default()
+            ..crate::model::rate_limits::RateLimits::default()
         },
         created_at: 2,
         updated_at: 2,
@@ -912,14 +912,14 @@ pub(crate) async fn short_lived_take_is_atomic(store: Arc<dyn ShortLivedStore>) 
 /// A tenant with a server, a client and a user, for the flow's tables.
 async fn flow_fixture(
     repo: &Arc<dyn Repository>,
-) -> (TenantId, ServerId, ClientId, crate::users::User) {
+) -> (TenantId, ServerId, ClientId, crate::model::users::User) {
     let t = tenant(&unique("u"));
     repo.create_tenant(&t, &rec(&t.id)).await.unwrap();
     let s = server(&t.id, "main");
     repo.create_server(&s, &[], &rec(&t.id)).await.unwrap();
     let c = client(&t.id, &s.id, "web", StoredSecret::None);
     repo.create_client(&c, &rec(&t.id)).await.unwrap();
-    let user = crate::users::User {
+    let user = crate::model::users::User {
         tenant_id: t.id.clone(),
         server_id: s.id.clone(),
         id: UserId::generate(),
@@ -969,7 +969,7 @@ pub(crate) async fn users_and_consents(repo: Arc<dyn Repository>) {
     assert_eq!(page.next, None);
 
     assert_eq!(repo.get_consent(&t, &s, &user.id, &c).await.unwrap(), None);
-    let mut consent = crate::users::Consent {
+    let mut consent = crate::model::users::Consent {
         tenant_id: t.clone(),
         server_id: s.clone(),
         user_id: user.id.clone(),

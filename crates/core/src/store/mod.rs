@@ -20,14 +20,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
-use crate::client::Client;
-use crate::credentials::AdminCredential;
+use crate::model::client::Client;
+use crate::model::credential::AdminCredential;
 use crate::ids::{ClientId, CredentialId, ServerId, TenantId, UserId};
 use crate::keys::KeyRecord;
 use crate::refresh::{RefreshRecord, Rotated, Successor};
-use crate::server::{Server, SigningAlg};
-use crate::tenant::Tenant;
-use crate::users::{Consent, User};
+use crate::model::server::{Server, SigningAlg};
+use crate::model::tenant::Tenant;
+use crate::model::users::{Consent, User};
 
 /// Storage failures. Messages never carry stored values.
 #[derive(Debug, thiserror::Error)]
@@ -497,6 +497,22 @@ pub async fn open_short_lived(
     match redis_url {
         Some(url) => Ok(Arc::new(redis::RedisStore::connect(url).await?)),
         None => Ok(Arc::new(memory::MemoryStore::new())),
+    }
+}
+
+/// Maps a store failure on a request path: unreachable is `503`, anything else `500`;
+/// the cause goes to the log, not to the caller.
+#[must_use]
+pub fn store_failure(e: &StoreError) -> crate::oauth::OAuthError {
+    match e {
+        StoreError::Unavailable(_) => {
+            tracing::warn!(error = %e, "store unavailable");
+            crate::oauth::OAuthError::temporarily_unavailable()
+        }
+        _ => {
+            tracing::error!(error = %e, "store failure");
+            crate::oauth::OAuthError::server_error()
+        }
     }
 }
 

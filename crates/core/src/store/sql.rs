@@ -22,13 +22,13 @@ use super::{
     StoreError, TenantRepo,
 };
 use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
-use crate::client::{Client, ClientMetadata, StoredSecret};
-use crate::credentials::{AdminCredential, AdminRole};
+use crate::model::client::{Client, ClientMetadata, StoredSecret};
+use crate::model::credential::{AdminCredential, AdminRole};
 use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
 use crate::keys::{KeyRecord, KeyStatus};
-use crate::rate_limit::RateLimits;
-use crate::server::{AuthMethod, Server, SigningAlg};
-use crate::tenant::Tenant;
+use crate::model::rate_limits::RateLimits;
+use crate::model::server::{AuthMethod, Server, SigningAlg};
+use crate::model::tenant::Tenant;
 
 pub(super) fn map_err(e: sqlx::Error) -> StoreError {
     match e {

@@ -13,7 +13,7 @@ use super::{Page, RefreshRepo, StoreError, UserRepo};
 use crate::audit::AuditRecord;
 use crate::ids::{ClientId, ServerId, TenantId, UserId};
 use crate::refresh::{RefreshRecord, Rotated, Successor};
-use crate::users::{Consent, User};
+use crate::model::users::{Consent, User};
 
 const USER_COLS: &str =
     "tenant_id, server_id, id, username, password_hash, claims, created_at, updated_at";

@@ -18,7 +18,7 @@ use crate::ids::{ServerId, TenantId};
 use crate::invalidation::Invalidation;
 use crate::keys::{KeyRecord, KeyStatus};
 use crate::manage::{key_algs, retire_at, ManageError};
-use crate::server::{Server, SigningAlg};
+use crate::model::server::{Server, SigningAlg};
 
 /// How often the scheduler looks for due servers (each run is this ± a quarter, at random).
 pub const TICK_INTERVAL: Duration = Duration::from_secs(60);
@@ -184,9 +184,9 @@ mod tests {
     use crate::audit::{Actor, AuditFilter};
     use crate::keys::MasterKey;
     use crate::manage;
-    use crate::server::NewServer;
+    use crate::model::server::NewServer;
     use crate::store::{open_repository, open_short_lived, Repository};
-    use crate::tenant::NewTenant;
+    use crate::model::tenant::NewTenant;
     use crate::TollgateOptions;
 
     async fn app_on(repo: Arc<dyn Repository>, master: &str) -> Tollgate {

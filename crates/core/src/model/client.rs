@@ -4,12 +4,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ids::{ClientId, ServerId, TenantId};
-use crate::manage::Invalid;
+use crate::model::Invalid;
 use crate::scope::Scopes;
-use crate::server::{AuthMethod, Server};
+use crate::model::server::Server;
+use crate::oauth::{AuthMethod, GrantType};
 
-/// Grant types a client may register.
-pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 /// Response types a client may register.
 pub const RESPONSE_TYPES: &[&str] = &["code"];
 
@@ -155,8 +154,8 @@ impl Client {
 
     /// Whether the client registered `grant`.
     #[must_use]
-    pub fn has_grant(&self, grant: &str) -> bool {
-        self.metadata.grant_types.iter().any(|g| g == grant)
+    pub fn has_grant(&self, grant: GrantType) -> bool {
+        self.metadata.grant_types.iter().any(|g| g == grant.as_str())
     }
 
     /// The client's registered scopes.
@@ -231,17 +230,19 @@ impl ClientMetadata {
             ));
         }
         if self.grant_types.is_empty() {
-            self.grant_types.push("authorization_code".into());
+            self.grant_types
+                .push(GrantType::AuthorizationCode.as_str().into());
         }
         dedup(&mut self.grant_types);
         if let Some(g) = self
             .grant_types
             .iter()
-            .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+            .find(|g| GrantType::parse(g).is_none())
         {
             return Err(meta("grant_types", format!("unsupported grant type `{g}`")));
         }
-        let code_flow = self.grant_types.iter().any(|g| g == "authorization_code");
+        let has = |grant: GrantType| self.grant_types.iter().any(|g| g == grant.as_str());
+        let code_flow = has(GrantType::AuthorizationCode);
         if self.response_types.is_empty() && code_flow {
             self.response_types.push("code".into());
         }
@@ -262,14 +263,13 @@ impl ClientMetadata {
                 "`code` requires the authorization_code grant type (RFC 7591 §2.1)",
             ));
         }
-        if self.grant_types.iter().any(|g| g == "refresh_token") && !code_flow {
+        if has(GrantType::RefreshToken) && !code_flow {
             return Err(meta(
                 "grant_types",
                 "refresh_token is only issued with the authorization_code grant",
             ));
         }
-        if method == AuthMethod::None && self.grant_types.iter().any(|g| g == "client_credentials")
-        {
+        if method == AuthMethod::None && has(GrantType::ClientCredentials) {
             return Err(meta(
                 "grant_types",
                 "a public client (`none`) cannot use client_credentials",
@@ -421,7 +421,7 @@ impl ClientMetadata {
     ///
     /// # Errors
     /// `invalid_client_metadata` naming `jwks_uri` or `jwks`.
-    pub fn check_jwks_uri(&self, options: &crate::app::JwksFetchOptions) -> Result<(), Invalid> {
+    pub fn check_jwks_uri(&self, options: &crate::client_keys::JwksFetchOptions) -> Result<(), Invalid> {
         use crate::client_keys::{check_jwks_uri, FetchError};
         if let Some(jwks) = &self.jwks {
             if jwks_size(jwks) > options.max_bytes {
@@ -486,7 +486,7 @@ impl ClientMetadata {
         }
         self.validate_jwt_fields(method)?;
         if let Some(alg) = &self.id_token_signed_response_alg {
-            if crate::server::SigningAlg::parse(alg).is_none() {
+            if crate::model::server::SigningAlg::parse(alg).is_none() {
                 return Err(meta(
                     "id_token_signed_response_alg",
                     "must be one of ES256, RS256, PS256, EdDSA",
@@ -535,7 +535,7 @@ impl ClientMetadata {
             check_text(field, Some(value), 1024)?;
             match field {
                 "tls_client_auth_subject_dn" => {
-                    crate::client_auth::DistinguishedName::parse(value).map_err(|e| {
+                    crate::model::dn::DistinguishedName::parse(value).map_err(|e| {
                         meta(field, format!("is not an RFC 4514 distinguished name: {e}"))
                     })?;
                 }
@@ -573,7 +573,7 @@ impl ClientMetadata {
                 return Err(meta("jwks", "self_signed_tls_client_auth requires `jwks` holding the client's certificates (x5c)"));
             };
             let certs =
-                crate::client_auth::registered_certificates(jwks).map_err(|e| meta("jwks", e))?;
+                crate::client_keys::registered_certificates(jwks).map_err(|e| meta("jwks", e))?;
             if certs.is_empty() {
                 return Err(meta("jwks", "self_signed_tls_client_auth requires at least one key with an `x5c` certificate"));
             }
@@ -587,10 +587,16 @@ fn dedup(v: &mut Vec<String>) {
     v.retain(|x| seen.insert(x.clone()));
 }
 
+/// Associated data binding a sealed `client_secret_jwt` secret to its client.
+#[must_use]
+pub fn client_secret_context(t: &TenantId, s: &ServerId, id: &ClientId) -> String {
+    format!("client-secret/{t}/{s}/{id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::{SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
+    use crate::model::server::{SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
 
     fn server() -> Server {
         Server {
@@ -608,7 +614,7 @@ mod tests {
             allow_plain_pkce: false,
             logo_uri: None,
             brand_color: None,
-            rate_limits: crate::rate_limit::RateLimits::default(),
+            rate_limits: crate::model::rate_limits::RateLimits::default(),
             created_at: 0,
             updated_at: 0,
         }
@@ -811,8 +817,8 @@ mod jwt_method_tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::app::JwksFetchOptions;
-    use crate::server::{SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
+    use crate::client_keys::JwksFetchOptions;
+    use crate::model::server::{SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
 
     fn server() -> Server {
         Server {
@@ -830,7 +836,7 @@ mod jwt_method_tests {
             allow_plain_pkce: false,
             logo_uri: None,
             brand_color: None,
-            rate_limits: crate::rate_limit::RateLimits::default(),
+            rate_limits: crate::model::rate_limits::RateLimits::default(),
             created_at: 0,
             updated_at: 0,
         }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::ids::{ServerId, TenantId, UserId};
-use crate::manage::Invalid;
+use crate::model::Invalid;
 use crate::scope::Scopes;
 use crate::secrets::Password;
 

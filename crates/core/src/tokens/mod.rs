@@ -1,9 +1,13 @@
 //! Access tokens (RFC 9068 JWT profile) and the token endpoint's success response.
 
+mod mint;
+
+pub use mint::{AccessToken, Minter, Subject, Target};
+
 use serde::Serialize;
 
 use crate::keys::{KeyError, SigningKey, TokenType};
-use crate::server::SigningAlg;
+use crate::oauth::SigningAlg;
 
 /// `aud`: one audience is a string, several an array (RFC 7519 §4.1.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

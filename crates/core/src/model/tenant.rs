@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ids::TenantId;
-use crate::manage::Invalid;
+use crate::model::Invalid;
 
 /// A tenant as stored and as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

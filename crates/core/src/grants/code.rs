@@ -1,0 +1,128 @@
+//! Authorization codes (RFC 6749 §4.1.2): random, at most 60 s, single use, bound to the
+//! client, redirect URI, PKCE challenge, scopes, nonce and user. A code lives in the
+//! short-lived store under its SHA-256 and is taken atomically (`GETDEL`), so of two
+//! exchanges exactly one wins — on every replica. Beside it, what its exchange will issue
+//! (the access token's `jti` and the refresh-token family, chosen up front) is kept for the
+//! access-token lifetime, so that a second use can revoke them (RFC 6749 §4.1.2).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::oauth::pkce::Method;
+use crate::clock::Clock;
+use crate::ids::{ServerId, TenantId};
+use crate::secrets::sha256_b64;
+use crate::store::{ShortLivedStore, StoreError};
+
+/// What a code stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeGrant {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI of the request, which the exchange must repeat.
+    pub redirect_uri: String,
+    /// Granted scopes.
+    pub scope: String,
+    /// The user.
+    pub user_id: String,
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// How.
+    pub amr: Vec<String>,
+    /// OIDC `nonce`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub nonce: Option<String>,
+    /// PKCE challenge.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code_challenge: Option<String>,
+    /// PKCE method.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code_challenge_method: Option<Method>,
+    /// `jti` of the access token the exchange issues.
+    pub access_jti: String,
+    /// Family of the refresh tokens the exchange issues.
+    pub family_id: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What a code's exchange issued, for revocation on reuse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issued {
+    /// The access token's `jti`.
+    pub access_jti: String,
+    /// When that access token expires at the latest.
+    pub access_exp: i64,
+    /// The refresh-token family.
+    pub family_id: String,
+}
+
+fn code_key(t: &TenantId, s: &ServerId, code: &str) -> String {
+    format!("code:{t}/{s}/{}", sha256_b64(code))
+}
+
+fn issued_key(t: &TenantId, s: &ServerId, code: &str) -> String {
+    format!("issued:{t}/{s}/{}", sha256_b64(code))
+}
+
+/// Keeps a fresh `code` for `ttl`, and beside it what its exchange will issue, for the
+/// access-token lifetime longer, so that a second use can revoke it.
+///
+/// # Errors
+/// When the short-lived store cannot keep them.
+pub async fn put(
+    short_lived: &dyn ShortLivedStore,
+    t: &TenantId,
+    s: &ServerId,
+    code: &str,
+    grant: &CodeGrant,
+    ttl: Duration,
+    access_token_ttl: i64,
+) -> Result<(), StoreError> {
+    let issued = Issued {
+        access_jti: grant.access_jti.clone(),
+        access_exp: grant.expires_at + access_token_ttl,
+        family_id: grant.family_id.clone(),
+    };
+    let keep = ttl + Duration::from_secs(u64::try_from(access_token_ttl).unwrap_or(3600));
+    short_lived
+        .put(&issued_key(t, s, code), &json(&issued)?, keep)
+        .await?;
+    short_lived.put(&code_key(t, s, code), &json(grant)?, ttl).await
+}
+
+fn json(v: &impl Serialize) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Takes a code: `Ok(Ok(grant))` the first time; `Ok(Err(issued))` when it is unknown,
+/// expired or already used, with what its first exchange issued when that is still known.
+///
+/// # Errors
+/// When the short-lived store cannot be reached.
+pub async fn take(
+    short_lived: &dyn ShortLivedStore,
+    clock: &dyn Clock,
+    t: &TenantId,
+    s: &ServerId,
+    code: &str,
+) -> Result<Result<CodeGrant, Option<Issued>>, StoreError> {
+    if code.is_empty() || code.len() > 128 {
+        return Ok(Err(None));
+    }
+    if let Some(grant) = short_lived
+        .take(&code_key(t, s, code))
+        .await?
+        .and_then(|b| serde_json::from_slice::<CodeGrant>(&b).ok())
+        .filter(|g| g.expires_at > clock.now())
+    {
+        return Ok(Ok(grant));
+    }
+    // Only the failure path reads this: a replay, an expired code, or a guess.
+    let issued = short_lived
+        .get(&issued_key(t, s, code))
+        .await?
+        .and_then(|b| serde_json::from_slice::<Issued>(&b).ok());
+    Ok(Err(issued))
+}

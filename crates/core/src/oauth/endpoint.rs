@@ -1,0 +1,63 @@
+//! The endpoints where a client authenticates: one list for the gateway's routes, the rate
+//! limiter's keys and metric labels, and the audit trail's sampled failures.
+
+/// An endpoint of an authorization server at which clients authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientEndpoint {
+    /// RFC 6749 §3.2.
+    Token,
+    /// RFC 7662.
+    Introspection,
+    /// RFC 7009.
+    Revocation,
+}
+
+impl ClientEndpoint {
+    /// Every client-authenticating endpoint.
+    pub const ALL: &'static [ClientEndpoint] = &[Self::Token, Self::Introspection, Self::Revocation];
+
+    /// The path below the issuer, e.g. `oauth2/token`.
+    #[must_use]
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Token => "oauth2/token",
+            Self::Introspection => "oauth2/introspect",
+            Self::Revocation => "oauth2/revoke",
+        }
+    }
+
+    /// The endpoint's name in rate-limit keys and metric labels (a closed set).
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Introspection => "introspect",
+            Self::Revocation => "revoke",
+        }
+    }
+
+    /// The endpoint's URL on the server with this issuer (an accepted client-assertion `aud`).
+    #[must_use]
+    pub fn url(self, issuer: &str) -> String {
+        format!("{issuer}/{}", self.path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_labels_are_distinct() {
+        for (i, a) in ClientEndpoint::ALL.iter().enumerate() {
+            for b in &ClientEndpoint::ALL[i + 1..] {
+                assert_ne!(a.path(), b.path());
+                assert_ne!(a.label(), b.label());
+            }
+        }
+        assert_eq!(
+            ClientEndpoint::Token.url("https://as.example/t/s"),
+            "https://as.example/t/s/oauth2/token"
+        );
+    }
+}

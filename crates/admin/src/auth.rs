@@ -16,7 +16,8 @@ use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use actix_web::http::Method;
 use actix_web::{web, HttpMessage as _, HttpRequest};
 use tollgate_core::audit::{Actor, Origin};
-use tollgate_core::credentials::{self, AdminRole, CredentialError};
+use tollgate_core::manage::credentials::{self, CredentialError};
+use tollgate_core::model::credential::AdminRole;
 use tollgate_core::ids::{CredentialId, TenantId};
 use tollgate_core::manage::ManageError;
 use tollgate_core::secrets::AdminToken;
@@ -26,7 +27,7 @@ use crate::error::AdminError;
 
 /// The admin API's root credential: the hash of the root admin token (SHA-256 hex, as
 /// [`AdminToken::hash`] computes it). Register it as `web::Data<AdminAuth>`. Tenant-scoped
-/// credentials are read from the database per request (see `tollgate_core::credentials`).
+/// credentials are read from the database per request (see `tollgate_core::manage::credentials`).
 #[derive(Clone)]
 pub struct AdminAuth {
     root_token_hash: String,
@@ -181,7 +182,7 @@ impl Caller {
         let token = AdminToken::new(bearer_token(req.headers())?.to_owned());
         let caller = if auth.is_root(&token) {
             Self::Root
-        } else if !token.expose().starts_with(credentials::TOKEN_PREFIX) {
+        } else if !token.expose().starts_with(tollgate_core::model::credential::TOKEN_PREFIX) {
             return Err(AdminError::Unauthorized("the bearer token is not valid"));
         } else {
             let app = req

@@ -13,13 +13,13 @@ use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::error::Category;
-use tollgate_core::client::{ClientMetadata, NewClient};
-use tollgate_core::credentials::NewCredential;
+use tollgate_core::model::client::{ClientMetadata, NewClient};
+use tollgate_core::model::credential::NewCredential;
 use tollgate_core::ids::ClientId;
 use tollgate_core::limits::{json_depth, Limits};
-use tollgate_core::server::{NewServer, ServerPatch};
-use tollgate_core::tenant::{NewTenant, TenantPatch};
-use tollgate_core::users::{NewUser, UserPatch};
+use tollgate_core::model::server::{NewServer, ServerPatch};
+use tollgate_core::model::tenant::{NewTenant, TenantPatch};
+use tollgate_core::model::users::{NewUser, UserPatch};
 
 use crate::auth::Caller;
 use crate::error::AdminError;

@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use tollgate_core::client::NewClient;
+use tollgate_core::model::client::NewClient;
 use tollgate_core::manage::{self, ClientView};
 use tollgate_core::Tollgate;
 

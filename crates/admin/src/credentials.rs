@@ -3,7 +3,8 @@
 
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpResponse};
-use tollgate_core::credentials::{self, CredentialView, NewCredential};
+use tollgate_core::manage::credentials;
+use tollgate_core::model::credential::{CredentialView, NewCredential};
 use tollgate_core::Tollgate;
 
 use crate::body::JsonBody;

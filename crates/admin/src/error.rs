@@ -193,7 +193,7 @@ impl ResponseError for AdminError {
 mod tests {
     use actix_web::body::to_bytes;
     use actix_web::http::header::HeaderMap;
-    use tollgate_core::manage::Invalid;
+    use tollgate_core::model::Invalid;
 
     use super::*;
 

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use tollgate_core::manage;
-use tollgate_core::server::{NewServer, Server, ServerPatch};
+use tollgate_core::model::server::{NewServer, Server, ServerPatch};
 use tollgate_core::Tollgate;
 
 use crate::body::JsonBody;

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use tollgate_core::manage;
-use tollgate_core::tenant::{NewTenant, Tenant, TenantPatch};
+use tollgate_core::model::tenant::{NewTenant, Tenant, TenantPatch};
 use tollgate_core::Tollgate;
 
 use crate::body::JsonBody;

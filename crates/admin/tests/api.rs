@@ -1132,11 +1132,11 @@ async fn credentials_are_created_shown_once_listed_and_revoked() {
     state
         .repo
         .create_credential(
-            &tollgate_core::credentials::AdminCredential {
+            &tollgate_core::model::credential::AdminCredential {
                 id: cid.clone(),
                 tenant_id: tenant.clone(),
                 name: None,
-                role: tollgate_core::credentials::AdminRole::Admin,
+                role: tollgate_core::model::credential::AdminRole::Admin,
                 token_hash: expired.hash(),
                 created_by: "root".into(),
                 created_at: 1,

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tollgate_core::app::{AssertionAudience, AssertionOptions, JwksFetchOptions};
+use tollgate_core::client_auth::{AssertionAudience, AssertionOptions};
+use tollgate_core::client_keys::JwksFetchOptions;
 use tollgate_core::keys::MasterKey;
 use tollgate_core::limits::Limits;
 use tollgate_core::rate_limit::RateLimitDefaults;
@@ -414,7 +415,7 @@ impl ServeArgs {
                 &bad,
             )
         })?;
-        let max = tollgate_core::rate_limit::MAX_SETTING;
+        let max = tollgate_core::model::rate_limits::MAX_SETTING;
         let rows = [
             (
                 "rate-limit-client-per-second",

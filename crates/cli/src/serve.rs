@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use tollgate_admin::AdminAuth;
-use tollgate_core::keys::rotation;
+use tollgate_core::manage::{self, rotation};
 use tollgate_core::keys::MasterKey;
 use tollgate_core::secrets::AdminToken;
 use tollgate_core::store::memory::MemoryStore;
 use tollgate_core::store::sql::PostgresRepository;
 use tollgate_core::store::{self, Repository, ShortLivedStore};
-use tollgate_core::{audit, clock, invalidation, Tollgate, TollgateOptions};
+use tollgate_core::{clock, invalidation, Tollgate, TollgateOptions};
 
 use crate::config::{Config, MasterKeySource, Only, SecretArg, Serve};
 use crate::telemetry::{self, Listener, Observe};
@@ -349,16 +349,16 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
             loop {
                 tick.tick().await;
                 memory.sweep();
-                app.rate_limiter.sweep();
+                app.limiter.sweep();
                 app.registry.sweep();
             }
         })
     };
     // Other processes' admin changes, announced through the database.
-    let listener = tokio::spawn(invalidation::listen(app.clone()));
+    let listener = tokio::spawn(app.clone().listen_for_invalidations());
     // Sampled client-authentication failures reach the audit trail from here, off the
     // request path: the only database writes a gateway-only process makes.
-    let audit_writer = tokio::spawn(audit::write_samples(app.clone()));
+    let audit_writer = tokio::spawn(manage::audit::write_samples(app.clone()));
     // Scheduled key rotation runs where the admin API runs: gateway-only processes never
     // write to the database.
     let rotation = run_admin.then(|| tokio::spawn(rotation::run(app.clone())));

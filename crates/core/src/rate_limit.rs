@@ -513,6 +513,8 @@ pub async fn check_client_endpoint(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use crate::model::rate_limits::{RateLimitsPatch, MAX_SETTING};
+    use crate::Tollgate;
 
     use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;

@@ -457,7 +457,7 @@ mod debug_redaction {
     use crate::model::client::{Client, ClientMetadata, StoredSecret};
     use crate::client_auth::BasicCredentials;
     use crate::client_keys::AssertionKeyCache;
-    use crate::manage::credentials::{AdminCredential, AdminRole};
+    use crate::model::credential::{AdminCredential, AdminRole};
     use crate::oauth::TokenParams;
     use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
     use crate::keys::{KeyRecord, KeyStatus, MasterKey};

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use tollgate_core::client_auth::BasicCredentials;
-use tollgate_core::grants::TokenParams;
+use tollgate_core::oauth::TokenParams;
 use tollgate_core::limits::Limits;
 use tollgate_core::oauth::OAuthError;
 use tollgate_core::secrets::ClientSecret;
@@ -121,7 +121,7 @@ pub async fn form(
             "unsupported Content-Type: use application/x-www-form-urlencoded",
         ));
     }
-    tollgate_core::grants::form_pairs(&read(payload, limits).await?, limits)
+    tollgate_core::oauth::form_pairs(&read(payload, limits).await?, limits)
 }
 
 /// Reads a body, bounded in size (`--max-body-bytes`) and time.

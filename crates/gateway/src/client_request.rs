@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpRequest};
 use tollgate_core::client_auth::{self, Authenticated};
-use tollgate_core::grants::{self, TokenParams};
+use tollgate_core::oauth::{ClientEndpoint, GrantType, TokenParams};
 use tollgate_core::rate_limit;
 use tollgate_core::registry::ServerRuntime;
 use tollgate_core::Tollgate;
@@ -25,13 +25,13 @@ pub struct ClientRequest {
     pub client: Authenticated,
 }
 
-/// Reads and authenticates a request to `{issuer}/{endpoint}` (e.g. `oauth2/token`).
+/// Reads and authenticates a request to one of a server's client endpoints.
 pub async fn authenticate(
     app: &Tollgate,
     path: &(String, String),
     req: &HttpRequest,
     payload: web::Payload,
-    endpoint: &str,
+    endpoint: ClientEndpoint,
 ) -> Result<ClientRequest, OAuthResponse> {
     let (t, s) = server_ids(path)?;
     let server = app.server(&t, &s).await?;
@@ -40,45 +40,30 @@ pub async fn authenticate(
         .await
         .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
     // Only a grant type we serve is recorded: the parameter itself is the client's free text.
-    if let Some(grant) = params
-        .grant_type
-        .as_deref()
-        .and_then(|g| grants::SUPPORTED_GRANTS.iter().find(|s| **s == g))
-    {
-        tracing::Span::current().record("tollgate.grant_type", *grant);
+    if let Some(grant) = params.grant_type.as_deref().and_then(GrantType::parse) {
+        tracing::Span::current().record("tollgate.grant_type", grant.as_str());
     }
     let certificate = crate::client_cert::client_certificate(req)
         .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
-    let endpoint_url = format!("{}/{endpoint}", server.issuer);
     let request = client_auth::Request {
         basic: basic.as_ref(),
         params: &params,
         certificate: certificate.as_ref(),
-        endpoint_url: &endpoint_url,
+        endpoint,
         address: crate::client_addr::client_address(req),
     };
     rate_limit::check_client_endpoint(
-        app,
-        limit_label(endpoint),
+        &app.rate_limiter(),
+        endpoint.label(),
         &server.server,
         client_auth::presented_client_id(&request).as_ref(),
         crate::client_addr::client_address(req),
     )
     .await?;
-    let client = client_auth::authenticate(app, &server, request).await?;
+    let client = client_auth::authenticate(&app.client_auth(), &server, request).await?;
     Ok(ClientRequest {
         server,
         params,
         client,
     })
-}
-
-/// The endpoint's name in rate-limit keys and metric labels (a closed set).
-fn limit_label(endpoint: &str) -> &'static str {
-    match endpoint {
-        "oauth2/token" => "token",
-        "oauth2/introspect" => "introspect",
-        "oauth2/revoke" => "revoke",
-        _ => "other",
-    }
 }

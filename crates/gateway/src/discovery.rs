@@ -5,9 +5,9 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use tollgate_core::grants::SUPPORTED_GRANTS;
+use tollgate_core::oauth::{ClientEndpoint, GrantType};
 use tollgate_core::registry::ServerRuntime;
-use tollgate_core::server::SigningAlg;
+use tollgate_core::model::server::SigningAlg;
 use tollgate_core::Tollgate;
 
 use crate::{server_ids, OAuthResponse};
@@ -28,7 +28,7 @@ struct Metadata<'a> {
     introspection_endpoint: String,
     revocation_endpoint: String,
     jwks_uri: String,
-    grant_types_supported: &'static [&'static str],
+    grant_types_supported: Vec<&'static str>,
     token_endpoint_auth_methods_supported: Vec<&'static str>,
     token_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
     introspection_endpoint_auth_methods_supported: Vec<&'static str>,
@@ -94,15 +94,15 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
         "azp",
         "at_hash",
     ];
-    claims.extend(tollgate_core::users::claim_names());
+    claims.extend(tollgate_core::model::users::claim_names());
     Metadata {
         issuer: &server.issuer,
         authorization_endpoint: format!("{}/oauth2/authorize", server.issuer),
-        token_endpoint: format!("{}/oauth2/token", server.issuer),
-        introspection_endpoint: format!("{}/oauth2/introspect", server.issuer),
-        revocation_endpoint: format!("{}/oauth2/revoke", server.issuer),
+        token_endpoint: ClientEndpoint::Token.url(&server.issuer),
+        introspection_endpoint: ClientEndpoint::Introspection.url(&server.issuer),
+        revocation_endpoint: ClientEndpoint::Revocation.url(&server.issuer),
         jwks_uri: format!("{}/.well-known/jwks.json", server.issuer),
-        grant_types_supported: SUPPORTED_GRANTS,
+        grant_types_supported: GrantType::ALL.iter().map(|g| g.as_str()).collect(),
         token_endpoint_auth_methods_supported: methods.clone(),
         token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
         introspection_endpoint_auth_methods_supported: methods.clone(),

@@ -1,6 +1,7 @@
 //! `POST /{tid}/{aid}/oauth2/token` (RFC 6749 §3.2).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use tollgate_core::oauth::ClientEndpoint;
 use tollgate_core::{grants, Tollgate};
 
 use crate::{client_request, no_store, OAuthResponse};
@@ -12,8 +13,8 @@ pub async fn token(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthResponse> {
-    let r = client_request::authenticate(&app, &path, &req, payload, "oauth2/token").await?;
-    let response = grants::issue(&app, &r.server, &r.client, &r.params).await?;
+    let r = client_request::authenticate(&app, &path, &req, payload, ClientEndpoint::Token).await?;
+    let response = grants::issue(&app.grants(), &r.server, &r.client, &r.params).await?;
     tracing::debug!(
         tenant = %r.server.server.tenant_id,
         server = %r.server.server.id,

@@ -68,6 +68,9 @@ impl Authenticator for SelfSignedTlsClientAuth {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use serde_json::Value;
 
     use super::*;
 

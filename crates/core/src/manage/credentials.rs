@@ -168,6 +168,7 @@ pub async fn authenticate(
 
 #[cfg(test)]
 mod tests {
+    use crate::model::credential::AdminRole;
     use super::*;
 
     #[test]

@@ -1,4 +1,7 @@
-//! The mapping, one row per kind of error.
+//! The mapping, one row per kind of error, and the invariant that the headers it owns are
+//! set nowhere else in the gateway.
+
+use std::path::Path;
 
 use actix_web::body::to_bytes;
 use actix_web::http::header::{self, HeaderMap};
@@ -288,4 +291,46 @@ fn gateway_errors_pass_through_to_json() {
     let e: GatewayError = OAuthResponse(OAuthError::unknown_server()).into();
     assert!(matches!(e, GatewayError::OAuth(ref o) if o.status == 404));
     let _: HttpResponse = e.error_response();
+}
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn only_the_error_module_sets_challenge_allow_and_retry_after() {
+    // The header constants, and their names as literals in any case (`HeaderName::from_static`,
+    // `HeaderName::from_bytes`).
+    const CONSTANTS: &[&str] = &["RETRY_AFTER", "WWW_AUTHENTICATE", "header::ALLOW"];
+    const NAMES: &[&str] = &["\"retry-after\"", "\"www-authenticate\"", "\"allow\""];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    assert!(files.len() > 5, "no sources found under {}", src.display());
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(src.join("error"))) {
+        let text = std::fs::read_to_string(file).unwrap();
+        // A file's unit tests may look at these headers.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let lower = line.to_ascii_lowercase();
+            let hits = CONSTANTS.iter().filter(|c| line.contains(**c));
+            for needle in hits.chain(NAMES.iter().filter(|l| lower.contains(**l))) {
+                found.push(format!("{}:{}: {needle}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "these headers belong to src/error/ only:\n{}",
+        found.join("\n")
+    );
 }

@@ -29,6 +29,50 @@ pub enum UserinfoError {
 }
 
 impl UserinfoError {
+    /// The RFC error code of the response body. A request without a token is an
+    /// `invalid_request` there, though its challenge names no error (§3.1).
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NoToken | Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::InvalidToken(_) => ErrorCode::InvalidToken,
+            Self::InsufficientScope => ErrorCode::InsufficientScope,
+            Self::Unavailable => ErrorCode::TemporarilyUnavailable,
+        }
+    }
+
+    /// The error the `WWW-Authenticate: Bearer` challenge names: none when the request
+    /// carried no token at all (RFC 6750 §3.1).
+    #[must_use]
+    pub fn challenge_error(&self) -> Option<ErrorCode> {
+        match self {
+            Self::NoToken => None,
+            _ => Some(self.code()),
+        }
+    }
+
+    /// HTTP status (RFC 6750 §3.1).
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidRequest(_) => 400,
+            Self::NoToken | Self::InvalidToken(_) => 401,
+            Self::InsufficientScope => 403,
+            Self::Unavailable => 503,
+        }
+    }
+
+    /// What went wrong, safe to show the caller.
+    #[must_use]
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::NoToken => "an access token is required",
+            Self::InvalidRequest(d) | Self::InvalidToken(d) => d,
+            Self::InsufficientScope => "the access token lacks the `openid` scope",
+            Self::Unavailable => "a backing store is unavailable; retry later",
+        }
+    }
+
     fn from_oauth(e: &OAuthError) -> Self {
         if e.code == ErrorCode::TemporarilyUnavailable {
             Self::Unavailable

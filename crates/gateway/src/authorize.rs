@@ -1,34 +1,56 @@
 //! The browser flow's endpoints: `GET|POST /oauth2/authorize` (RFC 6749 §4.1.1, OpenID
 //! Connect Core §3.1.2.1 allows both), and the built-in login and consent pages
 //! (`GET|POST /login`, `GET|POST /consent`). Each parses the request, calls one step of
-//! `tollgate_core::authorize::flow`, and renders its answer through `pages`.
+//! `tollgate_core::authorize::flow`, and renders its answer through `pages`; a failed step
+//! is a [`GatewayError::Page`], answered in `crate::error`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::Arc;
-use tollgate_core::authorize::flow::{self, ConsentForm, ConsentStep, LoginForm};
+use tollgate_core::authorize::flow::{self, ConsentForm, ConsentStep, Continue, LoginForm};
 use tollgate_core::authorize::{AuthorizeError, RawParams};
 use tollgate_core::registry::ServerRuntime;
 use tollgate_core::secrets::Password;
 use tollgate_core::Tollgate;
 
-use crate::pages::{self, field, BrowserRequest};
+use crate::error::GatewayError;
+use crate::pages::{self, field, BrowserRequest, Site};
 use crate::{body, server_ids, OAuthResponse};
 
+/// The server a request is for, and how its pages look. An unknown server has no pages:
+/// that error is JSON.
 async fn server(
     app: &Tollgate,
     path: &(String, String),
-) -> Result<Arc<ServerRuntime>, OAuthResponse> {
+) -> Result<(Arc<ServerRuntime>, Site), OAuthResponse> {
     let (t, s) = server_ids(path)?;
-    Ok(app.server(&t, &s).await?)
+    let server = app.server(&t, &s).await?;
+    let site = Site::of(app, &server);
+    Ok((server, site))
+}
+
+/// A body or query the flow cannot read: an error page.
+fn unreadable(site: &Site, e: tollgate_core::oauth::OAuthError) -> GatewayError {
+    GatewayError::page(site, AuthorizeError::page(400, e.description))
+}
+
+/// Answers a step of the flow: where it goes next, with its cookies, or why it failed.
+fn answer(
+    app: &Tollgate,
+    site: &Site,
+    result: Result<Continue, AuthorizeError>,
+) -> Result<HttpResponse, GatewayError> {
+    let next = result.map_err(|e| GatewayError::page(site, e))?;
+    Ok(pages::proceed(site, app.options.session_ttl, next)?)
 }
 
 async fn authorize_with(
     app: &Tollgate,
     server: &ServerRuntime,
+    site: &Site,
     req: &HttpRequest,
     pairs: Vec<(String, String)>,
-) -> HttpResponse {
+) -> Result<HttpResponse, GatewayError> {
     let browser = BrowserRequest::of(req);
     let result = match RawParams::from_pairs(pairs, &app.options.limits) {
         Ok(raw) => flow::authorize(app, server, &raw, browser.browser()).await,
@@ -37,7 +59,7 @@ async fn authorize_with(
     if let Err(e) = &result {
         tracing::info!(tenant = %server.server.tenant_id, server = %server.server.id, outcome = e.outcome(), "authorization request refused");
     }
-    pages::respond(app, server, result)
+    answer(app, site, result)
 }
 
 /// `GET /{tid}/{aid}/oauth2/authorize`.
@@ -45,13 +67,10 @@ pub async fn authorize_get(
     app: web::Data<Tollgate>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
-) -> Result<HttpResponse, OAuthResponse> {
-    let server = server(&app, &path).await?;
-    let pairs = match body::query_pairs(&req) {
-        Ok(p) => p,
-        Err(e) => return Ok(pages::error(&app, &server, 400, &e.description)),
-    };
-    Ok(authorize_with(&app, &server, &req, pairs).await)
+) -> Result<HttpResponse, GatewayError> {
+    let (server, site) = server(&app, &path).await?;
+    let pairs = body::query_pairs(&req).map_err(|e| unreadable(&site, e))?;
+    authorize_with(&app, &server, &site, &req, pairs).await
 }
 
 /// `POST /{tid}/{aid}/oauth2/authorize` (a form post).
@@ -60,13 +79,12 @@ pub async fn authorize_post(
     path: web::Path<(String, String)>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, OAuthResponse> {
-    let server = server(&app, &path).await?;
-    let pairs = match body::form(&req, payload, &app.options.limits).await {
-        Ok(p) => p,
-        Err(e) => return Ok(pages::error(&app, &server, 400, &e.description)),
-    };
-    Ok(authorize_with(&app, &server, &req, pairs).await)
+) -> Result<HttpResponse, GatewayError> {
+    let (server, site) = server(&app, &path).await?;
+    let pairs = body::form(&req, payload, &app.options.limits)
+        .await
+        .map_err(|e| unreadable(&site, e))?;
+    authorize_with(&app, &server, &site, &req, pairs).await
 }
 
 fn request_id(req: &HttpRequest) -> String {
@@ -81,15 +99,13 @@ pub async fn login_get(
     app: web::Data<Tollgate>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
-) -> Result<HttpResponse, OAuthResponse> {
-    let server = server(&app, &path).await?;
+) -> Result<HttpResponse, GatewayError> {
+    let (server, site) = server(&app, &path).await?;
     let browser = BrowserRequest::of(&req);
-    Ok(
-        match flow::login_page(&app, &server, &request_id(&req), browser.browser()).await {
-            Ok(view) => pages::login(&app, &server, &view, StatusCode::OK),
-            Err(e) => pages::fail(&app, &server, e),
-        },
-    )
+    let view = flow::login_page(&app, &server, &request_id(&req), browser.browser())
+        .await
+        .map_err(|e| GatewayError::page(&site, e))?;
+    Ok(pages::login(&site, &view, StatusCode::OK)?)
 }
 
 /// `POST /{tid}/{aid}/login`: `req`, `csrf`, `username`, `password`.
@@ -98,12 +114,11 @@ pub async fn login_post(
     path: web::Path<(String, String)>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, OAuthResponse> {
-    let server = server(&app, &path).await?;
-    let pairs = match body::form(&req, payload, &app.options.limits).await {
-        Ok(p) => p,
-        Err(e) => return Ok(pages::error(&app, &server, 400, &e.description)),
-    };
+) -> Result<HttpResponse, GatewayError> {
+    let (server, site) = server(&app, &path).await?;
+    let pairs = body::form(&req, payload, &app.options.limits)
+        .await
+        .map_err(|e| unreadable(&site, e))?;
     let form = LoginForm {
         request_id: field(&pairs, "req").unwrap_or_default(),
         csrf: field(&pairs, "csrf"),
@@ -112,7 +127,7 @@ pub async fn login_post(
     };
     let browser = BrowserRequest::of(&req);
     let result = flow::login(&app, &server, form, browser.browser()).await;
-    Ok(pages::respond(&app, &server, result))
+    answer(&app, &site, result)
 }
 
 /// `GET /{tid}/{aid}/consent?req=…`.
@@ -120,16 +135,14 @@ pub async fn consent_get(
     app: web::Data<Tollgate>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
-) -> Result<HttpResponse, OAuthResponse> {
-    let server = server(&app, &path).await?;
+) -> Result<HttpResponse, GatewayError> {
+    let (server, site) = server(&app, &path).await?;
     let browser = BrowserRequest::of(&req);
-    Ok(
-        match flow::consent_page(&app, &server, &request_id(&req), browser.browser()).await {
-            Ok(ConsentStep::Page(view)) => pages::consent(&app, &server, &view),
-            Ok(ConsentStep::Continue(next)) => pages::respond(&app, &server, Ok(next)),
-            Err(e) => pages::fail(&app, &server, e),
-        },
-    )
+    match flow::consent_page(&app, &server, &request_id(&req), browser.browser()).await {
+        Ok(ConsentStep::Page(view)) => Ok(pages::consent(&site, &view)?),
+        Ok(ConsentStep::Continue(next)) => answer(&app, &site, Ok(next)),
+        Err(e) => Err(GatewayError::page(&site, e)),
+    }
 }
 
 /// `POST /{tid}/{aid}/consent`: `req`, `csrf`, `decision=allow|deny`.
@@ -138,19 +151,17 @@ pub async fn consent_post(
     path: web::Path<(String, String)>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, OAuthResponse> {
-    let server = server(&app, &path).await?;
-    let pairs = match body::form(&req, payload, &app.options.limits).await {
-        Ok(p) => p,
-        Err(e) => return Ok(pages::error(&app, &server, 400, &e.description)),
-    };
+) -> Result<HttpResponse, GatewayError> {
+    let (server, site) = server(&app, &path).await?;
+    let pairs = body::form(&req, payload, &app.options.limits)
+        .await
+        .map_err(|e| unreadable(&site, e))?;
     let form = ConsentForm {
         request_id: field(&pairs, "req").unwrap_or_default(),
         csrf: field(&pairs, "csrf"),
         decision: field(&pairs, "decision"),
     };
     let browser = BrowserRequest::of(&req);
-    let result: Result<_, AuthorizeError> =
-        flow::consent(&app, &server, form, browser.browser()).await;
-    Ok(pages::respond(&app, &server, result))
+    let result = flow::consent(&app, &server, form, browser.browser()).await;
+    answer(&app, &site, result)
 }

@@ -1,6 +1,7 @@
 //! Tollgate's gateway: the public, tenant-routed OAuth 2.0 / OpenID Connect endpoints under
 //! `/{tid}/{aid}`. Handlers are thin: they parse the request into core's typed values, call
-//! one core function, and map the result (or its [`OAuthResponse`] error) to HTTP.
+//! one core function, and map the result to HTTP. Every error becomes its response in
+//! `error` ([`OAuthResponse`] for the JSON endpoints).
 
 mod authorize;
 mod body;

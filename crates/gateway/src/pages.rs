@@ -2,16 +2,18 @@
 //! time), the security headers every page carries — a strict Content-Security-Policy with a
 //! per-response nonce for the one inline stylesheet, no framing, no referrer — and the
 //! flow's cookies (`HttpOnly`, `SameSite=Lax`, `Secure` over HTTPS, scoped to the server's
-//! path so each authorization server has its own session).
+//! path so each authorization server has its own session). What a failed step looks like
+//! is decided in `crate::error`, which draws its pages here.
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use askama::Template;
+use std::time::Duration;
 use tollgate_core::authorize::flow::{ConsentView, Continue, LoginView, Step};
 use tollgate_core::authorize::session::{BROWSER_COOKIE, SESSION_COOKIE};
-use tollgate_core::authorize::{AuthorizeError, Browser};
+use tollgate_core::authorize::Browser;
 use tollgate_core::registry::ServerRuntime;
 use tollgate_core::secrets::random_token;
 use tollgate_core::Tollgate;
@@ -20,6 +22,7 @@ use tollgate_core::Tollgate;
 const DEFAULT_ACCENT: &str = "#1f5fbf";
 
 /// What every page shows of the tenant.
+#[derive(Debug, Clone)]
 pub(crate) struct Brand {
     name: String,
     logo: Option<String>,
@@ -91,9 +94,56 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
-/// Whether the gateway is reached over HTTPS (cookies are then `Secure`).
-fn https(app: &Tollgate) -> bool {
-    app.options.public_url.starts_with("https://")
+/// What a server's browser-flow responses are drawn with. Owned, so that an error can carry
+/// it to `crate::error`, where it becomes its response.
+#[derive(Debug, Clone)]
+pub(crate) struct Site {
+    brand: Brand,
+    /// Forms post to `{issuer}/login` and `{issuer}/consent`.
+    issuer: String,
+    /// The flow's cookies belong to `/{tid}/{aid}/`.
+    cookie_path: String,
+    /// Whether the gateway is reached over HTTPS (cookies are then `Secure`, and HSTS is sent).
+    https: bool,
+}
+
+impl Site {
+    /// How `server`'s pages look, served at `app`'s public URL.
+    pub(crate) fn of(app: &Tollgate, server: &ServerRuntime) -> Self {
+        Self {
+            brand: Brand::of(server),
+            issuer: server.issuer.clone(),
+            cookie_path: format!("/{}/{}/", server.server.tenant_id, server.server.id),
+            https: app.options.public_url.starts_with("https://"),
+        }
+    }
+
+    /// A site with the default look, for tests that need a page without a server.
+    #[cfg(test)]
+    pub(crate) fn for_test(https: bool) -> Self {
+        Self {
+            brand: Brand {
+                name: "Example".to_owned(),
+                logo: None,
+                accent: DEFAULT_ACCENT.to_owned(),
+                on_accent: text_on(DEFAULT_ACCENT),
+            },
+            issuer: "https://id.example/t1/s1".to_owned(),
+            cookie_path: "/t1/s1/".to_owned(),
+            https,
+        }
+    }
+}
+
+/// Why a page could not be drawn; `crate::error` answers a bare `500`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DrawError {
+    /// The template failed to render.
+    #[error("page rendering failed: {0}")]
+    Template(#[from] askama::Error),
+    /// A redirect's location is not a valid header value.
+    #[error("the redirect location is not a valid header value")]
+    Location,
 }
 
 /// The cookies and address of a browser request.
@@ -122,34 +172,28 @@ impl BrowserRequest {
 }
 
 fn page(
-    app: &Tollgate,
+    site: &Site,
     status: StatusCode,
     nonce: &str,
     form_source: Option<&str>,
     html: Result<String, askama::Error>,
-) -> HttpResponse {
-    let html = match html {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "page rendering failed");
-            return HttpResponse::InternalServerError().finish();
-        }
-    };
+) -> Result<HttpResponse, DrawError> {
+    let html = html?;
     let form_action = form_source.map_or_else(|| "'self'".to_owned(), |s| format!("'self' {s}"));
     let csp = format!(
         "default-src 'none'; style-src 'nonce-{nonce}'; img-src https: data:; form-action {form_action}; \
          frame-ancestors 'none'; base-uri 'none'"
     );
     let mut b = HttpResponse::build(status);
-    secure_headers(app, &mut b);
+    secure_headers(site, &mut b);
     if let Ok(v) = HeaderValue::from_str(&csp) {
         b.insert_header((header::CONTENT_SECURITY_POLICY, v));
     }
-    b.content_type("text/html; charset=utf-8").body(html)
+    Ok(b.content_type("text/html; charset=utf-8").body(html))
 }
 
 /// The headers every response of the browser flow carries.
-fn secure_headers(app: &Tollgate, b: &mut HttpResponseBuilder) {
+fn secure_headers(site: &Site, b: &mut HttpResponseBuilder) {
     b.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
         .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
@@ -165,7 +209,7 @@ fn secure_headers(app: &Tollgate, b: &mut HttpResponseBuilder) {
             header::HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin"),
         ));
-    if https(app) {
+    if site.https {
         b.insert_header((
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),
@@ -175,39 +219,36 @@ fn secure_headers(app: &Tollgate, b: &mut HttpResponseBuilder) {
 
 /// The login page.
 pub(crate) fn login(
-    app: &Tollgate,
-    server: &ServerRuntime,
+    site: &Site,
     view: &LoginView,
     status: StatusCode,
-) -> HttpResponse {
-    let brand = Brand::of(server);
+) -> Result<HttpResponse, DrawError> {
     let nonce = random_token(16);
-    let action = format!("{}/login", server.issuer);
+    let action = format!("{}/login", site.issuer);
     let html = LoginPage {
-        brand: &brand,
+        brand: &site.brand,
         nonce: &nonce,
         action: &action,
         view,
         username: view.username.as_deref().unwrap_or(""),
     }
     .render();
-    page(app, status, &nonce, Some(&view.redirect_source), html)
+    page(site, status, &nonce, Some(&view.redirect_source), html)
 }
 
 /// The consent page.
-pub(crate) fn consent(app: &Tollgate, server: &ServerRuntime, view: &ConsentView) -> HttpResponse {
-    let brand = Brand::of(server);
+pub(crate) fn consent(site: &Site, view: &ConsentView) -> Result<HttpResponse, DrawError> {
     let nonce = random_token(16);
-    let action = format!("{}/consent", server.issuer);
+    let action = format!("{}/consent", site.issuer);
     let html = ConsentPage {
-        brand: &brand,
+        brand: &site.brand,
         nonce: &nonce,
         action: &action,
         view,
     }
     .render();
     page(
-        app,
+        site,
         StatusCode::OK,
         &nonce,
         Some(&view.redirect_source),
@@ -215,16 +256,13 @@ pub(crate) fn consent(app: &Tollgate, server: &ServerRuntime, view: &ConsentView
     )
 }
 
-/// An error page.
-pub(crate) fn error(
-    app: &Tollgate,
-    server: &ServerRuntime,
-    status: u16,
+/// An error page, titled by its status.
+pub(crate) fn error_page(
+    site: &Site,
+    status: StatusCode,
     message: &str,
-) -> HttpResponse {
-    let brand = Brand::of(server);
+) -> Result<HttpResponse, DrawError> {
     let nonce = random_token(16);
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let title = match status.as_u16() {
         429 => "Too many attempts",
         503 => "Temporarily unavailable",
@@ -232,34 +270,25 @@ pub(crate) fn error(
         _ => "This request cannot be completed",
     };
     let html = ErrorPage {
-        brand: &brand,
+        brand: &site.brand,
         nonce: &nonce,
         title,
         message,
     }
     .render();
-    let mut res = page(app, status, &nonce, None, html);
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    }
-    res
+    page(site, status, &nonce, None, html)
 }
 
 fn cookie<'c>(
-    app: &Tollgate,
-    server: &ServerRuntime,
+    site: &Site,
     name: &'c str,
     value: String,
     max_age: Option<CookieDuration>,
 ) -> Cookie<'c> {
     let mut c = Cookie::build(name, value)
-        .path(format!(
-            "/{}/{}/",
-            server.server.tenant_id, server.server.id
-        ))
+        .path(site.cookie_path.clone())
         .http_only(true)
-        .secure(https(app))
+        .secure(site.https)
         .same_site(SameSite::Lax)
         .finish();
     if let Some(age) = max_age {
@@ -268,88 +297,47 @@ fn cookie<'c>(
     c
 }
 
-/// Answers a step of the flow: a `303` (with cookies), the login page again, an error page,
-/// or an error sent back to the client.
-pub(crate) fn respond(
-    app: &Tollgate,
-    server: &ServerRuntime,
-    result: Result<Continue, AuthorizeError>,
-) -> HttpResponse {
-    match result {
-        Ok(next) => {
-            let mut res = match &next.step {
-                Step::Redirect(location) => see_other(app, location),
-                Step::Login(view) => login(app, server, view, StatusCode::OK),
-            };
-            let session_age = CookieDuration::seconds(
-                i64::try_from(app.options.session_ttl.as_secs()).unwrap_or(i64::MAX),
-            );
-            let mut cookies = Vec::new();
-            if let Some(b) = next.binding {
-                cookies.push(cookie(app, server, BROWSER_COOKIE, b, None));
-            }
-            if let Some(s) = next.session {
-                cookies.push(cookie(app, server, SESSION_COOKIE, s, Some(session_age)));
-            } else if next.clear_session {
-                cookies.push(cookie(
-                    app,
-                    server,
-                    SESSION_COOKIE,
-                    String::new(),
-                    Some(CookieDuration::ZERO),
-                ));
-            }
-            for c in cookies {
-                if let Err(e) = res.add_cookie(&c) {
-                    tracing::error!(error = %e, "could not set a cookie");
-                }
-            }
-            res
-        }
-        Err(e) => fail(app, server, e),
+/// Answers a step of the flow that went on: a `303` or the login page, with the cookies the
+/// step set (a session lives `session_ttl`).
+pub(crate) fn proceed(
+    site: &Site,
+    session_ttl: Duration,
+    next: Continue,
+) -> Result<HttpResponse, DrawError> {
+    let mut res = match &next.step {
+        Step::Redirect(location) => see_other(site, location)?,
+        Step::Login(view) => login(site, view, StatusCode::OK)?,
+    };
+    let session_age =
+        CookieDuration::seconds(i64::try_from(session_ttl.as_secs()).unwrap_or(i64::MAX));
+    let mut cookies = Vec::new();
+    if let Some(b) = next.binding {
+        cookies.push(cookie(site, BROWSER_COOKIE, b, None));
     }
+    if let Some(s) = next.session {
+        cookies.push(cookie(site, SESSION_COOKIE, s, Some(session_age)));
+    } else if next.clear_session {
+        cookies.push(cookie(
+            site,
+            SESSION_COOKIE,
+            String::new(),
+            Some(CookieDuration::ZERO),
+        ));
+    }
+    for c in cookies {
+        if let Err(e) = res.add_cookie(&c) {
+            tracing::error!(error = %e, "could not set a cookie");
+        }
+    }
+    Ok(res)
 }
 
-/// Answers a failed step.
-pub(crate) fn fail(app: &Tollgate, server: &ServerRuntime, e: AuthorizeError) -> HttpResponse {
-    match e {
-        AuthorizeError::Page { status, message } => error(app, server, status, &message),
-        AuthorizeError::Redirect(r) => see_other(app, &r.location()),
-        AuthorizeError::Throttled { retry_after, view } => {
-            let mut res = login(app, server, &view, StatusCode::TOO_MANY_REQUESTS);
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            res
-        }
-        AuthorizeError::RateLimited { retry_after } => {
-            let mut res = error(
-                app,
-                server,
-                429,
-                "Too many requests from here. Wait a moment and try again.",
-            );
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            res
-        }
-        AuthorizeError::Unavailable => error(
-            app,
-            server,
-            503,
-            "The service is temporarily unavailable. Try again in a moment.",
-        ),
-    }
-}
-
-fn see_other(app: &Tollgate, location: &str) -> HttpResponse {
+/// A `303` to `location`, with the flow's security headers.
+pub(crate) fn see_other(site: &Site, location: &str) -> Result<HttpResponse, DrawError> {
+    let location = HeaderValue::from_str(location).map_err(|_| DrawError::Location)?;
     let mut b = HttpResponse::SeeOther();
-    secure_headers(app, &mut b);
-    match HeaderValue::from_str(location) {
-        Ok(v) => b.insert_header((header::LOCATION, v)).finish(),
-        Err(_) => HttpResponse::InternalServerError().finish(),
-    }
+    secure_headers(site, &mut b);
+    Ok(b.insert_header((header::LOCATION, location)).finish())
 }
 
 /// The first value of a form or query field.

@@ -23,6 +23,10 @@ pub enum ErrorCode {
     InvalidScope,
     /// RFC 8707 §2.
     InvalidTarget,
+    /// RFC 6750 §3.1: the access token is expired, revoked, malformed or foreign.
+    InvalidToken,
+    /// RFC 6750 §3.1: the access token lacks a scope the resource needs.
+    InsufficientScope,
     /// RFC 6749 §4.1.2.1; an internal failure that is not the caller's fault.
     ServerError,
     /// RFC 6749 §4.1.2.1; a store Tollgate needs is unreachable.
@@ -45,6 +49,8 @@ impl ErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::TooManyRequests => "too_many_requests",

@@ -4,12 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate_core::app::JwksFetchOptions;
-use tollgate_core::client::NewClient;
+use tollgate_core::client_keys::JwksFetchOptions;
+use tollgate_core::model::client::NewClient;
 use tollgate_core::ids::TenantId;
-use tollgate_core::rate_limit::RateLimits;
-use tollgate_core::server::{AuthMethod, NewServer, ServerPatch};
-use tollgate_core::tenant::{validate_name, NewTenant, TenantPatch};
+use tollgate_core::model::rate_limits::RateLimits;
+use tollgate_core::model::server::{AuthMethod, NewServer, ServerPatch};
+use tollgate_core::model::tenant::{validate_name, NewTenant, TenantPatch};
 
 fuzz_target!(|data: &[u8]| {
     // The admin API refuses deeper documents before parsing them.

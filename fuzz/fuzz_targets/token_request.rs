@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate_core::grants::TokenParams;
+use tollgate_core::oauth::TokenParams;
 use tollgate_core::limits::Limits;
 
 fn check(params: &TokenParams, limits: &Limits) {

@@ -9,8 +9,8 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use tollgate_core::audit::{AuditEvent, AuditFilter};
-use tollgate_core::manage::audit;
 use tollgate_core::ids::ClientId;
+use tollgate_core::manage::audit;
 use tollgate_core::Tollgate;
 use utoipa::IntoParams;
 

@@ -16,10 +16,10 @@ use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use actix_web::http::Method;
 use actix_web::{web, HttpMessage as _, HttpRequest};
 use tollgate_core::audit::{Actor, Origin};
-use tollgate_core::manage::credentials::{self, CredentialError};
-use tollgate_core::model::credential::AdminRole;
 use tollgate_core::ids::{CredentialId, TenantId};
+use tollgate_core::manage::credentials::{self, CredentialError};
 use tollgate_core::manage::ManageError;
+use tollgate_core::model::credential::AdminRole;
 use tollgate_core::secrets::AdminToken;
 use tollgate_core::Tollgate;
 
@@ -182,7 +182,10 @@ impl Caller {
         let token = AdminToken::new(bearer_token(req.headers())?.to_owned());
         let caller = if auth.is_root(&token) {
             Self::Root
-        } else if !token.expose().starts_with(tollgate_core::model::credential::TOKEN_PREFIX) {
+        } else if !token
+            .expose()
+            .starts_with(tollgate_core::model::credential::TOKEN_PREFIX)
+        {
             return Err(AdminError::Unauthorized("the bearer token is not valid"));
         } else {
             let app = req

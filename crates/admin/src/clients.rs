@@ -3,8 +3,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use tollgate_core::model::client::NewClient;
 use tollgate_core::manage::{self, ClientView};
+use tollgate_core::model::client::NewClient;
 use tollgate_core::Tollgate;
 
 use crate::body::JsonBody;

@@ -3,8 +3,8 @@
 
 use actix_web::{web, HttpResponse};
 use tollgate_core::manage;
-use tollgate_core::store::Page;
 use tollgate_core::model::users::{Consent, NewUser, UserPatch, UserView};
+use tollgate_core::store::Page;
 use tollgate_core::Tollgate;
 
 use crate::body::JsonBody;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use tollgate_admin::AdminAuth;
-use tollgate_core::manage::{self, rotation};
 use tollgate_core::keys::MasterKey;
+use tollgate_core::manage::{self, rotation};
 use tollgate_core::secrets::AdminToken;
 use tollgate_core::store::memory::MemoryStore;
 use tollgate_core::store::sql::PostgresRepository;

@@ -9,23 +9,23 @@ use tokio::sync::Semaphore;
 
 use crate::audit::AuthFailureSampler;
 use crate::client_auth::{AssertionOptions, ClientAuth};
-use crate::clock::{Clock, SystemClock};
-use crate::client_keys::JwksFetchOptions;
-use crate::grants::Grants;
-use crate::keys::Signer;
-use crate::rate_limit::{Limiter, RateLimiter};
-use crate::revocation::Revocations;
-use crate::tokens::Minter;
 use crate::client_keys::ClientKeys;
+use crate::client_keys::JwksFetchOptions;
+use crate::clock::{Clock, SystemClock};
+use crate::grants::Grants;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::invalidation::{Heard, Invalidation, Invalidations, Local};
 use crate::keys::MasterKey;
+use crate::keys::Signer;
 use crate::metrics::Metrics;
 use crate::oauth::OAuthError;
+use crate::rate_limit::{Limiter, RateLimiter};
 use crate::registry::{ClientRuntime, Directory, Registry, ServerRuntime};
+use crate::revocation::Revocations;
 use crate::secrets::SecretDigester;
 use crate::store::timed::{TimedRepository, TimedShortLived};
 use crate::store::{Repository, ShortLivedStore};
+use crate::tokens::Minter;
 
 /// Options that shape behaviour, validated by the CLI before anything starts.
 #[derive(Debug, Clone)]
@@ -304,6 +304,4 @@ impl Tollgate {
             metrics: &self.metrics,
         }
     }
-
 }
-

@@ -8,11 +8,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::app::Tollgate;
-use crate::store::store_failure;
 use crate::client_auth::Authenticated;
-use crate::oauth::TokenParams;
 use crate::oauth::OAuthError;
+use crate::oauth::TokenParams;
 use crate::registry::ServerRuntime;
+use crate::store::store_failure;
 
 /// An RFC 7662 §2.2 response: `{"active": false}`, or the token's claims with `active: true`.
 #[derive(Debug, Clone, Serialize)]
@@ -209,7 +209,8 @@ pub async fn revoke(
             "the token was not issued to this client",
         ));
     }
-    app.revocations().revoke_access_token(&server.server.tenant_id, &server.server.id, jti, exp)
+    app.revocations()
+        .revoke_access_token(&server.server.tenant_id, &server.server.id, jti, exp)
         .await?;
     app.metrics.revocation();
     tracing::info!(
@@ -246,12 +247,9 @@ async fn revoke_refresh_token(
             "the token was not issued to this client",
         ));
     }
-    app.revocations().revoke_family(
-        &server.server.tenant_id,
-        &server.server.id,
-        &rec.family_id,
-    )
-    .await?;
+    app.revocations()
+        .revoke_family(&server.server.tenant_id, &server.server.id, &rec.family_id)
+        .await?;
     app.metrics.revocation();
     Ok(())
 }

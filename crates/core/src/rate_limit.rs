@@ -19,12 +19,11 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-
-use crate::metrics::Metrics;
-use crate::store::ShortLivedStore;
 use crate::ids::{ClientId, ServerId, TenantId};
+use crate::metrics::Metrics;
 use crate::model::rate_limits::RateLimits;
 use crate::oauth::OAuthError;
+use crate::store::ShortLivedStore;
 use crate::store::{RateCheck, RateDecision};
 
 /// The longest a request waits for the limiter before being served unchecked.
@@ -390,8 +389,7 @@ pub async fn check(
             burst: b.limit.burst,
         })
         .collect();
-    let decision =
-        tokio::time::timeout(CHECK_TIMEOUT, rl.store.rate_limit(&checks, want)).await;
+    let decision = tokio::time::timeout(CHECK_TIMEOUT, rl.store.rate_limit(&checks, want)).await;
     match decision {
         Ok(Ok(RateDecision::Allowed { granted })) => {
             limiter.succeeded(probe);
@@ -687,7 +685,9 @@ mod tests {
         // Plenty of budget: 500 back-to-back requests cost far fewer store calls.
         let (app, store) = budget_app(1_000_000).await;
         for _ in 0..500 {
-            check(&app.rate_limiter(), "token", &buckets(1000)).await.unwrap();
+            check(&app.rate_limiter(), "token", &buckets(1000))
+                .await
+                .unwrap();
         }
         let calls = store.calls.load(Ordering::SeqCst);
         assert!(calls < 40, "{calls} store calls for 500 requests");
@@ -695,7 +695,11 @@ mod tests {
         let (app, store) = budget_app(10).await;
         let mut admitted = 0;
         for _ in 0..50 {
-            admitted += u32::from(check(&app.rate_limiter(), "token", &buckets(1000)).await.is_ok());
+            admitted += u32::from(
+                check(&app.rate_limiter(), "token", &buckets(1000))
+                    .await
+                    .is_ok(),
+            );
         }
         assert_eq!(admitted, 10);
         assert_eq!(*store.charged.lock().unwrap(), 10);
@@ -705,7 +709,9 @@ mod tests {
     async fn sporadic_keys_are_checked_one_request_at_a_time() {
         let (app, store) = budget_app(1_000_000).await;
         for _ in 0..3 {
-            check(&app.rate_limiter(), "token", &buckets(1000)).await.unwrap();
+            check(&app.rate_limiter(), "token", &buckets(1000))
+                .await
+                .unwrap();
             tokio::time::sleep(LEASE_WINDOW + Duration::from_millis(20)).await;
         }
         assert_eq!(store.calls.load(Ordering::SeqCst), 3);
@@ -716,9 +722,13 @@ mod tests {
     async fn limits_then_names_the_full_bucket_and_counts_it() {
         let (app, _) = app(false).await;
         for _ in 0..3 {
-            check(&app.rate_limiter(), "token", &buckets(3)).await.unwrap();
+            check(&app.rate_limiter(), "token", &buckets(3))
+                .await
+                .unwrap();
         }
-        let refused = check(&app.rate_limiter(), "token", &buckets(3)).await.unwrap_err();
+        let refused = check(&app.rate_limiter(), "token", &buckets(3))
+            .await
+            .unwrap_err();
         assert_eq!(refused.subject, Subject::Client);
         assert_eq!(refused.seconds(), 1);
         let e = OAuthError::from(refused);
@@ -739,11 +749,15 @@ mod tests {
             store.down.store(true, Ordering::SeqCst);
             // The store fails (or hangs past the deadline): served, counted.
             let started = Instant::now();
-            check(&app.rate_limiter(), "token", &buckets(1)).await.unwrap();
+            check(&app.rate_limiter(), "token", &buckets(1))
+                .await
+                .unwrap();
             assert!(started.elapsed() < CHECK_TIMEOUT + Duration::from_millis(500));
             // Within the back-off nobody waits for the store.
             for _ in 0..50 {
-                check(&app.rate_limiter(), "token", &buckets(1)).await.unwrap();
+                check(&app.rate_limiter(), "token", &buckets(1))
+                    .await
+                    .unwrap();
             }
             assert_eq!(store.calls.load(Ordering::SeqCst), 1, "hang={hang}");
             assert!(app
@@ -755,11 +769,15 @@ mod tests {
             let deadline = Instant::now() + Duration::from_secs(5);
             while store.calls.load(Ordering::SeqCst) < 2 {
                 assert!(Instant::now() < deadline, "no probe after the back-off");
-                check(&app.rate_limiter(), "token", &buckets(1)).await.unwrap();
+                check(&app.rate_limiter(), "token", &buckets(1))
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             assert!(
-                check(&app.rate_limiter(), "token", &buckets(1)).await.is_err(),
+                check(&app.rate_limiter(), "token", &buckets(1))
+                    .await
+                    .is_err(),
                 "hang={hang}"
             );
         }

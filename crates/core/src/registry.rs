@@ -19,15 +19,15 @@ use dashmap::DashMap;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use crate::model::client::Client;
 use crate::client_keys::AssertionKeyCache;
 use crate::clock;
-pub use crate::metrics::Lookup;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::invalidation::Invalidation;
 use crate::keys::{KeyStatus, MasterKey, SigningKey};
-use crate::model::server::{Server, SigningAlg};
+pub use crate::metrics::Lookup;
 use crate::metrics::{Cache, Metrics};
+use crate::model::client::Client;
+use crate::model::server::{Server, SigningAlg};
 use crate::oauth::OAuthError;
 use crate::store::{store_failure, Repository, StoreError};
 
@@ -515,8 +515,8 @@ mod tests {
     use super::*;
     use crate::audit::test_record;
     use crate::model::client::{ClientMetadata, StoredSecret};
-    use crate::store::open_repository;
     use crate::model::tenant::Tenant;
+    use crate::store::open_repository;
 
     async fn repo_with_client() -> (Arc<dyn Repository>, Client) {
         let repo = open_repository("sqlite::memory:").await.unwrap();
@@ -541,7 +541,9 @@ mod tests {
             refresh_token_ttl: 7200,
             signing_alg: SigningAlg::ES256,
             default_audience: None,
-            allowed_token_endpoint_auth_methods: vec![crate::model::server::AuthMethod::ClientSecretBasic],
+            allowed_token_endpoint_auth_methods: vec![
+                crate::model::server::AuthMethod::ClientSecretBasic,
+            ],
             tls_client_certificate_bound_access_tokens: false,
             key_rotation_period: None,
             require_pkce: false,

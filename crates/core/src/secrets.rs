@@ -108,11 +108,7 @@ impl AdminToken {
     /// leaked file or a secret scanner, as a Tollgate credential).
     #[must_use]
     pub fn generate_credential() -> Self {
-        Self(format!(
-            "{}{}",
-            CREDENTIAL_PREFIX,
-            random_token(32)
-        ))
+        Self(format!("{}{}", CREDENTIAL_PREFIX, random_token(32)))
     }
 
     /// The stored form: SHA-256, hex. The token carries 256 random bits, so a fast hash is
@@ -454,16 +450,16 @@ mod debug_redaction {
     use jsonwebtoken::DecodingKey;
 
     use super::*;
-    use crate::model::client::{Client, ClientMetadata, StoredSecret};
     use crate::client_auth::BasicCredentials;
     use crate::client_keys::AssertionKeyCache;
-    use crate::model::credential::{AdminCredential, AdminRole};
-    use crate::oauth::TokenParams;
     use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
     use crate::keys::{KeyRecord, KeyStatus, MasterKey};
     use crate::manage::ClientView;
-    use crate::registry::ClientRuntime;
+    use crate::model::client::{Client, ClientMetadata, StoredSecret};
+    use crate::model::credential::{AdminCredential, AdminRole};
     use crate::model::server::SigningAlg;
+    use crate::oauth::TokenParams;
+    use crate::registry::ClientRuntime;
     use crate::tokens::TokenResponse;
 
     const SECRET: &str = "known-secret-value-0123456789";

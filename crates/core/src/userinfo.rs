@@ -5,13 +5,13 @@
 use serde_json::{Map, Value};
 
 use crate::app::Tollgate;
-use crate::store::store_failure;
 use crate::ids::UserId;
 use crate::introspection;
+use crate::model::users::claims_for_scopes;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::registry::ServerRuntime;
 use crate::scope::Scopes;
-use crate::model::users::claims_for_scopes;
+use crate::store::store_failure;
 
 /// Why a UserInfo request was refused (RFC 6750 §3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,9 +11,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use tollgate_core::client_auth::BasicCredentials;
-use tollgate_core::oauth::TokenParams;
 use tollgate_core::limits::Limits;
 use tollgate_core::oauth::OAuthError;
+use tollgate_core::oauth::TokenParams;
 use tollgate_core::secrets::ClientSecret;
 
 /// How long a client may take to send its body.

@@ -5,9 +5,9 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use tollgate_core::model::server::SigningAlg;
 use tollgate_core::oauth::{ClientEndpoint, GrantType};
 use tollgate_core::registry::ServerRuntime;
-use tollgate_core::model::server::SigningAlg;
 use tollgate_core::Tollgate;
 
 use crate::{server_ids, OAuthResponse};

@@ -1,7 +1,7 @@
 //! `POST /{tid}/{aid}/oauth2/introspect` (RFC 7662).
 
-use tollgate_core::oauth::ClientEndpoint;
 use actix_web::{web, HttpRequest, HttpResponse};
+use tollgate_core::oauth::ClientEndpoint;
 use tollgate_core::{introspection, Tollgate};
 
 use crate::{client_request, no_store, OAuthResponse};
@@ -13,7 +13,8 @@ pub async fn introspect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthResponse> {
-    let r = client_request::authenticate(&app, &path, &req, payload, ClientEndpoint::Introspection).await?;
+    let r = client_request::authenticate(&app, &path, &req, payload, ClientEndpoint::Introspection)
+        .await?;
     let answer = introspection::introspect(&app, &r.server, &r.client, &r.params).await?;
     Ok(no_store().json(answer))
 }

@@ -1,7 +1,7 @@
 //! `POST /{tid}/{aid}/oauth2/revoke` (RFC 7009).
 
-use tollgate_core::oauth::ClientEndpoint;
 use actix_web::{web, HttpRequest, HttpResponse};
+use tollgate_core::oauth::ClientEndpoint;
 use tollgate_core::{introspection, Tollgate};
 
 use crate::{client_request, no_store, OAuthResponse};
@@ -13,7 +13,8 @@ pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthResponse> {
-    let r = client_request::authenticate(&app, &path, &req, payload, ClientEndpoint::Revocation).await?;
+    let r = client_request::authenticate(&app, &path, &req, payload, ClientEndpoint::Revocation)
+        .await?;
     introspection::revoke(&app, &r.server, &r.client, &r.params).await?;
     Ok(no_store().finish())
 }

@@ -56,4 +56,3 @@ pub(crate) async fn issue(
     params.push(("iss", &server.issuer));
     Ok(super::with_query(&request.redirect_uri, &params))
 }
-

@@ -13,11 +13,11 @@ use super::session::{self, Browser, Session};
 use super::AuthorizeError;
 use crate::app::Tollgate;
 use crate::clock;
+use crate::model::users::{normalize_username, Consent, User};
 use crate::rate_limit;
 use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::scope::Scopes;
 use crate::secrets::Password;
-use crate::model::users::{normalize_username, Consent, User};
 
 /// What the browser does next.
 #[derive(Debug, Clone, PartialEq, Eq)]

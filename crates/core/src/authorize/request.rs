@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::oauth::pkce::{self, Method};
 use super::{AuthorizeError, RedirectError};
 use crate::app::Tollgate;
 use crate::ids::ClientId;
 use crate::limits::Limits;
+use crate::model::server::AuthMethod;
+use crate::oauth::pkce::{self, Method};
 use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::scope::Scopes;
-use crate::model::server::AuthMethod;
 
 /// Longest `nonce` accepted.
 const MAX_NONCE: usize = 512;

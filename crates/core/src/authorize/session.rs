@@ -14,9 +14,9 @@ use super::AuthorizeError;
 use crate::app::Tollgate;
 use crate::clock;
 use crate::ids::{ServerId, TenantId, UserId};
+use crate::model::users::User;
 use crate::secrets::{self, ct_eq, random_token, sha256_b64, Password};
 use crate::store::StoreError;
-use crate::model::users::User;
 
 /// The session cookie: the logged-in user of this browser, per server (`Path=/{tid}/{aid}/`).
 pub const SESSION_COOKIE: &str = "tollgate_session";

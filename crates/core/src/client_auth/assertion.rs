@@ -14,8 +14,8 @@ use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value};
 
 use super::{Failure, Presented, JWT_BEARER_ASSERTION};
-use crate::model::client::Client;
 use crate::client_keys::AssertionAlg;
+use crate::model::client::Client;
 use crate::registry::ServerRuntime;
 use crate::store::ShortLivedStore;
 
@@ -325,8 +325,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::model::client::{ClientMetadata, StoredSecret};
     use crate::ids::{ClientId, ServerId, TenantId};
+    use crate::model::client::{ClientMetadata, StoredSecret};
     use crate::secrets::ClientSecret;
     use crate::store::memory::MemoryStore;
     use crate::store::StoreError;

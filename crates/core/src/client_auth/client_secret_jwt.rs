@@ -8,17 +8,20 @@ use async_trait::async_trait;
 use jsonwebtoken::DecodingKey;
 
 use super::{assertion, Authenticator, Failure, Presented};
-use crate::model::client::StoredSecret;
 use crate::model::client::client_secret_context;
-use crate::registry::{ClientRuntime, ServerRuntime};
+use crate::model::client::StoredSecret;
 use crate::model::server::AuthMethod;
+use crate::registry::{ClientRuntime, ServerRuntime};
 
 /// The authenticator.
 #[derive(Debug)]
 pub(super) struct ClientSecretJwt;
 
 /// The client's HMAC key, opened from its sealed secret on first use.
-fn hmac_key<'a>(ctx: &ClientAuth<'_>, client: &'a ClientRuntime) -> Result<&'a DecodingKey, Failure> {
+fn hmac_key<'a>(
+    ctx: &ClientAuth<'_>,
+    client: &'a ClientRuntime,
+) -> Result<&'a DecodingKey, Failure> {
     if let Some(key) = client.assertion_keys.hmac.get() {
         return Ok(key);
     }

@@ -10,8 +10,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use super::assertion::{self, Expect};
 use super::{Failure, Presented, JWT_BEARER_ASSERTION};
 use crate::client_auth::AssertionOptions;
-use crate::model::client::{Client, ClientMetadata, StoredSecret};
 use crate::ids::{ClientId, ServerId, TenantId};
+use crate::model::client::{Client, ClientMetadata, StoredSecret};
 use crate::secrets::ClientSecret;
 
 const ISSUER: &str = "https://as.example/t/s";

@@ -27,18 +27,18 @@ pub use client_ca::{ClientCa, ClientCaError};
 
 pub use assertion::{AssertionAudience, AssertionOptions};
 
-use crate::ids::ClientId;
-use crate::oauth::{ClientEndpoint, OAuthError, TokenParams};
 use crate::audit::AuthFailureSampler;
 use crate::client_keys::ClientKeys;
 use crate::clock::Clock;
+use crate::ids::ClientId;
 use crate::keys::MasterKey;
 use crate::metrics::Metrics;
+use crate::oauth::AuthMethod;
+use crate::oauth::{ClientEndpoint, OAuthError, TokenParams};
 use crate::registry::{ClientRuntime, Directory, ServerRuntime};
+use crate::secrets::ClientSecret;
 use crate::secrets::{Hasher, SecretDigester};
 use crate::store::ShortLivedStore;
-use crate::secrets::ClientSecret;
-use crate::oauth::AuthMethod;
 
 /// What client authentication needs from the application: the narrow seam every method is
 /// written against.
@@ -442,7 +442,8 @@ pub async fn authenticate(
         .map_err(|reason| match reason {
             // Our outage, not the client's fault: retryable, and the assertion was not accepted.
             Failure::StoreUnavailable => {
-                ctx.metrics.client_auth_failure(registered.as_str(), reason.reason());
+                ctx.metrics
+                    .client_auth_failure(registered.as_str(), reason.reason());
                 OAuthError::temporarily_unavailable()
             }
             _ => fail(reason, &raw_id, Some(&client_id), registered.as_str()),

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use super::{assertion, Authenticator, Failure, Presented};
 use crate::client_keys::{ClientKeySet, Selection};
-use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::model::server::AuthMethod;
+use crate::registry::{ClientRuntime, ServerRuntime};
 
 /// The authenticator.
 #[derive(Debug)]

@@ -4,8 +4,8 @@ use super::ClientAuth;
 use async_trait::async_trait;
 
 use super::{secret, Authenticator, Failure, Presented};
-use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::model::server::AuthMethod;
+use crate::registry::{ClientRuntime, ServerRuntime};
 
 /// The authenticator.
 #[derive(Debug)]

@@ -8,11 +8,11 @@ use rustls_pki_types::UnixTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
-use crate::model::dn::DistinguishedName;
 use super::{Authenticator, Failure, Presented};
 use crate::model::client::ClientMetadata;
-use crate::registry::{ClientRuntime, ServerRuntime};
+use crate::model::dn::DistinguishedName;
 use crate::model::server::AuthMethod;
+use crate::registry::{ClientRuntime, ServerRuntime};
 
 /// The authenticator.
 #[derive(Debug)]

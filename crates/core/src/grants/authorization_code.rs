@@ -4,10 +4,10 @@
 //! second use of a code revokes what its first use issued (RFC 6749 §4.1.2).
 
 use super::{not_registered, required, Grants};
-use crate::grants::code::{self, CodeGrant};
-use crate::oauth::pkce;
 use crate::client_auth::Authenticated;
+use crate::grants::code::{self, CodeGrant};
 use crate::model::client::Client;
+use crate::oauth::pkce;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
 use crate::refresh::{self, RefreshRecord};
 use crate::registry::ServerRuntime;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::oauth::pkce::Method;
 use crate::clock::Clock;
 use crate::ids::{ServerId, TenantId};
+use crate::oauth::pkce::Method;
 use crate::secrets::sha256_b64;
 use crate::store::{ShortLivedStore, StoreError};
 
@@ -89,7 +89,9 @@ pub async fn put(
     short_lived
         .put(&issued_key(t, s, code), &json(&issued)?, keep)
         .await?;
-    short_lived.put(&code_key(t, s, code), &json(grant)?, ttl).await
+    short_lived
+        .put(&code_key(t, s, code), &json(grant)?, ttl)
+        .await
 }
 
 fn json(v: &impl Serialize) -> Result<Vec<u8>, StoreError> {

@@ -7,8 +7,8 @@
 //! the metrics), not against the whole application state.
 
 pub mod authorization_code;
-pub mod code;
 pub mod client_credentials;
+pub mod code;
 pub mod refresh_token;
 
 use crate::client_auth::Authenticated;
@@ -187,7 +187,10 @@ mod tests {
             (&[], "invalid_request"),
             (&[("grant_type", "password")], "unsupported_grant_type"),
             (&[("grant_type", "refresh_token")], "unauthorized_client"),
-            (&[("grant_type", "authorization_code")], "unauthorized_client"),
+            (
+                &[("grant_type", "authorization_code")],
+                "unauthorized_client",
+            ),
             (
                 &[("grant_type", "client_credentials"), ("scope", "a\"b")],
                 "invalid_scope",
@@ -207,8 +210,8 @@ mod tests {
         let e = GrantRequest::parse(&params(&[("grant_type", "authorization_code")]), &code)
             .unwrap_err();
         assert_eq!(e.description, "missing parameter `code`");
-        let e = GrantRequest::parse(&params(&[("grant_type", "refresh_token")]), &code)
-            .unwrap_err();
+        let e =
+            GrantRequest::parse(&params(&[("grant_type", "refresh_token")]), &code).unwrap_err();
         assert_eq!(e.description, "missing parameter `refresh_token`");
         let e = GrantRequest::parse(&params(&[("grant_type", "client_credentials")]), &code)
             .unwrap_err();

@@ -1,18 +1,17 @@
 //! Clients: registration with its secret (shown once), read, list, replace (RFC 7592
 //! §2.2), delete, secret rotation.
 
-
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::Tollgate;
 use crate::audit::{AuditRecord, Origin, Resource};
-use crate::model::client::{Client, ClientMetadata, NewClient, StoredSecret};
 use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::invalidation::Invalidation;
-use crate::secrets::ClientSecret;
+use crate::model::client::{Client, ClientMetadata, NewClient, StoredSecret};
 use crate::model::server::{AuthMethod, Server};
+use crate::secrets::ClientSecret;
 use crate::store::Page;
 
 use super::{blocking, conflict, get_server, page_limit, ManageError};
@@ -63,7 +62,11 @@ impl ClientView {
     }
 }
 
-pub(super) async fn require_server(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<Server, ManageError> {
+pub(super) async fn require_server(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+) -> Result<Server, ManageError> {
     get_server(app, t, s).await
 }
 
@@ -92,7 +95,6 @@ async fn store_secret(
         }
     }
 }
-
 
 /// Registers a client; returns it with its secret (shown this once) for secret methods.
 ///

@@ -168,8 +168,8 @@ pub async fn authenticate(
 
 #[cfg(test)]
 mod tests {
-    use crate::model::credential::AdminRole;
     use super::*;
+    use crate::model::credential::AdminRole;
 
     #[test]
     fn roles_round_trip_in_kebab_case() {

@@ -1,6 +1,5 @@
 //! A server's signing keys as the admin API lists them, and manual rotation.
 
-
 use serde::Serialize;
 use utoipa::ToSchema;
 

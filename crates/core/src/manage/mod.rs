@@ -24,12 +24,9 @@ pub use users::*;
 
 use std::sync::Arc;
 
-
 use crate::app::Tollgate;
 use crate::model::Invalid;
 use crate::store::StoreError;
-
-
 
 /// Why an administrative operation failed.
 #[derive(Debug, thiserror::Error)]

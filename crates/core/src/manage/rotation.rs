@@ -185,8 +185,8 @@ mod tests {
     use crate::keys::MasterKey;
     use crate::manage;
     use crate::model::server::NewServer;
-    use crate::store::{open_repository, open_short_lived, Repository};
     use crate::model::tenant::NewTenant;
+    use crate::store::{open_repository, open_short_lived, Repository};
     use crate::TollgateOptions;
 
     async fn app_on(repo: Arc<dyn Repository>, master: &str) -> Tollgate {

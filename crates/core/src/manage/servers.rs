@@ -1,8 +1,6 @@
 //! Authorization servers: create (with their first signing keys), read, list, patch
 //! (a new `signing_alg` rotates to a key of that algorithm), delete.
 
-
-
 use crate::app::Tollgate;
 use crate::audit::{AuditRecord, Origin, Resource};
 use crate::clock;

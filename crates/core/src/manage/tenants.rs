@@ -1,14 +1,12 @@
 //! Tenants: create, read, list, patch, delete.
 
-
-
 use crate::app::Tollgate;
 use crate::audit::{AuditRecord, Origin, Resource};
 use crate::clock;
 use crate::ids::TenantId;
 use crate::invalidation::Invalidation;
-use crate::store::Page;
 use crate::model::tenant::{validate_name, NewTenant, Tenant, TenantPatch};
+use crate::store::Page;
 
 use super::{conflict, page_limit, ManageError};
 /// Creates a tenant.

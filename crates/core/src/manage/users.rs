@@ -1,17 +1,15 @@
 //! Users of the built-in login, and the consents they gave.
 
-
-
 use crate::app::Tollgate;
 use crate::audit::{AuditRecord, Origin, Resource};
 use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId, UserId};
-use crate::secrets::Password;
-use crate::store::{Page, StoreError};
 use crate::model::users::{
     normalize_username, validate_claims, validate_password, Consent, NewUser, User, UserPatch,
     UserView,
 };
+use crate::secrets::Password;
+use crate::store::{Page, StoreError};
 
 use super::{blocking, conflict, page_limit, require_server, ManageError};
 /// Hashes a new password with argon2id off the runtime.

@@ -4,10 +4,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ids::{ClientId, ServerId, TenantId};
-use crate::model::Invalid;
-use crate::scope::Scopes;
 use crate::model::server::Server;
+use crate::model::Invalid;
 use crate::oauth::{AuthMethod, GrantType};
+use crate::scope::Scopes;
 
 /// Response types a client may register.
 pub const RESPONSE_TYPES: &[&str] = &["code"];
@@ -155,7 +155,10 @@ impl Client {
     /// Whether the client registered `grant`.
     #[must_use]
     pub fn has_grant(&self, grant: GrantType) -> bool {
-        self.metadata.grant_types.iter().any(|g| g == grant.as_str())
+        self.metadata
+            .grant_types
+            .iter()
+            .any(|g| g == grant.as_str())
     }
 
     /// The client's registered scopes.
@@ -421,7 +424,10 @@ impl ClientMetadata {
     ///
     /// # Errors
     /// `invalid_client_metadata` naming `jwks_uri` or `jwks`.
-    pub fn check_jwks_uri(&self, options: &crate::client_keys::JwksFetchOptions) -> Result<(), Invalid> {
+    pub fn check_jwks_uri(
+        &self,
+        options: &crate::client_keys::JwksFetchOptions,
+    ) -> Result<(), Invalid> {
         use crate::client_keys::{check_jwks_uri, FetchError};
         if let Some(jwks) = &self.jwks {
             if jwks_size(jwks) > options.max_bytes {

@@ -105,4 +105,3 @@ impl RateLimits {
         *self == Self::default()
     }
 }
-

@@ -14,7 +14,8 @@ pub enum ClientEndpoint {
 
 impl ClientEndpoint {
     /// Every client-authenticating endpoint.
-    pub const ALL: &'static [ClientEndpoint] = &[Self::Token, Self::Introspection, Self::Revocation];
+    pub const ALL: &'static [ClientEndpoint] =
+        &[Self::Token, Self::Introspection, Self::Revocation];
 
     /// The path below the issuer, e.g. `oauth2/token`.
     #[must_use]

@@ -11,12 +11,12 @@ use serde_json::json;
 
 use super::*;
 use crate::audit::{test_record, Actor, Origin, Resource};
-use crate::model::client::{ClientMetadata, StoredSecret};
-use crate::model::credential::AdminRole;
 use crate::ids::UserId;
 use crate::keys::{KeyStatus, MasterKey};
-use crate::refresh::{RefreshRecord, Rotated, Successor};
+use crate::model::client::{ClientMetadata, StoredSecret};
+use crate::model::credential::AdminRole;
 use crate::model::server::{AuthMethod, SigningAlg};
+use crate::refresh::{RefreshRecord, Rotated, Successor};
 
 fn backend_url(var: &str) -> Option<String> {
     match std::env::var(var) {

@@ -20,14 +20,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
-use crate::model::client::Client;
-use crate::model::credential::AdminCredential;
 use crate::ids::{ClientId, CredentialId, ServerId, TenantId, UserId};
 use crate::keys::KeyRecord;
-use crate::refresh::{RefreshRecord, Rotated, Successor};
+use crate::model::client::Client;
+use crate::model::credential::AdminCredential;
 use crate::model::server::{Server, SigningAlg};
 use crate::model::tenant::Tenant;
 use crate::model::users::{Consent, User};
+use crate::refresh::{RefreshRecord, Rotated, Successor};
 
 /// Storage failures. Messages never carry stored values.
 #[derive(Debug, thiserror::Error)]

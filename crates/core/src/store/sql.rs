@@ -22,10 +22,10 @@ use super::{
     StoreError, TenantRepo,
 };
 use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
-use crate::model::client::{Client, ClientMetadata, StoredSecret};
-use crate::model::credential::{AdminCredential, AdminRole};
 use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
 use crate::keys::{KeyRecord, KeyStatus};
+use crate::model::client::{Client, ClientMetadata, StoredSecret};
+use crate::model::credential::{AdminCredential, AdminRole};
 use crate::model::rate_limits::RateLimits;
 use crate::model::server::{AuthMethod, Server, SigningAlg};
 use crate::model::tenant::Tenant;

@@ -12,8 +12,8 @@ use super::sql::{corrupt, map_err, page, parse_id, PostgresRepository, SqliteRep
 use super::{Page, RefreshRepo, StoreError, UserRepo};
 use crate::audit::AuditRecord;
 use crate::ids::{ClientId, ServerId, TenantId, UserId};
-use crate::refresh::{RefreshRecord, Rotated, Successor};
 use crate::model::users::{Consent, User};
+use crate::refresh::{RefreshRecord, Rotated, Successor};
 
 const USER_COLS: &str =
     "tenant_id, server_id, id, username, password_hash, claims, created_at, updated_at";

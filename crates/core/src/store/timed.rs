@@ -19,15 +19,15 @@ use super::{
     Repository, ServerRepo, ShortLivedStore, SigningAlgChange, StoreError, TenantRepo, UserRepo,
 };
 use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
-use crate::model::client::Client;
-use crate::model::credential::AdminCredential;
 use crate::ids::{ClientId, CredentialId, ServerId, TenantId, UserId};
 use crate::keys::KeyRecord;
 use crate::metrics::{Metrics, StoreKind};
-use crate::refresh::{RefreshRecord, Rotated, Successor};
+use crate::model::client::Client;
+use crate::model::credential::AdminCredential;
 use crate::model::server::Server;
 use crate::model::tenant::Tenant;
 use crate::model::users::{Consent, User};
+use crate::refresh::{RefreshRecord, Rotated, Successor};
 
 async fn timed<T>(
     metrics: &Metrics,

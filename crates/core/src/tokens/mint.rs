@@ -2,7 +2,6 @@
 //! grant signs through: the [`Signer`] (which keeps RSA signatures off the async workers) and
 //! the clock that dates the tokens.
 
-
 use super::{AccessTokenClaims, Audience, Confirmation, IdTokenClaims};
 use crate::client_auth::Authenticated;
 use crate::clock::Clock;

@@ -70,7 +70,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine as _;
-    use serde_json::Value;
 
     use super::*;
 

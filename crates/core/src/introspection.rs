@@ -139,7 +139,7 @@ pub async fn introspect(
     let token = required_token(params)?;
     // Refresh tokens are opaque: only the client they were issued to learns about them.
     if let Some(rec) = own_refresh_token(app, server, client, token).await? {
-        let active = rec.usable(crate::clock::now());
+        let active = rec.usable(app.clock.now());
         app.metrics.introspection(active);
         if !active {
             return Ok(Introspection::inactive());
@@ -311,7 +311,7 @@ mod tests {
     }
 
     fn claims(exp_offset: i64, nbf_offset: i64, iss: &str) -> Value {
-        let now = clock::now();
+        let now = crate::clock::now();
         json!({"iss": iss, "sub": "c", "aud": iss, "exp": now + exp_offset, "iat": now, "nbf": now + nbf_offset, "jti": "j1", "client_id": "c"})
     }
 

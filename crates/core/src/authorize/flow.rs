@@ -12,7 +12,6 @@ use super::request::{self, AuthorizeRequest, RawParams};
 use super::session::{self, Browser, Session};
 use super::AuthorizeError;
 use crate::app::Tollgate;
-use crate::clock;
 use crate::model::users::{normalize_username, Consent, User};
 use crate::rate_limit;
 use crate::registry::{ClientRuntime, ServerRuntime};
@@ -171,7 +170,7 @@ pub async fn authorize(
     .map_err(AuthorizeError::from_oauth)?;
     let (req, client) = request::validate(app, server, raw).await?;
     let session = session::load_session(app, t, s, browser.session).await?;
-    let now = clock::now();
+    let now = app.clock.now();
     // OIDC Core §3.1.2.1: `max_age=0` is equivalent to `prompt=login`.
     let fresh_enough = |sess: &Session| {
         req.max_age
@@ -391,7 +390,7 @@ pub async fn login(
     }
     let sess = Session {
         user_id: user.id.clone(),
-        auth_time: clock::now(),
+        auth_time: app.clock.now(),
         amr: vec!["pwd".into()],
     };
     let sid = session::create_session(app, t, s, &sess).await?;
@@ -510,7 +509,7 @@ pub async fn consent(
             "the user denied the request",
         ));
     }
-    let now = clock::now();
+    let now = app.clock.now();
     let previous = app.repo.get_consent(t, s, &user.id, &req.client_id).await?;
     let mut granted = previous
         .as_ref()

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::request::AuthorizeRequest;
 use super::AuthorizeError;
 use crate::app::Tollgate;
-use crate::clock;
 use crate::ids::{ServerId, TenantId, UserId};
 use crate::model::users::User;
 use crate::secrets::{self, ct_eq, random_token, sha256_b64, Password};
@@ -250,7 +249,7 @@ pub(crate) async fn locked_out(
                 .ok()
                 .and_then(|v| v.parse::<i64>().ok())
                 .unwrap_or(0);
-            let left = until - clock::now();
+            let left = until - app.clock.now();
             return Ok(Some(u64::try_from(left).unwrap_or(0).max(1)));
         }
     }
@@ -274,7 +273,7 @@ pub(crate) async fn record_failure(
         if n >= threshold {
             let doublings = u32::try_from(n - threshold).unwrap_or(u32::MAX).min(10);
             let lock = (FIRST_LOCKOUT * 2u32.saturating_pow(doublings)).min(MAX_LOCKOUT);
-            let until = clock::now() + i64::try_from(lock.as_secs()).unwrap_or(0);
+            let until = app.clock.now() + i64::try_from(lock.as_secs()).unwrap_or(0);
             app.short_lived
                 .put(
                     &lock_key(kind, t, s, &who),

@@ -128,3 +128,72 @@ pub async fn take(
         .and_then(|b| serde_json::from_slice::<Issued>(&b).ok());
     Ok(Err(issued))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::memory::MemoryStore;
+
+    fn grant(expires_at: i64) -> CodeGrant {
+        CodeGrant {
+            client_id: "web".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            scope: "openid".into(),
+            user_id: "u1".into(),
+            auth_time: 0,
+            amr: vec!["pwd".into()],
+            nonce: None,
+            code_challenge: None,
+            code_challenge_method: None,
+            access_jti: "jti-1".into(),
+            family_id: "fam-1".into(),
+            expires_at,
+        }
+    }
+
+    /// The code's own expiry is judged by the clock, not by when the store drops it: a code
+    /// whose minute has passed is refused even though the store still holds it.
+    #[tokio::test]
+    async fn codes_expire_when_the_clock_passes_their_lifetime() {
+        let store = MemoryStore::new();
+        let clock = ManualClock::new(1_000_000);
+        let (t, s) = (TenantId::parse("t").unwrap(), ServerId::parse("s").unwrap());
+        let ttl = Duration::from_secs(60);
+        for (code, wait, fresh) in [("a", 59, true), ("b", 60, false), ("c", 3_600, false)] {
+            let g = grant(clock.now() + 60);
+            put(&store, &t, &s, code, &g, ttl, 3600).await.unwrap();
+            clock.advance(wait);
+            let taken = take(&store, &clock, &t, &s, code).await.unwrap();
+            assert_eq!(taken.is_ok(), fresh, "after {wait} s");
+            if !fresh {
+                // What the exchange would have issued is still known, for revocation.
+                assert_eq!(taken.unwrap_err().unwrap().access_jti, "jti-1");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_code_is_taken_once() {
+        let store = MemoryStore::new();
+        let clock = ManualClock::new(1_000_000);
+        let (t, s) = (TenantId::parse("t").unwrap(), ServerId::parse("s").unwrap());
+        put(
+            &store,
+            &t,
+            &s,
+            "x",
+            &grant(clock.now() + 60),
+            Duration::from_secs(60),
+            3600,
+        )
+        .await
+        .unwrap();
+        assert!(take(&store, &clock, &t, &s, "x").await.unwrap().is_ok());
+        let replay = take(&store, &clock, &t, &s, "x")
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(replay.unwrap().family_id, "fam-1");
+    }
+}

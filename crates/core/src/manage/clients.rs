@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 
 use crate::app::Tollgate;
 use crate::audit::{AuditRecord, Origin, Resource};
-use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::invalidation::Invalidation;
 use crate::model::client::{Client, ClientMetadata, NewClient, StoredSecret};
@@ -119,7 +118,7 @@ pub async fn create_client(
         Some(sec) => store_secret(app, t, s, &client_id, method, sec).await?,
         None => StoredSecret::None,
     };
-    let now = clock::now();
+    let now = app.clock.now();
     let client = Client {
         tenant_id: t.clone(),
         server_id: s.clone(),
@@ -235,7 +234,7 @@ pub async fn replace_client(
         client.secret = StoredSecret::None;
     }
     client.metadata = metadata;
-    client.updated_at = clock::now();
+    client.updated_at = app.clock.now();
     let audit = AuditRecord::new(by, "client.update", Resource::client(t, s, id))
         .before(&before)
         .after(&ClientView::new(client.clone(), None))
@@ -293,7 +292,7 @@ pub async fn rotate_client_secret(
     let fresh = ClientSecret::generate();
     client.secret = store_secret(app, t, s, id, method, &fresh).await?;
     client.secret_expires_at = 0;
-    client.updated_at = clock::now();
+    client.updated_at = app.clock.now();
     let audit = AuditRecord::new(by, "client.secret_rotate", Resource::client(t, s, id))
         .before(&before)
         .after(&ClientView::new(client.clone(), None));

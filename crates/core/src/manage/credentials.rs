@@ -13,7 +13,6 @@
 
 use crate::app::Tollgate;
 use crate::audit::{AuditRecord, Origin, Resource};
-use crate::clock;
 use crate::ids::{CredentialId, TenantId};
 use crate::manage::{get_tenant, page_limit, ManageError};
 use crate::model::credential::{AdminCredential, CredentialView, NewCredential, TOKEN_PREFIX};
@@ -35,7 +34,7 @@ pub async fn create_credential(
     if let Some(name) = &input.name {
         validate_name("name", name)?;
     }
-    let now = clock::now();
+    let now = app.clock.now();
     if input.expires_at.is_some_and(|e| e <= now) {
         return Err(Invalid::request("expires_at", "must be in the future (Unix seconds)").into());
     }
@@ -108,7 +107,7 @@ pub async fn revoke_credential(
     let audit = AuditRecord::new(by, "credential.revoke", Resource::credential(t, id));
     if app
         .repo
-        .revoke_credential(t, id, clock::now(), &audit)
+        .revoke_credential(t, id, app.clock.now(), &audit)
         .await?
     {
         Ok(())
@@ -160,7 +159,7 @@ pub async fn authenticate(
     if credential.revoked_at.is_some() {
         return Err(CredentialError::Revoked);
     }
-    if credential.expires_at.is_some_and(|e| e <= clock::now()) {
+    if credential.expires_at.is_some_and(|e| e <= app.clock.now()) {
         return Err(CredentialError::Expired);
     }
     Ok(credential)

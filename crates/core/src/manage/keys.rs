@@ -5,7 +5,6 @@ use utoipa::ToSchema;
 
 use crate::app::Tollgate;
 use crate::audit::Origin;
-use crate::clock;
 use crate::ids::{ServerId, TenantId};
 use crate::keys::KeyStatus;
 
@@ -36,7 +35,7 @@ pub async fn list_keys(
     s: &ServerId,
 ) -> Result<Vec<KeyView>, ManageError> {
     get_server(app, t, s).await?;
-    let now = clock::now();
+    let now = app.clock.now();
     Ok(app
         .repo
         .list_keys(t, s)
@@ -66,6 +65,6 @@ pub async fn rotate_keys(
     s: &ServerId,
 ) -> Result<Vec<KeyView>, ManageError> {
     let server = get_server(app, t, s).await?;
-    crate::manage::rotation::rotate(app, by, &server, clock::now()).await?;
+    crate::manage::rotation::rotate(app, by, &server, app.clock.now()).await?;
     list_keys(app, t, s).await
 }

@@ -168,7 +168,7 @@ pub async fn tick(app: &Tollgate, now: i64) -> Result<TickReport, ManageError> {
 pub async fn run(app: Arc<Tollgate>) {
     tokio::time::sleep(clock::jitter(TICK_INTERVAL)).await;
     loop {
-        match tokio::time::timeout(TICK_DEADLINE, tick(&app, clock::now())).await {
+        match tokio::time::timeout(TICK_DEADLINE, tick(&app, app.clock.now())).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "key rotation scheduler: run failed"),
             Err(_) => tracing::warn!("key rotation scheduler: run timed out"),

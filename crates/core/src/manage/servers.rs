@@ -3,7 +3,6 @@
 
 use crate::app::Tollgate;
 use crate::audit::{AuditRecord, Origin, Resource};
-use crate::clock;
 use crate::ids::{ServerId, TenantId};
 use crate::invalidation::Invalidation;
 use crate::keys::{KeyRecord, KeyStatus};
@@ -25,7 +24,7 @@ async fn generate_keys(
 ) -> Result<Vec<KeyRecord>, ManageError> {
     let master = app.master.clone();
     let (t, s) = (t.clone(), s.clone());
-    let now = clock::now();
+    let now = app.clock.now();
     blocking(move || {
         algs.into_iter()
             .map(|alg| KeyRecord::generate(&master, &t, &s, alg, KeyStatus::Current, now))
@@ -73,7 +72,7 @@ pub async fn create_server(
     input: NewServer,
 ) -> Result<Server, ManageError> {
     require_tenant(app, t).await?;
-    let now = clock::now();
+    let now = app.clock.now();
     let server = input.into_server(t, &app.servable_methods(), now);
     server.validate(&app.servable_methods())?;
     let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;
@@ -170,7 +169,7 @@ pub async fn patch_server(
         server.rate_limits = v.map_or_else(Default::default, |p| server.rate_limits.merged(&p));
     }
     server.validate(&app.servable_methods())?;
-    server.updated_at = clock::now();
+    server.updated_at = app.clock.now();
     let keys = if server.signing_alg == old_alg {
         None
     } else {

@@ -2,7 +2,6 @@
 
 use crate::app::Tollgate;
 use crate::audit::{AuditRecord, Origin, Resource};
-use crate::clock;
 use crate::ids::TenantId;
 use crate::invalidation::Invalidation;
 use crate::model::tenant::{validate_name, NewTenant, Tenant, TenantPatch};
@@ -19,7 +18,7 @@ pub async fn create_tenant(
     input: NewTenant,
 ) -> Result<Tenant, ManageError> {
     validate_name("name", &input.name)?;
-    let now = clock::now();
+    let now = app.clock.now();
     let t = Tenant {
         id: input.id,
         name: input.name,
@@ -84,7 +83,7 @@ pub async fn patch_tenant(
         validate_name("name", &name)?;
         t.name = name;
     }
-    t.updated_at = clock::now();
+    t.updated_at = app.clock.now();
     let audit = AuditRecord::new(by, "tenant.update", Resource::tenant(id))
         .before(&before)
         .after(&t);

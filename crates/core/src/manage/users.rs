@@ -2,7 +2,6 @@
 
 use crate::app::Tollgate;
 use crate::audit::{AuditRecord, Origin, Resource};
-use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId, UserId};
 use crate::model::users::{
     normalize_username, validate_claims, validate_password, Consent, NewUser, User, UserPatch,
@@ -37,7 +36,7 @@ pub async fn create_user(
     validate_password(&input.password)?;
     let claims = input.claims.unwrap_or_default();
     validate_claims(&claims)?;
-    let now = clock::now();
+    let now = app.clock.now();
     let user = User {
         tenant_id: t.clone(),
         server_id: s.clone(),
@@ -128,7 +127,7 @@ pub async fn patch_user(
         validate_password(&password)?;
         user.password_hash = hash_password(app, &password).await?;
     }
-    user.updated_at = clock::now();
+    user.updated_at = app.clock.now();
     let view = UserView::from(&user);
     let mut audit = AuditRecord::new(by, "user.update", user_resource(t, s, id))
         .before(&before)
@@ -161,7 +160,7 @@ pub async fn delete_user(
     id: &UserId,
 ) -> Result<(), ManageError> {
     let user = load_user(app, t, s, id).await?;
-    let now = clock::now();
+    let now = app.clock.now();
     for consent in app.repo.list_consents(t, s, id).await? {
         let access = app
             .repo
@@ -231,7 +230,7 @@ pub async fn revoke_consent(
     let deleted = app.repo.delete_consent(t, s, id, client, &audit).await?;
     let access = app
         .repo
-        .revoke_refresh_tokens_of(t, s, id, client, clock::now())
+        .revoke_refresh_tokens_of(t, s, id, client, app.clock.now())
         .await?;
     revoke_access_tokens(app, t, s, access).await?;
     if deleted {

@@ -264,7 +264,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::clock;
     use crate::ids::{ServerId, TenantId};
     use crate::keys::{KeyRecord, KeyStatus, MasterKey, TokenType};
     use crate::model::server::{AuthMethod, Server, SigningAlg};

@@ -3,7 +3,7 @@
 //! checks that bind it to this client, redirect URI and PKCE verifier, then the tokens. A
 //! second use of a code revokes what its first use issued (RFC 6749 §4.1.2).
 
-use super::{not_registered, required, Grants};
+use super::{registered, required, Grants};
 use crate::client_auth::Authenticated;
 use crate::grants::code::{self, CodeGrant};
 use crate::model::client::Client;
@@ -35,11 +35,7 @@ impl AuthorizationCode {
     /// # Errors
     /// `unauthorized_client` for a client not registered for it.
     pub fn allowed(client: &Client) -> Result<(), OAuthError> {
-        if client.has_grant(GrantType::AuthorizationCode) {
-            Ok(())
-        } else {
-            Err(not_registered(GrantType::AuthorizationCode))
-        }
+        registered(client, GrantType::AuthorizationCode)
     }
 
     /// Parses the request.

@@ -1,7 +1,7 @@
 //! The client credentials grant (RFC 6749 §4.4): a confidential client obtains an access
 //! token for itself. No refresh token is issued (§4.4.3).
 
-use super::{not_registered, Grants};
+use super::{registered, requested_scope, Grants};
 use crate::client_auth::Authenticated;
 use crate::model::client::Client;
 use crate::oauth::{AuthMethod, GrantType, OAuthError, TokenParams};
@@ -29,10 +29,7 @@ impl ClientCredentials {
                 "public clients cannot use the client_credentials grant",
             ));
         }
-        if !client.has_grant(GrantType::ClientCredentials) {
-            return Err(not_registered(GrantType::ClientCredentials));
-        }
-        Ok(())
+        registered(client, GrantType::ClientCredentials)
     }
 
     /// Parses the request.
@@ -40,14 +37,8 @@ impl ClientCredentials {
     /// # Errors
     /// `invalid_scope` for a malformed `scope`.
     pub fn parse(params: &TokenParams) -> Result<Self, OAuthError> {
-        let scope = params
-            .scope
-            .as_deref()
-            .map(Scopes::parse)
-            .transpose()
-            .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
         Ok(Self {
-            scope,
+            scope: requested_scope(params)?,
             target: Target::of(params),
         })
     }

@@ -17,6 +17,7 @@ use crate::model::client::Client;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
 use crate::registry::ServerRuntime;
 use crate::revocation::Revocations;
+use crate::scope::Scopes;
 use crate::store::{Repository, ShortLivedStore};
 use crate::tokens::{Minter, TokenResponse};
 
@@ -143,11 +144,25 @@ fn required<T>(value: Option<T>, name: &str) -> Result<T, OAuthError> {
     value.ok_or_else(|| OAuthError::invalid_request(format!("missing parameter `{name}`")))
 }
 
-/// The `unauthorized_client` answer for a client not registered for `grant`.
-fn not_registered(grant: GrantType) -> OAuthError {
-    OAuthError::unauthorized_client(format!(
-        "the client is not registered for the {grant} grant"
-    ))
+/// `unauthorized_client` unless `client` registered `grant`.
+fn registered(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
+    if client.has_grant(grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::unauthorized_client(format!(
+            "the client is not registered for the {grant} grant"
+        )))
+    }
+}
+
+/// The `scope` a request asks for, if any (`invalid_scope` when malformed).
+fn requested_scope(params: &TokenParams) -> Result<Option<Scopes>, OAuthError> {
+    params
+        .scope
+        .as_deref()
+        .map(Scopes::parse)
+        .transpose()
+        .map_err(|e| OAuthError::invalid_scope(e.to_string()))
 }
 
 #[cfg(test)]

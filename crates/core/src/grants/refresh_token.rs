@@ -2,7 +2,7 @@
 //! round trip to the database; presenting a token that was already rotated revokes its whole
 //! family, with the access tokens issued from it.
 
-use super::{not_registered, required, Grants};
+use super::{registered, requested_scope, required, Grants};
 use crate::client_auth::Authenticated;
 use crate::model::client::Client;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
@@ -34,11 +34,7 @@ impl RefreshToken {
     /// # Errors
     /// `unauthorized_client` for a client not registered for it.
     pub fn allowed(client: &Client) -> Result<(), OAuthError> {
-        if client.has_grant(GrantType::RefreshToken) {
-            Ok(())
-        } else {
-            Err(not_registered(GrantType::RefreshToken))
-        }
+        registered(client, GrantType::RefreshToken)
     }
 
     /// Parses the request.
@@ -51,12 +47,7 @@ impl RefreshToken {
         if !refresh::looks_like_refresh_token(presented.expose()) {
             return Err(invalid());
         }
-        let scope = params
-            .scope
-            .as_deref()
-            .map(Scopes::parse)
-            .transpose()
-            .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+        let scope = requested_scope(params)?;
         Ok(Self {
             presented: presented.clone(),
             scope,

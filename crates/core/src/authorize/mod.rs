@@ -76,11 +76,6 @@ pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
-/// A value as stored in the short-lived store.
-pub(crate) fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, crate::store::StoreError> {
-    serde_json::to_vec(v).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))
-}
-
 /// Why an authorization step failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthorizeError {

@@ -87,7 +87,7 @@ pub(crate) async fn create_session(
     session: &Session,
 ) -> Result<String, StoreError> {
     let sid = random_token(32);
-    let value = super::json(session)?;
+    let value = crate::store::to_json(session)?;
     app.short_lived
         .put(&session_key(t, s, &sid), &value, app.options.session_ttl)
         .await?;
@@ -136,7 +136,7 @@ pub(crate) async fn save_pending(
         csrf: random_token(32),
         browser: sha256_b64(binding),
     };
-    let value = super::json(&pending)?;
+    let value = crate::store::to_json(&pending)?;
     app.short_lived
         .put(&pending_key(t, s, &id), &value, PENDING_TTL)
         .await?;

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::ids::{ServerId, TenantId};
 use crate::oauth::pkce::Method;
 use crate::secrets::sha256_b64;
-use crate::store::{ShortLivedStore, StoreError};
+use crate::store::{to_json, ShortLivedStore, StoreError};
 
 /// What a code stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,15 +87,11 @@ pub async fn put(
     };
     let keep = ttl + Duration::from_secs(u64::try_from(access_token_ttl).unwrap_or(3600));
     short_lived
-        .put(&issued_key(t, s, code), &json(&issued)?, keep)
+        .put(&issued_key(t, s, code), &to_json(&issued)?, keep)
         .await?;
     short_lived
-        .put(&code_key(t, s, code), &json(grant)?, ttl)
+        .put(&code_key(t, s, code), &to_json(grant)?, ttl)
         .await
-}
-
-fn json(v: &impl Serialize) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Takes a code: `Ok(Ok(grant))` the first time; `Ok(Err(issued))` when it is unknown,

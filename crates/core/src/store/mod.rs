@@ -500,6 +500,14 @@ pub async fn open_short_lived(
     }
 }
 
+/// A value as the JSON a store keeps; a value that will not serialise is `Corrupt`.
+///
+/// # Errors
+/// As above.
+pub fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// Maps a store failure on a request path: unreachable is `503`, anything else `500`;
 /// the cause goes to the log, not to the caller.
 #[must_use]

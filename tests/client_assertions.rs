@@ -186,6 +186,8 @@ struct Row {
     status: u16,
     error: &'static str,
     reason: Option<&'static str>,
+    /// Words the `error_description` must contain.
+    says: Option<&'static str>,
 }
 
 fn row(name: &'static str, form: Vec<(String, String)>, reason: &'static str) -> Row {
@@ -195,6 +197,16 @@ fn row(name: &'static str, form: Vec<(String, String)>, reason: &'static str) ->
         status: 401,
         error: "invalid_client",
         reason: Some(reason),
+        says: None,
+    }
+}
+
+impl Row {
+    fn saying(self, says: &'static str) -> Self {
+        Self {
+            says: Some(says),
+            ..self
+        }
     }
 }
 
@@ -210,6 +222,10 @@ async fn run_rows(server: &Server, url: &str, rows: Vec<Row>) {
             "{}: {body}",
             r.name
         );
+        if let Some(says) = r.says {
+            let description = body["error_description"].as_str().unwrap_or("");
+            assert!(description.contains(says), "{}: {body}", r.name);
+        }
         if let Some(reason) = r.reason {
             assert!(
                 printed_since(server, mark, &format!("\"reason\":\"{reason}\"")),
@@ -293,6 +309,11 @@ async fn private_key_jwt(backend: &Backend) {
                 &ps.enc,
                 Algorithm::RS256,
             ),
+        ),
+        (
+            // Authlib's PrivateKeyJWT signs assertions valid for an hour.
+            "exp an hour ahead",
+            es.sign(&with(claims(&id, &url), &json!({"exp": now() + 3600}))),
         ),
         (
             "no kid, single ES256 key",
@@ -411,17 +432,20 @@ async fn private_key_jwt(backend: &Backend) {
             "expired",
             assertion_form(&es.sign(&with(c(), &json!({"exp": n - 120, "iat": n - 180})))),
             "assertion_expiry",
-        ),
+        )
+        .saying("has expired"),
         row(
             "exp too far ahead",
-            assertion_form(&es.sign(&with(c(), &json!({"exp": n + 3600})))),
+            assertion_form(&es.sign(&with(c(), &json!({"exp": n + 3600 + 120})))),
             "assertion_expiry",
-        ),
+        )
+        .saying("too far ahead: at most 3600 seconds"),
         row(
             "no exp",
             assertion_form(&es.sign(&with(c(), &json!({"exp": null})))),
             "assertion_expiry",
-        ),
+        )
+        .saying("no `exp`"),
         row(
             "future nbf",
             assertion_form(&es.sign(&with(c(), &json!({"nbf": n + 120})))),
@@ -444,7 +468,8 @@ async fn private_key_jwt(backend: &Backend) {
             "iss differs from sub",
             assertion_form(&es.sign(&with(c(), &json!({"iss": basic_id})))),
             "assertion_subject",
-        ),
+        )
+        .saying("`iss` and `sub`"),
         row(
             "missing jti",
             assertion_form(&es.sign(&with(c(), &json!({"jti": null})))),
@@ -492,6 +517,7 @@ async fn private_key_jwt(backend: &Backend) {
             status: 400,
             error: "invalid_request",
             reason: None,
+            says: None,
         },
         Row {
             name: "assertion plus client_secret",
@@ -499,14 +525,20 @@ async fn private_key_jwt(backend: &Backend) {
             status: 400,
             error: "invalid_request",
             reason: None,
+            says: None,
         },
-        Row {
-            name: "client_id differs from sub",
-            form: id_mismatch,
-            status: 400,
-            error: "invalid_request",
-            reason: None,
-        },
+        // RFC 7521 §4.2.1, RFC 7523 §3: the assertion does not speak for the client named.
+        row("client_id differs from sub", id_mismatch, "assertion_subject")
+            .saying("`iss` and `sub`"),
+        row(
+            "sub names another client, client_id this one",
+            [
+                assertion_form(&es.sign(&with(c(), &json!({"sub": basic_id})))),
+                vec![("client_id".into(), id.clone())],
+            ]
+            .concat(),
+            "assertion_subject",
+        ),
     ];
     run_rows(&server, &url, rows).await;
 
@@ -531,13 +563,39 @@ async fn client_secret_jwt(backend: &Backend) {
     let (id, secret) = server
         .client(&tid, "main", json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_jwt"}))
         .await;
-    assert!(secret.len() >= 43, "a secret is issued");
+    // RFC 7518 §3.2: an HMAC key at least as long as the hash, for HS512 too (64 bytes of
+    // entropy, 86 base64url characters); Nimbus refuses to sign with less.
+    assert!(secret.len() >= 86, "an HS512-sized secret is issued: {secret}");
     let (pinned, pinned_secret) = server
         .client(&tid, "main", json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_jwt", "token_endpoint_auth_signing_alg": "HS512"}))
         .await;
     let (post_id, post_secret) = server
         .client(&tid, "main", json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"}))
         .await;
+    assert!(pinned_secret.len() >= 86);
+    // So are the secrets of a rotation, and of a client replaced into client_secret_jwt.
+    let clients = format!("/admin/tenants/{tid}/servers/main/clients");
+    let (rotated_id, _) = server
+        .client(&tid, "main", json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_jwt"}))
+        .await;
+    let (status, body) = server
+        .admin_post(&format!("{clients}/{rotated_id}/secret"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let rotated = body["client_secret"].as_str().unwrap().to_owned();
+    assert!(rotated.len() >= 86, "rotated: {rotated}");
+    let (basic_id, _) = server
+        .client(&tid, "main", json!({"grant_types": ["client_credentials"]}))
+        .await;
+    let (status, body) = server
+        .admin_call(
+            reqwest::Method::PUT,
+            &format!("{clients}/{basic_id}"),
+            Some(&json!({"client_id": basic_id, "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_jwt"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["client_secret"].as_str().unwrap().len() >= 86, "{body}");
     let hs = |secret: &str, alg: Algorithm, claims: &Value| {
         sign(
             &json!({"alg": format!("{alg:?}"), "typ": "JWT"}),
@@ -574,6 +632,29 @@ async fn client_secret_jwt(backend: &Backend) {
     )
     .await;
     assert_eq!(status, 200, "registered alg");
+    // Authlib's ClientSecretJWT signs assertions valid for an hour.
+    let (status, body) = post_token(
+        &server,
+        &url,
+        &assertion_form(&hs(
+            &secret,
+            Algorithm::HS256,
+            &with(claims(&id, &url), &json!({"exp": now() + 3600})),
+        )),
+    )
+    .await;
+    assert_eq!(status, 200, "exp an hour ahead: {body}");
+    let (status, body) = post_token(
+        &server,
+        &url,
+        &assertion_form(&hs(
+            &rotated,
+            Algorithm::HS512,
+            &claims(&rotated_id, &url),
+        )),
+    )
+    .await;
+    assert_eq!(status, 200, "HS512 with the rotated secret: {body}");
 
     let replayed = hs(&secret, Algorithm::HS256, &claims(&id, &url));
     assert_eq!(
@@ -609,12 +690,14 @@ async fn client_secret_jwt(backend: &Backend) {
             "expired",
             good(&with(c(), &json!({"exp": n - 120}))),
             "assertion_expiry",
-        ),
+        )
+        .saying("has expired"),
         row(
             "exp too far ahead",
-            good(&with(c(), &json!({"exp": n + 3600}))),
+            good(&with(c(), &json!({"exp": n + 3600 + 120}))),
             "assertion_expiry",
-        ),
+        )
+        .saying("too far ahead"),
         row(
             "future nbf",
             good(&with(c(), &json!({"nbf": n + 120}))),
@@ -635,6 +718,16 @@ async fn client_secret_jwt(backend: &Backend) {
             good(&with(c(), &json!({"iss": "someone-else"}))),
             "assertion_subject",
         ),
+        row(
+            "client_id differs from sub",
+            [
+                good(&claims(&post_id, &url)),
+                vec![("client_id".into(), id.clone())],
+            ]
+            .concat(),
+            "assertion_subject",
+        )
+        .saying("`iss` and `sub`"),
         row(
             "missing jti",
             good(&with(c(), &json!({"jti": null}))),
@@ -672,6 +765,7 @@ async fn client_secret_jwt(backend: &Backend) {
             status: 400,
             error: "invalid_request",
             reason: None,
+            says: None,
         },
         Row {
             name: "assertion plus client_secret",
@@ -679,6 +773,7 @@ async fn client_secret_jwt(backend: &Backend) {
             status: 400,
             error: "invalid_request",
             reason: None,
+            says: None,
         },
     ];
     run_rows(&server, &url, rows).await;

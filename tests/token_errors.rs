@@ -305,6 +305,60 @@ async fn token_error_table(backend: &Backend) {
             400,
             "invalid_request",
         ),
+        // A repeated member is refused like a repeated form parameter (serde_json alone
+        // would keep the last one), at every endpoint that takes JSON.
+        row(
+            "JSON repeated member",
+            &ta,
+            ct("application/json"),
+            br#"{"grant_type":"client_credentials","scope":"read","scope":"write"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        row(
+            "JSON repeated grant_type",
+            &ta,
+            ct("application/json"),
+            br#"{"grant_type":"authorization_code","grant_type":"client_credentials"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        row(
+            "JSON repeated resource member",
+            &ta,
+            ct("application/json"),
+            br#"{"grant_type":"client_credentials","resource":"https://api.a","resource":"https://api.a"}"#
+                .to_vec(),
+            400,
+            "invalid_request",
+        ),
+        row(
+            "JSON repeated member at introspection",
+            &format!("/{a}/main/oauth2/introspect"),
+            ct("application/json"),
+            br#"{"token":"a","token":"b"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        row(
+            "JSON repeated member at revocation",
+            &format!("/{a}/main/oauth2/revoke"),
+            ct("application/json"),
+            br#"{"token":"a","token":"b"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        row(
+            "JSON repeated client_secret",
+            &ta,
+            vec![("content-type", "application/json".to_owned())],
+            format!(
+                r#"{{"grant_type":"client_credentials","client_id":"{post_id}","client_secret":"wrong","client_secret":"{post_secret}"}}"#
+            )
+            .into_bytes(),
+            400,
+            "invalid_request",
+        ),
         row(
             "JSON non-string value",
             &ta,

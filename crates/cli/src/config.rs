@@ -164,11 +164,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_TRUSTED_PROXIES", value_name = "CIDRS")]
     pub trusted_proxies: Option<String>,
 
-    /// Client assertions (RFC 7523): how many seconds ahead `exp` may be (1 to 3600).
+    /// Client assertions (RFC 7523): how many seconds ahead `exp` may be (1 to 3600; default
+    /// an hour, as common client libraries sign assertions valid for an hour).
     #[arg(
         long,
         env = "TOLLGATE_ASSERTION_MAX_LIFETIME",
-        default_value_t = 300,
+        default_value_t = 3600,
         value_name = "SECONDS"
     )]
     pub assertion_max_lifetime: u64,

@@ -71,6 +71,11 @@ pub enum AssertionAlg {
 impl AssertionAlg {
     /// Names accepted for `client_secret_jwt`.
     pub const HMAC_NAMES: &'static [&'static str] = &["HS256", "HS384", "HS512"];
+    /// Random bytes in a `client_secret_jwt` secret: the secret is the HMAC key of every
+    /// `HS*` algorithm the client may use, and RFC 7518 §3.2 wants a key at least as long as
+    /// the hash, 64 bytes for HS512 (libraries such as Nimbus refuse shorter ones). 64 random
+    /// bytes are 86 base64url characters.
+    pub const HMAC_SECRET_BYTES: usize = 64;
     /// Names accepted for `private_key_jwt`.
     pub const KEY_NAMES: &'static [&'static str] = &["RS256", "PS256", "ES256", "EdDSA", "Ed25519"];
 

@@ -92,7 +92,14 @@ impl ClientSecret {
     /// A fresh secret: 32 random bytes (256 bits), base64url without padding.
     #[must_use]
     pub fn generate() -> Self {
-        Self(random_token(32))
+        Self::random(32)
+    }
+
+    /// A fresh secret of `bytes` random bytes, base64url without padding (so `4 * bytes / 3`
+    /// characters, rounded up).
+    #[must_use]
+    pub fn random(bytes: usize) -> Self {
+        Self(random_token(bytes))
     }
 }
 

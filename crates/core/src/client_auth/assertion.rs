@@ -13,7 +13,7 @@ use base64::Engine as _;
 use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value};
 
-use super::{Failure, Presented, JWT_BEARER_ASSERTION};
+use super::{Expiry, Failure, Presented, JWT_BEARER_ASSERTION};
 use crate::client_keys::AssertionAlg;
 use crate::model::client::Client;
 use crate::registry::ServerRuntime;
@@ -31,7 +31,8 @@ pub enum AssertionAudience {
 /// RFC 7523 client-assertion rules.
 #[derive(Debug, Clone)]
 pub struct AssertionOptions {
-    /// How far ahead `exp` may be (default 5 minutes).
+    /// How far ahead `exp` may be (default 60 minutes: common client libraries, Authlib's
+    /// `PrivateKeyJWT` and `ClientSecretJWT` among them, sign assertions valid for an hour).
     pub max_lifetime: Duration,
     /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
     pub clock_skew: Duration,
@@ -42,7 +43,7 @@ pub struct AssertionOptions {
 impl Default for AssertionOptions {
     fn default() -> Self {
         Self {
-            max_lifetime: Duration::from_secs(300),
+            max_lifetime: Duration::from_secs(3600),
             clock_skew: Duration::from_secs(30),
             audience: AssertionAudience::EndpointOrIssuer,
         }
@@ -244,9 +245,12 @@ pub(super) fn check_claims(
     let exp = claims
         .get("exp")
         .and_then(numeric_date)
-        .ok_or(Failure::AssertionExpiry)?;
-    if exp <= now.saturating_sub(skew) || exp > now.saturating_add(lifetime).saturating_add(skew) {
-        return Err(Failure::AssertionExpiry);
+        .ok_or(Failure::AssertionExpiry(Expiry::Missing))?;
+    if exp <= now.saturating_sub(skew) {
+        return Err(Failure::AssertionExpiry(Expiry::Expired));
+    }
+    if exp > now.saturating_add(lifetime).saturating_add(skew) {
+        return Err(Failure::AssertionExpiry(Expiry::TooFarAhead));
     }
     for name in ["nbf", "iat"] {
         match claims.get(name) {
@@ -486,22 +490,27 @@ mod tests {
             (
                 "no exp",
                 json!({"exp": null}),
-                Err(Failure::AssertionExpiry),
+                Err(Failure::AssertionExpiry(Expiry::Missing)),
             ),
             (
                 "exp as text",
                 json!({"exp": "1700000060"}),
-                Err(Failure::AssertionExpiry),
+                Err(Failure::AssertionExpiry(Expiry::Missing)),
             ),
             (
                 "expired beyond skew",
                 json!({"exp": NOW - 31}),
-                Err(Failure::AssertionExpiry),
+                Err(Failure::AssertionExpiry(Expiry::Expired)),
+            ),
+            (
+                "an hour ahead (common client libraries)",
+                json!({"exp": NOW + 3600}),
+                Ok(()),
             ),
             (
                 "exp too far ahead",
-                json!({"exp": NOW + 300 + 31}),
-                Err(Failure::AssertionExpiry),
+                json!({"exp": NOW + 3600 + 31}),
+                Err(Failure::AssertionExpiry(Expiry::TooFarAhead)),
             ),
             (
                 "future nbf",
@@ -550,7 +559,7 @@ mod tests {
         let opts = AssertionOptions::default();
         for patch in [
             json!({"exp": NOW - 29}),
-            json!({"exp": NOW + 330}),
+            json!({"exp": NOW + 3630}),
             json!({"nbf": NOW + 30, "iat": NOW + 30}),
         ] {
             let jwt = sign(

@@ -147,7 +147,7 @@ pub enum Failure {
     /// `aud` names neither this endpoint nor the issuer.
     AssertionAudience,
     /// `exp` is missing, past, or too far ahead.
-    AssertionExpiry,
+    AssertionExpiry(Expiry),
     /// `nbf` or `iat` is in the future.
     AssertionNotYetValid,
     /// `jti` is missing.
@@ -183,7 +183,7 @@ impl Failure {
             Self::BadSignature => "bad_signature",
             Self::AssertionSubject => "assertion_subject",
             Self::AssertionAudience => "assertion_audience",
-            Self::AssertionExpiry => "assertion_expiry",
+            Self::AssertionExpiry(_) => "assertion_expiry",
             Self::AssertionNotYetValid => "assertion_not_yet_valid",
             Self::AssertionJti => "assertion_jti",
             Self::ReplayedAssertion => "replayed_assertion",
@@ -194,6 +194,17 @@ impl Failure {
             Self::CertificateMismatch => "certificate_mismatch",
         }
     }
+}
+
+/// What is wrong with an assertion's `exp` (one metric reason, told apart in the error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// No `exp`, or not a NumericDate.
+    Missing,
+    /// In the past, beyond the tolerated skew.
+    Expired,
+    /// Further ahead than the configured maximum lifetime (plus skew).
+    TooFarAhead,
 }
 
 /// An authenticated client.
@@ -294,8 +305,10 @@ pub fn presented_client_id(req: &Request<'_>) -> Option<ClientId> {
 /// Identifies and authenticates the client of a request to `server`.
 ///
 /// # Errors
-/// `400 invalid_request` when several methods are used at once or the ids disagree;
-/// `401 invalid_client` (with a Basic challenge when Basic was tried) otherwise.
+/// `400 invalid_request` when several methods are used at once or `client_id` disagrees with
+/// the HTTP Basic user; `401 invalid_client` otherwise (with a Basic challenge when Basic was
+/// tried), also for an assertion whose `iss` or `sub` is not the client it authenticates
+/// (RFC 7521 §4.2.1).
 pub async fn authenticate(
     ctx: &ClientAuth<'_>,
     server: &ServerRuntime,
@@ -312,6 +325,7 @@ pub async fn authenticate(
             "the request uses more than one client authentication method",
         ));
     }
+    let mut subject_mismatch = false;
     let (shape, raw_id, secret) = if let Some(b) = req.basic {
         if params
             .client_id
@@ -332,13 +346,13 @@ pub async fn authenticate(
             .client_assertion
             .as_ref()
             .and_then(|a| assertion::subject(a.expose()));
-        if let (Some(id), Some(sub)) = (&params.client_id, &from_assertion) {
-            if id != sub {
-                return Err(OAuthError::invalid_request(
-                    "`client_id` differs from the assertion's subject",
-                ));
-            }
-        }
+        // A `client_id` that differs from the assertion's `sub` names the client the request
+        // authenticates as; the assertion then does not speak for it: `invalid_client`
+        // (RFC 7521 §4.2.1, RFC 7523 §3), judged below once the client is known.
+        subject_mismatch = matches!(
+            (&params.client_id, &from_assertion),
+            (Some(id), Some(sub)) if id != sub
+        );
         (
             Shape::Assertion,
             params.client_id.clone().or(from_assertion),
@@ -380,18 +394,31 @@ pub async fn authenticate(
             reason = reason.reason(),
             "client authentication failed"
         );
-        OAuthError::invalid_client(match reason {
-            Failure::WrongMethod => "the client is registered for another authentication method",
-            Failure::Unsupported => {
-                "the client's authentication method is not available on this gateway"
+        let description: std::borrow::Cow<'static, str> = match reason {
+            Failure::WrongMethod => {
+                "the client is registered for another authentication method".into()
             }
-            Failure::ReplayedAssertion => "the client assertion was already used",
-            Failure::AssertionExpiry => "the client assertion is expired or expires too far ahead",
-            Failure::AssertionAudience => "the client assertion's audience is not this server",
-            Failure::NoCertificate => "a client certificate is required",
-            _ => "client authentication failed",
-        })
-        .with_basic_challenge(tried_basic)
+            Failure::Unsupported => {
+                "the client's authentication method is not available on this gateway".into()
+            }
+            Failure::ReplayedAssertion => "the client assertion was already used".into(),
+            Failure::AssertionSubject => {
+                "the client assertion's `iss` and `sub` must both be the client's id".into()
+            }
+            Failure::AssertionExpiry(Expiry::Missing) => "the client assertion has no `exp`".into(),
+            Failure::AssertionExpiry(Expiry::Expired) => "the client assertion has expired".into(),
+            Failure::AssertionExpiry(Expiry::TooFarAhead) => format!(
+                "the client assertion's `exp` is too far ahead: at most {} seconds from now",
+                ctx.assertions.max_lifetime.as_secs()
+            )
+            .into(),
+            Failure::AssertionAudience => {
+                "the client assertion's audience is not this server".into()
+            }
+            Failure::NoCertificate => "a client certificate is required".into(),
+            _ => "client authentication failed".into(),
+        };
+        OAuthError::invalid_client(description).with_basic_challenge(tried_basic)
     };
     let Some(raw_id) = raw_id else {
         return Err(
@@ -414,6 +441,14 @@ pub async fn authenticate(
     if !shape.accepts(registered) {
         return Err(fail(
             Failure::WrongMethod,
+            &raw_id,
+            Some(&client_id),
+            registered.as_str(),
+        ));
+    }
+    if subject_mismatch {
+        return Err(fail(
+            Failure::AssertionSubject,
             &raw_id,
             Some(&client_id),
             registered.as_str(),

@@ -69,6 +69,16 @@ pub(super) async fn require_server(
     get_server(app, t, s).await
 }
 
+/// A fresh secret for `method`: for `client_secret_jwt`, long enough to be the key of every
+/// HMAC algorithm the client may sign with (HS512 included).
+fn fresh_secret(method: AuthMethod) -> ClientSecret {
+    if method == AuthMethod::ClientSecretJwt {
+        ClientSecret::random(crate::client_keys::AssertionAlg::HMAC_SECRET_BYTES)
+    } else {
+        ClientSecret::generate()
+    }
+}
+
 /// Produces the at-rest form of a fresh secret for `method`.
 async fn store_secret(
     app: &Tollgate,
@@ -113,7 +123,7 @@ pub async fn create_client(
     let method = metadata
         .token_endpoint_auth_method
         .unwrap_or(AuthMethod::ClientSecretBasic);
-    let secret = method.uses_secret().then(ClientSecret::generate);
+    let secret = method.uses_secret().then(|| fresh_secret(method));
     let stored = match &secret {
         Some(sec) => store_secret(app, t, s, &client_id, method, sec).await?,
         None => StoredSecret::None,
@@ -226,7 +236,7 @@ pub async fn replace_client(
     };
     let mut secret = None;
     if !reusable {
-        let fresh = ClientSecret::generate();
+        let fresh = fresh_secret(method);
         client.secret = store_secret(app, t, s, id, method, &fresh).await?;
         client.secret_expires_at = 0;
         secret = Some(fresh);
@@ -289,7 +299,7 @@ pub async fn rotate_client_secret(
         )
         .into());
     }
-    let fresh = ClientSecret::generate();
+    let fresh = fresh_secret(method);
     client.secret = store_secret(app, t, s, id, method, &fresh).await?;
     client.secret_expires_at = 0;
     client.updated_at = app.clock.now();

@@ -166,20 +166,33 @@ fn json_pairs(body: &[u8], limits: &Limits) -> Result<Vec<(String, String)>, OAu
             limits.max_json_depth
         )));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        OAuthError::invalid_request(format!(
-            "request body is not valid JSON (line {} column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    let Value::Object(map) = value else {
-        return Err(OAuthError::invalid_request(
-            "JSON request body must be an object",
-        ));
+    let members = match serde_json::from_slice::<Members>(body) {
+        Ok(Members(m)) => m,
+        // Only the top level can have the wrong type: members may hold any value.
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            return Err(OAuthError::invalid_request(
+                "JSON request body must be an object",
+            ))
+        }
+        Err(e) => {
+            return Err(OAuthError::invalid_request(format!(
+                "request body is not valid JSON (line {} column {})",
+                e.line(),
+                e.column()
+            )))
+        }
     };
-    let mut pairs = Vec::with_capacity(map.len());
-    for (name, value) in map {
+    // A member given twice is refused like a repeated form parameter (RFC 6749 §3.1), for
+    // every member: serde_json's own map would silently keep the last one.
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    if let Some((name, _)) = members.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+        return Err(OAuthError::invalid_request(format!(
+            "member `{}` is repeated",
+            printable(name)
+        )));
+    }
+    let mut pairs = Vec::with_capacity(members.len());
+    for (name, value) in members {
         match value {
             Value::String(s) => pairs.push((name, s)),
             Value::Null => {}
@@ -202,6 +215,32 @@ fn json_pairs(body: &[u8], limits: &Limits) -> Result<Vec<(String, String)>, OAu
         }
     }
     Ok(pairs)
+}
+
+/// A JSON object's members in document order, repeats included (a map would drop them).
+struct Members(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(member) = map.next_entry::<String, Value>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
 }
 
 /// A parameter name made safe to echo in an error: at most 64 printable ASCII characters.
@@ -300,6 +339,36 @@ mod tests {
                 TokenParams::from_json(bad, &limits).unwrap_err().status,
                 400
             );
+        }
+    }
+
+    #[test]
+    fn repeated_json_members_are_refused() {
+        let limits = Limits::default();
+        for body in [
+            &br#"{"grant_type":"client_credentials","scope":"a","scope":"b"}"#[..],
+            br#"{"client_id":"a","client_id":"a"}"#,
+            br#"{"scope":null,"scope":"b"}"#,
+            br#"{"resource":"https://a","resource":"https://b"}"#,
+            br#"{"resource":["https://a"],"resource":["https://b"]}"#,
+        ] {
+            let e = TokenParams::from_json(body, &limits).unwrap_err();
+            assert_eq!(
+                (e.status, e.code.as_str()),
+                (400, "invalid_request"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(e.description.contains("is repeated"), "{e}");
+        }
+        // Members are read in order and the body keeps working when nothing repeats.
+        let p = TokenParams::from_json(br#"{"scope":"a","grant_type":"x"}"#, &limits).unwrap();
+        assert_eq!(p.scope.as_deref(), Some("a"));
+        let e = TokenParams::from_json(br#"{"a":1,"#, &limits).unwrap_err();
+        assert!(e.description.contains("not valid JSON"), "{e}");
+        for top in [&b"[]"[..], b"\"x\"", b"1", b"null"] {
+            let e = TokenParams::from_json(top, &limits).unwrap_err();
+            assert_eq!(e.description, "JSON request body must be an object");
         }
     }
 

@@ -277,7 +277,8 @@ async fn public_client_with_pkce_and_oidc(backend: &Backend) {
     assert_eq!(id2["auth_time"], id["auth_time"]);
     assert!(id2.get("nonce").is_none());
 
-    // A public client cannot introspect.
+    // A public client cannot introspect, and discovery does not say it can; it can revoke
+    // its own tokens (RFC 7009 §5), and discovery says so.
     let res = server
         .http
         .post(format!("{}/oauth2/introspect", s.issuer))
@@ -286,6 +287,59 @@ async fn public_client_with_pkce_and_oidc(backend: &Backend) {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client", "{body}");
+    for doc in ["openid-configuration", "oauth-authorization-server"] {
+        let d: Value = server
+            .http
+            .get(format!("{}/.well-known/{doc}", s.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let listed = |name: &str| {
+            d[name]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            !listed("introspection_endpoint_auth_methods_supported").contains(&"none".into()),
+            "{doc}: {d}"
+        );
+        assert!(listed("introspection_endpoint_auth_methods_supported")
+            .contains(&"client_secret_basic".into()));
+        assert!(listed("revocation_endpoint_auth_methods_supported").contains(&"none".into()));
+        assert!(listed("token_endpoint_auth_methods_supported").contains(&"none".into()));
+    }
+    let res = server
+        .http
+        .post(format!("{}/oauth2/revoke", s.issuer))
+        .form(&[("token", rotated), ("client_id", s.spa.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200, "a public client revokes");
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rotated),
+            ("client_id", &s.spa),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "revoked by the public client: {body}"
+    );
 }
 
 async fn consent_is_remembered_and_prompts_are_honoured(backend: &Backend) {
@@ -581,6 +635,149 @@ async fn confidential_exchange_refresh_and_reuse(backend: &Backend) {
         introspect(&server, &s.issuer, &s.web, &a).await["active"],
         false
     );
+}
+
+/// ID tokens are RS256 unless the client registered another algorithm the server signs with
+/// (OpenID Connect Dynamic Client Registration §2), whatever the server's `signing_alg`;
+/// access tokens keep the server's. PS256 uses the server's RSA key, published under its own
+/// `kid` with `alg: PS256`; an algorithm the server cannot sign with is refused at
+/// registration, and a `signing_alg` change that would strand a client's algorithm is refused.
+async fn id_token_algorithms(backend: &Backend) {
+    let server = Server::start(backend).await;
+    let s = setup(&server).await;
+    let agent = Agent::new();
+    let clients = format!("/admin/tenants/{}/servers/main/clients", s.tid);
+    let register = |alg: Option<&str>| {
+        let mut body = json!({
+            "grant_types": ["authorization_code"],
+            "redirect_uris": [REDIRECT],
+            "scope": "openid",
+        });
+        if let Some(alg) = alg {
+            body["id_token_signed_response_alg"] = json!(alg);
+        }
+        body
+    };
+    let jwks: Value = server
+        .http
+        .get(format!("{}/.well-known/jwks.json", s.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let published = |kid: &str| {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+            .cloned()
+            .unwrap_or_else(|| panic!("kid {kid} not in {jwks}"))
+    };
+    for (alg, expected) in [
+        (None, jsonwebtoken::Algorithm::RS256),
+        (Some("RS256"), jsonwebtoken::Algorithm::RS256),
+        (Some("PS256"), jsonwebtoken::Algorithm::PS256),
+        (Some("ES256"), jsonwebtoken::Algorithm::ES256),
+    ] {
+        let (id, secret) = server.client(&s.tid, "main", register(alg)).await;
+        let code = code_for(&agent, &s, &id, "openid", &[]).await;
+        let (status, body) = token(
+            &server,
+            &s.issuer,
+            Some((&id, &secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+            ],
+        )
+        .await;
+        assert_eq!(status, 200, "{alg:?}: {body}");
+        let access = body["access_token"].as_str().unwrap();
+        assert_eq!(
+            decode_header(access).unwrap().alg,
+            jsonwebtoken::Algorithm::ES256,
+            "access tokens keep the server's signing_alg"
+        );
+        let id_token = body["id_token"].as_str().unwrap();
+        let header = decode_header(id_token).unwrap();
+        assert_eq!(header.alg, expected, "{alg:?}");
+        // The key it names is published for that algorithm (libraries such as Nimbus use a
+        // JWK only for the `alg` it names).
+        let jwk = published(header.kid.as_deref().unwrap());
+        assert_eq!(jwk["alg"], format!("{expected:?}"), "{jwk}");
+        let claims = verify(&server, &s.issuer, id_token, &id).await;
+        assert_eq!(claims["sub"], s.user_id.as_str());
+        if expected == jsonwebtoken::Algorithm::PS256 {
+            // The RSA key of the RS256 key, under its own kid.
+            let rs256 = jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["alg"] == "RS256")
+                .unwrap();
+            assert_eq!((&jwk["n"], &jwk["e"]), (&rs256["n"], &rs256["e"]));
+            assert_ne!(jwk["kid"], rs256["kid"]);
+        }
+    }
+
+    // Registration refuses an algorithm the server does not sign ID tokens with.
+    let (status, body) = server.admin_post(&clients, &register(Some("EdDSA"))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("id_token_signed_response_alg"),
+        "{body}"
+    );
+    let (status, _) = server.admin_post(&clients, &register(Some("HS256"))).await;
+    assert_eq!(status, 400);
+
+    // Discovery says the same.
+    let d: Value = server
+        .http
+        .get(format!("{}/.well-known/openid-configuration", s.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        d["id_token_signing_alg_values_supported"],
+        json!(["RS256", "PS256", "ES256"])
+    );
+
+    // The ES256 client would be stranded by a move to EdDSA: refused, naming the field.
+    let path = format!("/admin/tenants/{}/servers/main", s.tid);
+    let (status, body) = server
+        .admin_call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&json!({"signing_alg": "EdDSA"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("signing_alg"),
+        "{body}"
+    );
+    // An RS256 server signs ID tokens with RS256 and PS256 only: a move to RS256 strands it too.
+    let (status, _) = server
+        .admin_call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&json!({"signing_alg": "RS256"})),
+        )
+        .await;
+    assert_eq!(status, 400);
 }
 
 /// One failure of the flow: the response status and error the issue asks for.
@@ -1538,4 +1735,5 @@ both_backends! {
     users_admin_api => users_admin_api;
     userinfo_errors => userinfo_errors;
     discovery_describes_the_flow => discovery_describes_the_flow;
+    id_tokens_are_rs256_by_default_and_honour_the_registered_alg => id_token_algorithms;
 }

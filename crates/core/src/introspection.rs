@@ -130,12 +130,6 @@ pub async fn introspect(
     client: &Authenticated,
     params: &TokenParams,
 ) -> Result<Introspection, OAuthError> {
-    if client.method == crate::model::server::AuthMethod::None {
-        // RFC 7662 §2.1: the endpoint needs authorization; a bare client id is none.
-        return Err(OAuthError::invalid_client(
-            "public clients cannot use the introspection endpoint",
-        ));
-    }
     let token = required_token(params)?;
     // Refresh tokens are opaque: only the client they were issued to learns about them.
     if let Some(rec) = own_refresh_token(app, server, client, token).await? {

@@ -42,7 +42,8 @@ pub struct ServerRuntime {
     pub tenant_name: String,
     /// The key that signs access tokens (`server.signing_alg`).
     pub signing_key: Arc<SigningKey>,
-    /// Current keys by algorithm, for ID tokens that ask for another algorithm.
+    /// Current keys, the server's own first, then the PS256 views of its RS256 keys: what
+    /// ID tokens are signed with (see [`ServerRuntime::id_token_key`]).
     pub current_keys: Vec<Arc<SigningKey>>,
     /// The JWK Set document (current, next and unexpired retiring keys), rendered once.
     pub jwks: String,
@@ -51,10 +52,27 @@ pub struct ServerRuntime {
 }
 
 impl ServerRuntime {
-    /// The current key for `alg`, if the server holds one.
+    /// The current key for `alg`, if the server holds one (for PS256: its own PS256 key, else
+    /// the PS256 view of its RS256 key).
     #[must_use]
     pub fn key_for(&self, alg: SigningAlg) -> Option<&Arc<SigningKey>> {
         self.current_keys.iter().find(|k| k.alg == alg)
+    }
+
+    /// The key that signs ID tokens for a client that registered the
+    /// `id_token_signed_response_alg` `registered` (`None`: the default, RS256). `None` when
+    /// the server holds no such key: the ID token is then not issued, never signed with
+    /// another algorithm.
+    #[must_use]
+    pub fn id_token_key(&self, registered: Option<&str>) -> Option<&Arc<SigningKey>> {
+        let alg = match registered {
+            None => SigningAlg::RS256,
+            Some(name) => SigningAlg::parse(name)?,
+        };
+        if !self.server.id_token_algs().contains(&alg) {
+            return None;
+        }
+        self.key_for(alg)
     }
 }
 
@@ -452,13 +470,14 @@ async fn load_server(
     let now = clock::now();
     let records = repo.list_keys(t, s).await?;
     let mut current_keys = Vec::new();
+    let mut views = Vec::new();
     let mut published = Vec::new();
     let mut verify_keys = HashMap::new();
     for rec in &records {
         if rec.retire_at.is_some_and(|r| r <= now) {
             continue;
         }
-        published.push(rec.public_jwk.clone());
+        published.extend(rec.published_jwks());
         let decoding = serde_json::from_value::<Jwk>(rec.public_jwk.clone())
             .ok()
             .and_then(|jwk| DecodingKey::from_jwk(&jwk).ok())
@@ -467,10 +486,11 @@ async fn load_server(
             })?;
         verify_keys.insert(rec.kid.clone(), (decoding, jwt_algorithm(rec.alg)));
         if rec.status == KeyStatus::Current {
-            let key = rec
-                .open(master)
+            let (key, view) = rec
+                .open_with_view(master)
                 .map_err(|e| StoreError::Corrupt(format!("signing key {}: {e}", rec.kid)))?;
             current_keys.push(Arc::new(key));
+            views.extend(view.map(Arc::new));
         }
     }
     // Newest current key of the server's algorithm signs.
@@ -485,6 +505,8 @@ async fn load_server(
                 server.signing_alg.as_str()
             ))
         })?;
+    // After the server's own keys: `key_for` prefers a key of the algorithm to a view.
+    current_keys.extend(views);
     let jwks = serde_json::json!({ "keys": published }).to_string();
     let tenant_name = repo
         .get_tenant(t)

@@ -5,7 +5,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use tollgate_core::model::server::SigningAlg;
+use tollgate_core::model::server::{AuthMethod, SigningAlg};
 use tollgate_core::oauth::{ClientEndpoint, GrantType};
 use tollgate_core::registry::ServerRuntime;
 use tollgate_core::Tollgate;
@@ -67,17 +67,24 @@ const STANDARD_SCOPES: &[&str] = &["openid", "profile", "email", "address", "pho
 
 fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metadata<'a> {
     let servable = app.servable_methods();
-    let methods: Vec<&'static str> = server
+    // What a client registered with each method can do at each endpoint: a public client
+    // (`none`) cannot introspect, so introspection does not list it.
+    let methods = |endpoint: ClientEndpoint| -> Vec<&'static str> {
+        server
+            .server
+            .allowed_token_endpoint_auth_methods
+            .iter()
+            .filter(|m| servable.contains(m))
+            .filter(|m| **m != AuthMethod::None || endpoint.admits_public_clients())
+            .map(|m| m.as_str())
+            .collect()
+    };
+    let id_algs: Vec<&'static str> = server
         .server
-        .allowed_token_endpoint_auth_methods
-        .iter()
-        .filter(|m| servable.contains(m))
-        .map(|m| m.as_str())
+        .id_token_algs()
+        .into_iter()
+        .map(SigningAlg::as_str)
         .collect();
-    let mut id_algs = vec![server.server.signing_alg.as_str()];
-    if server.server.signing_alg != SigningAlg::RS256 {
-        id_algs.push(SigningAlg::RS256.as_str());
-    }
     let mut pkce = vec!["S256"];
     if server.server.allow_plain_pkce {
         pkce.push("plain");
@@ -103,11 +110,11 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
         revocation_endpoint: ClientEndpoint::Revocation.url(&server.issuer),
         jwks_uri: format!("{}/.well-known/jwks.json", server.issuer),
         grant_types_supported: GrantType::ALL.iter().map(|g| g.as_str()).collect(),
-        token_endpoint_auth_methods_supported: methods.clone(),
+        token_endpoint_auth_methods_supported: methods(ClientEndpoint::Token),
         token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
-        introspection_endpoint_auth_methods_supported: methods.clone(),
+        introspection_endpoint_auth_methods_supported: methods(ClientEndpoint::Introspection),
         introspection_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
-        revocation_endpoint_auth_methods_supported: methods,
+        revocation_endpoint_auth_methods_supported: methods(ClientEndpoint::Revocation),
         revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
         response_types_supported: ["code"],
         response_modes_supported: ["query"],

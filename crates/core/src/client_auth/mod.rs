@@ -164,6 +164,8 @@ pub enum Failure {
     UntrustedCertificate,
     /// The certificate's subject or SAN does not match the registration.
     CertificateMismatch,
+    /// A public client at an endpoint that needs authentication (introspection).
+    PublicClient,
 }
 
 impl Failure {
@@ -192,6 +194,7 @@ impl Failure {
             Self::NoCertificate => "no_certificate",
             Self::UntrustedCertificate => "untrusted_certificate",
             Self::CertificateMismatch => "certificate_mismatch",
+            Self::PublicClient => "public_client",
         }
     }
 }
@@ -416,6 +419,9 @@ pub async fn authenticate(
                 "the client assertion's audience is not this server".into()
             }
             Failure::NoCertificate => "a client certificate is required".into(),
+            Failure::PublicClient => {
+                format!("public clients cannot use `{}`", req.endpoint.path()).into()
+            }
             _ => "client authentication failed".into(),
         };
         OAuthError::invalid_client(description).with_basic_challenge(tried_basic)
@@ -438,6 +444,14 @@ pub async fn authenticate(
     };
     span.record("tollgate.client_id", client_id.as_str());
     let registered = client.client.auth_method();
+    if subject_mismatch {
+        return Err(fail(
+            Failure::AssertionSubject,
+            &raw_id,
+            Some(&client_id),
+            registered.as_str(),
+        ));
+    }
     if !shape.accepts(registered) {
         return Err(fail(
             Failure::WrongMethod,
@@ -446,9 +460,10 @@ pub async fn authenticate(
             registered.as_str(),
         ));
     }
-    if subject_mismatch {
+    // RFC 7662 §2.1: introspection needs authorization; a bare client id is none.
+    if registered == AuthMethod::None && !req.endpoint.admits_public_clients() {
         return Err(fail(
-            Failure::AssertionSubject,
+            Failure::PublicClient,
             &raw_id,
             Some(&client_id),
             registered.as_str(),

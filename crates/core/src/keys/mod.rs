@@ -155,6 +155,54 @@ impl KeyRecord {
         let pkcs8 = master.open(&ctx, &self.sealed_private)?;
         SigningKey::from_pkcs8(self.alg, &self.kid, &pkcs8)
     }
+
+    /// Opens the key for signing, and for an RS256 key also its PS256 view (see
+    /// [`pss_view_kid`]).
+    ///
+    /// # Errors
+    /// Wrong master key, tampering, or a corrupt key.
+    pub fn open_with_view(
+        &self,
+        master: &MasterKey,
+    ) -> Result<(SigningKey, Option<SigningKey>), KeyError> {
+        let ctx = Self::seal_context(&self.tenant_id, &self.server_id, &self.kid);
+        let pkcs8 = master.open(&ctx, &self.sealed_private)?;
+        let key = SigningKey::from_pkcs8(self.alg, &self.kid, &pkcs8)?;
+        let view = match self.alg {
+            SigningAlg::RS256 => Some(SigningKey::from_pkcs8(
+                SigningAlg::PS256,
+                &pss_view_kid(&self.kid),
+                &pkcs8,
+            )?),
+            _ => None,
+        };
+        Ok((key, view))
+    }
+
+    /// The JWKs this key publishes: its own, and for an RS256 key also its PS256 view (the
+    /// same RSA public key under its own `kid`, with `alg: PS256`), so that a PS256 ID token
+    /// verifies with libraries that only use a key for the `alg` it names (Nimbus).
+    #[must_use]
+    pub fn published_jwks(&self) -> Vec<Value> {
+        let mut jwks = vec![self.public_jwk.clone()];
+        if self.alg == SigningAlg::RS256 {
+            let mut view = self.public_jwk.clone();
+            if let Some(map) = view.as_object_mut() {
+                map.insert("kid".into(), Value::String(pss_view_kid(&self.kid)));
+                map.insert("alg".into(), Value::String(SigningAlg::PS256.as_str().into()));
+                jwks.push(view);
+            }
+        }
+        jwks
+    }
+}
+
+/// The `kid` of the PS256 view of the RS256 key `kid`: every server holds an RS256 key (for
+/// ID tokens), and signs PS256 ID tokens with the same RSA key, published a second time under
+/// this `kid` with `alg: PS256` (a JWK names one algorithm, RFC 7517 §4.4).
+#[must_use]
+pub fn pss_view_kid(kid: &str) -> String {
+    format!("{kid}-PS256")
 }
 
 fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, KeyError> {
@@ -449,6 +497,43 @@ mod tests {
             let data = decode::<Value>(&token, &dk, &v).unwrap();
             assert_eq!(data.claims["sub"], "x");
         }
+    }
+
+    #[test]
+    fn an_rs256_key_also_signs_ps256_under_its_published_view() {
+        let (master, _) = MasterKey::generate();
+        let (t, s) = ids();
+        let rec =
+            KeyRecord::generate(&master, &t, &s, SigningAlg::RS256, KeyStatus::Current, 1).unwrap();
+        let (key, view) = rec.open_with_view(&master).unwrap();
+        let view = view.expect("an RS256 key has a PS256 view");
+        assert_eq!((key.alg, view.alg), (SigningAlg::RS256, SigningAlg::PS256));
+        assert_eq!(view.kid, pss_view_kid(&rec.kid));
+        let published = rec.published_jwks();
+        assert_eq!(published.len(), 2);
+        assert_eq!(published[0], rec.public_jwk);
+        assert_eq!(published[1]["kid"], view.kid.as_str());
+        assert_eq!(published[1]["alg"], "PS256");
+        assert_eq!(
+            (&published[1]["n"], &published[1]["e"]),
+            (&rec.public_jwk["n"], &rec.public_jwk["e"])
+        );
+        let token = view
+            .sign_jws(TokenType::Jwt, &json!({"sub": "x", "exp": 4_000_000_000_i64}))
+            .unwrap();
+        let header = decode_header(&token).unwrap();
+        assert_eq!(header.alg, Algorithm::PS256);
+        assert_eq!(header.kid.as_deref(), Some(view.kid.as_str()));
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(published[1].clone()).unwrap();
+        let mut v = Validation::new(Algorithm::PS256);
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        decode::<Value>(&token, &DecodingKey::from_jwk(&jwk).unwrap(), &v).unwrap();
+        // Other algorithms have no view.
+        let es =
+            KeyRecord::generate(&master, &t, &s, SigningAlg::ES256, KeyStatus::Current, 1).unwrap();
+        assert!(es.open_with_view(&master).unwrap().1.is_none());
+        assert_eq!(es.published_jwks(), vec![es.public_jwk.clone()]);
     }
 
     #[test]

@@ -110,6 +110,55 @@ pub async fn rotate(
     Ok(rotated)
 }
 
+/// Gives every server that holds no current RS256 key one (at most 100 per call): ID tokens
+/// are RS256 unless a client registered another algorithm, so every server must hold one.
+/// Servers created by Tollgate always got one; this covers any that lost it, at start-up and
+/// then on every tick. Each key is an audit row (`key.create`) by `by`. Returns the servers
+/// given a key.
+///
+/// Two processes doing this at the same moment may each add a key; both are then current and
+/// published, and the next rotation replaces both.
+///
+/// # Errors
+/// Store failure while finding the servers; a failure for one server is logged and skipped.
+pub async fn ensure_id_token_keys(
+    app: &Tollgate,
+    by: &Origin,
+    now: i64,
+) -> Result<Vec<(TenantId, ServerId)>, ManageError> {
+    let mut given = Vec::new();
+    for server in app
+        .repo
+        .servers_without_current_key(SigningAlg::RS256, MAX_PER_TICK)
+        .await?
+    {
+        let (t, s) = (server.tenant_id.clone(), server.id.clone());
+        let result = async {
+            let new = generate(app, &server, SigningAlg::RS256, now).await?;
+            let mut audit =
+                AuditRecord::new(by, "key.create", Resource::server(&t, &s).segment("keys"))
+                    .after(&new.public_jwk);
+            audit.at = now;
+            app.repo
+                .rotate_key(&new, retire_at(&server, now), now, &audit)
+                .await?;
+            Ok::<_, ManageError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::info!(tenant = %t, server = %s, "RS256 key for ID tokens created");
+                app.invalidate(Invalidation::keys(&t, &s)).await;
+                given.push((t, s));
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %t, server = %s, error = %e, "creating the RS256 key failed");
+            }
+        }
+    }
+    Ok(given)
+}
+
 /// What one scheduler run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TickReport {
@@ -121,6 +170,8 @@ pub struct TickReport {
     pub failed: usize,
     /// Servers whose expired retiring keys were deleted.
     pub retired: Vec<(TenantId, ServerId)>,
+    /// Servers given the RS256 key they lacked ([`ensure_id_token_keys`]).
+    pub keys_created: Vec<(TenantId, ServerId)>,
 }
 
 /// One scheduler run at `now`: rotates every due server (at most 100), then deletes retiring
@@ -131,7 +182,10 @@ pub struct TickReport {
 /// Store failure while finding due servers or deleting retired keys; a failure to rotate one
 /// server is counted and logged instead.
 pub async fn tick(app: &Tollgate, now: i64) -> Result<TickReport, ManageError> {
-    let mut report = TickReport::default();
+    let mut report = TickReport {
+        keys_created: ensure_id_token_keys(app, &Origin::scheduler(), now).await?,
+        ..TickReport::default()
+    };
     for server in app
         .repo
         .servers_due_for_key_rotation(now, MAX_PER_TICK)
@@ -166,6 +220,17 @@ pub async fn tick(app: &Tollgate, now: i64) -> Result<TickReport, ManageError> {
 /// Runs [`tick`] about every [`TICK_INTERVAL`] until aborted. Replicas started together are
 /// spread apart by a random first delay and a random interval.
 pub async fn run(app: Arc<Tollgate>) {
+    // At start-up, before the first (jittered) tick: servers without an RS256 key get one.
+    match tokio::time::timeout(
+        TICK_DEADLINE,
+        ensure_id_token_keys(&app, &Origin::scheduler(), app.clock.now()),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "ensuring RS256 keys failed"),
+        Err(_) => tracing::warn!("ensuring RS256 keys timed out"),
+    }
     tokio::time::sleep(clock::jitter(TICK_INTERVAL)).await;
     loop {
         match tokio::time::timeout(TICK_DEADLINE, tick(&app, app.clock.now())).await {
@@ -332,6 +397,51 @@ mod tests {
         // And the next period brings the next rotation.
         let report = tick(&app, now + 7200).await.unwrap();
         assert_eq!(report.rotated, vec![(t.clone(), s.clone())]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_server_without_an_rs256_key_gets_one() {
+        let (repo, dir) = sqlite_file().await;
+        let app = app_on(repo.clone(), &master()).await;
+        let server = server_with(&app, "norsa", None).await;
+        let (t, s) = (server.tenant_id.clone(), server.id.clone());
+        let now = server.created_at + 10;
+        // Nothing to do for a server created with its keys.
+        assert!(ensure_id_token_keys(&app, &root(), now)
+            .await
+            .unwrap()
+            .is_empty());
+        // A server whose RS256 key is gone (as one created before ID tokens needed it).
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("DELETE FROM signing_keys WHERE alg = 'RS256'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let report = tick(&app, now).await.unwrap();
+        assert_eq!(report.keys_created, vec![(t.clone(), s.clone())]);
+        let keys = repo.list_keys(&t, &s).await.unwrap();
+        let algs: Vec<_> = current_kids(&keys).into_iter().map(|(a, _)| a).collect();
+        assert_eq!(algs, [SigningAlg::ES256, SigningAlg::RS256]);
+        let audit = repo
+            .list_audit(
+                &t,
+                &AuditFilter {
+                    action: Some("key.create".into()),
+                    ..AuditFilter::default()
+                },
+                None,
+                10,
+            )
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(audit.len(), 1, "{audit:?}");
+        assert_eq!(audit[0].record.actor, "scheduler");
+        // Once is enough.
+        assert!(tick(&app, now + 1).await.unwrap().keys_created.is_empty());
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -7,6 +7,7 @@ use crate::ids::{ServerId, TenantId};
 use crate::invalidation::Invalidation;
 use crate::keys::{KeyRecord, KeyStatus};
 use crate::model::server::{AuthMethod, NewServer, Server, ServerPatch, SigningAlg};
+use crate::model::Invalid;
 use crate::store::{Page, SigningAlgChange, StoreError};
 
 use super::{blocking, get_tenant, page_limit, ManageError};
@@ -169,6 +170,9 @@ pub async fn patch_server(
         server.rate_limits = v.map_or_else(Default::default, |p| server.rate_limits.merged(&p));
     }
     server.validate(&app.servable_methods())?;
+    if server.signing_alg != old_alg {
+        refuse_orphaned_id_token_alg(app, &server, old_alg).await?;
+    }
     server.updated_at = app.clock.now();
     let keys = if server.signing_alg == old_alg {
         None
@@ -209,6 +213,42 @@ pub async fn patch_server(
     }
     app.invalidate(Invalidation::server(t, s)).await;
     Ok(server)
+}
+
+/// A new `signing_alg` retires the old algorithm's key; when the server then no longer signs
+/// ID tokens with that algorithm (ES256, EdDSA), a client that registered it as its
+/// `id_token_signed_response_alg` would get none: the change is refused, naming a client.
+async fn refuse_orphaned_id_token_alg(
+    app: &Tollgate,
+    server: &Server,
+    old_alg: SigningAlg,
+) -> Result<(), ManageError> {
+    if server.id_token_algs().contains(&old_alg) {
+        return Ok(());
+    }
+    let (t, s) = (&server.tenant_id, &server.id);
+    let mut after: Option<String> = None;
+    loop {
+        let page = app.repo.list_clients(t, s, after.as_deref(), 500).await?;
+        if let Some(c) = page.items.iter().find(|c| {
+            c.metadata.id_token_signed_response_alg.as_deref() == Some(old_alg.as_str())
+        }) {
+            return Err(Invalid::request(
+                "signing_alg",
+                format!(
+                    "client `{}` registered id_token_signed_response_alg {}, which the server \
+                     would no longer sign with; change that client first",
+                    c.client_id,
+                    old_alg.as_str()
+                ),
+            )
+            .into());
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Deletes a server with its clients and keys.

@@ -310,7 +310,29 @@ impl ClientMetadata {
         }
         dedup(&mut self.audience);
         self.validate_method_fields(method)?;
+        self.validate_id_token_alg(server)?;
         Ok(self)
+    }
+
+    /// `id_token_signed_response_alg` must be an algorithm the server signs ID tokens with:
+    /// an ID token is never signed with another one than the client registered.
+    fn validate_id_token_alg(&self, server: &Server) -> Result<(), Invalid> {
+        let Some(alg) = &self.id_token_signed_response_alg else {
+            return Ok(());
+        };
+        let offered = server.id_token_algs();
+        if crate::oauth::SigningAlg::parse(alg).is_some_and(|a| offered.contains(&a)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = offered.iter().map(|a| a.as_str()).collect();
+        Err(meta(
+            "id_token_signed_response_alg",
+            format!(
+                "must be one this server signs ID tokens with: {} (a server signs with ES256 or \
+                 EdDSA only when that is its signing_alg)",
+                names.join(", ")
+            ),
+        ))
     }
 
     fn validate_redirect_uris(&self, code_flow: bool) -> Result<(), Invalid> {
@@ -491,14 +513,6 @@ impl ClientMetadata {
             }
         }
         self.validate_jwt_fields(method)?;
-        if let Some(alg) = &self.id_token_signed_response_alg {
-            if crate::model::server::SigningAlg::parse(alg).is_none() {
-                return Err(meta(
-                    "id_token_signed_response_alg",
-                    "must be one of ES256, RS256, PS256, EdDSA",
-                ));
-            }
-        }
         self.validate_tls_fields(method)
     }
 

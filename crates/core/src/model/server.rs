@@ -189,6 +189,20 @@ where
 }
 
 impl Server {
+    /// The algorithms this server signs ID tokens with, the default first: RS256 (OpenID
+    /// Connect Dynamic Client Registration §2; every server holds an RS256 key), PS256 (with
+    /// that RSA key, or the server's own PS256 key), and the server's `signing_alg` when it is
+    /// neither. A client's `id_token_signed_response_alg` must be one of them; discovery's
+    /// `id_token_signing_alg_values_supported` lists them.
+    #[must_use]
+    pub fn id_token_algs(&self) -> Vec<SigningAlg> {
+        let mut algs = vec![SigningAlg::RS256, SigningAlg::PS256];
+        if !algs.contains(&self.signing_alg) {
+            algs.push(self.signing_alg);
+        }
+        algs
+    }
+
     /// Validates every setting against what the gateway can serve; called after create and
     /// after applying a patch.
     ///

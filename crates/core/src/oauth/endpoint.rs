@@ -37,6 +37,18 @@ impl ClientEndpoint {
         }
     }
 
+    /// Whether public clients (`none`, a bare `client_id`) may use it: at the token endpoint
+    /// for the grants they may use, and at revocation (RFC 7009 §5 lets a public client revoke
+    /// its own tokens); not at introspection, which needs authorization (RFC 7662 §2.1).
+    /// Discovery's `…_endpoint_auth_methods_supported` follow it.
+    #[must_use]
+    pub fn admits_public_clients(self) -> bool {
+        match self {
+            Self::Token | Self::Revocation => true,
+            Self::Introspection => false,
+        }
+    }
+
     /// The endpoint's URL on the server with this issuer (an accepted client-assertion `aud`).
     #[must_use]
     pub fn url(self, issuer: &str) -> String {

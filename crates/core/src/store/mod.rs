@@ -182,6 +182,13 @@ pub trait KeyRepo: Send + Sync {
     /// Deletes retiring keys whose `retire_at` has passed; returns the servers that lost one
     /// (each once).
     async fn delete_retired_keys(&self, now: i64) -> Result<Vec<(TenantId, ServerId)>, StoreError>;
+    /// Servers that hold no current key of `alg`, at most `limit`, ordered by tenant and id
+    /// (how the key housekeeper finds servers without the RS256 key ID tokens need).
+    async fn servers_without_current_key(
+        &self,
+        alg: SigningAlg,
+        limit: u32,
+    ) -> Result<Vec<Server>, StoreError>;
 }
 
 /// Admin credentials: the generated root token's hash, and tenant-scoped credentials.

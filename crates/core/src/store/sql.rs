@@ -723,6 +723,21 @@ macro_rules! sql_repository {
                 rows.iter().map(Self::server).collect()
             }
 
+            async fn servers_without_current_key(&self, alg: SigningAlg, limit: u32) -> Result<Vec<Server>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SERVER_COLS} FROM servers s WHERE NOT EXISTS \
+                     (SELECT 1 FROM signing_keys k WHERE k.tenant_id = s.tenant_id AND k.server_id = s.id \
+                     AND k.alg = $1 AND k.status = 'current') \
+                     ORDER BY s.tenant_id, s.id LIMIT $2"
+                ))
+                .bind(alg.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                rows.iter().map(Self::server).collect()
+            }
+
             async fn delete_retired_keys(&self, now: i64) -> Result<Vec<(TenantId, ServerId)>, StoreError> {
                 let rows = sqlx::query(
                     "DELETE FROM signing_keys WHERE status = 'retiring' AND retire_at <= $1 RETURNING tenant_id, server_id",

@@ -24,7 +24,7 @@ use crate::keys::KeyRecord;
 use crate::metrics::{Metrics, StoreKind};
 use crate::model::client::Client;
 use crate::model::credential::AdminCredential;
-use crate::model::server::Server;
+use crate::model::server::{Server, SigningAlg};
 use crate::model::tenant::Tenant;
 use crate::model::users::{Consent, User};
 use crate::refresh::{RefreshRecord, Rotated, Successor};
@@ -266,6 +266,18 @@ impl KeyRepo for TimedRepository {
     async fn delete_retired_keys(&self, now: i64) -> Result<Vec<(TenantId, ServerId)>, StoreError> {
         self.time("delete_retired_keys", self.inner.delete_retired_keys(now))
             .await
+    }
+
+    async fn servers_without_current_key(
+        &self,
+        alg: SigningAlg,
+        limit: u32,
+    ) -> Result<Vec<Server>, StoreError> {
+        self.time(
+            "servers_without_current_key",
+            self.inner.servers_without_current_key(alg, limit),
+        )
+        .await
     }
 }
 

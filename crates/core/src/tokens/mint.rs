@@ -103,10 +103,12 @@ impl Minter<'_> {
     }
 
     /// An OpenID Connect ID token for `client` about `sub`, signed with the algorithm the
-    /// client registered (`id_token_signed_response_alg`) or the server's.
+    /// client registered (`id_token_signed_response_alg`), by default RS256 (OpenID Connect
+    /// Dynamic Client Registration §2) — never with another one.
     ///
     /// # Errors
-    /// `server_error` when signing fails.
+    /// `server_error` when signing fails, or when the server holds no key of that algorithm
+    /// (registration refuses such an algorithm; logged if it happens anyway).
     #[allow(clippy::too_many_arguments)]
     pub async fn id_token(
         &self,
@@ -118,13 +120,17 @@ impl Minter<'_> {
         nonce: Option<&str>,
         access_token: &str,
     ) -> Result<String, OAuthError> {
-        let key = client
-            .metadata
-            .id_token_signed_response_alg
-            .as_deref()
-            .and_then(SigningAlg::parse)
-            .and_then(|alg| server.key_for(alg))
-            .unwrap_or(&server.signing_key);
+        let registered = client.metadata.id_token_signed_response_alg.as_deref();
+        let Some(key) = server.id_token_key(registered) else {
+            tracing::error!(
+                tenant = %server.server.tenant_id,
+                server = %server.server.id,
+                client_id = %client.client_id,
+                alg = registered.unwrap_or(SigningAlg::RS256.as_str()),
+                "no current key for the client's ID token algorithm; no ID token issued"
+            );
+            return Err(OAuthError::server_error());
+        };
         let now = self.clock.now();
         let claims = IdTokenClaims {
             iss: &server.issuer,

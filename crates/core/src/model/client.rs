@@ -66,7 +66,8 @@ pub struct ClientMetadata {
     /// JWS alg the client uses for assertions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_signing_alg: Option<String>,
-    /// JWS alg for ID tokens issued to this client.
+    /// JWS alg for ID tokens issued to this client: `RS256` (the default), `PS256`, or the
+    /// server's `signing_alg`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_signed_response_alg: Option<String>,
     /// RFC 8705 subject DN.

@@ -528,8 +528,12 @@ async fn private_key_jwt(backend: &Backend) {
             says: None,
         },
         // RFC 7521 §4.2.1, RFC 7523 §3: the assertion does not speak for the client named.
-        row("client_id differs from sub", id_mismatch, "assertion_subject")
-            .saying("`iss` and `sub`"),
+        row(
+            "client_id differs from sub",
+            id_mismatch,
+            "assertion_subject",
+        )
+        .saying("`iss` and `sub`"),
         row(
             "sub names another client, client_id this one",
             [
@@ -565,7 +569,10 @@ async fn client_secret_jwt(backend: &Backend) {
         .await;
     // RFC 7518 §3.2: an HMAC key at least as long as the hash, for HS512 too (64 bytes of
     // entropy, 86 base64url characters); Nimbus refuses to sign with less.
-    assert!(secret.len() >= 86, "an HS512-sized secret is issued: {secret}");
+    assert!(
+        secret.len() >= 86,
+        "an HS512-sized secret is issued: {secret}"
+    );
     let (pinned, pinned_secret) = server
         .client(&tid, "main", json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_jwt", "token_endpoint_auth_signing_alg": "HS512"}))
         .await;
@@ -595,7 +602,10 @@ async fn client_secret_jwt(backend: &Backend) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["client_secret"].as_str().unwrap().len() >= 86, "{body}");
+    assert!(
+        body["client_secret"].as_str().unwrap().len() >= 86,
+        "{body}"
+    );
     let hs = |secret: &str, alg: Algorithm, claims: &Value| {
         sign(
             &json!({"alg": format!("{alg:?}"), "typ": "JWT"}),
@@ -647,11 +657,7 @@ async fn client_secret_jwt(backend: &Backend) {
     let (status, body) = post_token(
         &server,
         &url,
-        &assertion_form(&hs(
-            &rotated,
-            Algorithm::HS512,
-            &claims(&rotated_id, &url),
-        )),
+        &assertion_form(&hs(&rotated, Algorithm::HS512, &claims(&rotated_id, &url))),
     )
     .await;
     assert_eq!(status, 200, "HS512 with the rotated secret: {body}");

@@ -189,7 +189,10 @@ impl KeyRecord {
             let mut view = self.public_jwk.clone();
             if let Some(map) = view.as_object_mut() {
                 map.insert("kid".into(), Value::String(pss_view_kid(&self.kid)));
-                map.insert("alg".into(), Value::String(SigningAlg::PS256.as_str().into()));
+                map.insert(
+                    "alg".into(),
+                    Value::String(SigningAlg::PS256.as_str().into()),
+                );
                 jwks.push(view);
             }
         }
@@ -519,7 +522,10 @@ mod tests {
             (&rec.public_jwk["n"], &rec.public_jwk["e"])
         );
         let token = view
-            .sign_jws(TokenType::Jwt, &json!({"sub": "x", "exp": 4_000_000_000_i64}))
+            .sign_jws(
+                TokenType::Jwt,
+                &json!({"sub": "x", "exp": 4_000_000_000_i64}),
+            )
             .unwrap();
         let header = decode_header(&token).unwrap();
         assert_eq!(header.alg, Algorithm::PS256);
@@ -533,7 +539,8 @@ mod tests {
         let es =
             KeyRecord::generate(&master, &t, &s, SigningAlg::ES256, KeyStatus::Current, 1).unwrap();
         assert!(es.open_with_view(&master).unwrap().1.is_none());
-        assert_eq!(es.published_jwks(), vec![es.public_jwk.clone()]);
+        let own = es.public_jwk.clone();
+        assert_eq!(es.published_jwks(), vec![own]);
     }
 
     #[test]

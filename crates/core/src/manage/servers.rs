@@ -230,9 +230,11 @@ async fn refuse_orphaned_id_token_alg(
     let mut after: Option<String> = None;
     loop {
         let page = app.repo.list_clients(t, s, after.as_deref(), 500).await?;
-        if let Some(c) = page.items.iter().find(|c| {
-            c.metadata.id_token_signed_response_alg.as_deref() == Some(old_alg.as_str())
-        }) {
+        if let Some(c) = page
+            .items
+            .iter()
+            .find(|c| c.metadata.id_token_signed_response_alg.as_deref() == Some(old_alg.as_str()))
+        {
             return Err(Invalid::request(
                 "signing_alg",
                 format!(

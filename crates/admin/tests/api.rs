@@ -368,9 +368,16 @@ async fn lists_and_rotates_keys() {
     algs.sort_unstable();
     assert_eq!(
         algs,
-        ["ES256", "RS256"],
-        "the signing key and the ID-token RS256 key"
+        ["ES256", "PS256", "RS256"],
+        "the signing key, the ID-token RS256 key and its PS256 view"
     );
+    let rs256 = before.iter().find(|k| k["alg"] == "RS256").unwrap();
+    let view = before.iter().find(|k| k["alg"] == "PS256").unwrap();
+    assert_eq!(
+        view["kid"],
+        format!("{}-PS256", rs256["kid"].as_str().unwrap())
+    );
+    assert_eq!((&view["n"], &view["e"]), (&rs256["n"], &rs256["e"]));
     for k in &before {
         assert_eq!(k["status"], "current", "{k}");
         assert!(k["kid"].is_string() && k["created_at"].is_i64(), "{k}");
@@ -380,7 +387,7 @@ async fn lists_and_rotates_keys() {
     let r = api.post_empty(&format!("{keys}/rotate")).await;
     assert_eq!(r.status, 200, "{r:?}");
     let after = r.body["keys"].as_array().expect("keys").clone();
-    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(after.len(), 6, "{after:?}");
     for old in &before {
         let k = after
             .iter()
@@ -390,7 +397,7 @@ async fn lists_and_rotates_keys() {
         assert!(k["retire_at"].is_i64());
     }
     let current: Vec<_> = after.iter().filter(|k| k["status"] == "current").collect();
-    assert_eq!(current.len(), 2);
+    assert_eq!(current.len(), 3);
     assert!(current
         .iter()
         .all(|k| before.iter().all(|o| o["kid"] != k["kid"])));

@@ -25,7 +25,8 @@ pub struct KeyView {
     pub retire_at: Option<i64>,
 }
 
-/// The server's published keys (public halves only).
+/// The server's published keys (public halves only), as the JWKS publishes them: an RS256
+/// key also as its PS256 view (`{kid}-PS256`), with the same status.
 ///
 /// # Errors
 /// Not found or store failure.
@@ -42,11 +43,13 @@ pub async fn list_keys(
         .await?
         .into_iter()
         .filter(|k| k.retire_at.is_none_or(|r| r > now))
-        .map(|k| KeyView {
-            jwk: k.public_jwk,
-            status: k.status,
-            created_at: k.created_at,
-            retire_at: k.retire_at,
+        .flat_map(|k| {
+            k.published_jwks().into_iter().map(move |jwk| KeyView {
+                jwk,
+                status: k.status,
+                created_at: k.created_at,
+                retire_at: k.retire_at,
+            })
         })
         .collect())
 }

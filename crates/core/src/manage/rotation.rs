@@ -478,7 +478,8 @@ mod tests {
                 .iter()
                 .filter(|k| k.status == KeyStatus::Current)
                 .count(),
-            2
+            3,
+            "ES256, RS256 and the RS256 key's PS256 view"
         );
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -111,8 +111,9 @@ impl ClientCa {
         }
         let mut rest = pem.as_bytes();
         let mut count = 0;
+        // The reader's own error can quote a line of the text: say only that it is broken.
         while let Some((kind, der)) = rustls_pki_types::pem::from_buf(&mut rest)
-            .map_err(|e| ClientCaError::Pem(e.to_string()))?
+            .map_err(|_| ClientCaError::Pem("a section is malformed or not terminated".into()))?
         {
             if kind != rustls_pki_types::pem::SectionKind::Certificate {
                 return Err(ClientCaError::NotCertificate);
@@ -133,13 +134,12 @@ impl ClientCa {
         if pem.matches("-----BEGIN ").count() != count {
             return Err(ClientCaError::NotCertificate);
         }
-        Self::from_pem(pem.as_bytes())
-    }
-
-    /// The CA subjects, offered as hints in the TLS `CertificateRequest`.
-    #[must_use]
-    pub fn hint_subjects(&self) -> &[DistinguishedName] {
-        &self.subjects
+        Self::from_pem(pem.as_bytes()).map_err(|e| match e {
+            ClientCaError::Pem(_) => {
+                ClientCaError::Pem("a section is malformed or not terminated".into())
+            }
+            other => other,
+        })
     }
 
     /// How many CAs the bundle holds.

@@ -1329,7 +1329,10 @@ async fn client_ids_never_equal_a_users_sub(backend: &Backend) {
         &s,
         &s.spa,
         "openid",
-        &[("code_challenge", &challenge), ("code_challenge_method", "S256")],
+        &[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
     )
     .await;
     let (status, body) = token(
@@ -1346,7 +1349,13 @@ async fn client_ids_never_equal_a_users_sub(backend: &Backend) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let user_sub = verify(&server, &s.issuer, body["id_token"].as_str().unwrap(), &s.spa).await["sub"]
+    let user_sub = verify(
+        &server,
+        &s.issuer,
+        body["id_token"].as_str().unwrap(),
+        &s.spa,
+    )
+    .await["sub"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1362,7 +1371,10 @@ async fn client_ids_never_equal_a_users_sub(backend: &Backend) {
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "conflict");
     assert!(
-        body["error_description"].as_str().unwrap().starts_with("client_id"),
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("client_id"),
         "{body}"
     );
     // Nothing was created: no client_credentials token can carry the user's `sub`.
@@ -1402,7 +1414,13 @@ async fn client_ids_never_equal_a_users_sub(backend: &Backend) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let claims = verify(&server, &s.issuer, body["access_token"].as_str().unwrap(), &s.issuer).await;
+    let claims = verify(
+        &server,
+        &s.issuer,
+        body["access_token"].as_str().unwrap(),
+        &s.issuer,
+    )
+    .await;
     assert_eq!(claims["sub"], "billing-service");
 }
 
@@ -1414,12 +1432,13 @@ async fn redirect_uri_rules(backend: &Backend) {
     let server = Server::start(backend).await;
     let tid = support::unique("ru");
     let created = server.tenant_and_server(&tid, "main", json!({})).await;
-    assert_eq!(created["allow_insecure_redirect_uris"], false, "off by default");
+    assert_eq!(
+        created["allow_insecure_redirect_uris"], false,
+        "off by default"
+    );
     let issuer = format!("{}/{tid}/main", server.gateway);
     let clients = format!("/admin/tenants/{tid}/servers/main/clients");
-    let register = |uri: &str, method: &str| {
-        json!({"grant_types": ["authorization_code"], "redirect_uris": [uri], "token_endpoint_auth_method": method})
-    };
+    let register = |uri: &str, method: &str| json!({"grant_types": ["authorization_code"], "redirect_uris": [uri], "token_endpoint_auth_method": method});
     for bad in [
         "javascript:alert(document.cookie)",
         "data:text/html,<script>alert(1)</script>",
@@ -1429,19 +1448,31 @@ async fn redirect_uri_rules(backend: &Backend) {
         "https://user@app.example/cb",
         "http://app.example/cb",
     ] {
-        let (status, body) = server.admin_post(&clients, &register(bad, "client_secret_basic")).await;
+        let (status, body) = server
+            .admin_post(&clients, &register(bad, "client_secret_basic"))
+            .await;
         assert_eq!(
             (status, body["error"].as_str()),
             (400, Some("invalid_redirect_uri")),
             "{bad}: {body}"
         );
-        assert!(body["error_description"].as_str().unwrap().contains("redirect_uris"), "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("redirect_uris"),
+            "{body}"
+        );
     }
 
     // Loopback: any port for the native (public) app, the exact URI for a confidential one.
     let loopback = "http://127.0.0.1/cb";
-    let (native, _) = server.client(&tid, "main", register(loopback, "none")).await;
-    let (web, _) = server.client(&tid, "main", register(loopback, "client_secret_basic")).await;
+    let (native, _) = server
+        .client(&tid, "main", register(loopback, "none"))
+        .await;
+    let (web, _) = server
+        .client(&tid, "main", register(loopback, "client_secret_basic"))
+        .await;
     let (_, challenge) = pkce();
     let agent = Agent::new();
     let authorize = |client: &str, redirect: &str| {
@@ -1473,8 +1504,16 @@ async fn redirect_uri_rules(backend: &Backend) {
         (&native, "http://127.0.0.1:51234/other", false),
     ] {
         let res = agent.get(&authorize(client, redirect)).await;
-        let ok = if accepted { to_login(&res) } else { refused(&res) };
-        assert!(ok, "{client} {redirect}: {} {:?} {}", res.status, res.location, res.body);
+        let ok = if accepted {
+            to_login(&res)
+        } else {
+            refused(&res)
+        };
+        assert!(
+            ok,
+            "{client} {redirect}: {} {:?} {}",
+            res.status, res.location, res.body
+        );
     }
 
     // Plain http elsewhere only while the server allows it, at registration and at authorize.
@@ -1490,15 +1529,23 @@ async fn redirect_uri_rules(backend: &Backend) {
                     Some(&json!({"allow_insecure_redirect_uris": on})),
                 )
                 .await;
-            assert_eq!((status, &body["allow_insecure_redirect_uris"]), (200, &json!(on)), "{body}");
+            assert_eq!(
+                (status, &body["allow_insecure_redirect_uris"]),
+                (200, &json!(on)),
+                "{body}"
+            );
         }
     };
     set_insecure(true).await;
     let plain = "http://dev.example/cb";
-    let (dev, _) = server.client(&tid, "main", register(plain, "client_secret_basic")).await;
+    let (dev, _) = server
+        .client(&tid, "main", register(plain, "client_secret_basic"))
+        .await;
     assert!(to_login(&agent.get(&authorize(&dev, plain)).await));
     for still_bad in ["javascript:alert(1)", "https://u@app.example/cb"] {
-        let (status, _) = server.admin_post(&clients, &register(still_bad, "none")).await;
+        let (status, _) = server
+            .admin_post(&clients, &register(still_bad, "none"))
+            .await;
         assert_eq!(status, 400, "{still_bad}, whatever the setting");
     }
     set_insecure(false).await;
@@ -1507,10 +1554,20 @@ async fn redirect_uri_rules(backend: &Backend) {
         "a plain-http URI registered while allowed stops working when the setting is turned off"
     );
     let (status, body) = server
-        .admin_call(reqwest::Method::PATCH, &server_path, Some(&json!({"allow_insecure_redirect_uris": "yes"})))
+        .admin_call(
+            reqwest::Method::PATCH,
+            &server_path,
+            Some(&json!({"allow_insecure_redirect_uris": "yes"})),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error_description"].as_str().unwrap().contains("allow_insecure_redirect_uris"), "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("allow_insecure_redirect_uris"),
+        "{body}"
+    );
 }
 
 async fn userinfo_errors(backend: &Backend) {

@@ -256,10 +256,18 @@ async fn introspection_tells_a_client_only_about_its_tokens(backend: &Backend) {
     let server = Server::start(backend).await;
     let s = setup(&server).await;
     let (bystander, bystander_secret) = server
-        .client(&s.tid, "main", json!({"grant_types": ["client_credentials"]}))
+        .client(
+            &s.tid,
+            "main",
+            json!({"grant_types": ["client_credentials"]}),
+        )
         .await;
     let (api, api_secret) = server
-        .client(&s.tid, "main", json!({"grant_types": ["client_credentials"]}))
+        .client(
+            &s.tid,
+            "main",
+            json!({"grant_types": ["client_credentials"]}),
+        )
         .await;
     let (caller, caller_secret) = server
         .client(
@@ -284,34 +292,60 @@ async fn introspection_tells_a_client_only_about_its_tokens(backend: &Backend) {
         let server = &server;
         let tid = s.tid.clone();
         async move {
-            let (status, body) = post(server, &tid, "introspect", &auth, &[("token", &token)]).await;
+            let (status, body) =
+                post(server, &tid, "introspect", &auth, &[("token", &token)]).await;
             assert_eq!(status, 200, "{body}");
             body
         }
     };
     // Another client of the same server, not a listed resource server: nothing to learn.
-    assert_eq!(ask(&bystander, &bystander_secret, &token).await, json!({"active": false}));
-    assert_eq!(ask(&bystander, &bystander_secret, &for_api).await, json!({"active": false}));
+    assert_eq!(
+        ask(&bystander, &bystander_secret, &token).await,
+        json!({"active": false})
+    );
+    assert_eq!(
+        ask(&bystander, &bystander_secret, &for_api).await,
+        json!({"active": false})
+    );
     // The client it was issued to, and the audience it names.
     assert_eq!(ask(&s.id, &s.secret, &token).await["active"], true);
     assert_eq!(ask(&caller, &caller_secret, &for_api).await["active"], true);
     let seen = ask(&api, &api_secret, &for_api).await;
-    assert_eq!((seen["active"].clone(), seen["aud"].clone()), (json!(true), json!(api)));
-    assert_eq!(ask(&api, &api_secret, &token).await, json!({"active": false}));
+    assert_eq!(
+        (seen["active"].clone(), seen["aud"].clone()),
+        (json!(true), json!(api))
+    );
+    assert_eq!(
+        ask(&api, &api_secret, &token).await,
+        json!({"active": false})
+    );
     // The listed resource server learns about every token of the server.
-    assert_eq!(ask(&s.other_id, &s.other_secret, &token).await["active"], true);
-    assert_eq!(ask(&s.other_id, &s.other_secret, &for_api).await["active"], true);
+    assert_eq!(
+        ask(&s.other_id, &s.other_secret, &token).await["active"],
+        true
+    );
+    assert_eq!(
+        ask(&s.other_id, &s.other_secret, &for_api).await["active"],
+        true
+    );
 
     // The list is validated: client ids only, at most 50.
     let path = format!("/admin/tenants/{}/servers/main", s.tid);
     let too_many: Vec<String> = (0..51).map(|i| format!("rs-{i}")).collect();
     for bad in [json!(["not a client id"]), json!(too_many), json!("rs")] {
         let (status, body) = server
-            .admin_call(reqwest::Method::PATCH, &path, Some(&json!({"introspection_clients": bad})))
+            .admin_call(
+                reqwest::Method::PATCH,
+                &path,
+                Some(&json!({"introspection_clients": bad})),
+            )
             .await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert!(
-            body["error_description"].as_str().unwrap().contains("introspection_clients"),
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("introspection_clients"),
             "{body}"
         );
     }

@@ -933,7 +933,11 @@ async fn per_server_client_cas_keep_tenants_apart(backend: &Backend) {
         .tenant_and_server(&tid_b, "main", json!({"tls_client_ca": ca_b.pem()}))
         .await;
     let c = server.tenant_and_server(&tid_c, "main", json!({})).await;
-    assert_eq!(c["tls_client_ca"], Value::Null, "default: the operator's CAs");
+    assert_eq!(
+        c["tls_client_ca"],
+        Value::Null,
+        "default: the operator's CAs"
+    );
     let meta = json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": DN_STRING});
     let (id_a, _) = server.client(&tid_a, "main", meta.clone()).await;
     let (id_b, _) = server.client(&tid_b, "main", meta.clone()).await;
@@ -980,15 +984,27 @@ async fn per_server_client_cas_keep_tenants_apart(backend: &Backend) {
     // dropped with the server's entry).
     let path_a = format!("/admin/tenants/{tid_a}/servers/main");
     let (status, body) = server
-        .admin_call(reqwest::Method::PATCH, &path_a, Some(&json!({"tls_client_ca": null})))
+        .admin_call(
+            reqwest::Method::PATCH,
+            &path_a,
+            Some(&json!({"tls_client_ca": null})),
+        )
         .await;
-    assert_eq!((status, &body["tls_client_ca"]), (200, &Value::Null), "{body}");
+    assert_eq!(
+        (status, &body["tls_client_ca"]),
+        (200, &Value::Null),
+        "{body}"
+    );
     let (status, body) = ok(tid_a.clone(), id_a.clone(), &cert_p, false).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = ok(tid_a.clone(), id_a.clone(), &cert_a, false).await;
     assert_eq!(status, 401);
     let (status, body) = server
-        .admin_call(reqwest::Method::PATCH, &path_a, Some(&json!({"tls_client_ca": format!("{}{}", ca_a.pem(), ca_b.pem())})))
+        .admin_call(
+            reqwest::Method::PATCH,
+            &path_a,
+            Some(&json!({"tls_client_ca": format!("{}{}", ca_a.pem(), ca_b.pem())})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     for cert in [&cert_a, &cert_b] {
@@ -1012,14 +1028,24 @@ async fn per_server_client_cas_keep_tenants_apart(backend: &Backend) {
         ("not a string", json!(["x"])),
     ] {
         let (status, body) = server
-            .admin_call(reqwest::Method::PATCH, &path_a, Some(&json!({"tls_client_ca": bad})))
+            .admin_call(
+                reqwest::Method::PATCH,
+                &path_a,
+                Some(&json!({"tls_client_ca": bad})),
+            )
             .await;
         assert_eq!(status, 400, "{why}: {body}");
         let text = body["error_description"].as_str().unwrap();
         assert!(text.contains("tls_client_ca"), "{why}: {text}");
-        assert!(!text.contains("PRIVATE") && !text.contains("AAAA"), "{why}: {text}");
+        assert!(
+            !text.contains("PRIVATE") && !text.contains("AAAA"),
+            "{why}: {text}"
+        );
         let (status, body) = server
-            .admin_post(&format!("/admin/tenants/{tid_c}/servers"), &json!({"id": "second", "name": "S", "tls_client_ca": bad}))
+            .admin_post(
+                &format!("/admin/tenants/{tid_c}/servers"),
+                &json!({"id": "second", "name": "S", "tls_client_ca": bad}),
+            )
             .await;
         assert_eq!(status, 400, "{why} at creation: {body}");
     }

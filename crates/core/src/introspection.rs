@@ -392,18 +392,46 @@ mod tests {
         let id = |s: &str| ClientId::parse(s).unwrap();
         let claims = |v: Value| v.as_object().unwrap().clone();
         let rows = [
-            (json!({"client_id": "app", "aud": "https://api"}), "app", true),
-            (json!({"client_id": "app", "aud": "https://api"}), "rs", false),
+            (
+                json!({"client_id": "app", "aud": "https://api"}),
+                "app",
+                true,
+            ),
+            (
+                json!({"client_id": "app", "aud": "https://api"}),
+                "rs",
+                false,
+            ),
             (json!({"client_id": "app", "aud": "rs"}), "rs", true),
-            (json!({"client_id": "app", "aud": ["https://api", "rs"]}), "rs", true),
-            (json!({"client_id": "app", "aud": ["https://api"]}), "rs", false),
+            (
+                json!({"client_id": "app", "aud": ["https://api", "rs"]}),
+                "rs",
+                true,
+            ),
+            (
+                json!({"client_id": "app", "aud": ["https://api"]}),
+                "rs",
+                false,
+            ),
             (json!({"aud": "https://api"}), "rs", false),
         ];
         for (c, who, want) in &rows {
-            assert_eq!(may_learn_about(&server, &id(who), &claims(c.clone())), *want, "{who}: {c}");
+            assert_eq!(
+                may_learn_about(&server, &id(who), &claims(c.clone())),
+                *want,
+                "{who}: {c}"
+            );
         }
         server.introspection_clients = vec![id("rs")];
-        assert!(may_learn_about(&server, &id("rs"), &claims(rows[1].0.clone())));
-        assert!(!may_learn_about(&server, &id("other"), &claims(rows[1].0.clone())));
+        assert!(may_learn_about(
+            &server,
+            &id("rs"),
+            &claims(rows[1].0.clone())
+        ));
+        assert!(!may_learn_about(
+            &server,
+            &id("other"),
+            &claims(rows[1].0.clone())
+        ));
     }
 }

@@ -12,7 +12,7 @@ use super::{AuthorizeError, RedirectError};
 use crate::app::Tollgate;
 use crate::ids::ClientId;
 use crate::limits::Limits;
-use crate::model::client::{insecure_redirect, loopback_http};
+use crate::model::client::{insecure_redirect, loopback_http, UNSAFE_REDIRECT_SCHEMES};
 use crate::model::server::AuthMethod;
 use crate::oauth::pkce::{self, Method};
 use crate::registry::{ClientRuntime, ServerRuntime};
@@ -171,7 +171,12 @@ fn redirect_matches(
     let Ok(p) = url::Url::parse(presented) else {
         return false;
     };
-    if insecure_redirect(&p) && !allow_insecure {
+    // What registration refuses never matches, even if stored before the rule existed.
+    if UNSAFE_REDIRECT_SCHEMES.contains(&p.scheme())
+        || !p.username().is_empty()
+        || p.password().is_some()
+        || (insecure_redirect(&p) && !allow_insecure)
+    {
         return false;
     }
     if registered.iter().any(|r| r == presented) {
@@ -438,8 +443,18 @@ mod tests {
             "http://dev.example/cb".to_string(),
         ];
         for native in [true, false] {
-            assert!(redirect_matches(&reg, "https://app.example/cb", native, false));
-            assert!(redirect_matches(&reg, "http://127.0.0.1/native", native, false));
+            assert!(redirect_matches(
+                &reg,
+                "https://app.example/cb",
+                native,
+                false
+            ));
+            assert!(redirect_matches(
+                &reg,
+                "http://127.0.0.1/native",
+                native,
+                false
+            ));
             for bad in [
                 "https://app.example/cb/",
                 "https://app.example/cb?x=1",
@@ -452,13 +467,30 @@ mod tests {
             ] {
                 assert!(!redirect_matches(&reg, bad, native, false), "{bad}");
             }
+            // Stored before registration refused them: never matched.
+            let old = vec![
+                "vbscript:x".to_string(),
+                "file:///tmp/x".to_string(),
+                "https://u:p@app.example/cb".to_string(),
+            ];
+            for uri in &old {
+                assert!(!redirect_matches(&old, uri, native, true), "{uri}");
+            }
             // A registered plain-http URI works only while the server allows them.
-            assert!(redirect_matches(&reg, "http://dev.example/cb", native, true));
+            assert!(redirect_matches(
+                &reg,
+                "http://dev.example/cb",
+                native,
+                true
+            ));
         }
         // RFC 8252 §7.3: any port, for native (public) clients only.
         for any_port in ["http://127.0.0.1:51234/native", "http://[::1]:8123/v6"] {
             assert!(redirect_matches(&reg, any_port, true, false), "{any_port}");
-            assert!(!redirect_matches(&reg, any_port, false, false), "{any_port}");
+            assert!(
+                !redirect_matches(&reg, any_port, false, false),
+                "{any_port}"
+            );
         }
     }
 

@@ -276,7 +276,10 @@ mod tests {
             ClientCa::from_server_bundle(&format!("{one}{unknown}")).unwrap_err(),
             ClientCaError::NotCertificate
         );
-        assert_eq!(ClientCa::from_server_bundle("").unwrap_err(), ClientCaError::Empty);
+        assert_eq!(
+            ClientCa::from_server_bundle("").unwrap_err(),
+            ClientCaError::Empty
+        );
         assert_eq!(
             ClientCa::from_server_bundle(&one.repeat(MAX_CLIENT_CAS + 1)).unwrap_err(),
             if one.len() * (MAX_CLIENT_CAS + 1) > MAX_CLIENT_CA_BYTES {

@@ -7,5 +7,5 @@
 mod ca;
 mod certificate;
 
-pub use ca::{ClientCa, ClientCaError, MAX_CLIENT_CA_BYTES, MAX_CLIENT_CAS};
+pub use ca::{ClientCa, ClientCaError, MAX_CLIENT_CAS, MAX_CLIENT_CA_BYTES};
 pub use certificate::{CertificateError, ClientCertificate};

@@ -750,11 +750,23 @@ mod tests {
             "http://user@127.0.0.1/cb",
         ] {
             assert_eq!(check(uri, false), refused, "{uri}");
-            assert_eq!(check(uri, true), refused, "{uri} (never, whatever the setting)");
+            assert_eq!(
+                check(uri, true),
+                refused,
+                "{uri} (never, whatever the setting)"
+            );
         }
-        for uri in ["http://app.example/cb", "http://192.0.2.1:8080/cb", "http://localhost.example/cb"] {
+        for uri in [
+            "http://app.example/cb",
+            "http://192.0.2.1:8080/cb",
+            "http://localhost.example/cb",
+        ] {
             assert_eq!(check(uri, false), refused, "{uri}");
-            assert_eq!(check(uri, true), Ok(()), "{uri} with allow_insecure_redirect_uris");
+            assert_eq!(
+                check(uri, true),
+                Ok(()),
+                "{uri} with allow_insecure_redirect_uris"
+            );
         }
         for uri in [
             "https://app.example/cb",

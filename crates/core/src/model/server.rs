@@ -299,7 +299,10 @@ impl Server {
         self.rate_limits.validate()?;
         if let Some(pem) = &self.tls_client_ca {
             ClientCa::from_server_bundle(pem).map_err(|e| {
-                Invalid::request("tls_client_ca", format!("must be a PEM bundle of CA certificates: {e}"))
+                Invalid::request(
+                    "tls_client_ca",
+                    format!("must be a PEM bundle of CA certificates: {e}"),
+                )
             })?;
         }
         if self.introspection_clients.len() > MAX_INTROSPECTION_CLIENTS {

@@ -114,7 +114,9 @@ fn client_ids_column(ids: &[ClientId]) -> Result<Option<String>, StoreError> {
     if ids.is_empty() {
         return Ok(None);
     }
-    serde_json::to_string(ids).map(Some).map_err(|_| corrupt("introspection_clients"))
+    serde_json::to_string(ids)
+        .map(Some)
+        .map_err(|_| corrupt("introspection_clients"))
 }
 
 fn client_ids_from(text: Option<String>) -> Result<Vec<ClientId>, StoreError> {

@@ -1513,6 +1513,260 @@ async fn users_admin_api(backend: &Backend) {
     assert_eq!(st, 404);
 }
 
+/// RFC 9068 §2.2: a client_credentials token's `sub` is the client id, so no client of a
+/// server may take the id (the `sub`) of one of its users. User ids are generated, so the
+/// only way to collide is an admin-chosen `client_id`: refused with 409 naming the field.
+async fn client_ids_never_equal_a_users_sub(backend: &Backend) {
+    let server = Server::start(backend).await;
+    let s = setup(&server).await;
+    let agent = Agent::new();
+    let (verifier, challenge) = pkce();
+    let code = code_for(
+        &agent,
+        &s,
+        &s.spa,
+        "openid",
+        &[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &s.spa),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let user_sub = verify(
+        &server,
+        &s.issuer,
+        body["id_token"].as_str().unwrap(),
+        &s.spa,
+    )
+    .await["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(user_sub, s.user_id, "a user's `sub` is its id");
+
+    let clients = format!("/admin/tenants/{}/servers/main/clients", s.tid);
+    let (status, body) = server
+        .admin_post(
+            &clients,
+            &json!({"client_id": user_sub, "grant_types": ["client_credentials"]}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflict");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("client_id"),
+        "{body}"
+    );
+    // Nothing was created: no client_credentials token can carry the user's `sub`.
+    let (status, _) = server
+        .admin_call(reqwest::Method::GET, &format!("{clients}/{user_sub}"), None)
+        .await;
+    assert_eq!(status, 404);
+    // On another server of the tenant the id is free: `sub`s are per issuer.
+    let (status, body) = server
+        .admin_post(
+            &format!("/admin/tenants/{}/servers", s.tid),
+            &json!({"id": "other", "name": "Other"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server
+        .admin_post(
+            &format!("/admin/tenants/{}/servers/other/clients", s.tid),
+            &json!({"client_id": user_sub, "grant_types": ["client_credentials"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // A chosen id that is no user's is fine; the client_credentials `sub` is that id.
+    let (status, body) = server
+        .admin_post(
+            &clients,
+            &json!({"client_id": "billing-service", "grant_types": ["client_credentials"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let secret = body["client_secret"].as_str().unwrap().to_owned();
+    let (status, body) = token(
+        &server,
+        &s.issuer,
+        Some(("billing-service", &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let claims = verify(
+        &server,
+        &s.issuer,
+        body["access_token"].as_str().unwrap(),
+        &s.issuer,
+    )
+    .await;
+    assert_eq!(claims["sub"], "billing-service");
+}
+
+/// Redirect URIs (RFC 8252 §7.3, RFC 9700 §4.1, OAuth 2.1 §2.3.1): the any-port loopback rule
+/// only for native (public) clients; never user information or the `javascript`, `data`,
+/// `vbscript`, `file` schemes; plain `http` to other hosts only while the server's
+/// `allow_insecure_redirect_uris` allows it.
+async fn redirect_uri_rules(backend: &Backend) {
+    let server = Server::start(backend).await;
+    let tid = support::unique("ru");
+    let created = server.tenant_and_server(&tid, "main", json!({})).await;
+    assert_eq!(
+        created["allow_insecure_redirect_uris"], false,
+        "off by default"
+    );
+    let issuer = format!("{}/{tid}/main", server.gateway);
+    let clients = format!("/admin/tenants/{tid}/servers/main/clients");
+    let register = |uri: &str, method: &str| json!({"grant_types": ["authorization_code"], "redirect_uris": [uri], "token_endpoint_auth_method": method});
+    for bad in [
+        "javascript:alert(document.cookie)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "file:///etc/passwd",
+        "https://user:pass@app.example/cb",
+        "https://user@app.example/cb",
+        "http://app.example/cb",
+    ] {
+        let (status, body) = server
+            .admin_post(&clients, &register(bad, "client_secret_basic"))
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_redirect_uri")),
+            "{bad}: {body}"
+        );
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("redirect_uris"),
+            "{body}"
+        );
+    }
+
+    // Loopback: any port for the native (public) app, the exact URI for a confidential one.
+    let loopback = "http://127.0.0.1/cb";
+    let (native, _) = server
+        .client(&tid, "main", register(loopback, "none"))
+        .await;
+    let (web, _) = server
+        .client(&tid, "main", register(loopback, "client_secret_basic"))
+        .await;
+    let (_, challenge) = pkce();
+    let agent = Agent::new();
+    let authorize = |client: &str, redirect: &str| {
+        authorize_url(
+            &issuer,
+            &[
+                ("response_type", "code"),
+                ("client_id", client),
+                ("redirect_uri", redirect),
+                ("state", "st"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+    };
+    let to_login = |res: &support::flow::Resp| {
+        res.status == 303
+            && res
+                .location
+                .as_deref()
+                .is_some_and(|l| l.starts_with(&format!("{issuer}/login")))
+    };
+    let refused = |res: &support::flow::Resp| res.status == 400 && res.location.is_none();
+    for (client, redirect, accepted) in [
+        (&native, loopback, true),
+        (&native, "http://127.0.0.1:51234/cb", true),
+        (&web, loopback, true),
+        (&web, "http://127.0.0.1:51234/cb", false),
+        (&native, "http://127.0.0.1:51234/other", false),
+    ] {
+        let res = agent.get(&authorize(client, redirect)).await;
+        let ok = if accepted {
+            to_login(&res)
+        } else {
+            refused(&res)
+        };
+        assert!(
+            ok,
+            "{client} {redirect}: {} {:?} {}",
+            res.status, res.location, res.body
+        );
+    }
+
+    // Plain http elsewhere only while the server allows it, at registration and at authorize.
+    let server_path = format!("/admin/tenants/{tid}/servers/main");
+    let set_insecure = |on: bool| {
+        let server = &server;
+        let path = server_path.clone();
+        async move {
+            let (status, body) = server
+                .admin_call(
+                    reqwest::Method::PATCH,
+                    &path,
+                    Some(&json!({"allow_insecure_redirect_uris": on})),
+                )
+                .await;
+            assert_eq!(
+                (status, &body["allow_insecure_redirect_uris"]),
+                (200, &json!(on)),
+                "{body}"
+            );
+        }
+    };
+    set_insecure(true).await;
+    let plain = "http://dev.example/cb";
+    let (dev, _) = server
+        .client(&tid, "main", register(plain, "client_secret_basic"))
+        .await;
+    assert!(to_login(&agent.get(&authorize(&dev, plain)).await));
+    for still_bad in ["javascript:alert(1)", "https://u@app.example/cb"] {
+        let (status, _) = server
+            .admin_post(&clients, &register(still_bad, "none"))
+            .await;
+        assert_eq!(status, 400, "{still_bad}, whatever the setting");
+    }
+    set_insecure(false).await;
+    assert!(
+        refused(&agent.get(&authorize(&dev, plain)).await),
+        "a plain-http URI registered while allowed stops working when the setting is turned off"
+    );
+    let (status, body) = server
+        .admin_call(
+            reqwest::Method::PATCH,
+            &server_path,
+            Some(&json!({"allow_insecure_redirect_uris": "yes"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("allow_insecure_redirect_uris"),
+        "{body}"
+    );
+}
+
 async fn userinfo_errors(backend: &Backend) {
     let server = Server::start(backend).await;
     let s = setup(&server).await;
@@ -1733,6 +1987,8 @@ both_backends! {
     login_lockout => login_lockout;
     authorize_and_login_are_rate_limited => authorize_and_login_are_rate_limited;
     users_admin_api => users_admin_api;
+    client_ids_never_equal_a_users_sub => client_ids_never_equal_a_users_sub;
+    redirect_uri_rules => redirect_uri_rules;
     userinfo_errors => userinfo_errors;
     discovery_describes_the_flow => discovery_describes_the_flow;
     id_tokens_are_rs256_by_default_and_honour_the_registered_alg => id_token_algorithms;

@@ -352,7 +352,11 @@ async fn private_key_jwt(backend: &Backend) {
     assert_eq!(status, 200, "registered alg: {body}");
 
     // The same authentication at introspection and revocation, with their own URL as `aud`;
-    // a jti spent at one endpoint is spent at every other.
+    // a jti spent at one endpoint is spent at every other. The token introspected is the
+    // client's own (RFC 7662 §4: another client's would be `active: false`).
+    let (status, body) =
+        post_token(&server, &url, &assertion_form(&es.sign(&claims(&id, &url)))).await;
+    assert_eq!(status, 200, "{body}");
     let access_token = body["access_token"].as_str().unwrap().to_owned();
     let introspect = format!("{issuer}/oauth2/introspect");
     let at_introspect = es.sign(&claims(&id, &introspect));

@@ -24,6 +24,16 @@ async fn setup(server: &Server) -> Setup {
     let meta = json!({"grant_types": ["client_credentials"], "scope": "read write"});
     let (id, secret) = server.client(&tid, "main", meta.clone()).await;
     let (other_id, other_secret) = server.client(&tid, "main", meta).await;
+    // `other` is the resource server: it may introspect every token of the server.
+    let (status, body) = server
+        .admin_call(
+            reqwest::Method::PATCH,
+            &format!("/admin/tenants/{tid}/servers/main"),
+            Some(&json!({"introspection_clients": [other_id]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["introspection_clients"], json!([other_id]));
     Setup {
         tid,
         id,
@@ -193,7 +203,14 @@ async fn revocation_deactivates_tokens(backend: &Backend) {
     let (_, body) = post(&server, &s.tid, "introspect", &owner, &[("token", &token)]).await;
     assert_eq!(body, json!({"active": false}));
     // The other client's token is untouched.
-    let (_, body) = post(&server, &s.tid, "introspect", &owner, &[("token", &other)]).await;
+    let (_, body) = post(
+        &server,
+        &s.tid,
+        "introspect",
+        &basic(&s.other_id, &s.other_secret),
+        &[("token", &other)],
+    )
+    .await;
     assert_eq!(body["active"], true);
 
     // Revoking again, garbage, or an unknown hint is still 200 (RFC 7009 §2.2).
@@ -231,6 +248,107 @@ async fn revocation_deactivates_tokens(backend: &Backend) {
         !printed.contains(&token) && !printed.contains(&other),
         "tokens never reach the logs"
     );
+}
+
+/// RFC 7662 §4: a client learns only about tokens issued to it or naming it in `aud`, unless
+/// the server lists it in `introspection_clients`; any other token is `{"active": false}`.
+async fn introspection_tells_a_client_only_about_its_tokens(backend: &Backend) {
+    let server = Server::start(backend).await;
+    let s = setup(&server).await;
+    let (bystander, bystander_secret) = server
+        .client(
+            &s.tid,
+            "main",
+            json!({"grant_types": ["client_credentials"]}),
+        )
+        .await;
+    let (api, api_secret) = server
+        .client(
+            &s.tid,
+            "main",
+            json!({"grant_types": ["client_credentials"]}),
+        )
+        .await;
+    let (caller, caller_secret) = server
+        .client(
+            &s.tid,
+            "main",
+            json!({"grant_types": ["client_credentials"], "audience": [api]}),
+        )
+        .await;
+    let token = issue(&server, &s.tid, &s.id, &s.secret).await;
+    let (status, body) = post(
+        &server,
+        &s.tid,
+        "token",
+        &basic(&caller, &caller_secret),
+        &[("grant_type", "client_credentials"), ("audience", &api)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let for_api = body["access_token"].as_str().unwrap().to_owned();
+    let ask = |id: &str, secret: &str, token: &str| {
+        let (auth, token) = (basic(id, secret), token.to_owned());
+        let server = &server;
+        let tid = s.tid.clone();
+        async move {
+            let (status, body) =
+                post(server, &tid, "introspect", &auth, &[("token", &token)]).await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    // Another client of the same server, not a listed resource server: nothing to learn.
+    assert_eq!(
+        ask(&bystander, &bystander_secret, &token).await,
+        json!({"active": false})
+    );
+    assert_eq!(
+        ask(&bystander, &bystander_secret, &for_api).await,
+        json!({"active": false})
+    );
+    // The client it was issued to, and the audience it names.
+    assert_eq!(ask(&s.id, &s.secret, &token).await["active"], true);
+    assert_eq!(ask(&caller, &caller_secret, &for_api).await["active"], true);
+    let seen = ask(&api, &api_secret, &for_api).await;
+    assert_eq!(
+        (seen["active"].clone(), seen["aud"].clone()),
+        (json!(true), json!(api))
+    );
+    assert_eq!(
+        ask(&api, &api_secret, &token).await,
+        json!({"active": false})
+    );
+    // The listed resource server learns about every token of the server.
+    assert_eq!(
+        ask(&s.other_id, &s.other_secret, &token).await["active"],
+        true
+    );
+    assert_eq!(
+        ask(&s.other_id, &s.other_secret, &for_api).await["active"],
+        true
+    );
+
+    // The list is validated: client ids only, at most 50.
+    let path = format!("/admin/tenants/{}/servers/main", s.tid);
+    let too_many: Vec<String> = (0..51).map(|i| format!("rs-{i}")).collect();
+    for bad in [json!(["not a client id"]), json!(too_many), json!("rs")] {
+        let (status, body) = server
+            .admin_call(
+                reqwest::Method::PATCH,
+                &path,
+                Some(&json!({"introspection_clients": bad})),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("introspection_clients"),
+            "{body}"
+        );
+    }
 }
 
 /// Revocation recorded by one process is honoured by another sharing Redis.
@@ -277,4 +395,5 @@ async fn revocation_reaches_every_replica() {
 both_backends! {
     introspection_shows_claims_of_active_tokens_only => introspection_shows_claims_of_active_tokens_only;
     revocation_deactivates_tokens => revocation_deactivates_tokens;
+    introspection_tells_a_client_only_about_its_tokens => introspection_tells_a_client_only_about_its_tokens;
 }

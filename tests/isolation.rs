@@ -236,9 +236,11 @@ async fn gateway_refuses_another_tenants_clients_tokens_and_assertions(backend: 
     let server = Server::start(backend).await;
     let (a, b) = (support::unique("iso-a"), support::unique("iso-b"));
     let cc = |id: &str, method: &str| json!({"client_id": id, "grant_types": ["client_credentials"], "token_endpoint_auth_method": method});
-    for t in [&a, &b] {
-        server.tenant_and_server(t, "main", json!({})).await;
-    }
+    // A's resource server `rs` may introspect every token of A's server (RFC 7662 §4).
+    server
+        .tenant_and_server(&a, "main", json!({"introspection_clients": ["rs"]}))
+        .await;
+    server.tenant_and_server(&b, "main", json!({})).await;
     // The same client id in both tenants, with different secrets.
     let (_, a_svc) = server
         .client(&a, "main", cc("svc", "client_secret_basic"))

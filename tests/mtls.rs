@@ -905,7 +905,155 @@ async fn proxy_header_from_an_untrusted_address_is_ignored(backend: &Backend) {
     assert_no_certificates_logged(&server, &[&good]);
 }
 
+/// Issue 10: each server may trust its own client CAs (`tls_client_ca`), replacing the
+/// operator's `--tls-client-ca` for its clients. Two tenants registering the same subject DN
+/// under two CAs: each tenant's certificate authenticates only there, over TLS and through the
+/// proxy header alike; a server without a bundle keeps the operator's default.
+async fn per_server_client_cas_keep_tenants_apart(backend: &Backend) {
+    let pki = Pki::new();
+    let mut args = pki.tls_args();
+    args.extend([
+        "--client-cert-header".into(),
+        HEADER.into(),
+        "--trusted-proxies".into(),
+        "127.0.0.1/32".into(),
+    ]);
+    let server = start(backend, &args).await;
+    let (ca_a, ca_b) = (ca("Tenant A CA"), ca("Tenant B CA"));
+    let (tid_a, tid_b, tid_c) = (
+        support::unique("mtls-a"),
+        support::unique("mtls-b"),
+        support::unique("mtls-c"),
+    );
+    let a = server
+        .tenant_and_server(&tid_a, "main", json!({"tls_client_ca": ca_a.pem()}))
+        .await;
+    assert_eq!(a["tls_client_ca"], ca_a.pem());
+    server
+        .tenant_and_server(&tid_b, "main", json!({"tls_client_ca": ca_b.pem()}))
+        .await;
+    let c = server.tenant_and_server(&tid_c, "main", json!({})).await;
+    assert_eq!(
+        c["tls_client_ca"],
+        Value::Null,
+        "default: the operator's CAs"
+    );
+    let meta = json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": DN_STRING});
+    let (id_a, _) = server.client(&tid_a, "main", meta.clone()).await;
+    let (id_b, _) = server.client(&tid_b, "main", meta.clone()).await;
+    let (id_c, _) = server.client(&tid_c, "main", meta).await;
+    // The same subject DN from three CAs.
+    let cert_a = issue(&ca_a, DN, vec![], false);
+    let cert_b = issue(&ca_b, DN, vec![], false);
+    let cert_p = issue(&pki.ca, DN, vec![], false);
+
+    let ok = |tid: String, id: String, cert: &Cert, via_header: bool| {
+        let (http, header) = if via_header {
+            (pki.https(None), Some(cert.escaped()))
+        } else {
+            (pki.https(Some(cert)), None)
+        };
+        let server = &server;
+        async move {
+            let header = header.as_deref().map(|v| (HEADER, v));
+            token(&http, server, &tid, &id, header).await
+        }
+    };
+    for via_header in [false, true] {
+        let how = if via_header { "proxy header" } else { "TLS" };
+        for (tid, id, good, bad) in [
+            (&tid_a, &id_a, &cert_a, [&cert_b, &cert_p]),
+            (&tid_b, &id_b, &cert_b, [&cert_a, &cert_p]),
+            (&tid_c, &id_c, &cert_p, [&cert_a, &cert_b]),
+        ] {
+            let (status, body) = ok(tid.clone(), id.clone(), good, via_header).await;
+            assert_eq!(status, 200, "{tid} over {how}: {body}");
+            for cert in bad {
+                let (http, header) = if via_header {
+                    (pki.https(None), Some(cert.escaped()))
+                } else {
+                    (pki.https(Some(cert)), None)
+                };
+                let header = header.as_deref().map(|v| (HEADER, v));
+                assert_rejected(&server, &http, tid, id, header, "untrusted_certificate").await;
+            }
+        }
+    }
+
+    // Back to the operator's default, at once (the parsed set is cached per server and
+    // dropped with the server's entry).
+    let path_a = format!("/admin/tenants/{tid_a}/servers/main");
+    let (status, body) = server
+        .admin_call(
+            reqwest::Method::PATCH,
+            &path_a,
+            Some(&json!({"tls_client_ca": null})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["tls_client_ca"]),
+        (200, &Value::Null),
+        "{body}"
+    );
+    let (status, body) = ok(tid_a.clone(), id_a.clone(), &cert_p, false).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = ok(tid_a.clone(), id_a.clone(), &cert_a, false).await;
+    assert_eq!(status, 401);
+    let (status, body) = server
+        .admin_call(
+            reqwest::Method::PATCH,
+            &path_a,
+            Some(&json!({"tls_client_ca": format!("{}{}", ca_a.pem(), ca_b.pem())})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for cert in [&cert_a, &cert_b] {
+        let (status, body) = ok(tid_a.clone(), id_a.clone(), cert, false).await;
+        assert_eq!(status, 200, "a bundle of two CAs trusts both: {body}");
+    }
+
+    // Only a bounded bundle of CA certificates, nothing else; 400 naming the field.
+    let leaf = issue(&ca_a, DN, vec![], false);
+    let key = KeyPair::generate().unwrap().serialize_pem();
+    let too_many = ca_a.pem().repeat(33);
+    let too_large = format!("{}{}", ca_a.pem(), " ".repeat(65_536));
+    for (why, bad) in [
+        ("garbage", json!("not a certificate")),
+        ("empty", json!("")),
+        ("a leaf, not a CA", json!(leaf.pem)),
+        ("a private key", json!(format!("{}{key}", ca_a.pem()))),
+        ("broken PEM", json!("-----BEGIN CERTIFICATE-----\nAAAA\n")),
+        ("too many", json!(too_many)),
+        ("too large", json!(too_large)),
+        ("not a string", json!(["x"])),
+    ] {
+        let (status, body) = server
+            .admin_call(
+                reqwest::Method::PATCH,
+                &path_a,
+                Some(&json!({"tls_client_ca": bad})),
+            )
+            .await;
+        assert_eq!(status, 400, "{why}: {body}");
+        let text = body["error_description"].as_str().unwrap();
+        assert!(text.contains("tls_client_ca"), "{why}: {text}");
+        assert!(
+            !text.contains("PRIVATE") && !text.contains("AAAA"),
+            "{why}: {text}"
+        );
+        let (status, body) = server
+            .admin_post(
+                &format!("/admin/tenants/{tid_c}/servers"),
+                &json!({"id": "second", "name": "S", "tls_client_ca": bad}),
+            )
+            .await;
+        assert_eq!(status, 400, "{why} at creation: {body}");
+    }
+    assert_no_certificates_logged(&server, &[&cert_a, &cert_b, &cert_p, &leaf]);
+}
+
 both_backends! {
+    per_server_client_cas_keep_tenants_apart => per_server_client_cas_keep_tenants_apart;
     pki_method_by_subject_dn_and_each_san => pki_method_by_subject_dn_and_each_san;
     pki_method_failures => pki_method_failures;
     self_signed_method => self_signed_method;

@@ -215,7 +215,8 @@ async fn no_secret_reaches_logs_spans_metrics_errors_or_the_audit_trail(backend:
         .root(
             Method::POST,
             &format!("/admin/tenants/{tid}/servers"),
-            Some(json!({"id": "main", "name": "Main"})),
+            // `rs`, the resource server, introspects the other clients' tokens.
+            Some(json!({"id": "main", "name": "Main", "introspection_clients": ["rs"]})),
         )
         .await;
     assert_eq!(s, 201);

@@ -117,6 +117,11 @@ def setup(gateway, admin, token, tenant, out):
         )
         assert s == 201, (s, b)
         clients[name] = {"id": b["client_id"], "secret": b["client_secret"]}
+    # The resource server introspects the other clients' tokens (RFC 7662 §4: only a client
+    # the server lists in `introspection_clients` may).
+    s, b = admin_json(a, token, "PATCH", f"/admin/tenants/{tenant}/servers/main",
+                      {"introspection_clients": [clients["resource"]["id"]]})
+    assert s == 200, (s, b)
     cfg = {"gateway": gateway, "admin": admin, "token": token, "tenant": tenant, "clients": clients}
     # Warm every client once (the one argon2 verification), and get a token to introspect.
     g = Http(gateway)

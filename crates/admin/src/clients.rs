@@ -54,7 +54,7 @@ pub(crate) async fn list(
         (status = 201, description = "The registered client, with its secret", body = ClientView),
         (status = 400, description = "`invalid_client_metadata` or `invalid_redirect_uri`, naming the field", body = ErrorBody),
         (status = 404, description = "No such tenant or server", body = ErrorBody),
-        (status = 409, description = "The client id is taken", body = ErrorBody),
+        (status = 409, description = "The client id is taken, or is the id (`sub`) of a user of this server (RFC 9068 §2.2)", body = ErrorBody),
         (status = 413, description = "Body over the size limit (--max-admin-body-bytes, default 256 KiB)", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
     )

@@ -119,6 +119,10 @@ fn manage_body(e: &ManageError) -> (&'static str, String) {
             "conflict",
             "a user with this username already exists".to_owned(),
         ),
+        ManageError::Conflict("client_id") => (
+            "conflict",
+            "client_id: a user of this server has this id as its `sub`; a client's must differ (RFC 9068 §2.2)".to_owned(),
+        ),
         ManageError::Conflict(what) => ("conflict", format!("{what} with this id already exists")),
         ManageError::Store(StoreError::Conflict) => (
             "conflict",

@@ -1583,3 +1583,25 @@ async fn every_change_is_audited_with_who_what_where_and_no_secret() {
     let r = api.get("/admin/tenants/acme/audit?actr=root").await;
     assert_eq!(r.status, 400, "a misspelt filter is refused: {r:?}");
 }
+
+#[actix_web::test]
+async fn openapi_states_the_server_trust_settings_and_their_bounds() {
+    let api = start!();
+    let doc = api
+        .send(TestRequest::get().uri("/admin/openapi.json"))
+        .await
+        .body;
+    for schema in ["Server", "NewServer", "ServerPatch"] {
+        let props = &doc["components"]["schemas"][schema]["properties"];
+        assert_eq!(
+            props["tls_client_ca"]["maxLength"], 65_536,
+            "{schema}: {props}"
+        );
+        assert_eq!(
+            props["introspection_clients"]["maxItems"], 50,
+            "{schema}: {props}"
+        );
+        let flag = props["allow_insecure_redirect_uris"]["type"].to_string();
+        assert!(flag.contains("boolean"), "{schema}: {flag}");
+    }
+}

@@ -147,9 +147,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_TLS_KEY", value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
 
-    /// PEM bundle of the CAs that tls_client_auth certificates must chain to. With --tls-cert
-    /// the gateway then requests (does not require) client certificates; with
-    /// --client-cert-header it checks proxied ones against the same CAs.
+    /// PEM bundle of the CAs that tls_client_auth certificates must chain to, for every server
+    /// that names no CAs of its own (admin API `tls_client_ca`). With --tls-cert the gateway
+    /// then requests (does not require) client certificates; with --client-cert-header it
+    /// checks proxied ones against the same CAs.
     #[arg(long, env = "TOLLGATE_TLS_CLIENT_CA", value_name = "PEM")]
     pub tls_client_ca: Option<PathBuf>,
 

@@ -1,8 +1,10 @@
 //! HTTPS and client certificates for the gateway listener (RFC 8705 §2): the TLS options
 //! validated together, the rustls server configuration (aws-lc-rs), a handshake verifier that
 //! requests — never requires — client certificates, and the `on_connect` hook that hands the
-//! peer's chain to the request. Chains are checked later, per authentication method, in core:
-//! a self-signed certificate must get through the handshake for `self_signed_tls_client_auth`.
+//! peer's chain to the request. Chains are checked later, per authentication method and per
+//! server, in core: a self-signed certificate must get through the handshake for
+//! `self_signed_tls_client_auth`, and one from a tenant's own CA for that tenant's
+//! `tls_client_auth`.
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
@@ -192,10 +194,7 @@ pub fn load(settings: &TlsSettings) -> Result<LoadedTls, Fatal> {
     let builder = match &client_ca {
         // Only with the CA bundle do we ask for certificates; a gateway serving HTTPS
         // without it serves none of the certificate methods.
-        Some(ca) => builder.with_client_cert_verifier(Arc::new(RequestClientCertificate {
-            hints: ca.hint_subjects().to_vec(),
-            algs,
-        })),
+        Some(_) => builder.with_client_cert_verifier(Arc::new(RequestClientCertificate { algs })),
         None => builder.with_no_client_auth(),
     };
     let server = builder.with_single_cert(certs, key).map_err(|e| {
@@ -217,12 +216,17 @@ fn read(path: &Path, option: (&str, &str)) -> Result<Vec<u8>, Fatal> {
     std::fs::read(path).map_err(|e| bad(option, format!("cannot read {}: {e}", path.display())))
 }
 
-/// Requests a client certificate (offering the CA subjects as hints), never requires one, and
-/// accepts any chain at handshake time: the handshake still proves the client holds the
-/// certificate's private key (the signature check below), and each method checks the chain.
+/// Requests a client certificate, never requires one, and accepts any chain at handshake
+/// time: the handshake still proves the client holds the certificate's private key (the
+/// signature check below), and client authentication checks the chain — against the CAs of
+/// the server the request is for (its own `tls_client_ca`, else `--tls-client-ca`), which the
+/// handshake cannot know: tenants share the listener and are told apart by the request path.
+/// For the same reason no CA names are offered as hints (an empty `certificate_authorities`,
+/// which RFC 8446 §4.2.4 and RFC 5246 §7.4.4 read as "any"): a list of the operator's CAs
+/// would steer clients that choose their certificate by issuer away from a tenant's own CA,
+/// and from the self-signed certificates of `self_signed_tls_client_auth`.
 #[derive(Debug)]
 struct RequestClientCertificate {
-    hints: Vec<DistinguishedName>,
     algs: WebPkiSupportedAlgorithms,
 }
 
@@ -236,7 +240,7 @@ impl ClientCertVerifier for RequestClientCertificate {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &self.hints
+        &[]
     }
 
     fn verify_client_cert(

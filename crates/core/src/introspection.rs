@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 use crate::app::Tollgate;
 use crate::client_auth::Authenticated;
+use crate::ids::ClientId;
+use crate::model::server::Server;
 use crate::oauth::OAuthError;
 use crate::oauth::TokenParams;
 use crate::registry::ServerRuntime;
@@ -111,6 +113,23 @@ pub(crate) fn verify(server: &ServerRuntime, token: &str) -> Option<Map<String, 
     Some(claims)
 }
 
+/// Whether `client` may learn about an access token with these claims (RFC 7662 §4): it was
+/// issued to the client, names it in `aud`, or the server lets this client (a resource server)
+/// introspect any of its tokens (`introspection_clients`).
+fn may_learn_about(server: &Server, id: &ClientId, claims: &Map<String, Value>) -> bool {
+    if server.introspection_clients.contains(id) {
+        return true;
+    }
+    if claims.get("client_id").and_then(Value::as_str) == Some(id.as_str()) {
+        return true;
+    }
+    match claims.get("aud") {
+        Some(Value::String(aud)) => aud == id.as_str(),
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(id.as_str())),
+        _ => false,
+    }
+}
+
 fn required_token(params: &TokenParams) -> Result<&str, OAuthError> {
     params
         .token
@@ -160,6 +179,11 @@ pub async fn introspect(
         app.metrics.introspection(false);
         return Ok(Introspection::inactive());
     };
+    if !may_learn_about(&server.server, &client.client.client.client_id, &claims) {
+        // RFC 7662 §4: indistinguishable from a token that does not exist.
+        app.metrics.introspection(false);
+        return Ok(Introspection::inactive());
+    }
     if is_revoked(app, server, jti).await? {
         app.metrics.introspection(false);
         return Ok(Introspection::inactive());
@@ -260,7 +284,7 @@ mod tests {
     use super::*;
     use crate::ids::{ServerId, TenantId};
     use crate::keys::{KeyRecord, KeyStatus, MasterKey, TokenType};
-    use crate::model::server::{AuthMethod, Server, SigningAlg};
+    use crate::model::server::{AuthMethod, SigningAlg};
 
     fn runtime() -> ServerRuntime {
         let (master, _) = MasterKey::generate();
@@ -275,6 +299,7 @@ mod tests {
             (DecodingKey::from_jwk(&jwk).unwrap(), Algorithm::ES256),
         );
         ServerRuntime {
+            own_client_ca: crate::registry::OwnClientCa::Default,
             server: Server {
                 tenant_id: t,
                 id: s,
@@ -291,6 +316,9 @@ mod tests {
                 logo_uri: None,
                 brand_color: None,
                 rate_limits: crate::model::rate_limits::RateLimits::default(),
+                tls_client_ca: None,
+                introspection_clients: Vec::new(),
+                allow_insecure_redirect_uris: false,
                 created_at: 0,
                 updated_at: 0,
             },
@@ -350,5 +378,54 @@ mod tests {
         for (name, token) in rows {
             assert!(verify(&rt, &token).is_none(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_client_learns_only_about_its_own_tokens_or_those_naming_it() {
+        let mut server = runtime().server;
+        let id = |s: &str| ClientId::parse(s).unwrap();
+        let claims = |v: Value| v.as_object().unwrap().clone();
+        let rows = [
+            (
+                json!({"client_id": "app", "aud": "https://api"}),
+                "app",
+                true,
+            ),
+            (
+                json!({"client_id": "app", "aud": "https://api"}),
+                "rs",
+                false,
+            ),
+            (json!({"client_id": "app", "aud": "rs"}), "rs", true),
+            (
+                json!({"client_id": "app", "aud": ["https://api", "rs"]}),
+                "rs",
+                true,
+            ),
+            (
+                json!({"client_id": "app", "aud": ["https://api"]}),
+                "rs",
+                false,
+            ),
+            (json!({"aud": "https://api"}), "rs", false),
+        ];
+        for (c, who, want) in &rows {
+            assert_eq!(
+                may_learn_about(&server, &id(who), &claims(c.clone())),
+                *want,
+                "{who}: {c}"
+            );
+        }
+        server.introspection_clients = vec![id("rs")];
+        assert!(may_learn_about(
+            &server,
+            &id("rs"),
+            &claims(rows[1].0.clone())
+        ));
+        assert!(!may_learn_about(
+            &server,
+            &id("other"),
+            &claims(rows[1].0.clone())
+        ));
     }
 }

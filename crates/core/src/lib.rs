@@ -8,6 +8,7 @@ pub mod app;
 pub mod audit;
 pub mod authorize;
 pub mod client_auth;
+pub mod client_cert;
 pub mod client_keys;
 pub mod clock;
 pub mod grants;

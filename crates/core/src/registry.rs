@@ -19,6 +19,7 @@ use dashmap::DashMap;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+use crate::client_cert::ClientCa;
 use crate::client_keys::AssertionKeyCache;
 use crate::clock;
 use crate::ids::{ClientId, ServerId, TenantId};
@@ -49,9 +50,55 @@ pub struct ServerRuntime {
     pub jwks: String,
     /// Verification keys of every published key, by `kid`, for introspection and revocation.
     pub verify_keys: HashMap<String, (DecodingKey, Algorithm)>,
+    /// The server's own `tls_client_ca`, parsed once per load; see
+    /// [`ServerRuntime::trusted_client_ca`].
+    pub own_client_ca: OwnClientCa,
+}
+
+/// A server's own client CAs (`tls_client_ca`), as parsed when the server was loaded.
+#[derive(Debug, Clone)]
+pub enum OwnClientCa {
+    /// The server names none: the operator's process-wide bundle applies.
+    Default,
+    /// The server's bundle, parsed.
+    Parsed(Arc<ClientCa>),
+    /// The stored bundle no longer parses (it was validated when saved): nothing is trusted,
+    /// rather than falling back to the process-wide CAs the server chose not to trust.
+    Unusable,
+}
+
+impl OwnClientCa {
+    /// Parses a server's `tls_client_ca` setting.
+    #[must_use]
+    pub fn parse(pem: Option<&str>) -> Self {
+        match pem {
+            None => Self::Default,
+            Some(pem) => match ClientCa::from_server_bundle(pem) {
+                Ok(ca) => Self::Parsed(Arc::new(ca)),
+                Err(e) => {
+                    tracing::error!(error = %e, "a server's stored tls_client_ca is unusable: its tls_client_auth clients cannot authenticate");
+                    Self::Unusable
+                }
+            },
+        }
+    }
 }
 
 impl ServerRuntime {
+    /// The CAs `tls_client_auth` certificates of this server must chain to: its own bundle
+    /// when it has one, else `process_default` (`--tls-client-ca`). `None`: none are trusted.
+    #[must_use]
+    pub fn trusted_client_ca<'a>(
+        &'a self,
+        process_default: Option<&'a ClientCa>,
+    ) -> Option<&'a ClientCa> {
+        match &self.own_client_ca {
+            OwnClientCa::Default => process_default,
+            OwnClientCa::Parsed(ca) => Some(ca),
+            OwnClientCa::Unusable => None,
+        }
+    }
+
     /// The current key for `alg`, if the server holds one (for PS256: its own PS256 key, else
     /// the PS256 view of its RS256 key).
     #[must_use]
@@ -512,7 +559,9 @@ async fn load_server(
         .get_tenant(t)
         .await?
         .map_or_else(|| t.to_string(), |tenant| tenant.name);
+    let own_client_ca = OwnClientCa::parse(server.tls_client_ca.as_deref());
     Ok(Some(ServerRuntime {
+        own_client_ca,
         issuer: format!("{public_url}/{t}/{s}"),
         tenant_name,
         server,
@@ -573,6 +622,9 @@ mod tests {
             logo_uri: None,
             brand_color: None,
             rate_limits: crate::model::rate_limits::RateLimits::default(),
+            tls_client_ca: None,
+            introspection_clients: Vec::new(),
+            allow_insecure_redirect_uris: false,
             created_at: 0,
             updated_at: 0,
         };

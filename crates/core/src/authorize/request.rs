@@ -12,6 +12,7 @@ use super::{AuthorizeError, RedirectError};
 use crate::app::Tollgate;
 use crate::ids::ClientId;
 use crate::limits::Limits;
+use crate::model::client::{insecure_redirect, loopback_http, UNSAFE_REDIRECT_SCHEMES};
 use crate::model::server::AuthMethod;
 use crate::oauth::pkce::{self, Method};
 use crate::registry::{ClientRuntime, ServerRuntime};
@@ -157,23 +158,39 @@ impl RawParams {
     }
 }
 
-/// Whether `presented` matches a registered redirect URI: exactly, or — for loopback
-/// redirect URIs of native apps (RFC 8252 §7.3, RFC 9700 §4.1.3) — with any port.
-fn redirect_matches(registered: &[String], presented: &str) -> bool {
-    if registered.iter().any(|r| r == presented) {
-        return true;
-    }
+/// Whether `presented` matches a registered redirect URI: exactly, or — only for a native app,
+/// a public client (RFC 8252 §7.3, §8.4; RFC 9700 §4.1.3) — a loopback IP literal with any
+/// port. A plain `http` URI to a non-loopback host matches only while the server allows such
+/// URIs (`allow_insecure_redirect_uris`), so turning that off stops the ones registered before.
+fn redirect_matches(
+    registered: &[String],
+    presented: &str,
+    native: bool,
+    allow_insecure: bool,
+) -> bool {
     let Ok(p) = url::Url::parse(presented) else {
         return false;
     };
-    let loopback =
-        |u: &url::Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "[::1]"));
-    if !loopback(&p) {
+    // What registration refuses never matches, even if stored before the rule existed.
+    if UNSAFE_REDIRECT_SCHEMES.contains(&p.scheme())
+        || !p.username().is_empty()
+        || p.password().is_some()
+        || (insecure_redirect(&p) && !allow_insecure)
+    {
+        return false;
+    }
+    if registered.iter().any(|r| r == presented) {
+        return true;
+    }
+    let ip_loopback = |u: &url::Url| {
+        loopback_http(u) && matches!(u.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+    };
+    if !native || !ip_loopback(&p) {
         return false;
     }
     registered.iter().any(|r| {
         url::Url::parse(r).is_ok_and(|mut r| {
-            if !loopback(&r) {
+            if !ip_loopback(&r) {
                 return false;
             }
             let mut p = p.clone();
@@ -218,7 +235,13 @@ pub async fn validate(
         .one("redirect_uri")
         .map_err(|()| AuthorizeError::page(400, "The request repeats `redirect_uri`."))?
         .ok_or_else(|| AuthorizeError::page(400, "The request has no `redirect_uri`."))?;
-    if !redirect_matches(&client.client.metadata.redirect_uris, redirect_uri) {
+    let native = client.client.auth_method() == AuthMethod::None;
+    if !redirect_matches(
+        &client.client.metadata.redirect_uris,
+        redirect_uri,
+        native,
+        server.server.allow_insecure_redirect_uris,
+    ) {
         return Err(AuthorizeError::page(
             400,
             "The `redirect_uri` is not registered for this application.",
@@ -412,24 +435,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redirect_uris_match_exactly_or_by_loopback_port() {
+    fn redirect_uris_match_exactly_or_by_loopback_port_for_native_apps() {
         let reg = vec![
             "https://app.example/cb".to_string(),
             "http://127.0.0.1/native".to_string(),
+            "http://[::1]/v6".to_string(),
+            "http://dev.example/cb".to_string(),
         ];
-        assert!(redirect_matches(&reg, "https://app.example/cb"));
-        for bad in [
-            "https://app.example/cb/",
-            "https://app.example/cb?x=1",
-            "https://APP.example/cb",
-            "https://app.example:443/cbx",
-            "http://app.example/cb",
-            "http://127.0.0.1:8080/other",
-            "http://localhost:8080/native",
-        ] {
-            assert!(!redirect_matches(&reg, bad), "{bad}");
+        for native in [true, false] {
+            assert!(redirect_matches(
+                &reg,
+                "https://app.example/cb",
+                native,
+                false
+            ));
+            assert!(redirect_matches(
+                &reg,
+                "http://127.0.0.1/native",
+                native,
+                false
+            ));
+            for bad in [
+                "https://app.example/cb/",
+                "https://app.example/cb?x=1",
+                "https://APP.example/cb",
+                "https://app.example:443/cbx",
+                "http://app.example/cb",
+                "http://127.0.0.1:8080/other",
+                "http://localhost:8080/native",
+                "http://dev.example/cb",
+            ] {
+                assert!(!redirect_matches(&reg, bad, native, false), "{bad}");
+            }
+            // Stored before registration refused them: never matched.
+            let old = vec![
+                "vbscript:x".to_string(),
+                "file:///tmp/x".to_string(),
+                "https://u:p@app.example/cb".to_string(),
+            ];
+            for uri in &old {
+                assert!(!redirect_matches(&old, uri, native, true), "{uri}");
+            }
+            // A registered plain-http URI works only while the server allows them.
+            assert!(redirect_matches(
+                &reg,
+                "http://dev.example/cb",
+                native,
+                true
+            ));
         }
-        assert!(redirect_matches(&reg, "http://127.0.0.1:51234/native"));
+        // RFC 8252 §7.3: any port, for native (public) clients only.
+        for any_port in ["http://127.0.0.1:51234/native", "http://[::1]:8123/v6"] {
+            assert!(redirect_matches(&reg, any_port, true, false), "{any_port}");
+            assert!(
+                !redirect_matches(&reg, any_port, false, false),
+                "{any_port}"
+            );
+        }
     }
 
     #[test]

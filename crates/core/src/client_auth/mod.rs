@@ -4,8 +4,6 @@
 //! endpoint where a client authenticates (token, introspection, revocation).
 
 mod assertion;
-mod certificate;
-mod client_ca;
 mod client_secret_jwt;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
@@ -22,8 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
-pub use certificate::{CertificateError, ClientCertificate};
-pub use client_ca::{ClientCa, ClientCaError};
+pub use crate::client_cert::{CertificateError, ClientCa, ClientCaError, ClientCertificate};
 
 pub use assertion::{AssertionAudience, AssertionOptions};
 

@@ -1,4 +1,6 @@
-//! `tls_client_auth`: a client certificate chaining to a configured CA whose subject DN or SAN matches the registration (RFC 8705 §2.1).
+//! `tls_client_auth`: a client certificate chaining to one of the server's trusted CAs (its
+//! own `tls_client_ca`, else the operator's `--tls-client-ca`) whose subject DN or SAN matches
+//! the registration (RFC 8705 §2.1).
 
 use super::ClientAuth;
 use std::net::IpAddr;
@@ -27,12 +29,14 @@ impl Authenticator for TlsClientAuth {
     async fn verify(
         &self,
         ctx: &ClientAuth<'_>,
-        _: &ServerRuntime,
+        server: &ServerRuntime,
         client: &ClientRuntime,
         presented: &Presented<'_>,
     ) -> Result<(), Failure> {
         let cert = presented.certificate.ok_or(Failure::NoCertificate)?;
-        let Some(ca) = ctx.client_ca else {
+        // The server's own CAs, else the operator's: a DN registered by one tenant never
+        // matches a certificate that only another tenant's CA vouches for.
+        let Some(ca) = server.trusted_client_ca(ctx.client_ca) else {
             return Err(Failure::Unsupported);
         };
         if let Err(e) = ca.verify(cert, UnixTime::now()) {

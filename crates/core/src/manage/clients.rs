@@ -120,6 +120,7 @@ pub async fn create_client(
     let metadata = input.metadata.validated(&server, &app.servable_methods())?;
     metadata.check_jwks_uri(&app.options.jwks_fetch)?;
     let client_id = input.client_id.unwrap_or_else(ClientId::generate);
+    refuse_user_subject(app, t, s, &client_id).await?;
     let method = metadata
         .token_endpoint_auth_method
         .unwrap_or(AuthMethod::ClientSecretBasic);
@@ -152,6 +153,24 @@ pub async fn create_client(
     app.invalidate(Invalidation::client(t, s, &client.client_id))
         .await;
     Ok(ClientView::new(client, secret.as_ref()))
+}
+
+/// RFC 9068 §2.2: a client_credentials token's `sub` is the client id, and must never be a
+/// user's `sub` on the same server. User ids are generated, never chosen, so only a chosen
+/// client id can collide: it is refused (409 naming `client_id`).
+async fn refuse_user_subject(
+    app: &Tollgate,
+    t: &TenantId,
+    s: &ServerId,
+    client_id: &ClientId,
+) -> Result<(), ManageError> {
+    let Ok(as_user) = crate::ids::UserId::parse(client_id.as_str()) else {
+        return Ok(());
+    };
+    if app.repo.get_user(t, s, &as_user).await?.is_some() {
+        return Err(ManageError::Conflict("client_id"));
+    }
+    Ok(())
 }
 
 async fn load_client(

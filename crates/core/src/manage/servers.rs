@@ -169,6 +169,15 @@ pub async fn patch_server(
     if let Some(v) = patch.rate_limits {
         server.rate_limits = v.map_or_else(Default::default, |p| server.rate_limits.merged(&p));
     }
+    if let Some(v) = patch.tls_client_ca {
+        server.tls_client_ca = v;
+    }
+    if let Some(v) = patch.introspection_clients {
+        server.introspection_clients = crate::model::server::dedup_ids(v);
+    }
+    if let Some(v) = patch.allow_insecure_redirect_uris {
+        server.allow_insecure_redirect_uris = v;
+    }
     server.validate(&app.servable_methods())?;
     if server.signing_alg != old_alg {
         refuse_orphaned_id_token_alg(app, &server, old_alg).await?;

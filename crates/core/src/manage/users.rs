@@ -40,7 +40,7 @@ pub async fn create_user(
     let user = User {
         tenant_id: t.clone(),
         server_id: s.clone(),
-        id: UserId::generate(),
+        id: unused_subject(app, t, s).await?,
         username,
         password_hash: hash_password(app, &input.password).await?,
         claims,
@@ -54,6 +54,23 @@ pub async fn create_user(
         .await
         .map_err(conflict("user"))?;
     Ok(view)
+}
+
+/// A fresh user id that is no client's id on this server: the user's `sub` must never be a
+/// client_credentials token's `sub` (RFC 9068 §2.2). A random UUID colliding with a client
+/// id is only possible if someone registered that UUID as a client id; draw again then.
+async fn unused_subject(app: &Tollgate, t: &TenantId, s: &ServerId) -> Result<UserId, ManageError> {
+    for _ in 0..4 {
+        let id = UserId::generate();
+        let as_client = ClientId::parse(id.as_str())
+            .map_err(|e| ManageError::Internal(format!("a user id is not a client id: {e}")))?;
+        if app.repo.get_client(t, s, &as_client).await?.is_none() {
+            return Ok(id);
+        }
+    }
+    Err(ManageError::Internal(
+        "no user id free of client ids after four draws".into(),
+    ))
 }
 
 async fn load_user(

@@ -208,6 +208,29 @@ fn check_text(field: &'static str, value: Option<&str>, max: usize) -> Result<()
     Ok(())
 }
 
+/// Redirect URI schemes that run code or read local files in the browser; never registered.
+pub const UNSAFE_REDIRECT_SCHEMES: [&str; 4] = ["javascript", "data", "vbscript", "file"];
+
+/// A plain `http` redirect URI to a loopback host (`127.0.0.0/8`, `[::1]`, `localhost`): what
+/// native apps listen on (RFC 8252 §7.3, §8.3), allowed without TLS.
+#[must_use]
+pub fn loopback_http(u: &url::Url) -> bool {
+    u.scheme() == "http"
+        && match u.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        }
+}
+
+/// A plain `http` redirect URI to any other host: allowed only where the server's
+/// `allow_insecure_redirect_uris` says so.
+#[must_use]
+pub fn insecure_redirect(u: &url::Url) -> bool {
+    u.scheme() == "http" && !loopback_http(u)
+}
+
 impl ClientMetadata {
     /// Applies RFC 7591 defaults and checks every field and their combinations against the
     /// owning server's policy. Returns the normalised metadata.
@@ -279,7 +302,7 @@ impl ClientMetadata {
                 "a public client (`none`) cannot use client_credentials",
             ));
         }
-        self.validate_redirect_uris(code_flow)?;
+        self.validate_redirect_uris(code_flow, server)?;
         if let Some(scope) = &self.scope {
             let parsed = Scopes::parse(scope).map_err(|e| meta("scope", e.to_string()))?;
             self.scope = (!parsed.is_empty()).then(|| parsed.to_scope_string());
@@ -336,7 +359,7 @@ impl ClientMetadata {
         ))
     }
 
-    fn validate_redirect_uris(&self, code_flow: bool) -> Result<(), Invalid> {
+    fn validate_redirect_uris(&self, code_flow: bool, server: &Server) -> Result<(), Invalid> {
         if self.redirect_uris.len() > 50 {
             return Err(Invalid::redirect_uri("at most 50 redirect URIs"));
         }
@@ -351,8 +374,21 @@ impl ClientMetadata {
                     "a redirect URI must not contain a fragment (RFC 6749 §3.1.2)",
                 ));
             }
-            if parsed.scheme() == "javascript" || parsed.scheme() == "data" {
-                return Err(Invalid::redirect_uri("unsafe redirect URI scheme"));
+            if UNSAFE_REDIRECT_SCHEMES.contains(&parsed.scheme()) {
+                return Err(Invalid::redirect_uri(format!(
+                    "the redirect URI scheme `{}` is not allowed",
+                    parsed.scheme()
+                )));
+            }
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(Invalid::redirect_uri(
+                    "a redirect URI must not contain user information (RFC 9700 §4.1.1)",
+                ));
+            }
+            if insecure_redirect(&parsed) && !server.allow_insecure_redirect_uris {
+                return Err(Invalid::redirect_uri(
+                    "plain `http` redirect URIs are allowed only to loopback hosts (OAuth 2.1 §2.3.1); the server's `allow_insecure_redirect_uris` allows them elsewhere",
+                ));
             }
         }
         if code_flow && self.redirect_uris.is_empty() {
@@ -636,6 +672,9 @@ mod tests {
             logo_uri: None,
             brand_color: None,
             rate_limits: crate::model::rate_limits::RateLimits::default(),
+            tls_client_ca: None,
+            introspection_clients: Vec::new(),
+            allow_insecure_redirect_uris: false,
             created_at: 0,
             updated_at: 0,
         }
@@ -699,6 +738,60 @@ mod tests {
         for (json, field) in rows {
             let err = parse(json).unwrap_err();
             assert_eq!(err.field, field, "{json}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn redirect_uris_refuse_unsafe_schemes_userinfo_and_insecure_http() {
+        let check = |uri: &str, allow_insecure: bool| {
+            let mut s = server();
+            s.allow_insecure_redirect_uris = allow_insecure;
+            serde_json::from_value::<ClientMetadata>(serde_json::json!({"redirect_uris": [uri]}))
+                .unwrap()
+                .validated(&s, &AuthMethod::servable(false))
+                .map(|_| ())
+                .map_err(|e| (e.code, e.field))
+        };
+        let refused = Err(("invalid_redirect_uri", "redirect_uris"));
+        for uri in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,hi",
+            "vbscript:msgbox",
+            "file:///etc/passwd",
+            "https://user@app.example/cb",
+            "https://user:pw@app.example/cb",
+            "https://:pw@app.example/cb",
+            "http://user@127.0.0.1/cb",
+        ] {
+            assert_eq!(check(uri, false), refused, "{uri}");
+            assert_eq!(
+                check(uri, true),
+                refused,
+                "{uri} (never, whatever the setting)"
+            );
+        }
+        for uri in [
+            "http://app.example/cb",
+            "http://192.0.2.1:8080/cb",
+            "http://localhost.example/cb",
+        ] {
+            assert_eq!(check(uri, false), refused, "{uri}");
+            assert_eq!(
+                check(uri, true),
+                Ok(()),
+                "{uri} with allow_insecure_redirect_uris"
+            );
+        }
+        for uri in [
+            "https://app.example/cb",
+            "http://127.0.0.1/cb",
+            "http://127.0.0.2:9000/cb",
+            "http://[::1]/cb",
+            "http://localhost:8080/cb",
+            "com.example.app:/oauth2redirect",
+        ] {
+            assert_eq!(check(uri, false), Ok(()), "{uri}");
         }
     }
 
@@ -858,6 +951,9 @@ mod jwt_method_tests {
             logo_uri: None,
             brand_color: None,
             rate_limits: crate::model::rate_limits::RateLimits::default(),
+            tls_client_ca: None,
+            introspection_clients: Vec::new(),
+            allow_insecure_redirect_uris: false,
             created_at: 0,
             updated_at: 0,
         }

@@ -6,7 +6,8 @@ use utoipa::ToSchema;
 
 use super::rate_limits::{RateLimits, RateLimitsPatch};
 use super::Invalid;
-use crate::ids::{ServerId, TenantId};
+use crate::client_cert::ClientCa;
+use crate::ids::{ClientId, ServerId, TenantId};
 pub use crate::oauth::{AuthMethod, SigningAlg};
 
 /// Default access-token lifetime, seconds.
@@ -58,6 +59,21 @@ pub struct Server {
     /// the process defaults (`--rate-limit-…`).
     #[serde(default)]
     pub rate_limits: RateLimits,
+    /// PEM bundle of the CAs the `tls_client_auth` certificates of this server's clients must
+    /// chain to (RFC 8705 §2.1); `None`: the operator's process-wide bundle
+    /// (`--tls-client-ca`). A server's own bundle replaces that default, it does not add to it.
+    #[serde(default)]
+    #[schema(max_length = 65536)]
+    pub tls_client_ca: Option<String>,
+    /// Clients (resource servers) of this server that may introspect any of its tokens; every
+    /// other client learns only about tokens issued to it or naming it in `aud` (RFC 7662 §4).
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, max_items = 50)]
+    pub introspection_clients: Vec<ClientId>,
+    /// Accept plain `http` redirect URIs to hosts other than loopback (off by default, as
+    /// OAuth 2.1 asks; for development servers only).
+    #[serde(default)]
+    pub allow_insecure_redirect_uris: bool,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -98,6 +114,16 @@ pub struct NewServer {
     pub brand_color: Option<String>,
     /// Rate limits; absent or `null` members: the process defaults.
     pub rate_limits: Option<RateLimits>,
+    /// PEM bundle (at most 65536 bytes, 32 CA certificates, nothing else) of the CAs this
+    /// server's `tls_client_auth` certificates must chain to; absent or `null`: the operator's
+    /// `--tls-client-ca`.
+    #[schema(max_length = 65536)]
+    pub tls_client_ca: Option<String>,
+    /// Client ids (at most 50) that may introspect any token of this server; default none.
+    #[schema(value_type = Option<Vec<String>>, max_items = 50)]
+    pub introspection_clients: Option<Vec<ClientId>>,
+    /// Accept plain `http` redirect URIs to non-loopback hosts; default false.
+    pub allow_insecure_redirect_uris: Option<bool>,
 }
 
 /// Body of `PATCH /admin/tenants/{tid}/servers/{aid}`: only the fields present change.
@@ -138,6 +164,15 @@ pub struct ServerPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<RateLimitsPatch>)]
     pub rate_limits: Option<Option<RateLimitsPatch>>,
+    /// Replaces the server's CA bundle; `null` returns to the operator's `--tls-client-ca`.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, max_length = 65536)]
+    pub tls_client_ca: Option<Option<String>>,
+    /// Replaces the list of clients that may introspect any token.
+    #[schema(value_type = Option<Vec<String>>, max_items = 50)]
+    pub introspection_clients: Option<Vec<ClientId>>,
+    /// Accept plain `http` redirect URIs to non-loopback hosts.
+    pub allow_insecure_redirect_uris: Option<bool>,
 }
 
 impl NewServer {
@@ -173,11 +208,25 @@ impl NewServer {
             logo_uri: self.logo_uri,
             brand_color: self.brand_color.map(|c| c.to_ascii_lowercase()),
             rate_limits: self.rate_limits.unwrap_or_default(),
+            tls_client_ca: self.tls_client_ca,
+            introspection_clients: dedup_ids(self.introspection_clients.unwrap_or_default()),
+            allow_insecure_redirect_uris: self.allow_insecure_redirect_uris.unwrap_or(false),
             created_at: now,
             updated_at: now,
         }
     }
 }
+
+/// The list without repeats, first occurrence kept.
+#[must_use]
+pub fn dedup_ids(mut ids: Vec<ClientId>) -> Vec<ClientId> {
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    ids
+}
+
+/// Most clients [`Server::introspection_clients`] may name.
+pub const MAX_INTROSPECTION_CLIENTS: usize = 50;
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -262,6 +311,20 @@ impl Server {
             }
         }
         self.rate_limits.validate()?;
+        if let Some(pem) = &self.tls_client_ca {
+            ClientCa::from_server_bundle(pem).map_err(|e| {
+                Invalid::request(
+                    "tls_client_ca",
+                    format!("must be a PEM bundle of CA certificates: {e}"),
+                )
+            })?;
+        }
+        if self.introspection_clients.len() > MAX_INTROSPECTION_CLIENTS {
+            return Err(Invalid::request(
+                "introspection_clients",
+                format!("must name at most {MAX_INTROSPECTION_CLIENTS} clients"),
+            ));
+        }
         let methods = &self.allowed_token_endpoint_auth_methods;
         if methods.is_empty() {
             return Err(Invalid::request(

@@ -96,6 +96,9 @@ fn server(t: &TenantId, id: &str) -> Server {
             client_burst: Some(7),
             ..crate::model::rate_limits::RateLimits::default()
         },
+        tls_client_ca: Some("a stored bundle".into()),
+        introspection_clients: vec![ClientId::parse("resource-server").unwrap()],
+        allow_insecure_redirect_uris: true,
         created_at: 2,
         updated_at: 2,
     }

@@ -109,8 +109,25 @@ fn rate_limits_from(column: Option<String>) -> Result<RateLimits, StoreError> {
     })
 }
 
+/// A list of client ids as its column holds it: a JSON array, `NULL` when empty.
+fn client_ids_column(ids: &[ClientId]) -> Result<Option<String>, StoreError> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(ids)
+        .map(Some)
+        .map_err(|_| corrupt("introspection_clients"))
+}
+
+fn client_ids_from(text: Option<String>) -> Result<Vec<ClientId>, StoreError> {
+    text.map_or_else(
+        || Ok(Vec::new()),
+        |t| serde_json::from_str(&t).map_err(|_| corrupt("introspection_clients")),
+    )
+}
+
 const TENANT_COLS: &str = "id, name, created_at, updated_at";
-const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period, require_pkce, allow_plain_pkce, logo_uri, brand_color, rate_limits";
+const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period, require_pkce, allow_plain_pkce, logo_uri, brand_color, rate_limits, tls_client_ca, introspection_clients, allow_insecure_redirect_uris";
 const CLIENT_COLS: &str = "tenant_id, server_id, client_id, metadata, secret_kind, secret_hash, secret_sealed, secret_expires_at, issued_at, updated_at";
 const KEY_COLS: &str =
     "tenant_id, server_id, kid, alg, status, sealed_private, public_jwk, created_at, retire_at";
@@ -184,6 +201,9 @@ macro_rules! sql_repository {
                     logo_uri: row.try_get("logo_uri").map_err(map_err)?,
                     brand_color: row.try_get("brand_color").map_err(map_err)?,
                     rate_limits: rate_limits_from(row.try_get("rate_limits").map_err(map_err)?)?,
+                    tls_client_ca: row.try_get("tls_client_ca").map_err(map_err)?,
+                    introspection_clients: client_ids_from(row.try_get("introspection_clients").map_err(map_err)?)?,
+                    allow_insecure_redirect_uris: row.try_get("allow_insecure_redirect_uris").map_err(map_err)?,
                     created_at: row.try_get("created_at").map_err(map_err)?,
                     updated_at: row.try_get("updated_at").map_err(map_err)?,
                 })
@@ -431,7 +451,7 @@ macro_rules! sql_repository {
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(&format!(
-                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
                 ))
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
@@ -450,6 +470,9 @@ macro_rules! sql_repository {
                 .bind(s.logo_uri.as_deref())
                 .bind(s.brand_color.as_deref())
                 .bind(rate_limits_column(&s.rate_limits)?)
+                .bind(s.tls_client_ca.as_deref())
+                .bind(client_ids_column(&s.introspection_clients)?)
+                .bind(s.allow_insecure_redirect_uris)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -493,7 +516,8 @@ macro_rules! sql_repository {
                     "UPDATE servers SET name = $1, access_token_ttl = $2, refresh_token_ttl = $3, signing_alg = $4, \
                      default_audience = $5, allowed_auth_methods = $6, updated_at = $7, certificate_bound_tokens = $8, \
                      key_rotation_period = $9, require_pkce = $10, allow_plain_pkce = $11, logo_uri = $12, \
-                     brand_color = $13, rate_limits = $14 WHERE tenant_id = $15 AND id = $16",
+                     brand_color = $13, rate_limits = $14, tls_client_ca = $15, introspection_clients = $16, \
+                     allow_insecure_redirect_uris = $17 WHERE tenant_id = $18 AND id = $19",
                 )
                 .bind(&s.name)
                 .bind(s.access_token_ttl)
@@ -509,6 +533,9 @@ macro_rules! sql_repository {
                 .bind(s.logo_uri.as_deref())
                 .bind(s.brand_color.as_deref())
                 .bind(rate_limits_column(&s.rate_limits)?)
+                .bind(s.tls_client_ca.as_deref())
+                .bind(client_ids_column(&s.introspection_clients)?)
+                .bind(s.allow_insecure_redirect_uris)
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
                 .execute(&mut *tx)

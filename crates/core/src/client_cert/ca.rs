@@ -1,6 +1,8 @@
-//! The certificate authorities `tls_client_auth` certificates must chain to
-//! (`--tls-client-ca`): a PEM bundle turned into a webpki verifier, used after the handshake,
-//! per method, for certificates from our own TLS connections and from trusted proxies alike.
+//! The certificate authorities `tls_client_auth` certificates must chain to: the process-wide
+//! bundle (`--tls-client-ca`, the operator's default) or a server's own `tls_client_ca`. A PEM
+//! bundle is turned into a webpki verifier once, and used after the handshake, at client
+//! authentication, for certificates from our own TLS connections and from trusted proxies
+//! alike.
 
 use std::fmt;
 use std::sync::Arc;
@@ -33,7 +35,28 @@ pub enum ClientCaError {
     /// The verifier could not be built.
     #[error("{0}")]
     Verifier(String),
+    /// A server's bundle is larger than [`MAX_CLIENT_CA_BYTES`].
+    #[error("is larger than {MAX_CLIENT_CA_BYTES} bytes")]
+    TooLarge,
+    /// A server's bundle holds more than [`MAX_CLIENT_CAS`] certificates.
+    #[error("holds more than {MAX_CLIENT_CAS} certificates")]
+    TooMany,
+    /// A server's bundle holds a PEM section other than `CERTIFICATE` (a private key, say).
+    #[error("holds a PEM section that is not a CERTIFICATE")]
+    NotCertificate,
+    /// A certificate of a server's bundle is not a CA certificate (RFC 5280 §4.2.1.9
+    /// `basicConstraints` with `cA` true).
+    #[error("certificate #{index} is not a CA certificate (basicConstraints cA)")]
+    NotCa {
+        /// 1-based position in the bundle.
+        index: usize,
+    },
 }
+
+/// Largest PEM bundle a server may hold, bytes.
+pub const MAX_CLIENT_CA_BYTES: usize = 64 * 1024;
+/// Most CA certificates a server's bundle may hold.
+pub const MAX_CLIENT_CAS: usize = 32;
 
 /// The configured client CAs.
 pub struct ClientCa {
@@ -75,10 +98,48 @@ impl ClientCa {
         Ok(Self { verifier, subjects })
     }
 
-    /// The CA subjects, offered as hints in the TLS `CertificateRequest`.
-    #[must_use]
-    pub fn hint_subjects(&self) -> &[DistinguishedName] {
-        &self.subjects
+    /// Builds the trust store of one server (`tls_client_ca`), stricter than the operator's
+    /// file: at most [`MAX_CLIENT_CA_BYTES`] and [`MAX_CLIENT_CAS`], nothing but `CERTIFICATE`
+    /// sections (so a private key pasted by mistake is refused, not stored), and each one a
+    /// CA certificate.
+    ///
+    /// # Errors
+    /// Why the bundle is unusable, without quoting it.
+    pub fn from_server_bundle(pem: &str) -> Result<Self, ClientCaError> {
+        if pem.len() > MAX_CLIENT_CA_BYTES {
+            return Err(ClientCaError::TooLarge);
+        }
+        let mut rest = pem.as_bytes();
+        let mut count = 0;
+        // The reader's own error can quote a line of the text: say only that it is broken.
+        while let Some((kind, der)) = rustls_pki_types::pem::from_buf(&mut rest)
+            .map_err(|_| ClientCaError::Pem("a section is malformed or not terminated".into()))?
+        {
+            if kind != rustls_pki_types::pem::SectionKind::Certificate {
+                return Err(ClientCaError::NotCertificate);
+            }
+            count += 1;
+            if count > MAX_CLIENT_CAS {
+                return Err(ClientCaError::TooMany);
+            }
+            let is_ca = matches!(
+                x509_parser::parse_x509_certificate(&der),
+                Ok((tail, cert)) if tail.is_empty() && cert.is_ca()
+            );
+            if !is_ca {
+                return Err(ClientCaError::NotCa { index: count });
+            }
+        }
+        // Sections of unknown kinds are skipped by the reader above: count them here.
+        if pem.matches("-----BEGIN ").count() != count {
+            return Err(ClientCaError::NotCertificate);
+        }
+        Self::from_pem(pem.as_bytes()).map_err(|e| match e {
+            ClientCaError::Pem(_) => {
+                ClientCaError::Pem("a section is malformed or not terminated".into())
+            }
+            other => other,
+        })
     }
 
     /// How many CAs the bundle holds.
@@ -186,5 +247,50 @@ mod tests {
             ClientCa::from_pem(garbage.as_bytes()).unwrap_err(),
             ClientCaError::Anchor { index: 1, .. }
         ));
+    }
+
+    #[test]
+    fn server_bundles_hold_only_a_bounded_number_of_ca_certificates() {
+        let (_, one) = ca("One");
+        let (_, two) = ca("Two");
+        let both = format!("{one}{two}");
+        assert_eq!(ClientCa::from_server_bundle(&both).unwrap().len(), 2);
+        let (leaf_issuer, _) = ca("Leaf issuer");
+        let mut params = rcgen::CertificateParams::new(vec!["leaf.example".into()]).unwrap();
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        let leaf = params
+            .signed_by(&rcgen::KeyPair::generate().unwrap(), &leaf_issuer)
+            .unwrap()
+            .pem();
+        assert_eq!(
+            ClientCa::from_server_bundle(&format!("{one}{leaf}")).unwrap_err(),
+            ClientCaError::NotCa { index: 2 }
+        );
+        let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        assert_eq!(
+            ClientCa::from_server_bundle(&format!("{one}{key}")).unwrap_err(),
+            ClientCaError::NotCertificate
+        );
+        let unknown = "-----BEGIN SOMETHING-----\nAAAA\n-----END SOMETHING-----\n";
+        assert_eq!(
+            ClientCa::from_server_bundle(&format!("{one}{unknown}")).unwrap_err(),
+            ClientCaError::NotCertificate
+        );
+        assert_eq!(
+            ClientCa::from_server_bundle("").unwrap_err(),
+            ClientCaError::Empty
+        );
+        assert_eq!(
+            ClientCa::from_server_bundle(&one.repeat(MAX_CLIENT_CAS + 1)).unwrap_err(),
+            if one.len() * (MAX_CLIENT_CAS + 1) > MAX_CLIENT_CA_BYTES {
+                ClientCaError::TooLarge
+            } else {
+                ClientCaError::TooMany
+            }
+        );
+        assert_eq!(
+            ClientCa::from_server_bundle(&" ".repeat(MAX_CLIENT_CA_BYTES + 1)).unwrap_err(),
+            ClientCaError::TooLarge
+        );
     }
 }

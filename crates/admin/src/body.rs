@@ -94,13 +94,45 @@ fn parse<T: DeserializeOwned>(bytes: &[u8], field_code: &'static str) -> Result<
         }
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        describe(&path, e.inner(), field_code)
-    })?;
+    let value = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => value,
+        // JSON Schema (and so OpenAPI 3.1) counts `3600.0` as an integer; serde does not.
+        Err(e) if e.inner().to_string().contains("invalid type: floating point") => {
+            return parse_with_integral_floats(bytes, field_code)
+        }
+        Err(e) => return Err(describe(&e.path().to_string(), e.inner(), field_code)),
+    };
     // Trailing data after the document is a syntax error too.
     de.end().map_err(|e| describe(".", &e, field_code))?;
     Ok(value)
+}
+
+/// Parses `T` from a document whose integral floats (`3600.0`) are read as the integers they
+/// are; any other fraction still fails where an integer is meant.
+fn parse_with_integral_floats<T: DeserializeOwned>(
+    bytes: &[u8],
+    field_code: &'static str,
+) -> Result<T, AdminError> {
+    fn integral(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) => {
+                #[allow(clippy::cast_possible_truncation, clippy::float_cmp)]
+                if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && n.is_f64()) {
+                    if f >= -9_007_199_254_740_992.0 && f <= 9_007_199_254_740_992.0 {
+                        *n = serde_json::Number::from(f as i64);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(integral),
+            serde_json::Value::Object(members) => members.values_mut().for_each(integral),
+            _ => {}
+        }
+    }
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| describe(".", &e, field_code))?;
+    integral(&mut doc);
+    serde_path_to_error::deserialize(doc)
+        .map_err(|e| describe(&e.path().to_string(), e.inner(), field_code))
 }
 
 /// Body fields whose values must not appear in error texts.

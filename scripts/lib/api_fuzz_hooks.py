@@ -70,12 +70,16 @@ ROTATE_WITHOUT_SECRET = "rotate_client_secret"
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
     """Keep every failure but the documented rejections JSON Schema cannot express."""
+    operation_id = (case.operation.definition.raw or {}).get("operationId")
+    # A tenant's audit trail outlives the tenant by design (docs/admin-api.md): reading it
+    # after the delete is not a use after free.
+    if getattr(failure, "code", None) == "ST301" and operation_id == "list_audit":
+        return False
     if getattr(failure, "code", None) != "ST202":
         return True
     if response.status_code != 400:
         return True
     code, description = _error(response)
-    operation_id = (case.operation.definition.raw or {}).get("operationId")
     if operation_id in CLIENT_OPERATIONS and code in CLIENT_RULE_CODES:
         return False
     if operation_id == ROTATE_WITHOUT_SECRET and "secret" in description:

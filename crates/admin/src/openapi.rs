@@ -203,9 +203,21 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
             "key_rotation_period",
             json!({"minimum": server::MIN_KEY_ROTATION_PERIOD, "maximum": server::MAX_KEY_ROTATION_PERIOD}),
         ),
-        (SERVER_BODIES, "default_audience", printable(server::MAX_AUDIENCE_CHARS)),
-        (SERVER_BODIES, "logo_uri", http_uri(https, server::MAX_LOGO_URI_BYTES)),
-        (SERVER_BODIES, "brand_color", json!({"pattern": server::BRAND_COLOR_PATTERN})),
+        (
+            SERVER_BODIES,
+            "default_audience",
+            printable(server::MAX_AUDIENCE_CHARS),
+        ),
+        (
+            SERVER_BODIES,
+            "logo_uri",
+            http_uri(https, server::MAX_LOGO_URI_BYTES),
+        ),
+        (
+            SERVER_BODIES,
+            "brand_color",
+            json!({"pattern": server::BRAND_COLOR_PATTERN}),
+        ),
         (
             SERVER_BODIES,
             "allowed_token_endpoint_auth_methods",
@@ -244,17 +256,61 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
                 "format": "uri", "maxLength": client::MAX_URI_BYTES, "pattern": "^[^#]*$",
                 "description": format!("An absolute URI without a fragment, at most {} bytes.", client::MAX_URI_BYTES)}}),
         ),
-        (METADATA, "grant_types", json!({"items": {"enum": grant_types}})),
-        (METADATA, "response_types", json!({"items": {"enum": client::RESPONSE_TYPES}})),
-        (METADATA, "client_name", printable(client::MAX_CLIENT_NAME_CHARS)),
-        (METADATA, "software_id", printable(client::MAX_CLIENT_NAME_CHARS)),
-        (METADATA, "software_version", printable(client::MAX_SOFTWARE_VERSION_CHARS)),
-        (METADATA, "client_uri", http_uri(http_or_https, client::MAX_URI_BYTES)),
-        (METADATA, "logo_uri", http_uri(http_or_https, client::MAX_URI_BYTES)),
-        (METADATA, "tos_uri", http_uri(http_or_https, client::MAX_URI_BYTES)),
-        (METADATA, "policy_uri", http_uri(http_or_https, client::MAX_URI_BYTES)),
-        (METADATA, "jwks_uri", http_uri(http_or_https, client::MAX_URI_BYTES)),
-        (METADATA, "scope", json!({"maxLength": MAX_SCOPE_LEN, "pattern": SCOPE_PATTERN})),
+        (
+            METADATA,
+            "grant_types",
+            json!({"items": {"enum": grant_types}}),
+        ),
+        (
+            METADATA,
+            "response_types",
+            json!({"items": {"enum": client::RESPONSE_TYPES}}),
+        ),
+        (
+            METADATA,
+            "client_name",
+            printable(client::MAX_CLIENT_NAME_CHARS),
+        ),
+        (
+            METADATA,
+            "software_id",
+            printable(client::MAX_CLIENT_NAME_CHARS),
+        ),
+        (
+            METADATA,
+            "software_version",
+            printable(client::MAX_SOFTWARE_VERSION_CHARS),
+        ),
+        (
+            METADATA,
+            "client_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "logo_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "tos_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "policy_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "jwks_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "scope",
+            json!({"maxLength": MAX_SCOPE_LEN, "pattern": SCOPE_PATTERN}),
+        ),
         (
             METADATA,
             "contacts",
@@ -265,8 +321,16 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
             "audience",
             json!({"maxItems": client::MAX_AUDIENCES, "items": printable(client::MAX_AUDIENCE_CHARS)}),
         ),
-        (METADATA, "id_token_signed_response_alg", json!({"enum": signing_algs})),
-        (METADATA, "token_endpoint_auth_signing_alg", json!({"enum": assertion_algs})),
+        (
+            METADATA,
+            "id_token_signed_response_alg",
+            json!({"enum": signing_algs}),
+        ),
+        (
+            METADATA,
+            "token_endpoint_auth_signing_alg",
+            json!({"enum": assertion_algs}),
+        ),
         (
             METADATA,
             "jwks",
@@ -371,59 +435,58 @@ fn path_params(template: &str) -> Vec<&str> {
 /// resource or below it whose path parameters are the create's own plus the new id, taken
 /// from the response body (`id`, or `client_id` for clients).
 fn links(doc: &mut Value) {
-    {
-        {
-            let Some(paths) = doc["paths"].as_object().cloned() else {
-                return;
+    let Some(paths) = doc["paths"].as_object().cloned() else {
+        return;
+    };
+    for (create_path, item) in &paths {
+        if item["post"]["responses"].get("201").is_none() {
+            continue;
+        }
+        let own = path_params(create_path);
+        let mut links = Map::new();
+        for (target_path, target) in &paths {
+            let Some(rest) = target_path.strip_prefix(&format!("{create_path}/")) else {
+                continue;
             };
-            for (create_path, item) in &paths {
-                if item["post"]["responses"].get("201").is_none() {
-                    continue;
-                }
-                let own = path_params(create_path);
-                let mut links = Map::new();
-                for (target_path, target) in &paths {
-                    let Some(rest) = target_path.strip_prefix(&format!("{create_path}/")) else {
-                        continue;
-                    };
-                    let Some(new_id) = rest
-                        .split('/')
-                        .next()
-                        .and_then(|s| s.strip_prefix('{')?.strip_suffix('}'))
-                    else {
-                        continue;
-                    };
-                    let params = path_params(target_path);
-                    if params.iter().any(|p| *p != new_id && !own.contains(p)) {
-                        continue;
-                    }
-                    let field = if new_id == "client_id" { "client_id" } else { "id" };
-                    for op in target.as_object().into_iter().flat_map(Map::values) {
-                        let Some(operation_id) = op["operationId"].as_str() else {
-                            continue;
-                        };
-                        let parameters: Map<String, Value> = params
-                            .iter()
-                            .map(|p| {
-                                let from = if *p == new_id {
-                                    format!("$response.body#/{field}")
-                                } else {
-                                    format!("$request.path.{p}")
-                                };
-                                ((*p).to_owned(), Value::String(from))
-                            })
-                            .collect();
-                        links.insert(
-                            operation_id.to_owned(),
-                            json!({"operationId": operation_id, "parameters": parameters}),
-                        );
-                    }
-                }
-                if !links.is_empty() {
-                    doc["paths"][create_path]["post"]["responses"]["201"]["links"] =
-                        Value::Object(links);
-                }
+            let Some(new_id) = rest
+                .split('/')
+                .next()
+                .and_then(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            else {
+                continue;
+            };
+            let params = path_params(target_path);
+            if params.iter().any(|p| *p != new_id && !own.contains(p)) {
+                continue;
             }
+            let field = if new_id == "client_id" {
+                "client_id"
+            } else {
+                "id"
+            };
+            for op in target.as_object().into_iter().flat_map(Map::values) {
+                let Some(operation_id) = op["operationId"].as_str() else {
+                    continue;
+                };
+                let parameters: Map<String, Value> = params
+                    .iter()
+                    .map(|p| {
+                        let from = if *p == new_id {
+                            format!("$response.body#/{field}")
+                        } else {
+                            format!("$request.path.{p}")
+                        };
+                        ((*p).to_owned(), Value::String(from))
+                    })
+                    .collect();
+                links.insert(
+                    operation_id.to_owned(),
+                    json!({"operationId": operation_id, "parameters": parameters}),
+                );
+            }
+        }
+        if !links.is_empty() {
+            doc["paths"][create_path]["post"]["responses"]["201"]["links"] = Value::Object(links);
         }
     }
 }
@@ -438,4 +501,107 @@ fn links(doc: &mut Value) {
 )]
 pub(crate) async fn document() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_names_a_field() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for (schemas, field, _) in field_rules(&doc) {
+            let mut doc = doc.clone();
+            let found = schemas.iter().any(|schema| {
+                properties(&mut doc, schema)
+                    .iter()
+                    .any(|p| p.contains_key(field))
+            });
+            assert!(found, "no field {field} in {schemas:?}");
+        }
+    }
+
+    #[test]
+    fn path_parameters_carry_the_id_grammar() {
+        let doc = ApiDoc::document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for op in item.as_object().unwrap().values() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["in"] == "path" {
+                        let schema = p["schema"]["$ref"].as_str().unwrap_or_default();
+                        assert!(schema.ends_with("Id"), "{path} {}: {schema}", p["name"]);
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["TenantId"]["pattern"],
+            tollgate_core::ids::SLUG_PATTERN
+        );
+    }
+
+    #[test]
+    fn every_create_links_to_what_it_created() {
+        let doc = ApiDoc::document();
+        let links = |path: &str| doc["paths"][path]["post"]["responses"]["201"]["links"].clone();
+        let rows = [
+            ("/admin/tenants", "get_tenant", "tid", "$response.body#/id"),
+            (
+                "/admin/tenants",
+                "delete_tenant",
+                "tid",
+                "$response.body#/id",
+            ),
+            (
+                "/admin/tenants/{tid}/servers",
+                "patch_server",
+                "aid",
+                "$response.body#/id",
+            ),
+            (
+                "/admin/tenants/{tid}/servers",
+                "patch_server",
+                "tid",
+                "$request.path.tid",
+            ),
+            (
+                "/admin/tenants/{tid}/servers/{aid}/clients",
+                "replace_client",
+                "client_id",
+                "$response.body#/client_id",
+            ),
+            (
+                "/admin/tenants/{tid}/servers/{aid}/clients",
+                "rotate_client_secret",
+                "client_id",
+                "$response.body#/client_id",
+            ),
+            (
+                "/admin/tenants/{tid}/servers/{aid}/users",
+                "delete_user",
+                "user_id",
+                "$response.body#/id",
+            ),
+            (
+                "/admin/tenants/{tid}/credentials",
+                "revoke_credential",
+                "credential_id",
+                "$response.body#/id",
+            ),
+        ];
+        for (create, target, param, from) in rows {
+            let link = &links(create)[target];
+            assert_eq!(link["operationId"], target, "{create} -> {target}");
+            assert_eq!(link["parameters"][param], from, "{create} -> {target}");
+        }
+        // Every create operation has links.
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if item["post"]["responses"].get("201").is_some() {
+                assert!(
+                    links(path).as_object().is_some_and(|l| !l.is_empty()),
+                    "{path}"
+                );
+            }
+        }
+    }
 }

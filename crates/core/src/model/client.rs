@@ -202,7 +202,10 @@ fn meta(field: &'static str, msg: impl Into<String>) -> Invalid {
 
 fn check_https_or_http_url(field: &'static str, value: &str) -> Result<url::Url, Invalid> {
     if value.len() > MAX_URI_BYTES {
-        return Err(meta(field, format!("must be at most {MAX_URI_BYTES} bytes")));
+        return Err(meta(
+            field,
+            format!("must be at most {MAX_URI_BYTES} bytes"),
+        ));
     }
     let url = url::Url::parse(value).map_err(|_| meta(field, "must be an absolute URL"))?;
     if !matches!(url.scheme(), "https" | "http") {
@@ -325,10 +328,7 @@ impl ClientMetadata {
             }
         }
         if self.contacts.len() > MAX_CONTACTS {
-            return Err(meta(
-                "contacts",
-                format!("at most {MAX_CONTACTS} contacts"),
-            ));
+            return Err(meta("contacts", format!("at most {MAX_CONTACTS} contacts")));
         }
         for c in &self.contacts {
             check_text("contacts", Some(c), MAX_CONTACT_CHARS)?;

@@ -68,7 +68,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
                 T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
             }
         }
-        d.deserialize_map(Members(std::marker::PhantomData)).map(Self)
+        d.deserialize_map(Members(std::marker::PhantomData))
+            .map(Self)
     }
 }
 

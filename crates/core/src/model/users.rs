@@ -23,7 +23,8 @@ pub const MAX_USERNAME_CHARS: usize = 128;
 /// `White_Space` (spelt out, so that every regex dialect reads it alike). With `maxLength`
 /// [`MAX_USERNAME_CHARS`] it is what [`normalize_username`] accepts (a property test holds
 /// them equal).
-pub const USERNAME_PATTERN: &str = "^[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
+pub const USERNAME_PATTERN: &str =
+    "^[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
     ([^\\u0000-\\u001f\\u007f-\\u009f]*\
     [^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000])?$";
 /// Longest text claim, in characters.

@@ -193,6 +193,17 @@ mod tests {
     }
 
     #[test]
+    fn empty_parameters_are_absent_as_documented() {
+        for name in crate::openapi::EMPTY_IS_ABSENT {
+            assert_eq!(
+                AuditListing::parse(&format!("{name}=")).unwrap(),
+                AuditListing::default(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn parses_filters() {
         let q = AuditListing::parse(
             "action=client.update&actor=credential%3Aabc&resource=%2Fadmin%2Ftenants%2Fa%2F\

@@ -419,6 +419,7 @@ impl ApiDoc {
     pub fn document() -> Value {
         let mut doc = serde_json::to_value(Self::openapi()).unwrap_or(Value::Null);
         links(&mut doc);
+        empty_means_absent(&mut doc);
         doc
     }
 }
@@ -429,6 +430,36 @@ fn path_params(template: &str) -> Vec<&str> {
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .collect()
+}
+
+/// Optional query parameters that the server reads as absent when empty (`?cursor=`): they
+/// say so with `allowEmptyValue` (the audit and paging tests parse each one empty).
+pub(crate) const EMPTY_IS_ABSENT: &[&str] = &[
+    "cursor",
+    "action",
+    "actor",
+    "resource",
+    "client_id",
+    "since",
+    "until",
+];
+
+fn empty_means_absent(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        for p in op["parameters"].as_array_mut().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap_or_default();
+            if p["in"] == "query" && EMPTY_IS_ABSENT.contains(&name) {
+                p["allowEmptyValue"] = Value::Bool(true);
+            }
+        }
+    }
 }
 
 /// Adds OpenAPI links to every create operation's `201`: to each operation on the created

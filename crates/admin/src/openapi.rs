@@ -376,7 +376,14 @@ fn merge(schema: &mut Value, keywords: &Value) {
 
 /// The properties of a component schema (also those inside an `allOf`).
 fn properties<'a>(doc: &'a mut Value, schema: &str) -> Vec<&'a mut Map<String, Value>> {
-    let root = &mut doc["components"]["schemas"][schema];
+    // `get_mut`, not indexing: indexing a missing key would insert a `null`.
+    let Some(root) = doc
+        .get_mut("components")
+        .and_then(|c| c.get_mut("schemas"))
+        .and_then(|s| s.get_mut(schema))
+    else {
+        return Vec::new();
+    };
     if root.get("allOf").is_some() {
         root["allOf"]
             .as_array_mut()
@@ -453,7 +460,8 @@ fn empty_means_absent(doc: &mut Value) {
         .filter_map(Value::as_object_mut)
         .flat_map(|item| item.values_mut())
     {
-        for p in op["parameters"].as_array_mut().into_iter().flatten() {
+        let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+        for p in params.into_iter().flatten() {
             let name = p["name"].as_str().unwrap_or_default();
             if p["in"] == "query" && EMPTY_IS_ABSENT.contains(&name) {
                 p["allowEmptyValue"] = Value::Bool(true);
@@ -569,6 +577,25 @@ mod tests {
             doc["components"]["schemas"]["TenantId"]["pattern"],
             tollgate_core::ids::SLUG_PATTERN
         );
+    }
+
+    #[test]
+    fn the_served_document_is_the_generated_one_plus_links_and_empty_values() {
+        let mut served = ApiDoc::document();
+        // Strip what `document` adds; the rest must be untouched (no stray `null`s).
+        for item in served["paths"].as_object_mut().unwrap().values_mut() {
+            for op in item.as_object_mut().unwrap().values_mut() {
+                if let Some(r) = op["responses"].get_mut("201") {
+                    r.as_object_mut().unwrap().remove("links");
+                }
+                if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                    for p in params {
+                        p.as_object_mut().unwrap().remove("allowEmptyValue");
+                    }
+                }
+            }
+        }
+        assert_eq!(served, serde_json::to_value(ApiDoc::openapi()).unwrap());
     }
 
     #[test]

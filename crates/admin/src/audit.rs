@@ -9,7 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use tollgate_core::audit::{AuditEvent, AuditFilter};
-use tollgate_core::ids::ClientId;
+use tollgate_core::ids::{ClientId, TenantId};
 use tollgate_core::manage::audit;
 use tollgate_core::Tollgate;
 use utoipa::IntoParams;
@@ -20,7 +20,8 @@ use crate::paging::{parse_limit, ListResponse};
 use crate::paths::TenantPath;
 use crate::reply;
 
-/// Longest accepted `action`, `actor` and `resource` filters.
+/// Longest accepted `action`, `actor` and `resource` filters (the `max_length`s of
+/// [`AuditQuery`] say the same; `documented_limits_are_the_checked_ones` holds them equal).
 const MAX_ACTION: usize = 64;
 const MAX_ACTOR: usize = 128;
 const MAX_RESOURCE: usize = 512;
@@ -34,15 +35,20 @@ pub(crate) struct AuditQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
     /// `next_cursor` of the previous page; absent for the first page.
+    #[param(value_type = Option<i64>, minimum = 1)]
     cursor: Option<String>,
     /// Only this action (`client.update`, `client.authentication_failed`, …).
+    #[param(max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     action: Option<String>,
     /// Only this actor: `root`, `credential:{id}`, `scheduler` or `gateway`.
+    #[param(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     actor: Option<String>,
     /// Only this admin path or anything under it
     /// (`/admin/tenants/acme/servers/main`).
+    #[param(max_length = 512, pattern = "^(/[^\\u0000-\\u001f\\u007f-\\u009f]*)?$")]
     resource: Option<String>,
     /// Only rows about this client.
+    #[param(value_type = Option<ClientId>)]
     client_id: Option<String>,
     /// At or after this time (Unix seconds).
     #[param(value_type = Option<i64>)]
@@ -151,7 +157,7 @@ impl FromRequest for AuditListing {
 /// credential reads its own tenant's trail only; the trail outlives a deleted tenant.
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}/audit", tag = "audit", operation_id = "list_audit",
-    params(("tid" = String, Path, description = "Tenant id"), AuditQuery),
+    params(("tid" = TenantId, Path, description = "Tenant id"), AuditQuery),
     responses(
         (status = 200, description = "A page of audit events, newest first", body = ListResponse<AuditEvent>),
         (status = 400, description = "Malformed id or query parameter, naming it", body = ErrorBody),
@@ -169,6 +175,33 @@ pub(crate) async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documented_limits_are_the_checked_ones() {
+        let doc = crate::ApiDoc::document();
+        let params = doc["paths"]["/admin/tenants/{tid}/audit"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let max = |name: &str| {
+            params.iter().find(|p| p["name"] == name).unwrap()["schema"]["maxLength"]
+                .as_u64()
+                .unwrap()
+        };
+        assert_eq!(max("action"), MAX_ACTION as u64);
+        assert_eq!(max("actor"), MAX_ACTOR as u64);
+        assert_eq!(max("resource"), MAX_RESOURCE as u64);
+    }
+
+    #[test]
+    fn empty_parameters_are_absent_as_documented() {
+        for name in crate::openapi::EMPTY_IS_ABSENT {
+            assert_eq!(
+                AuditListing::parse(&format!("{name}=")).unwrap(),
+                AuditListing::default(),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn parses_filters() {

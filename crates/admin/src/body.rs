@@ -94,13 +94,49 @@ fn parse<T: DeserializeOwned>(bytes: &[u8], field_code: &'static str) -> Result<
         }
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        describe(&path, e.inner(), field_code)
-    })?;
+    let value = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => value,
+        // JSON Schema (and so OpenAPI 3.1) counts `3600.0` as an integer; serde does not.
+        Err(e)
+            if e.inner()
+                .to_string()
+                .contains("invalid type: floating point") =>
+        {
+            return parse_with_integral_floats(bytes, field_code)
+        }
+        Err(e) => return Err(describe(&e.path().to_string(), e.inner(), field_code)),
+    };
     // Trailing data after the document is a syntax error too.
     de.end().map_err(|e| describe(".", &e, field_code))?;
     Ok(value)
+}
+
+/// Parses `T` from a document whose integral floats (`3600.0`) are read as the integers they
+/// are; any other fraction still fails where an integer is meant.
+fn parse_with_integral_floats<T: DeserializeOwned>(
+    bytes: &[u8],
+    field_code: &'static str,
+) -> Result<T, AdminError> {
+    fn integral(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) => {
+                #[allow(clippy::cast_possible_truncation, clippy::float_cmp)]
+                if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && n.is_f64()) {
+                    if (-9_007_199_254_740_992.0..=9_007_199_254_740_992.0).contains(&f) {
+                        *n = serde_json::Number::from(f as i64);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(integral),
+            serde_json::Value::Object(members) => members.values_mut().for_each(integral),
+            _ => {}
+        }
+    }
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| describe(".", &e, field_code))?;
+    integral(&mut doc);
+    serde_path_to_error::deserialize(doc)
+        .map_err(|e| describe(&e.path().to_string(), e.inner(), field_code))
 }
 
 /// Body fields whose values must not appear in error texts.
@@ -273,6 +309,45 @@ mod tests {
         assert_eq!(
             got,
             "access_token_ttl: invalid type: string \"5\", expected i64"
+        );
+    }
+
+    #[test]
+    fn nested_settings_must_be_objects() {
+        let (_, got) = described::<ServerPatch>(r#"{"rate_limits":[null,5]}"#);
+        assert!(
+            got.starts_with("rate_limits: invalid type: sequence"),
+            "{got}"
+        );
+        let (_, got) = described::<NewServer>(r#"{"id":"a","name":"b","rate_limits":[1]}"#);
+        assert!(
+            got.starts_with("rate_limits: invalid type: sequence"),
+            "{got}"
+        );
+        let patch = ServerPatch::from_json(br#"{"rate_limits":{"client_burst":5}}"#).unwrap();
+        assert_eq!(
+            patch.rate_limits.unwrap().unwrap().client_burst,
+            Some(Some(5))
+        );
+        let reset = ServerPatch::from_json(br#"{"rate_limits":null}"#).unwrap();
+        assert!(matches!(reset.rate_limits, Some(None)));
+    }
+
+    #[test]
+    fn integral_floats_are_integers_as_json_schema_counts() {
+        let patch = ServerPatch::from_json(
+            br#"{"access_token_ttl":3600.0,"rate_limits":{"client_burst":7.0}}"#,
+        )
+        .unwrap();
+        assert_eq!(patch.access_token_ttl, Some(3600));
+        assert_eq!(
+            patch.rate_limits.unwrap().unwrap().client_burst,
+            Some(Some(7))
+        );
+        let (_, got) = described::<ServerPatch>(r#"{"access_token_ttl":3600.5}"#);
+        assert!(
+            got.starts_with("access_token_ttl: invalid type: floating point"),
+            "{got}"
         );
     }
 

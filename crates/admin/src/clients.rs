@@ -3,6 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use tollgate_core::ids::{ClientId, ServerId, TenantId};
 use tollgate_core::manage::{self, ClientView};
 use tollgate_core::model::client::NewClient;
 use tollgate_core::Tollgate;
@@ -19,8 +20,8 @@ use crate::reply;
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}/servers/{aid}/clients", tag = "clients", operation_id = "list_clients",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
         ListQuery,
     ),
     responses(
@@ -46,8 +47,8 @@ pub(crate) async fn list(
 #[utoipa::path(
     post, path = "/admin/tenants/{tid}/servers/{aid}/clients", tag = "clients", operation_id = "create_client",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
     ),
     request_body = NewClient,
     responses(
@@ -74,9 +75,9 @@ pub(crate) async fn create(
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}/servers/{aid}/clients/{client_id}", tag = "clients", operation_id = "get_client",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
-        ("client_id" = String, Path, description = "Client id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
+        ("client_id" = ClientId, Path, description = "Client id"),
     ),
     responses(
         (status = 200, description = "The client", body = ClientView),
@@ -99,9 +100,9 @@ pub(crate) async fn get(
 #[utoipa::path(
     put, path = "/admin/tenants/{tid}/servers/{aid}/clients/{client_id}", tag = "clients", operation_id = "replace_client",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
-        ("client_id" = String, Path, description = "Client id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
+        ("client_id" = ClientId, Path, description = "Client id"),
     ),
     request_body = NewClient,
     responses(
@@ -126,9 +127,9 @@ pub(crate) async fn replace(
 #[utoipa::path(
     delete, path = "/admin/tenants/{tid}/servers/{aid}/clients/{client_id}", tag = "clients", operation_id = "delete_client",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
-        ("client_id" = String, Path, description = "Client id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
+        ("client_id" = ClientId, Path, description = "Client id"),
     ),
     responses(
         (status = 204, description = "Deleted"),
@@ -150,9 +151,9 @@ pub(crate) async fn delete(
 #[utoipa::path(
     post, path = "/admin/tenants/{tid}/servers/{aid}/clients/{client_id}/secret", tag = "clients", operation_id = "rotate_client_secret",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
-        ("client_id" = String, Path, description = "Client id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
+        ("client_id" = ClientId, Path, description = "Client id"),
     ),
     responses(
         (status = 200, description = "The client with its new secret", body = ClientView),

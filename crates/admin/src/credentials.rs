@@ -3,6 +3,7 @@
 
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{web, HttpResponse};
+use tollgate_core::ids::{CredentialId, TenantId};
 use tollgate_core::manage::credentials;
 use tollgate_core::model::credential::{CredentialView, NewCredential};
 use tollgate_core::Tollgate;
@@ -18,7 +19,7 @@ use crate::reply;
 /// Revoked and expired ones included; tokens are never listed.
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}/credentials", tag = "credentials", operation_id = "list_credentials",
-    params(("tid" = String, Path, description = "Tenant id"), ListQuery),
+    params(("tid" = TenantId, Path, description = "Tenant id"), ListQuery),
     responses(
         (status = 200, description = "A page of credentials", body = ListResponse<CredentialView>),
         (status = 400, description = "Malformed id, `limit` or `cursor`", body = ErrorBody),
@@ -42,7 +43,7 @@ pub(crate) async fn list(
 /// `read-only` may only `GET`.
 #[utoipa::path(
     post, path = "/admin/tenants/{tid}/credentials", tag = "credentials", operation_id = "create_credential",
-    params(("tid" = String, Path, description = "Tenant id")),
+    params(("tid" = TenantId, Path, description = "Tenant id")),
     request_body = NewCredential,
     responses(
         (status = 201, description = "The credential, with its token", body = CredentialView),
@@ -71,8 +72,8 @@ pub(crate) async fn create(
 #[utoipa::path(
     delete, path = "/admin/tenants/{tid}/credentials/{credential_id}", tag = "credentials", operation_id = "revoke_credential",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("credential_id" = String, Path, description = "Credential id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("credential_id" = CredentialId, Path, description = "Credential id"),
     ),
     responses(
         (status = 204, description = "Revoked"),

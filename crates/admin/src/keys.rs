@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use tollgate_core::ids::{ServerId, TenantId};
 use tollgate_core::manage::{self, KeyView};
 use tollgate_core::Tollgate;
 use utoipa::ToSchema;
@@ -25,8 +26,8 @@ pub struct KeySet {
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}/servers/{aid}/keys", tag = "keys", operation_id = "list_keys",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
     ),
     responses(
         (status = 200, description = "The published keys", body = KeySet),
@@ -48,8 +49,8 @@ pub(crate) async fn list(
 #[utoipa::path(
     post, path = "/admin/tenants/{tid}/servers/{aid}/keys/rotate", tag = "keys", operation_id = "rotate_keys",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
     ),
     responses(
         (status = 200, description = "The published keys after rotation", body = KeySet),

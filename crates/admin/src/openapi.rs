@@ -1,7 +1,19 @@
 //! The OpenAPI 3.1 description of the admin API, generated from the handlers' annotations
 //! and the core types' schemas, and served at `GET /admin/openapi.json` without a token.
+//!
+//! Every constraint the server enforces on a field is stated from the constant the validator
+//! checks with (one source): the ids' schemas come with their types (`tollgate_core::ids`),
+//! the other fields' are filled in here ([`Constraints`]), and property tests beside each
+//! validator hold its pattern equal to it. What JSON Schema cannot say (a time in the future,
+//! a length in bytes, rules across fields) is in the field's description. Every create
+//! operation's `201` carries OpenAPI links to the operations on what it created ([`Links`]),
+//! so that a client generator or a stateful fuzzer can follow them.
 
 use actix_web::HttpResponse;
+use serde_json::{json, Map, Value};
+use tollgate_core::model::users as user_model;
+use tollgate_core::model::{client, rate_limits, server, tenant, PRINTABLE_PATTERN};
+use tollgate_core::scope::{MAX_SCOPE_LEN, SCOPE_PATTERN};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -36,7 +48,7 @@ const BEARER: &str = "admin_token";
         audit::list,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&Security),
+    modifiers(&Security, &Constraints),
     security(("admin_token" = [])),
     tags(
         (name = "tenants", description = "Tenants: the top-level isolation unit"),
@@ -118,6 +130,406 @@ impl Modify for Security {
     }
 }
 
+/// Applies `f` to the document as JSON (the shape the rules below are written against).
+fn edit_json(doc: &mut utoipa::openapi::OpenApi, f: impl FnOnce(&mut Value)) {
+    let Ok(mut value) = serde_json::to_value(&*doc) else {
+        return;
+    };
+    f(&mut value);
+    if let Ok(edited) = serde_json::from_value(value) {
+        *doc = edited;
+    }
+}
+
+/// A text of printable characters, 1 to `max` characters long.
+fn printable(max: usize) -> Value {
+    json!({"minLength": 1, "maxLength": max, "pattern": PRINTABLE_PATTERN})
+}
+
+/// An `http` or `https` URI of at most `max` bytes (bytes: beyond JSON Schema, so described).
+fn http_uri(scheme: &str, max: usize) -> Value {
+    json!({
+        "format": "uri",
+        "pattern": scheme,
+        "maxLength": max,
+        "description": format!("An absolute URI, at most {max} bytes."),
+    })
+}
+
+/// The constraints of each body field, from the validators' constants: `(schemas, property,
+/// keywords merged into the property's schema)`.
+fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value)> {
+    let name = json!({"minLength": 1, "maxLength": tenant::MAX_NAME_CHARS, "pattern": tenant::NAME_PATTERN});
+    let signing_algs = doc["components"]["schemas"]["SigningAlg"]["enum"].clone();
+    let grant_types: Vec<_> = tollgate_core::oauth::GrantType::ALL
+        .iter()
+        .map(|g| g.as_str())
+        .collect();
+    let assertion_algs: Vec<_> = tollgate_core::client_keys::AssertionAlg::HMAC_NAMES
+        .iter()
+        .chain(tollgate_core::client_keys::AssertionAlg::KEY_NAMES)
+        .collect();
+    let rate = |min: u32| json!({"minimum": min, "maximum": rate_limits::MAX_SETTING});
+    let https = "^[Hh][Tt][Tt][Pp][Ss]://";
+    let http_or_https = "^[Hh][Tt][Tt][Pp][Ss]?://";
+    const TENANT_BODIES: &[&str] = &["NewTenant", "TenantPatch"];
+    const SERVER_BODIES: &[&str] = &["NewServer", "ServerPatch"];
+    const RATE_LIMITS: &[&str] = &["RateLimits", "RateLimitsPatch"];
+    const USER_BODIES: &[&str] = &["NewUser", "UserPatch"];
+    const METADATA: &[&str] = &["ClientMetadata"];
+    vec![
+        (TENANT_BODIES, "name", name.clone()),
+        (SERVER_BODIES, "name", name.clone()),
+        (&["NewCredential"], "name", name),
+        (
+            &["NewCredential"],
+            "expires_at",
+            json!({"description": "When the credential stops working: Unix seconds, later than \
+                the server's clock when the request arrives (else `400` naming `expires_at`); \
+                absent or `null`: never."}),
+        ),
+        (
+            SERVER_BODIES,
+            "access_token_ttl",
+            json!({"minimum": server::MIN_TOKEN_TTL, "maximum": server::MAX_ACCESS_TOKEN_TTL}),
+        ),
+        (
+            SERVER_BODIES,
+            "refresh_token_ttl",
+            json!({"minimum": server::MIN_TOKEN_TTL, "maximum": server::MAX_REFRESH_TOKEN_TTL}),
+        ),
+        (
+            SERVER_BODIES,
+            "key_rotation_period",
+            json!({"minimum": server::MIN_KEY_ROTATION_PERIOD, "maximum": server::MAX_KEY_ROTATION_PERIOD}),
+        ),
+        (
+            SERVER_BODIES,
+            "default_audience",
+            printable(server::MAX_AUDIENCE_CHARS),
+        ),
+        (
+            SERVER_BODIES,
+            "logo_uri",
+            http_uri(https, server::MAX_LOGO_URI_BYTES),
+        ),
+        (
+            SERVER_BODIES,
+            "brand_color",
+            json!({"pattern": server::BRAND_COLOR_PATTERN}),
+        ),
+        (
+            SERVER_BODIES,
+            "allowed_token_endpoint_auth_methods",
+            json!({"minItems": 1, "description": "Methods clients of this server may register \
+                (duplicates are dropped). The two TLS methods only where the gateway receives \
+                client certificates; others are `400`."}),
+        ),
+        (RATE_LIMITS, "client_per_second", rate(0)),
+        (RATE_LIMITS, "client_burst", rate(1)),
+        (RATE_LIMITS, "address_per_second", rate(0)),
+        (RATE_LIMITS, "address_burst", rate(1)),
+        (
+            USER_BODIES,
+            "username",
+            json!({"minLength": 1, "maxLength": user_model::MAX_USERNAME_CHARS, "pattern": user_model::USERNAME_PATTERN}),
+        ),
+        (
+            USER_BODIES,
+            "password",
+            json!({"minLength": user_model::MIN_PASSWORD_CHARS, "description": format!(
+                "At least {} characters and at most {} bytes of UTF-8.",
+                user_model::MIN_PASSWORD_CHARS, user_model::MAX_PASSWORD_BYTES)}),
+        ),
+        (USER_BODIES, "claims", {
+            let mut claims = user_model::claims_schema();
+            claims["description"] = json!(format!(
+                "OpenID Connect standard claims, at most {} bytes of JSON.",
+                user_model::MAX_CLAIMS_BYTES
+            ));
+            claims
+        }),
+        (
+            METADATA,
+            "redirect_uris",
+            json!({"maxItems": client::MAX_REDIRECT_URIS, "items": {
+                "format": "uri", "maxLength": client::MAX_URI_BYTES, "pattern": "^[^#]*$",
+                "description": format!("An absolute URI without a fragment, at most {} bytes.", client::MAX_URI_BYTES)}}),
+        ),
+        (
+            METADATA,
+            "grant_types",
+            json!({"items": {"enum": grant_types}}),
+        ),
+        (
+            METADATA,
+            "response_types",
+            json!({"items": {"enum": client::RESPONSE_TYPES}}),
+        ),
+        (
+            METADATA,
+            "client_name",
+            printable(client::MAX_CLIENT_NAME_CHARS),
+        ),
+        (
+            METADATA,
+            "software_id",
+            printable(client::MAX_CLIENT_NAME_CHARS),
+        ),
+        (
+            METADATA,
+            "software_version",
+            printable(client::MAX_SOFTWARE_VERSION_CHARS),
+        ),
+        (
+            METADATA,
+            "client_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "logo_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "tos_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "policy_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "jwks_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "scope",
+            json!({"maxLength": MAX_SCOPE_LEN, "pattern": SCOPE_PATTERN}),
+        ),
+        (
+            METADATA,
+            "contacts",
+            json!({"maxItems": client::MAX_CONTACTS, "items": printable(client::MAX_CONTACT_CHARS)}),
+        ),
+        (
+            METADATA,
+            "audience",
+            json!({"maxItems": client::MAX_AUDIENCES, "items": printable(client::MAX_AUDIENCE_CHARS)}),
+        ),
+        (
+            METADATA,
+            "id_token_signed_response_alg",
+            json!({"enum": signing_algs}),
+        ),
+        (
+            METADATA,
+            "token_endpoint_auth_signing_alg",
+            json!({"enum": assertion_algs}),
+        ),
+        (
+            METADATA,
+            "jwks",
+            json!({"required": ["keys"], "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+                "description": "The client's JWK Set (public keys only), inline; mutually exclusive with `jwks_uri`."}),
+        ),
+    ]
+}
+
+/// Merges `keywords` into `schema`, keeping `null` allowed where it was: into the non-null
+/// branch of a `oneOf`, and with `null` added to an `enum` of a nullable type.
+fn merge(schema: &mut Value, keywords: &Value) {
+    if let Some(branches) = schema.get_mut("oneOf").and_then(Value::as_array_mut) {
+        for branch in branches.iter_mut().filter(|b| b["type"] != "null") {
+            merge(branch, keywords);
+        }
+        return;
+    }
+    let nullable = schema["type"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t == "null"));
+    let (Some(target), Some(keywords)) = (schema.as_object_mut(), keywords.as_object()) else {
+        return;
+    };
+    for (key, value) in keywords {
+        let mut value = value.clone();
+        if key == "enum" && nullable {
+            if let Some(values) = value.as_array_mut() {
+                values.push(Value::Null);
+            }
+        }
+        if key == "type" && nullable {
+            continue;
+        }
+        match (target.get_mut(key), &value) {
+            (Some(existing @ Value::Object(_)), Value::Object(_)) => merge(existing, &value),
+            _ => {
+                target.insert(key.clone(), value);
+            }
+        }
+    }
+}
+
+/// The properties of a component schema (also those inside an `allOf`).
+fn properties<'a>(doc: &'a mut Value, schema: &str) -> Vec<&'a mut Map<String, Value>> {
+    // `get_mut`, not indexing: indexing a missing key would insert a `null`.
+    let Some(root) = doc
+        .get_mut("components")
+        .and_then(|c| c.get_mut("schemas"))
+        .and_then(|s| s.get_mut(schema))
+    else {
+        return Vec::new();
+    };
+    if root.get("allOf").is_some() {
+        root["allOf"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .filter_map(|part| part.get_mut("properties").and_then(Value::as_object_mut))
+            .collect()
+    } else {
+        root.get_mut("properties")
+            .and_then(Value::as_object_mut)
+            .into_iter()
+            .collect()
+    }
+}
+
+/// States each body field's constraints ([`field_rules`]). A rule naming a schema or field
+/// that is not in the document is a bug the `every_rule_names_a_field` test catches.
+struct Constraints;
+
+impl Modify for Constraints {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        edit_json(doc, |doc| {
+            for (schemas, field, keywords) in field_rules(doc) {
+                for schema in schemas {
+                    for props in properties(doc, schema) {
+                        if let Some(property) = props.get_mut(field) {
+                            merge(property, &keywords);
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl ApiDoc {
+    /// The document as served: [`ApiDoc::openapi`] with the OpenAPI links added ([`links`];
+    /// on the JSON, since utoipa 5 serialises a `Link`'s `operationId` as `operation_id`).
+    #[must_use]
+    pub fn document() -> Value {
+        let mut doc = serde_json::to_value(Self::openapi()).unwrap_or(Value::Null);
+        links(&mut doc);
+        empty_means_absent(&mut doc);
+        doc
+    }
+}
+
+/// The path parameters of a path template, in order.
+fn path_params(template: &str) -> Vec<&str> {
+    template
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .collect()
+}
+
+/// Optional query parameters that the server reads as absent when empty (`?cursor=`): they
+/// say so with `allowEmptyValue` (the audit and paging tests parse each one empty).
+pub(crate) const EMPTY_IS_ABSENT: &[&str] = &[
+    "cursor",
+    "action",
+    "actor",
+    "resource",
+    "client_id",
+    "since",
+    "until",
+];
+
+fn empty_means_absent(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+        for p in params.into_iter().flatten() {
+            let name = p["name"].as_str().unwrap_or_default();
+            if p["in"] == "query" && EMPTY_IS_ABSENT.contains(&name) {
+                p["allowEmptyValue"] = Value::Bool(true);
+            }
+        }
+    }
+}
+
+/// Adds OpenAPI links to every create operation's `201`: to each operation on the created
+/// resource or below it whose path parameters are the create's own plus the new id, taken
+/// from the response body (`id`, or `client_id` for clients).
+fn links(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object().cloned() else {
+        return;
+    };
+    for (create_path, item) in &paths {
+        if item["post"]["responses"].get("201").is_none() {
+            continue;
+        }
+        let own = path_params(create_path);
+        let mut links = Map::new();
+        for (target_path, target) in &paths {
+            let Some(rest) = target_path.strip_prefix(&format!("{create_path}/")) else {
+                continue;
+            };
+            let Some(new_id) = rest
+                .split('/')
+                .next()
+                .and_then(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            else {
+                continue;
+            };
+            let params = path_params(target_path);
+            if params.iter().any(|p| *p != new_id && !own.contains(p)) {
+                continue;
+            }
+            let field = if new_id == "client_id" {
+                "client_id"
+            } else {
+                "id"
+            };
+            for op in target.as_object().into_iter().flat_map(Map::values) {
+                let Some(operation_id) = op["operationId"].as_str() else {
+                    continue;
+                };
+                let parameters: Map<String, Value> = params
+                    .iter()
+                    .map(|p| {
+                        let from = if *p == new_id {
+                            format!("$response.body#/{field}")
+                        } else {
+                            format!("$request.path.{p}")
+                        };
+                        ((*p).to_owned(), Value::String(from))
+                    })
+                    .collect();
+                links.insert(
+                    operation_id.to_owned(),
+                    json!({"operationId": operation_id, "parameters": parameters}),
+                );
+            }
+        }
+        if !links.is_empty() {
+            doc["paths"][create_path]["post"]["responses"]["201"]["links"] = Value::Object(links);
+        }
+    }
+}
+
 /// The OpenAPI document
 ///
 /// Needs no token.
@@ -127,5 +539,127 @@ impl Modify for Security {
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"))
 )]
 pub(crate) async fn document() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(ApiDoc::document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_names_a_field() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for (schemas, field, _) in field_rules(&doc) {
+            let mut doc = doc.clone();
+            let found = schemas.iter().any(|schema| {
+                properties(&mut doc, schema)
+                    .iter()
+                    .any(|p| p.contains_key(field))
+            });
+            assert!(found, "no field {field} in {schemas:?}");
+        }
+    }
+
+    #[test]
+    fn path_parameters_carry_the_id_grammar() {
+        let doc = ApiDoc::document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for op in item.as_object().unwrap().values() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["in"] == "path" {
+                        let schema = p["schema"]["$ref"].as_str().unwrap_or_default();
+                        assert!(schema.ends_with("Id"), "{path} {}: {schema}", p["name"]);
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["TenantId"]["pattern"],
+            tollgate_core::ids::SLUG_PATTERN
+        );
+    }
+
+    #[test]
+    fn the_served_document_is_the_generated_one_plus_links_and_empty_values() {
+        let mut served = ApiDoc::document();
+        // Strip what `document` adds; the rest must be untouched (no stray `null`s).
+        for item in served["paths"].as_object_mut().unwrap().values_mut() {
+            for op in item.as_object_mut().unwrap().values_mut() {
+                if let Some(r) = op["responses"].get_mut("201") {
+                    r.as_object_mut().unwrap().remove("links");
+                }
+                if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                    for p in params {
+                        p.as_object_mut().unwrap().remove("allowEmptyValue");
+                    }
+                }
+            }
+        }
+        assert_eq!(served, serde_json::to_value(ApiDoc::openapi()).unwrap());
+    }
+
+    #[test]
+    fn every_create_links_to_what_it_created() {
+        let doc = ApiDoc::document();
+        let links = |path: &str| doc["paths"][path]["post"]["responses"]["201"]["links"].clone();
+        let rows = [
+            ("/admin/tenants", "get_tenant", "tid", "$response.body#/id"),
+            (
+                "/admin/tenants",
+                "delete_tenant",
+                "tid",
+                "$response.body#/id",
+            ),
+            (
+                "/admin/tenants/{tid}/servers",
+                "patch_server",
+                "aid",
+                "$response.body#/id",
+            ),
+            (
+                "/admin/tenants/{tid}/servers",
+                "patch_server",
+                "tid",
+                "$request.path.tid",
+            ),
+            (
+                "/admin/tenants/{tid}/servers/{aid}/clients",
+                "replace_client",
+                "client_id",
+                "$response.body#/client_id",
+            ),
+            (
+                "/admin/tenants/{tid}/servers/{aid}/clients",
+                "rotate_client_secret",
+                "client_id",
+                "$response.body#/client_id",
+            ),
+            (
+                "/admin/tenants/{tid}/servers/{aid}/users",
+                "delete_user",
+                "user_id",
+                "$response.body#/id",
+            ),
+            (
+                "/admin/tenants/{tid}/credentials",
+                "revoke_credential",
+                "credential_id",
+                "$response.body#/id",
+            ),
+        ];
+        for (create, target, param, from) in rows {
+            let link = &links(create)[target];
+            assert_eq!(link["operationId"], target, "{create} -> {target}");
+            assert_eq!(link["parameters"][param], from, "{create} -> {target}");
+        }
+        // Every create operation has links.
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if item["post"]["responses"].get("201").is_some() {
+                assert!(
+                    links(path).as_object().is_some_and(|l| !l.is_empty()),
+                    "{path}"
+                );
+            }
+        }
+    }
 }

@@ -27,6 +27,7 @@ pub(crate) struct ListQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
     /// `next_cursor` of the previous page; absent for the first page.
+    #[param(max_length = 128)]
     cursor: Option<String>,
 }
 

@@ -1,6 +1,7 @@
 //! `/admin/tenants/{tid}/servers` and `/admin/tenants/{tid}/servers/{aid}`.
 
 use actix_web::{web, HttpResponse};
+use tollgate_core::ids::{ServerId, TenantId};
 use tollgate_core::manage;
 use tollgate_core::model::server::{NewServer, Server, ServerPatch};
 use tollgate_core::Tollgate;
@@ -14,7 +15,7 @@ use crate::reply;
 /// List a tenant's authorization servers
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}/servers", tag = "servers", operation_id = "list_servers",
-    params(("tid" = String, Path, description = "Tenant id"), ListQuery),
+    params(("tid" = TenantId, Path, description = "Tenant id"), ListQuery),
     responses(
         (status = 200, description = "A page of servers", body = ListResponse<Server>),
         (status = 400, description = "Malformed id, `limit` or `cursor`", body = ErrorBody),
@@ -35,7 +36,7 @@ pub(crate) async fn list(
 /// Generates its signing keys: one for `signing_alg`, plus an RS256 key for ID tokens.
 #[utoipa::path(
     post, path = "/admin/tenants/{tid}/servers", tag = "servers", operation_id = "create_server",
-    params(("tid" = String, Path, description = "Tenant id")),
+    params(("tid" = TenantId, Path, description = "Tenant id")),
     request_body = NewServer,
     responses(
         (status = 201, description = "The created server", body = Server),
@@ -59,8 +60,8 @@ pub(crate) async fn create(
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}/servers/{aid}", tag = "servers", operation_id = "get_server",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
     ),
     responses(
         (status = 200, description = "The server", body = Server),
@@ -83,8 +84,8 @@ pub(crate) async fn get(
 #[utoipa::path(
     patch, path = "/admin/tenants/{tid}/servers/{aid}", tag = "servers", operation_id = "patch_server",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
     ),
     request_body = ServerPatch,
     responses(
@@ -110,8 +111,8 @@ pub(crate) async fn patch(
 #[utoipa::path(
     delete, path = "/admin/tenants/{tid}/servers/{aid}", tag = "servers", operation_id = "delete_server",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
     ),
     responses(
         (status = 204, description = "Deleted"),

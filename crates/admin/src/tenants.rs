@@ -1,6 +1,7 @@
 //! `/admin/tenants` and `/admin/tenants/{tid}`.
 
 use actix_web::{web, HttpResponse};
+use tollgate_core::ids::TenantId;
 use tollgate_core::manage;
 use tollgate_core::model::tenant::{NewTenant, Tenant, TenantPatch};
 use tollgate_core::Tollgate;
@@ -57,7 +58,7 @@ pub(crate) async fn create(
 /// Get a tenant
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}", tag = "tenants", operation_id = "get_tenant",
-    params(("tid" = String, Path, description = "Tenant id")),
+    params(("tid" = TenantId, Path, description = "Tenant id")),
     responses(
         (status = 200, description = "The tenant", body = Tenant),
         (status = 400, description = "Malformed tenant id", body = ErrorBody),
@@ -77,7 +78,7 @@ pub(crate) async fn get(
 /// Only the fields present change.
 #[utoipa::path(
     patch, path = "/admin/tenants/{tid}", tag = "tenants", operation_id = "patch_tenant",
-    params(("tid" = String, Path, description = "Tenant id")),
+    params(("tid" = TenantId, Path, description = "Tenant id")),
     request_body = TenantPatch,
     responses(
         (status = 200, description = "The updated tenant", body = Tenant),
@@ -102,7 +103,7 @@ pub(crate) async fn patch(
 /// token only.
 #[utoipa::path(
     delete, path = "/admin/tenants/{tid}", tag = "tenants", operation_id = "delete_tenant",
-    params(("tid" = String, Path, description = "Tenant id")),
+    params(("tid" = TenantId, Path, description = "Tenant id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Malformed tenant id", body = ErrorBody),

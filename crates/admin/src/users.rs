@@ -2,6 +2,7 @@
 //! the consents they gave to clients.
 
 use actix_web::{web, HttpResponse};
+use tollgate_core::ids::{ClientId, ServerId, TenantId, UserId};
 use tollgate_core::manage;
 use tollgate_core::model::users::{Consent, NewUser, UserPatch, UserView};
 use tollgate_core::store::Page;
@@ -19,8 +20,8 @@ use crate::reply;
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}/servers/{aid}/users", tag = "users", operation_id = "list_users",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
         ListQuery,
     ),
     responses(
@@ -47,8 +48,8 @@ pub(crate) async fn list(
 #[utoipa::path(
     post, path = "/admin/tenants/{tid}/servers/{aid}/users", tag = "users", operation_id = "create_user",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
     ),
     request_body = NewUser,
     responses(
@@ -73,9 +74,9 @@ pub(crate) async fn create(
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}/servers/{aid}/users/{user_id}", tag = "users", operation_id = "get_user",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
-        ("user_id" = String, Path, description = "User id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
+        ("user_id" = UserId, Path, description = "User id"),
     ),
     responses(
         (status = 200, description = "The user", body = UserView),
@@ -95,9 +96,9 @@ pub(crate) async fn get(
 #[utoipa::path(
     patch, path = "/admin/tenants/{tid}/servers/{aid}/users/{user_id}", tag = "users", operation_id = "patch_user",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
-        ("user_id" = String, Path, description = "User id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
+        ("user_id" = UserId, Path, description = "User id"),
     ),
     request_body = UserPatch,
     responses(
@@ -124,9 +125,9 @@ pub(crate) async fn patch(
 #[utoipa::path(
     delete, path = "/admin/tenants/{tid}/servers/{aid}/users/{user_id}", tag = "users", operation_id = "delete_user",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
-        ("user_id" = String, Path, description = "User id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
+        ("user_id" = UserId, Path, description = "User id"),
     ),
     responses(
         (status = 204, description = "Deleted"),
@@ -148,9 +149,9 @@ pub(crate) async fn delete(
 #[utoipa::path(
     get, path = "/admin/tenants/{tid}/servers/{aid}/users/{user_id}/consents", tag = "users", operation_id = "list_consents",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
-        ("user_id" = String, Path, description = "User id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
+        ("user_id" = UserId, Path, description = "User id"),
     ),
     responses(
         (status = 200, description = "Every consent of the user", body = ListResponse<Consent>),
@@ -173,10 +174,10 @@ pub(crate) async fn consents(
 #[utoipa::path(
     delete, path = "/admin/tenants/{tid}/servers/{aid}/users/{user_id}/consents/{client_id}", tag = "users", operation_id = "revoke_consent",
     params(
-        ("tid" = String, Path, description = "Tenant id"),
-        ("aid" = String, Path, description = "Server id"),
-        ("user_id" = String, Path, description = "User id"),
-        ("client_id" = String, Path, description = "Client id"),
+        ("tid" = TenantId, Path, description = "Tenant id"),
+        ("aid" = ServerId, Path, description = "Server id"),
+        ("user_id" = UserId, Path, description = "User id"),
+        ("client_id" = ClientId, Path, description = "Client id"),
     ),
     responses(
         (status = 204, description = "Withdrawn"),

@@ -154,13 +154,10 @@ pub struct AuditRecord {
     /// Unix seconds.
     pub at: i64,
     /// The tenant the change belongs to.
-    #[schema(value_type = String)]
     pub tenant_id: TenantId,
     /// The server, when the change is inside one.
-    #[schema(value_type = Option<String>)]
     pub server_id: Option<ServerId>,
     /// The client, when the change is about one.
-    #[schema(value_type = Option<String>)]
     pub client_id: Option<ClientId>,
     /// `root`, `credential:{id}`, `scheduler` or `gateway`.
     #[schema(example = "credential:5f0c…")]

@@ -20,6 +20,11 @@ pub enum ScopeError {
 /// The longest scope string accepted.
 pub const MAX_SCOPE_LEN: usize = 2048;
 
+/// A scope string as an ECMA-262 pattern: RFC 6749 §3.3 tokens (`%x21 / %x23-5B / %x5D-7E`)
+/// separated by spaces; with `maxLength` [`MAX_SCOPE_LEN`] it is what [`Scopes::parse`]
+/// accepts (a property test holds them equal).
+pub const SCOPE_PATTERN: &str = "^[\\u0021\\u0023-\\u005b\\u005d-\\u007e ]*$";
+
 fn valid_token_byte(b: u8) -> bool {
     b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)
 }
@@ -167,6 +172,22 @@ mod tests {
                 let s = "a".repeat(n);
                 prop_assert_eq!(Scopes::parse(&s).is_ok(), n <= MAX_SCOPE_LEN);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn scope_pattern_is_the_parser(s in "\\PC{0,20}|[ -~]{0,30}|[a-z ]{2040,2050}") {
+            let pattern = regex::Regex::new(SCOPE_PATTERN).unwrap();
+            let fits = pattern.is_match(&s) && s.chars().count() <= MAX_SCOPE_LEN;
+            prop_assert_eq!(fits, Scopes::parse(&s).is_ok(), "{:?}", s);
         }
     }
 }

@@ -20,7 +20,6 @@ use crate::model::Invalid;
 #[derive(Clone, Serialize, ToSchema)]
 pub struct ClientView {
     /// The client id.
-    #[schema(value_type = String)]
     pub client_id: ClientId,
     /// Unix seconds.
     pub client_id_issued_at: i64,

@@ -11,6 +11,23 @@ use crate::scope::Scopes;
 
 /// Response types a client may register.
 pub const RESPONSE_TYPES: &[&str] = &["code"];
+/// Longest `client_name` and `software_id`, in characters.
+pub const MAX_CLIENT_NAME_CHARS: usize = 200;
+/// Longest `software_version`, in characters.
+pub const MAX_SOFTWARE_VERSION_CHARS: usize = 64;
+/// Most `contacts`.
+pub const MAX_CONTACTS: usize = 20;
+/// Longest contact, in characters.
+pub const MAX_CONTACT_CHARS: usize = 320;
+/// Most `audience` entries.
+pub const MAX_AUDIENCES: usize = 50;
+/// Longest `audience` entry, in characters.
+pub const MAX_AUDIENCE_CHARS: usize = 2048;
+/// Most `redirect_uris`.
+pub const MAX_REDIRECT_URIS: usize = 50;
+/// Longest URI (`redirect_uris`, `client_uri`, `logo_uri`, `tos_uri`, `policy_uri`,
+/// `jwks_uri`), in bytes.
+pub const MAX_URI_BYTES: usize = 2048;
 
 /// RFC 7591 §2 client metadata. Unknown fields in a request are ignored and not stored, as
 /// §2 requires. `audience` is an extension: the audiences (RFC 8707 resources) the client
@@ -94,7 +111,6 @@ pub struct ClientMetadata {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct NewClient {
     /// Optional; generated (UUID) when absent.
-    #[schema(value_type = Option<String>)]
     pub client_id: Option<ClientId>,
     /// RFC 7591 metadata.
     #[serde(flatten)]
@@ -186,8 +202,11 @@ fn meta(field: &'static str, msg: impl Into<String>) -> Invalid {
 }
 
 fn check_https_or_http_url(field: &'static str, value: &str) -> Result<url::Url, Invalid> {
-    if value.len() > 2048 {
-        return Err(meta(field, "must be at most 2048 characters"));
+    if value.len() > MAX_URI_BYTES {
+        return Err(meta(
+            field,
+            format!("must be at most {MAX_URI_BYTES} bytes"),
+        ));
     }
     let url = url::Url::parse(value).map_err(|_| meta(field, "must be an absolute URL"))?;
     if !matches!(url.scheme(), "https" | "http") {
@@ -307,9 +326,21 @@ impl ClientMetadata {
             let parsed = Scopes::parse(scope).map_err(|e| meta("scope", e.to_string()))?;
             self.scope = (!parsed.is_empty()).then(|| parsed.to_scope_string());
         }
-        check_text("client_name", self.client_name.as_deref(), 200)?;
-        check_text("software_id", self.software_id.as_deref(), 200)?;
-        check_text("software_version", self.software_version.as_deref(), 64)?;
+        check_text(
+            "client_name",
+            self.client_name.as_deref(),
+            MAX_CLIENT_NAME_CHARS,
+        )?;
+        check_text(
+            "software_id",
+            self.software_id.as_deref(),
+            MAX_CLIENT_NAME_CHARS,
+        )?;
+        check_text(
+            "software_version",
+            self.software_version.as_deref(),
+            MAX_SOFTWARE_VERSION_CHARS,
+        )?;
         for (field, value) in [
             ("client_uri", &self.client_uri),
             ("logo_uri", &self.logo_uri),
@@ -320,17 +351,20 @@ impl ClientMetadata {
                 check_https_or_http_url(field, v)?;
             }
         }
-        if self.contacts.len() > 20 {
-            return Err(meta("contacts", "at most 20 contacts"));
+        if self.contacts.len() > MAX_CONTACTS {
+            return Err(meta("contacts", format!("at most {MAX_CONTACTS} contacts")));
         }
         for c in &self.contacts {
-            check_text("contacts", Some(c), 320)?;
+            check_text("contacts", Some(c), MAX_CONTACT_CHARS)?;
         }
-        if self.audience.len() > 50 {
-            return Err(meta("audience", "at most 50 audiences"));
+        if self.audience.len() > MAX_AUDIENCES {
+            return Err(meta(
+                "audience",
+                format!("at most {MAX_AUDIENCES} audiences"),
+            ));
         }
         for a in &self.audience {
-            check_text("audience", Some(a), 2048)?;
+            check_text("audience", Some(a), MAX_AUDIENCE_CHARS)?;
         }
         dedup(&mut self.audience);
         self.validate_method_fields(method)?;
@@ -360,12 +394,16 @@ impl ClientMetadata {
     }
 
     fn validate_redirect_uris(&self, code_flow: bool, server: &Server) -> Result<(), Invalid> {
-        if self.redirect_uris.len() > 50 {
-            return Err(Invalid::redirect_uri("at most 50 redirect URIs"));
+        if self.redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(Invalid::redirect_uri(format!(
+                "at most {MAX_REDIRECT_URIS} redirect URIs"
+            )));
         }
         for uri in &self.redirect_uris {
-            if uri.len() > 2048 {
-                return Err(Invalid::redirect_uri("a redirect URI is longer than 2048"));
+            if uri.len() > MAX_URI_BYTES {
+                return Err(Invalid::redirect_uri(format!(
+                    "a redirect URI is longer than {MAX_URI_BYTES} bytes"
+                )));
             }
             let parsed = url::Url::parse(uri)
                 .map_err(|_| Invalid::redirect_uri("each redirect URI must be absolute"))?;
@@ -1095,6 +1133,26 @@ mod jwt_method_tests {
             if let Err(e) = m.check_jwks_uri(&strict) {
                 assert_eq!(e.field, "jwks_uri");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Free-text metadata is what the OpenAPI document says: printable, 1 to its
+        /// `maxLength` characters.
+        #[test]
+        fn free_text_is_printable_within_its_length(s in "\\PC{0,70}|[a\\x00-\\x1f\\u{7f}-\\u{a0}]{0,4}") {
+            let pattern = regex::Regex::new(crate::model::PRINTABLE_PATTERN).unwrap();
+            let len = s.chars().count();
+            let fits = pattern.is_match(&s) && (1..=MAX_SOFTWARE_VERSION_CHARS).contains(&len);
+            let ok = check_text("software_version", Some(&s), MAX_SOFTWARE_VERSION_CHARS).is_ok();
+            prop_assert_eq!(fits, ok, "{:?}", s);
         }
     }
 }

@@ -96,10 +96,8 @@ impl fmt::Debug for AdminCredential {
 #[derive(Clone, Serialize, ToSchema)]
 pub struct CredentialView {
     /// The id, for listing and revoking.
-    #[schema(value_type = String)]
     pub id: CredentialId,
     /// The one tenant it reaches.
-    #[schema(value_type = String)]
     pub tenant_id: TenantId,
     /// Label.
     #[serde(skip_serializing_if = "Option::is_none")]

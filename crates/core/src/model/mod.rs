@@ -14,6 +14,11 @@ pub mod server;
 pub mod tenant;
 pub mod users;
 
+/// Text of printable characters (no `char::is_control`, Unicode `Cc`) as an ECMA-262 pattern:
+/// what the admin API's free-text fields accept, with their `minLength` 1 and `maxLength`. The
+/// OpenAPI document states it; property tests hold it equal to the validators.
+pub const PRINTABLE_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
 /// An input that breaks a rule, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {

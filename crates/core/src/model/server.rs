@@ -19,14 +19,25 @@ pub const MIN_KEY_ROTATION_PERIOD: i64 = 3600;
 /// Longest automatic key-rotation period, seconds (365 days).
 pub const MAX_KEY_ROTATION_PERIOD: i64 = 365 * 24 * 3600;
 
+/// Shortest access- or refresh-token lifetime, seconds.
+pub const MIN_TOKEN_TTL: i64 = 60;
+/// Longest access-token lifetime, seconds (one day).
+pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
+/// Longest refresh-token lifetime, seconds (365 days).
+pub const MAX_REFRESH_TOKEN_TTL: i64 = 31_536_000;
+/// Longest `default_audience`, in characters.
+pub const MAX_AUDIENCE_CHARS: usize = 2048;
+/// Longest `logo_uri`, in bytes.
+pub const MAX_LOGO_URI_BYTES: usize = 2048;
+/// `brand_color` as an ECMA-262 pattern (held equal to the validator by a property test).
+pub const BRAND_COLOR_PATTERN: &str = "^#[0-9A-Fa-f]{6}$";
+
 /// An authorization server as stored and as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Server {
     /// Owning tenant.
-    #[schema(value_type = String)]
     pub tenant_id: TenantId,
     /// Server id, unique within the tenant.
-    #[schema(value_type = String, example = "main")]
     pub id: ServerId,
     /// Display name.
     pub name: String,
@@ -85,7 +96,6 @@ pub struct Server {
 #[serde(deny_unknown_fields)]
 pub struct NewServer {
     /// Server id.
-    #[schema(value_type = String, example = "main")]
     pub id: ServerId,
     /// Display name.
     pub name: String,
@@ -113,6 +123,7 @@ pub struct NewServer {
     /// Accent colour of the login and consent pages, `#rrggbb`.
     pub brand_color: Option<String>,
     /// Rate limits; absent or `null` members: the process defaults.
+    #[serde(default, deserialize_with = "super::rate_limits::object_or_null")]
     pub rate_limits: Option<RateLimits>,
     /// PEM bundle (at most 65536 bytes, 32 CA certificates, nothing else) of the CAs this
     /// server's `tls_client_auth` certificates must chain to; absent or `null`: the operator's
@@ -161,7 +172,7 @@ pub struct ServerPatch {
     pub brand_color: Option<Option<String>>,
     /// Merged into the rate limits (a member's `null` resets it to the default); `null`
     /// resets them all.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::rate_limits::patch_object")]
     #[schema(value_type = Option<RateLimitsPatch>)]
     pub rate_limits: Option<Option<RateLimitsPatch>>,
     /// Replaces the server's CA bundle; `null` returns to the operator's `--tls-client-ca`.
@@ -259,23 +270,25 @@ impl Server {
     /// Names the first field that is out of range.
     pub fn validate(&self, servable: &[AuthMethod]) -> Result<(), Invalid> {
         super::tenant::validate_name("name", &self.name)?;
-        if !(60..=86_400).contains(&self.access_token_ttl) {
+        if !(MIN_TOKEN_TTL..=MAX_ACCESS_TOKEN_TTL).contains(&self.access_token_ttl) {
             return Err(Invalid::request(
                 "access_token_ttl",
-                "must be between 60 and 86400 seconds",
+                format!("must be between {MIN_TOKEN_TTL} and {MAX_ACCESS_TOKEN_TTL} seconds"),
             ));
         }
-        if !(60..=31_536_000).contains(&self.refresh_token_ttl) {
+        if !(MIN_TOKEN_TTL..=MAX_REFRESH_TOKEN_TTL).contains(&self.refresh_token_ttl) {
             return Err(Invalid::request(
                 "refresh_token_ttl",
-                "must be between 60 and 31536000 seconds",
+                format!("must be between {MIN_TOKEN_TTL} and {MAX_REFRESH_TOKEN_TTL} seconds"),
             ));
         }
         if let Some(aud) = &self.default_audience {
-            if aud.is_empty() || aud.len() > 2048 || aud.chars().any(char::is_control) {
+            // Characters, as the message says (and as the OpenAPI `maxLength` counts).
+            let len = aud.chars().count();
+            if len == 0 || len > MAX_AUDIENCE_CHARS || aud.chars().any(char::is_control) {
                 return Err(Invalid::request(
                     "default_audience",
-                    "must be 1 to 2048 printable characters",
+                    format!("must be 1 to {MAX_AUDIENCE_CHARS} printable characters"),
                 ));
             }
         }
@@ -290,12 +303,12 @@ impl Server {
             }
         }
         if let Some(logo) = &self.logo_uri {
-            let ok = logo.len() <= 2048
+            let ok = logo.len() <= MAX_LOGO_URI_BYTES
                 && url::Url::parse(logo).is_ok_and(|u| u.scheme() == "https" && u.has_host());
             if !ok {
                 return Err(Invalid::request(
                     "logo_uri",
-                    "must be an https URL of at most 2048 characters",
+                    format!("must be an https URL of at most {MAX_LOGO_URI_BYTES} bytes"),
                 ));
             }
         }
@@ -339,5 +352,27 @@ impl Server {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The OpenAPI document's `brand_color` pattern accepts exactly what `validate` does.
+        #[test]
+        fn brand_color_pattern_is_the_validator(s in "#[0-9a-zA-Z]{5,7}|\\PC{0,8}") {
+            let pattern = regex::Regex::new(BRAND_COLOR_PATTERN).unwrap();
+            // Built from JSON, so that fields added later need no change here.
+            let mut server = serde_json::from_value::<NewServer>(serde_json::json!({"id": "s", "name": "S"}))
+                .unwrap()
+            .into_server(&TenantId::parse("t").unwrap(), &[AuthMethod::ClientSecretBasic], 0);
+            server.brand_color = Some(s.clone());
+            let ok = server.validate(&[AuthMethod::ClientSecretBasic]).is_ok();
+            prop_assert_eq!(pattern.is_match(&s), ok, "{:?}", s);
+        }
     }
 }

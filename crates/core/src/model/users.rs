@@ -17,6 +17,18 @@ use crate::secrets::Password;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password accepted, in bytes: bounds the work one login can cause.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Longest username, in characters.
+pub const MAX_USERNAME_CHARS: usize = 128;
+/// A username as an ECMA-262 pattern: printable, neither starting nor ending with Unicode
+/// `White_Space` (spelt out, so that every regex dialect reads it alike). With `maxLength`
+/// [`MAX_USERNAME_CHARS`] it is what [`normalize_username`] accepts (a property test holds
+/// them equal).
+pub const USERNAME_PATTERN: &str =
+    "^[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
+    ([^\\u0000-\\u001f\\u007f-\\u009f]*\
+    [^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000])?$";
+/// Longest text claim, in characters.
+pub const MAX_TEXT_CLAIM_CHARS: usize = 2048;
 /// Largest claims object, serialised.
 pub const MAX_CLAIMS_BYTES: usize = 16 * 1024;
 
@@ -56,7 +68,6 @@ impl std::fmt::Debug for User {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserView {
     /// The user id, used as `sub`.
-    #[schema(value_type = String)]
     pub id: UserId,
     /// Login name (lowercased).
     pub username: String,
@@ -123,7 +134,6 @@ pub struct Consent {
     #[serde(skip)]
     pub user_id: UserId,
     /// The client consented to.
-    #[schema(value_type = String)]
     pub client_id: crate::ids::ClientId,
     /// Granted scopes, space-delimited.
     pub scope: String,
@@ -140,8 +150,11 @@ pub struct Consent {
 /// Names the field.
 pub fn normalize_username(raw: &str) -> Result<String, Invalid> {
     let len = raw.chars().count();
-    if len == 0 || len > 128 {
-        return Err(Invalid::request("username", "must be 1 to 128 characters"));
+    if len == 0 || len > MAX_USERNAME_CHARS {
+        return Err(Invalid::request(
+            "username",
+            format!("must be 1 to {MAX_USERNAME_CHARS} characters"),
+        ));
     }
     if raw.trim() != raw || raw.chars().any(char::is_control) {
         return Err(Invalid::request(
@@ -211,6 +224,26 @@ pub fn claim_names() -> impl Iterator<Item = &'static str> {
     STANDARD_CLAIMS.iter().map(|(n, _, _)| *n)
 }
 
+/// The JSON Schema of a `claims` object, from the table the validator checks: the standard
+/// claims only, each of its type (text claims at most [`MAX_TEXT_CLAIM_CHARS`] characters).
+/// [`MAX_CLAIMS_BYTES`] (the serialised size) is beyond JSON Schema; the document says it.
+#[must_use]
+pub fn claims_schema() -> Value {
+    let properties: Map<String, Value> = STANDARD_CLAIMS
+        .iter()
+        .map(|(name, _, kind)| {
+            let schema = match kind {
+                Kind::Text => serde_json::json!({"type": "string", "maxLength": MAX_TEXT_CLAIM_CHARS}),
+                Kind::Bool => serde_json::json!({"type": "boolean"}),
+                Kind::Number => serde_json::json!({"type": "integer"}),
+                Kind::Object => serde_json::json!({"type": "object", "additionalProperties": {"type": "string"}}),
+            };
+            ((*name).to_owned(), schema)
+        })
+        .collect();
+    serde_json::json!({"type": "object", "properties": properties, "additionalProperties": false})
+}
+
 /// Checks a claims object: only OIDC standard claims, each of its type, at most 16 KiB.
 ///
 /// # Errors
@@ -236,7 +269,9 @@ pub fn validate_claims(claims: &Map<String, Value>) -> Result<(), Invalid> {
             ));
         };
         let ok = match kind {
-            Kind::Text => value.as_str().is_some_and(|s| s.chars().count() <= 2048),
+            Kind::Text => value
+                .as_str()
+                .is_some_and(|s| s.chars().count() <= MAX_TEXT_CLAIM_CHARS),
             Kind::Bool => value.is_boolean(),
             Kind::Number => value.is_i64() || value.is_u64(),
             Kind::Object => value
@@ -336,5 +371,41 @@ mod tests {
         let scopes = Scopes::parse("openid email").unwrap();
         let out = claims_for_scopes(&claims, &scopes);
         assert_eq!(Value::Object(out), json!({"email": "a@x"}));
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The OpenAPI document's `username` pattern and `maxLength` accept exactly what
+        /// `normalize_username` does.
+        #[test]
+        fn username_pattern_is_the_validator(s in "\\PC{0,130}|[ a\\t\\u{a0}\\u{3000}\\u{85}]{0,4}|\\PC{125,130}") {
+            let pattern = regex::Regex::new(USERNAME_PATTERN).unwrap();
+            let fits = pattern.is_match(&s) && s.chars().count() <= MAX_USERNAME_CHARS;
+            prop_assert_eq!(fits, normalize_username(&s).is_ok(), "{:?}", s);
+        }
+
+        /// A claims object fits `claims_schema` when the validator accepts it (its byte
+        /// limit aside).
+        #[test]
+        fn claims_schema_names_every_claim_the_validator_takes(name in "[a-z_]{1,20}", text in "\\PC{0,10}") {
+            let schema = claims_schema();
+            let claims = obj(serde_json::json!({ name.clone(): text }));
+            let declared = &schema["properties"][&name];
+            let ok = validate_claims(&claims).is_ok();
+            prop_assert_eq!(ok, declared["type"] == "string", "{}", name);
+        }
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            other => panic!("not an object: {other}"),
+        }
     }
 }

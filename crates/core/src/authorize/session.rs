@@ -56,6 +56,30 @@ pub struct Session {
     pub auth_time: i64,
     /// How (RFC 8176 `amr`).
     pub amr: Vec<String>,
+    /// SHA-256 of the password hash the user logged in under ([`password_stamp`]): when the
+    /// password changes, the session ends. A session without one (from an older release)
+    /// is not trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_stamp: Option<String>,
+}
+
+/// What a session remembers of the password it was opened with: a digest of the stored
+/// argon2 hash (salted, so it changes with every new password, even the same one typed
+/// again), which says nothing about the password itself.
+#[must_use]
+pub fn password_stamp(user: &User) -> String {
+    sha256_b64(&user.password_hash)
+}
+
+impl Session {
+    /// Whether this session still belongs to `user` as they are now: opened under the
+    /// password they have today.
+    #[must_use]
+    pub fn holds(&self, user: &User) -> bool {
+        self.password_stamp
+            .as_deref()
+            .is_some_and(|p| ct_eq(p.as_bytes(), password_stamp(user).as_bytes()))
+    }
 }
 
 fn session_key(t: &TenantId, s: &ServerId, sid: &str) -> String {

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::model::client::Client;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
 use crate::registry::ServerRuntime;
+use crate::registry::Registry;
 use crate::revocation::Revocations;
 use crate::scope::Scopes;
 use crate::store::{Repository, ShortLivedStore};
@@ -32,6 +33,8 @@ pub struct Grants<'a> {
     pub minter: Minter<'a>,
     /// Counts the tokens issued.
     pub metrics: &'a Metrics,
+    /// The cached revoked subjects, which a code exchange checks.
+    pub registry: &'a Registry,
 }
 
 impl<'a> Grants<'a> {

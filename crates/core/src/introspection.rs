@@ -58,7 +58,12 @@ pub async fn is_revoked(
         return Ok(true);
     };
     let (t, s) = (&server.server.tenant_id, &server.server.id);
-    if app.directory().revoked_subjects(t, s).await?.revokes_token(claims) {
+    if app
+        .directory()
+        .revoked_subjects(t, s)
+        .await?
+        .revokes_token(claims)
+    {
         return Ok(true);
     }
     app.short_lived

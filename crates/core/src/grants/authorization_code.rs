@@ -6,11 +6,11 @@
 use super::{registered, required, Grants};
 use crate::client_auth::Authenticated;
 use crate::grants::code::{self, CodeGrant};
+use crate::ids::{ClientId, UserId};
 use crate::model::client::Client;
 use crate::oauth::pkce;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
 use crate::refresh::{self, RefreshRecord};
-use crate::ids::{ClientId, UserId};
 use crate::registry::ServerRuntime;
 use crate::revoked_subjects::{self, Subject as Revoked};
 use crate::scope::Scopes;

@@ -8,9 +8,9 @@ use crate::app::Tollgate;
 use crate::audit::{AuditRecord, Origin, Resource};
 use crate::ids::{ClientId, ServerId, TenantId};
 use crate::invalidation::Invalidation;
-use crate::revoked_subjects::Subject;
 use crate::model::client::{Client, ClientMetadata, NewClient, StoredSecret};
 use crate::model::server::{AuthMethod, Server};
+use crate::revoked_subjects::Subject;
 use crate::secrets::ClientSecret;
 use crate::store::Page;
 

@@ -1060,7 +1060,11 @@ pub(crate) async fn revoked_subjects_and_user_tokens(repo: Arc<dyn Repository>) 
         "kept only until every token it revokes has expired"
     );
     let other = ServerId::parse("other").unwrap();
-    assert!(repo.revoked_subjects(&t, &other, now).await.unwrap().is_empty());
+    assert!(repo
+        .revoked_subjects(&t, &other, now)
+        .await
+        .unwrap()
+        .is_empty());
 
     let a = refresh_record(&t, &s, &c, &user.id, "fam-a", now + 500);
     let b = refresh_record(&t, &s, &c, &user.id, "fam-b", now + 500);
@@ -1073,7 +1077,11 @@ pub(crate) async fn revoked_subjects_and_user_tokens(repo: Arc<dyn Repository>) 
         2
     );
     for r in [&a, &b] {
-        let got = repo.get_refresh_token(&r.token_hash).await.unwrap().unwrap();
+        let got = repo
+            .get_refresh_token(&r.token_hash)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got.revoked_at, Some(now));
     }
     assert_eq!(

@@ -545,9 +545,20 @@ async fn refresh_scope_is_bounded_by_the_registration(backend: &Backend) {
 /// Concurrent exchanges of one code in every trial: whichever runs first, once the replay is
 /// seen no refresh token (nor access token) of that code works.
 async fn concurrent_code_exchanges_leave_nothing_usable(backend: &Backend) {
-    const TRIALS: usize = 20;
-    const RACERS: usize = 6;
-    let server = Server::start(backend).await;
+    const TRIALS: usize = 60;
+    const RACERS: usize = 8;
+    // Hundreds of token requests of one client in seconds: the operator's rate limits off,
+    // so that only the race decides the answers.
+    let server = Server::start_with(
+        backend,
+        &[
+            "--rate-limit-client-per-second",
+            "0",
+            "--rate-limit-address-per-second",
+            "0",
+        ],
+    )
+    .await;
     let s = setup(&server).await;
     let (id, secret) = server
         .client(&s.tid, "main", web_metadata("web", "openid"))

@@ -8,6 +8,7 @@ use crate::model::client::Client;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
 use crate::refresh::{self, Successor};
 use crate::registry::ServerRuntime;
+use crate::revoked_subjects::{self, Subject as Revoked};
 use crate::scope::Scopes;
 use crate::secrets::ClientSecret;
 use crate::store::store_failure;
@@ -111,6 +112,23 @@ impl RefreshToken {
         let Some(rotated) = rotated else {
             return Err(refused(ctx, server, auth, &old_hash).await);
         };
+        // A rotation that raced with its user's or client's revocation may have escaped the
+        // statement that revoked their refresh tokens; the watermark catches it here.
+        let (revoked, _) = ctx
+            .registry
+            .revoked_subjects(ctx.repo, t, s)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        let issued = revoked_subjects::jti_millis(&rotated.issued_jti).unwrap_or(0);
+        if !revoked.is_empty()
+            && (revoked.revokes(&Revoked::User(rotated.user_id.clone()), issued)
+                || revoked.revokes(&Revoked::Client(c.client_id.clone()), issued))
+        {
+            ctx.revocations()
+                .revoke_family(t, s, &rotated.family_id)
+                .await?;
+            return Err(invalid());
+        }
         // Without `scope` the request means what was granted (§6), less any scope the client
         // is no longer registered for: dropped, and the response's `scope` says so (§3.3).
         let granted = Scopes::parse(&rotated.scope)

@@ -1128,6 +1128,7 @@ pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
             scope: "openid email".into(),
             auth_time: 100,
             amr: "pwd".into(),
+            issued_jti: first.access_jti.clone(),
         }
     );
     let again = Successor {

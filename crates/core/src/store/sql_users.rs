@@ -78,6 +78,7 @@ macro_rules! user_repository {
                     scope: row.try_get("scope").map_err(map_err)?,
                     auth_time: row.try_get("auth_time").map_err(map_err)?,
                     amr: row.try_get("amr").map_err(map_err)?,
+                    issued_jti: row.try_get("access_jti").map_err(map_err)?,
                 })
             }
 
@@ -442,12 +443,12 @@ impl PostgresRepository {
         let sql = format!(
             "WITH old AS ( \
                UPDATE refresh_tokens SET rotated_at = $5 WHERE {ROTATABLE} \
-               RETURNING user_id, family_id, scope, auth_time, amr \
+               RETURNING user_id, family_id, scope, auth_time, amr, access_jti \
              ), ins AS ( \
                INSERT INTO refresh_tokens ({REFRESH_COLS}) \
                SELECT $6, $2, $3, $4, user_id, family_id, scope, auth_time, amr, $7, $8, $5, $9, NULL, NULL FROM old \
                RETURNING token_hash \
-             ) SELECT user_id, family_id, scope, auth_time, amr FROM old"
+             ) SELECT user_id, family_id, scope, auth_time, amr, access_jti FROM old"
         );
         sqlx::query(&sql)
             .bind(old_hash)
@@ -482,7 +483,7 @@ impl SqliteRepository {
         let mut tx = self.pool().begin().await.map_err(map_err)?;
         let Some(row) = sqlx::query(&format!(
             "UPDATE refresh_tokens SET rotated_at = $5 WHERE {ROTATABLE} \
-             RETURNING user_id, family_id, scope, auth_time, amr"
+             RETURNING user_id, family_id, scope, auth_time, amr, access_jti"
         ))
         .bind(old_hash)
         .bind(t.as_str())

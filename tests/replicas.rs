@@ -193,3 +193,109 @@ async fn admin_changes_reach_another_replica_at_once() {
         assert!(!p.printed().contains("panicked"));
     }
 }
+
+/// A password changed through A revokes, on B, the access token B issued before: the
+/// watermark reaches B's cache through the announcement, not through cache expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_by_subject_reach_another_replica_at_once() {
+    use support::flow::{authorize_url, user, Agent};
+    const REDIRECT: &str = "https://app.example/callback";
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let args = ["--cache-ttl", "3600"];
+    let a = Server::start_with(&backend, &args).await;
+    let b = Server::start_with(&backend, &args).await;
+    let readyz = format!("{}/readyz", b.gateway);
+    within_bound("B listening for announcements", || async {
+        let body: Value = b
+            .http
+            .get(&readyz)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["invalidations"] == "listening"
+    })
+    .await;
+    let tid = support::unique("replicas");
+    a.tenant_and_server(&tid, "main", json!({})).await;
+    let (web, secret) = a
+        .client(
+            &tid,
+            "main",
+            json!({"grant_types": ["authorization_code"], "redirect_uris": [REDIRECT], "scope": "openid"}),
+        )
+        .await;
+    let user_id = user(&a, &tid, "main", "bob", "a long enough password", json!({})).await;
+    let issuer_b = format!("{}/{tid}/main", b.gateway);
+    let agent = Agent::new();
+    let (res, _) = agent
+        .authorize(
+            &issuer_b,
+            &authorize_url(
+                &issuer_b,
+                &[
+                    ("response_type", "code"),
+                    ("client_id", &web),
+                    ("redirect_uri", REDIRECT),
+                    ("scope", "openid"),
+                ],
+            ),
+            "bob",
+            "a long enough password",
+            "allow",
+        )
+        .await;
+    let code = res.location_param("code").expect("a code");
+    let res: Value = b
+        .http
+        .post(format!("{issuer_b}/oauth2/token"))
+        .header(reqwest::header::AUTHORIZATION, basic(&web, &secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = res["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    let active = || async {
+        let v: Value = b
+            .http
+            .post(format!("{issuer_b}/oauth2/introspect"))
+            .header(reqwest::header::AUTHORIZATION, basic(&web, &secret))
+            .form(&[("token", access.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["active"] == json!(true)
+    };
+    // B has cached the server's (empty) watermarks, for an hour.
+    assert!(active().await);
+    let (s, body) = a
+        .admin_call(
+            reqwest::Method::PATCH,
+            &format!("/admin/tenants/{tid}/servers/main/users/{user_id}"),
+            Some(&json!({"password": "another long password"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let took = within_bound("password change revoked B's token", || async {
+        !active().await
+    })
+    .await;
+    println!("revocation by subject reached the other replica in {took:?}");
+}

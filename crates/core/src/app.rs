@@ -281,6 +281,7 @@ impl Tollgate {
             short_lived: self.short_lived.as_ref(),
             minter: self.minter(),
             metrics: &self.metrics,
+            registry: &self.registry,
         }
     }
 

@@ -44,16 +44,30 @@ fn revoked_key(server: &ServerRuntime, jti: &str) -> String {
     crate::revocation::revoked_access_key(&server.server.tenant_id, &server.server.id, jti)
 }
 
-/// Whether the access token `jti` of `server` was revoked (fails closed: an unreadable
-/// revocation list is an error, not "not revoked").
+/// Whether the access token with these verified `claims` of `server` was revoked: by its
+/// `jti` (the short-lived store), or by what it stands for — its client deleted, its user
+/// deleted or their password changed since it was issued (`crate::revoked_subjects`, cached
+/// in memory). Fails closed: an unreadable revocation list is an error, not "not revoked".
 ///
 /// # Errors
-/// `503` when the short-lived store cannot be read.
+/// `503` when the short-lived store, or the database with nothing cached, cannot be read.
 pub async fn is_revoked(
     app: &Tollgate,
     server: &ServerRuntime,
-    jti: &str,
+    claims: &Map<String, Value>,
 ) -> Result<bool, OAuthError> {
+    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+        return Ok(true);
+    };
+    let (t, s) = (&server.server.tenant_id, &server.server.id);
+    if app
+        .directory()
+        .revoked_subjects(t, s)
+        .await?
+        .revokes_token(claims)
+    {
+        return Ok(true);
+    }
     app.short_lived
         .get(&revoked_key(server, jti))
         .await
@@ -175,16 +189,12 @@ pub async fn introspect(
         app.metrics.introspection(false);
         return Ok(Introspection::inactive());
     };
-    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
-        app.metrics.introspection(false);
-        return Ok(Introspection::inactive());
-    };
     if !may_learn_about(&server.server, &client.client.client.client_id, &claims) {
         // RFC 7662 §4: indistinguishable from a token that does not exist.
         app.metrics.introspection(false);
         return Ok(Introspection::inactive());
     }
-    if is_revoked(app, server, jti).await? {
+    if is_revoked(app, server, &claims).await? {
         app.metrics.introspection(false);
         return Ok(Introspection::inactive());
     }

@@ -60,6 +60,14 @@ pub enum Invalidation {
         /// Server.
         aid: ServerId,
     },
+    /// A server's revoked subjects (a client or user deleted, a password changed): the
+    /// watermarks of `crate::revoked_subjects`.
+    RevokedSubjects {
+        /// Tenant.
+        tid: TenantId,
+        /// Server.
+        aid: ServerId,
+    },
     /// One client.
     Client {
         /// Tenant.
@@ -89,6 +97,14 @@ impl Invalidation {
     #[must_use]
     pub fn keys(t: &TenantId, s: &ServerId) -> Self {
         Self::Keys {
+            tid: t.clone(),
+            aid: s.clone(),
+        }
+    }
+    /// A client or user of a server was revoked.
+    #[must_use]
+    pub fn revoked_subjects(t: &TenantId, s: &ServerId) -> Self {
+        Self::RevokedSubjects {
             tid: t.clone(),
             aid: s.clone(),
         }
@@ -392,6 +408,7 @@ mod tests {
             Invalidation::tenant(&t),
             Invalidation::server(&t, &s),
             Invalidation::keys(&t, &s),
+            Invalidation::revoked_subjects(&t, &s),
             inv,
         ] {
             assert_eq!(Invalidation::from_payload(&inv.to_payload()).unwrap(), inv);

@@ -26,6 +26,7 @@ pub mod rate_limit;
 pub mod refresh;
 pub mod registry;
 pub mod revocation;
+pub mod revoked_subjects;
 pub mod scope;
 pub mod secrets;
 pub mod store;

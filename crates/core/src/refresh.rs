@@ -78,6 +78,10 @@ pub struct Rotated {
     pub auth_time: i64,
     /// Authentication methods.
     pub amr: String,
+    /// The `jti` of the access token issued with the old token, which dates the old token
+    /// (`crate::revoked_subjects`): a token issued before its user or client was revoked
+    /// must not rotate, even when the rotation raced with the revocation.
+    pub issued_jti: String,
 }
 
 /// A fresh refresh token and its digest.

@@ -30,6 +30,7 @@ use crate::metrics::{Cache, Metrics};
 use crate::model::client::Client;
 use crate::model::server::{Server, SigningAlg};
 use crate::oauth::OAuthError;
+use crate::revoked_subjects::RevokedSubjects;
 use crate::store::{store_failure, Repository, StoreError};
 
 /// A server as the gateway uses it: settings plus keys parsed once.
@@ -212,6 +213,8 @@ type ClientKey = (TenantId, ServerId, ClientId);
 pub struct Registry {
     servers: DashMap<ServerKey, Slot<Option<Arc<ServerRuntime>>>>,
     clients: DashMap<ClientKey, Slot<Option<Arc<ClientRuntime>>>>,
+    /// Each server's watermarks (`crate::revoked_subjects`), usually empty.
+    revoked: DashMap<ServerKey, Slot<Option<Arc<RevokedSubjects>>>>,
     ttl: Duration,
     negative_ttl: Duration,
     /// Bumped by every invalidation, so a load that raced with one is not cached.
@@ -258,6 +261,22 @@ impl Directory<'_> {
         }
     }
 
+    /// A server's revoked subjects (`crate::revoked_subjects`).
+    ///
+    /// # Errors
+    /// `503` when the store is down and nothing is cached (fail closed).
+    pub async fn revoked_subjects(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+    ) -> Result<Arc<RevokedSubjects>, OAuthError> {
+        self.registry
+            .revoked_subjects(self.repo, t, s)
+            .await
+            .map(|(v, _)| v)
+            .map_err(|e| store_failure(&e))
+    }
+
     /// A client of a server, or `None`.
     ///
     /// # Errors
@@ -286,6 +305,7 @@ impl Registry {
         Self {
             servers: DashMap::new(),
             clients: DashMap::new(),
+            revoked: DashMap::new(),
             ttl,
             negative_ttl: ttl.min(Duration::from_secs(5)),
             generation: AtomicU64::new(0),
@@ -387,6 +407,49 @@ impl Registry {
         Ok((value, Lookup::Miss))
     }
 
+    /// A server's revoked subjects, from memory or loaded. They expire and are invalidated
+    /// like servers and clients, so a revocation reaches every process at once when announced
+    /// and within the cache lifetime at the latest.
+    ///
+    /// # Errors
+    /// Store failure (with nothing cached to serve: the caller fails closed).
+    pub async fn revoked_subjects(
+        &self,
+        repo: &dyn Repository,
+        t: &TenantId,
+        s: &ServerId,
+    ) -> Result<(Arc<RevokedSubjects>, Lookup), StoreError> {
+        let key = (t.clone(), s.clone());
+        // Never cached as absent: an empty set is a value.
+        let stale = match plan(&self.revoked, &key, self.ttl, self.ttl) {
+            Plan::Serve(Some(v)) => return Ok((v, Lookup::Hit)),
+            Plan::Serve(None) | Plan::Load(None) => None,
+            Plan::Load(Some(v)) => Some(v),
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        let loaded = match repo.revoked_subjects(t, s, clock::now()).await {
+            Ok(rows) => RevokedSubjects::new(rows),
+            Err(e) => {
+                let (v, lookup) = self.keep_stale(&self.revoked, key, stale, generation, e)?;
+                return v
+                    .map(|v| (v, lookup))
+                    .ok_or_else(|| StoreError::Unavailable("revoked subjects".into()));
+            }
+        };
+        let value = match stale {
+            Some(old) if *old == loaded => old,
+            _ => Arc::new(loaded),
+        };
+        self.store(&self.revoked, key, Some(Arc::clone(&value)), generation);
+        Ok((value, Lookup::Miss))
+    }
+
+    /// Drops a server's cached revoked subjects.
+    pub fn invalidate_revoked_subjects(&self, t: &TenantId, s: &ServerId) {
+        self.invalidated();
+        self.revoked.remove(&(t.clone(), s.clone()));
+    }
+
     /// After a failed re-read: while the database is unreachable an expired entry keeps
     /// serving (renewed for another lifetime, so one request per lifetime tries again) rather
     /// than failing requests the cache can answer; admin changes cannot be made meanwhile.
@@ -430,6 +493,7 @@ impl Registry {
         self.invalidated();
         self.servers.remove(&(t.clone(), s.clone()));
         self.clients.retain(|(ct, cs, _), _| !(ct == t && cs == s));
+        self.revoked.remove(&(t.clone(), s.clone()));
     }
 
     /// Drops every entry of a tenant.
@@ -437,6 +501,7 @@ impl Registry {
         self.invalidated();
         self.servers.retain(|(st, _), _| st != t);
         self.clients.retain(|(ct, _, _), _| ct != t);
+        self.revoked.retain(|(rt, _), _| rt != t);
     }
 
     /// Drops a server's entry (settings, keys, JWKS) but keeps its clients: after a key
@@ -457,6 +522,9 @@ impl Registry {
                 aid,
                 client_id,
             } => self.invalidate_client(tid, aid, client_id),
+            Invalidation::RevokedSubjects { tid, aid } => {
+                self.invalidate_revoked_subjects(tid, aid);
+            }
         }
     }
 
@@ -474,11 +542,15 @@ impl Registry {
                 for mut slot in self.clients.iter_mut() {
                     slot.loaded = slot.loaded.min(expired);
                 }
+                for mut slot in self.revoked.iter_mut() {
+                    slot.loaded = slot.loaded.min(expired);
+                }
             }
             // The monotonic clock is younger than one lifetime: nothing is old enough to keep.
             None => {
                 self.servers.clear();
                 self.clients.clear();
+                self.revoked.clear();
             }
         }
     }
@@ -488,6 +560,7 @@ impl Registry {
     pub fn sweep(&self) {
         self.servers.retain(|_, slot| self.in_use(slot));
         self.clients.retain(|_, slot| self.in_use(slot));
+        self.revoked.retain(|_, slot| self.in_use(slot));
     }
 }
 

@@ -96,11 +96,7 @@ pub async fn userinfo(
 ) -> Result<Map<String, Value>, UserinfoError> {
     let invalid = UserinfoError::InvalidToken("the access token is invalid, expired or revoked");
     let claims = introspection::verify(server, token).ok_or(invalid.clone())?;
-    let jti = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .ok_or(invalid.clone())?;
-    if introspection::is_revoked(app, server, jti)
+    if introspection::is_revoked(app, server, &claims)
         .await
         .map_err(|e| UserinfoError::from_oauth(&e))?
     {

@@ -35,7 +35,8 @@ pub(crate) async fn issue(
         nonce: request.nonce.clone(),
         code_challenge: request.code_challenge.clone(),
         code_challenge_method: request.code_challenge_method,
-        access_jti: uuid::Uuid::new_v4().to_string(),
+        // Dated now: the exchange is refused if its user or client is revoked meanwhile.
+        access_jti: crate::revoked_subjects::new_jti(app.clock.as_ref()),
         family_id: uuid::Uuid::new_v4().to_string(),
         expires_at: now + i64::try_from(ttl.as_secs()).unwrap_or(60),
     };

@@ -181,6 +181,7 @@ pub async fn authorize(
             .repo
             .get_user(t, s, &sess.user_id)
             .await?
+            .filter(|user| sess.holds(user))
             .map(|user| (sess, user)),
         _ => None,
     };
@@ -392,6 +393,7 @@ pub async fn login(
         user_id: user.id.clone(),
         auth_time: app.clock.now(),
         amr: vec!["pwd".into()],
+        password_stamp: Some(session::password_stamp(&user)),
     };
     let sid = session::create_session(app, t, s, &sess).await?;
     tracing::info!(tenant = %t, server = %s, user_id = %user.id, "user logged in");
@@ -461,6 +463,8 @@ async fn session_user(
         .repo
         .get_user(t, s, &sess.user_id)
         .await?
+        // A deleted user, or a password changed since the login, ends the session.
+        .filter(|u| sess.holds(u))
         .map(|u| (sess, u)))
 }
 

@@ -56,6 +56,30 @@ pub struct Session {
     pub auth_time: i64,
     /// How (RFC 8176 `amr`).
     pub amr: Vec<String>,
+    /// SHA-256 of the password hash the user logged in under ([`password_stamp`]): when the
+    /// password changes, the session ends. A session without one (from an older release)
+    /// is not trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_stamp: Option<String>,
+}
+
+/// What a session remembers of the password it was opened with: a digest of the stored
+/// argon2 hash (salted, so it changes with every new password, even the same one typed
+/// again), which says nothing about the password itself.
+#[must_use]
+pub fn password_stamp(user: &User) -> String {
+    sha256_b64(&user.password_hash)
+}
+
+impl Session {
+    /// Whether this session still belongs to `user` as they are now: opened under the
+    /// password they have today.
+    #[must_use]
+    pub fn holds(&self, user: &User) -> bool {
+        self.password_stamp
+            .as_deref()
+            .is_some_and(|p| ct_eq(p.as_bytes(), password_stamp(user).as_bytes()))
+    }
 }
 
 fn session_key(t: &TenantId, s: &ServerId, sid: &str) -> String {
@@ -327,4 +351,41 @@ pub(crate) async fn verify_password(
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     Ok(user.is_some() && ok.unwrap_or(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(hash: &str) -> User {
+        User {
+            tenant_id: TenantId::parse("t").unwrap(),
+            server_id: ServerId::parse("s").unwrap(),
+            id: UserId::generate(),
+            username: "alice".into(),
+            password_hash: hash.into(),
+            claims: serde_json::Map::new(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_session_ends_when_the_password_changes() {
+        let before = user("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
+        let session = |stamp: Option<String>| Session {
+            user_id: before.id.clone(),
+            auth_time: 0,
+            amr: vec!["pwd".into()],
+            password_stamp: stamp,
+        };
+        assert!(session(Some(password_stamp(&before))).holds(&before));
+        let mut after = before.clone();
+        after.password_hash = "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXI$aGFzaDI".into();
+        assert!(!session(Some(password_stamp(&before))).holds(&after));
+        // An older release's session, without a digest, is not trusted.
+        assert!(!session(None).holds(&before));
+        // The digest says nothing of the hash it was made from.
+        assert!(!password_stamp(&before).contains("aGFzaA"));
+    }
 }

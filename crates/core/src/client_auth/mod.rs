@@ -129,6 +129,9 @@ pub enum Failure {
     ExpiredSecret,
     /// The method is registered but this gateway cannot serve it now.
     Unsupported,
+    /// The method is registered but the server no longer allows it (its
+    /// `allowed_token_endpoint_auth_methods` was narrowed since).
+    MethodNotAllowed,
     /// `client_assertion_type` is missing or not the JWT bearer URN.
     AssertionType,
     /// The assertion is not a well-formed JWS, or too large.
@@ -175,6 +178,7 @@ impl Failure {
             Self::WrongSecret => "wrong_secret",
             Self::ExpiredSecret => "expired_secret",
             Self::Unsupported => "unsupported_method",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::AssertionType => "assertion_type",
             Self::MalformedAssertion => "malformed_assertion",
             Self::AssertionAlgorithm => "assertion_algorithm",
@@ -401,6 +405,9 @@ pub async fn authenticate(
             Failure::Unsupported => {
                 "the client's authentication method is not available on this gateway".into()
             }
+            Failure::MethodNotAllowed => {
+                "the client's authentication method is no longer allowed on this server".into()
+            }
             Failure::ReplayedAssertion => "the client assertion was already used".into(),
             Failure::AssertionSubject => {
                 "the client assertion's `iss` and `sub` must both be the client's id".into()
@@ -461,6 +468,20 @@ pub async fn authenticate(
     if registered == AuthMethod::None && !req.endpoint.admits_public_clients() {
         return Err(fail(
             Failure::PublicClient,
+            &raw_id,
+            Some(&client_id),
+            registered.as_str(),
+        ));
+    }
+    // The server's list bounds registered clients too, not only new registrations: a
+    // method taken off it stops the clients that use it at once.
+    if !server
+        .server
+        .allowed_token_endpoint_auth_methods
+        .contains(&registered)
+    {
+        return Err(fail(
+            Failure::MethodNotAllowed,
             &raw_id,
             Some(&client_id),
             registered.as_str(),

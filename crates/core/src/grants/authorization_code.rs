@@ -6,11 +6,13 @@
 use super::{registered, required, Grants};
 use crate::client_auth::Authenticated;
 use crate::grants::code::{self, CodeGrant};
+use crate::ids::{ClientId, UserId};
 use crate::model::client::Client;
 use crate::oauth::pkce;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
 use crate::refresh::{self, RefreshRecord};
 use crate::registry::ServerRuntime;
+use crate::revoked_subjects::{self, Subject as Revoked};
 use crate::scope::Scopes;
 use crate::secrets::ClientSecret;
 use crate::store::store_failure;
@@ -75,6 +77,11 @@ impl AuthorizationCode {
                 if let Some(issued) = issued {
                     // A replay: whoever holds the code may hold the tokens too (RFC 6749 §4.1.2).
                     tracing::warn!(tenant = %t, server = %s, client_id = %c.client_id, "authorization code reused; revoking what it issued");
+                    // Marked first, so that an exchange still storing the family sees it
+                    // (`code::mark_replayed` says why the order makes the race harmless).
+                    code::mark_replayed(ctx.short_lived, t, s, &issued.family_id)
+                        .await
+                        .map_err(|e| store_failure(&e))?;
                     let revocations = ctx.revocations();
                     revocations
                         .revoke_access_token(t, s, &issued.access_jti, issued.access_exp)
@@ -92,6 +99,7 @@ impl AuthorizationCode {
             &self.redirect_uri,
             self.code_verifier.as_ref().map(ClientSecret::expose),
         )?;
+        revoked_since_issued(ctx, t, s, &grant).await?;
         let scopes = Scopes::parse(&grant.scope).unwrap_or_default();
         let scope = (!scopes.is_empty()).then(|| scopes.to_scope_string());
         let access = ctx
@@ -111,7 +119,7 @@ impl AuthorizationCode {
         let refresh_token = if c.has_grant(GrantType::RefreshToken) {
             let (token, token_hash) = refresh::generate();
             let now = ctx.minter.clock.now();
-            let user_id = crate::ids::UserId::parse(&grant.user_id)
+            let user_id = UserId::parse(&grant.user_id)
                 .map_err(|_| OAuthError::invalid_grant("the authorization code is invalid"))?;
             ctx.repo
                 .insert_refresh_token(&RefreshRecord {
@@ -133,6 +141,19 @@ impl AuthorizationCode {
                 })
                 .await
                 .map_err(|e| store_failure(&e))?;
+            // A replay that ran before the family was stored revoked nothing in the
+            // database; its mark says so, and the family is revoked here instead.
+            if code::was_replayed(ctx.short_lived, t, s, &grant.family_id)
+                .await
+                .map_err(|e| store_failure(&e))?
+            {
+                ctx.revocations()
+                    .revoke_family(t, s, &grant.family_id)
+                    .await?;
+                return Err(OAuthError::invalid_grant(
+                    "the authorization code was used twice; every token of its grant is revoked",
+                ));
+            }
             Some(token)
         } else {
             None
@@ -163,6 +184,38 @@ impl AuthorizationCode {
             id_token,
         })
     }
+}
+
+/// Refuses a code whose user or client was revoked after it was issued (deleted, or the
+/// password changed): the code stands for that authentication, and its tokens would
+/// otherwise outlive it. The code is dated by the `jti` chosen when it was issued.
+async fn revoked_since_issued(
+    ctx: &Grants<'_>,
+    t: &crate::ids::TenantId,
+    s: &crate::ids::ServerId,
+    grant: &CodeGrant,
+) -> Result<(), OAuthError> {
+    let (revoked, _) = ctx
+        .registry
+        .revoked_subjects(ctx.repo, t, s)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    if revoked.is_empty() {
+        return Ok(());
+    }
+    let issued = revoked_subjects::jti_millis(&grant.access_jti).unwrap_or(0);
+    let client = ClientId::parse(&grant.client_id).ok().map(Revoked::Client);
+    let user = UserId::parse(&grant.user_id).ok().map(Revoked::User);
+    if [client, user]
+        .iter()
+        .flatten()
+        .any(|subject| revoked.revokes(subject, issued))
+    {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code is invalid, expired or already used",
+        ));
+    }
+    Ok(())
 }
 
 /// The checks that bind a taken code to this exchange.

@@ -78,7 +78,7 @@ impl ClientCredentials {
                 },
                 scope.as_deref(),
                 &self.target,
-                &uuid::Uuid::new_v4().to_string(),
+                &crate::revoked_subjects::new_jti(ctx.minter.clock),
             )
             .await?;
         Ok(TokenResponse {

@@ -66,6 +66,50 @@ fn issued_key(t: &TenantId, s: &ServerId, code: &str) -> String {
     format!("issued:{t}/{s}/{}", sha256_b64(code))
 }
 
+fn replayed_key(t: &TenantId, s: &ServerId, family_id: &str) -> String {
+    format!("replayed:{t}/{s}/{family_id}")
+}
+
+/// How long a replay is remembered: longer than any exchange can take between its take of
+/// the code and its check (every store call has a deadline of seconds).
+const REPLAY_MEMORY: Duration = Duration::from_secs(600);
+
+/// Remembers that the code whose exchange issues `family_id` was used twice. A replay marks
+/// this before it revokes the family; the exchange that won checks it after storing the
+/// family ([`was_replayed`]). Whichever runs first, one of them sees the other: either the
+/// winner finds the mark and revokes its own family, or its family was stored before the
+/// mark was set, and so before the replay revoked the family in the database.
+///
+/// # Errors
+/// When the short-lived store cannot keep it.
+pub async fn mark_replayed(
+    short_lived: &dyn ShortLivedStore,
+    t: &TenantId,
+    s: &ServerId,
+    family_id: &str,
+) -> Result<(), StoreError> {
+    short_lived
+        .put(&replayed_key(t, s, family_id), b"1", REPLAY_MEMORY)
+        .await
+}
+
+/// Whether a replay of the code that issues `family_id` was seen ([`mark_replayed`]).
+///
+/// # Errors
+/// When the short-lived store cannot be read (the exchange then fails: it cannot prove
+/// that its refresh token was not revoked).
+pub async fn was_replayed(
+    short_lived: &dyn ShortLivedStore,
+    t: &TenantId,
+    s: &ServerId,
+    family_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(short_lived
+        .get(&replayed_key(t, s, family_id))
+        .await?
+        .is_some())
+}
+
 /// Keeps a fresh `code` for `ttl`, and beside it what its exchange will issue, for the
 /// access-token lifetime longer, so that a second use can revoke it.
 ///

@@ -15,6 +15,7 @@ use crate::client_auth::Authenticated;
 use crate::metrics::Metrics;
 use crate::model::client::Client;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
+use crate::registry::Registry;
 use crate::registry::ServerRuntime;
 use crate::revocation::Revocations;
 use crate::scope::Scopes;
@@ -32,6 +33,8 @@ pub struct Grants<'a> {
     pub minter: Minter<'a>,
     /// Counts the tokens issued.
     pub metrics: &'a Metrics,
+    /// The cached revoked subjects, which a code exchange checks.
+    pub registry: &'a Registry,
 }
 
 impl<'a> Grants<'a> {

@@ -8,6 +8,7 @@ use crate::model::client::Client;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
 use crate::refresh::{self, Successor};
 use crate::registry::ServerRuntime;
+use crate::revoked_subjects::{self, Subject as Revoked};
 use crate::scope::Scopes;
 use crate::secrets::ClientSecret;
 use crate::store::store_failure;
@@ -69,7 +70,15 @@ impl RefreshToken {
         let (t, s) = (&server.server.tenant_id, &server.server.id);
         let old_hash = refresh::digest(self.presented.expose());
         let requested = self.scope;
+        // What the client is registered for now: a grant never outlives the registration it
+        // stands for (RFC 6749 §3.3), whatever the user once granted.
+        let held = c.scopes();
         if let Some(requested) = &requested {
+            if !requested.is_subset(&held) {
+                return Err(OAuthError::invalid_scope(
+                    "requested scope is not registered for the client",
+                ));
+            }
             // Narrowing (§6) must be checked before rotating: one extra read, only for requests
             // that ask for it.
             let current = ctx
@@ -88,7 +97,7 @@ impl RefreshToken {
         }
         let now = ctx.minter.clock.now();
         let (next_token, next_hash) = refresh::generate();
-        let jti = uuid::Uuid::new_v4().to_string();
+        let jti = crate::revoked_subjects::new_jti(ctx.minter.clock);
         let successor = Successor {
             token_hash: next_hash,
             access_jti: jti.clone(),
@@ -103,12 +112,30 @@ impl RefreshToken {
         let Some(rotated) = rotated else {
             return Err(refused(ctx, server, auth, &old_hash).await);
         };
-        // What was granted, less any scope the client no longer holds.
-        let held = c.scopes();
+        // A rotation that raced with its user's or client's revocation may have escaped the
+        // statement that revoked their refresh tokens; the watermark catches it here.
+        let (revoked, _) = ctx
+            .registry
+            .revoked_subjects(ctx.repo, t, s)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        let issued = revoked_subjects::jti_millis(&rotated.issued_jti).unwrap_or(0);
+        if !revoked.is_empty()
+            && (revoked.revokes(&Revoked::User(rotated.user_id.clone()), issued)
+                || revoked.revokes(&Revoked::Client(c.client_id.clone()), issued))
+        {
+            ctx.revocations()
+                .revoke_family(t, s, &rotated.family_id)
+                .await?;
+            return Err(invalid());
+        }
+        // Without `scope` the request means what was granted (§6), less any scope the client
+        // is no longer registered for: dropped, and the response's `scope` says so (§3.3).
         let granted = Scopes::parse(&rotated.scope)
             .unwrap_or_default()
             .intersection(&held);
-        let scopes = requested.unwrap_or(granted);
+        // Checked above; intersected again so that nothing outside the grant is ever issued.
+        let scopes = requested.map_or_else(|| granted.clone(), |r| r.intersection(&granted));
         let scope = (!scopes.is_empty()).then(|| scopes.to_scope_string());
         let access = ctx
             .minter

@@ -10,6 +10,7 @@ use crate::ids::{ClientId, ServerId, TenantId};
 use crate::invalidation::Invalidation;
 use crate::model::client::{Client, ClientMetadata, NewClient, StoredSecret};
 use crate::model::server::{AuthMethod, Server};
+use crate::revoked_subjects::Subject;
 use crate::secrets::ClientSecret;
 use crate::store::Page;
 
@@ -274,7 +275,9 @@ pub async fn replace_client(
     Ok(ClientView::new(client, secret.as_ref()))
 }
 
-/// Deletes a client.
+/// Deletes a client, and what it holds: its refresh tokens go with it (the database
+/// cascades), its access tokens are revoked by a watermark (`crate::revoked_subjects`), so a
+/// client later registered under the same id does not inherit them.
 ///
 /// # Errors
 /// Not found or store failure.
@@ -286,6 +289,7 @@ pub async fn delete_client(
     id: &ClientId,
 ) -> Result<(), ManageError> {
     let before = ClientView::new(load_client(app, t, s, id).await?, None);
+    super::revoke_subject(app, t, s, &Subject::Client(id.clone())).await?;
     let audit = AuditRecord::new(by, "client.delete", Resource::client(t, s, id)).before(&before);
     let deleted = app.repo.delete_client(t, s, id, &audit).await?;
     app.invalidate(Invalidation::client(t, s, id)).await;

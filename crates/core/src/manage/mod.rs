@@ -75,6 +75,33 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ManageError::Internal(e.to_string()))
 }
 
+/// Revokes every access token issued to `subject` until now, by what it stands for
+/// (`crate::revoked_subjects`): the watermark is written to the database, this process's
+/// cache drops the server's set at once and the other processes when the announcement
+/// arrives. Written before the change it comes with, so a change that then fails leaves
+/// tokens revoked, never a change whose tokens live on.
+async fn revoke_subject(
+    app: &Tollgate,
+    t: &crate::ids::TenantId,
+    s: &crate::ids::ServerId,
+    subject: &crate::revoked_subjects::Subject,
+) -> Result<(), ManageError> {
+    let now = app.clock.now();
+    app.repo
+        .revoke_subject(
+            t,
+            s,
+            subject,
+            app.clock.now_millis(),
+            now + crate::revoked_subjects::KEEP_SECONDS,
+            now,
+        )
+        .await?;
+    app.invalidate(crate::invalidation::Invalidation::revoked_subjects(t, s))
+        .await;
+    Ok(())
+}
+
 /// Page size bounds for listings.
 pub const MAX_PAGE: u32 = 200;
 

@@ -7,6 +7,7 @@ use crate::model::users::{
     normalize_username, validate_claims, validate_password, Consent, NewUser, User, UserPatch,
     UserView,
 };
+use crate::revoked_subjects::Subject;
 use crate::secrets::Password;
 use crate::store::{Page, StoreError};
 
@@ -145,6 +146,12 @@ pub async fn patch_user(
         user.password_hash = hash_password(app, &password).await?;
     }
     user.updated_at = app.clock.now();
+    if password_changed {
+        // What was obtained with the old password ends with it: the access tokens now
+        // (by watermark), the refresh tokens below, the sessions at their next use (each
+        // carries a digest of the password hash it was opened with).
+        super::revoke_subject(app, t, s, &Subject::User(id.clone())).await?;
+    }
     let view = UserView::from(&user);
     let mut audit = AuditRecord::new(by, "user.update", user_resource(t, s, id))
         .before(&before)
@@ -161,11 +168,19 @@ pub async fn patch_user(
     {
         return Err(ManageError::NotFound("user"));
     }
+    if password_changed {
+        let revoked = app
+            .repo
+            .revoke_refresh_tokens_of_user(t, s, id, app.clock.now())
+            .await?;
+        tracing::info!(tenant = %t, server = %s, user_id = %id, refresh_tokens = revoked, "password changed; the user's tokens and sessions are revoked");
+    }
     Ok(view)
 }
 
-/// Deletes a user with their consents and refresh tokens; their sessions end at their next
-/// use, and the access tokens issued from their refresh tokens are revoked.
+/// Deletes a user with their consents and refresh tokens (the database cascades); every
+/// access token issued for them is revoked by a watermark (`crate::revoked_subjects`), and
+/// their sessions end at their next use (the user is gone).
 ///
 /// # Errors
 /// Not found or store failure.
@@ -177,14 +192,7 @@ pub async fn delete_user(
     id: &UserId,
 ) -> Result<(), ManageError> {
     let user = load_user(app, t, s, id).await?;
-    let now = app.clock.now();
-    for consent in app.repo.list_consents(t, s, id).await? {
-        let access = app
-            .repo
-            .revoke_refresh_tokens_of(t, s, id, &consent.client_id, now)
-            .await?;
-        revoke_access_tokens(app, t, s, access).await?;
-    }
+    super::revoke_subject(app, t, s, &Subject::User(id.clone())).await?;
     let audit =
         AuditRecord::new(by, "user.delete", user_resource(t, s, id)).before(&UserView::from(&user));
     if app.repo.delete_user(t, s, id, &audit).await? {

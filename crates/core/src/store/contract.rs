@@ -1035,6 +1035,66 @@ fn refresh_record(
     }
 }
 
+/// Watermarks of revoked subjects: written, raised, read per server, expired; a user's
+/// refresh tokens revoked across every client.
+pub(crate) async fn revoked_subjects_and_user_tokens(repo: Arc<dyn Repository>) {
+    use crate::revoked_subjects::Subject;
+    let (t, s, c, user) = flow_fixture(&repo).await;
+    let now = 1_000;
+    assert!(repo.revoked_subjects(&t, &s, now).await.unwrap().is_empty());
+    let u = Subject::User(user.id.clone());
+    let cl = Subject::Client(c.clone());
+    repo.revoke_subject(&t, &s, &u, 1_000_000, now + 100, now)
+        .await
+        .unwrap();
+    repo.revoke_subject(&t, &s, &cl, 1_000_500, now + 10, now)
+        .await
+        .unwrap();
+    // A later revocation of the same subject moves its watermark.
+    repo.revoke_subject(&t, &s, &u, 1_000_900, now + 100, now)
+        .await
+        .unwrap();
+    let mut got = repo.revoked_subjects(&t, &s, now).await.unwrap();
+    got.sort_by_key(|(_, w)| *w);
+    assert_eq!(got, vec![(cl.clone(), 1_000_500), (u.clone(), 1_000_900)]);
+    assert_eq!(
+        repo.revoked_subjects(&t, &s, now + 10).await.unwrap(),
+        vec![(u.clone(), 1_000_900)],
+        "kept only until every token it revokes has expired"
+    );
+    let other = ServerId::parse("other").unwrap();
+    assert!(repo
+        .revoked_subjects(&t, &other, now)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let a = refresh_record(&t, &s, &c, &user.id, "fam-a", now + 500);
+    let b = refresh_record(&t, &s, &c, &user.id, "fam-b", now + 500);
+    repo.insert_refresh_token(&a).await.unwrap();
+    repo.insert_refresh_token(&b).await.unwrap();
+    assert_eq!(
+        repo.revoke_refresh_tokens_of_user(&t, &s, &user.id, now)
+            .await
+            .unwrap(),
+        2
+    );
+    for r in [&a, &b] {
+        let got = repo
+            .get_refresh_token(&r.token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.revoked_at, Some(now));
+    }
+    assert_eq!(
+        repo.revoke_refresh_tokens_of_user(&t, &s, &user.id, now + 1)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
 pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
     let (t, s, c, user) = flow_fixture(&repo).await;
     let now = 1_000;
@@ -1071,6 +1131,7 @@ pub(crate) async fn refresh_token_families(repo: Arc<dyn Repository>) {
             scope: "openid email".into(),
             auth_time: 100,
             amr: "pwd".into(),
+            issued_jti: first.access_jti.clone(),
         }
     );
     let again = Successor {
@@ -1340,7 +1401,7 @@ macro_rules! contract_tests {
     };
 }
 
-contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families);
-contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families);
+contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families, revoked_subjects_and_user_tokens);
+contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families, revoked_subjects_and_user_tokens);
 contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic, short_lived_rate_limit_grants_batches);
 contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic, short_lived_rate_limit_grants_batches);

@@ -28,6 +28,7 @@ use crate::model::server::{Server, SigningAlg};
 use crate::model::tenant::Tenant;
 use crate::model::users::{Consent, User};
 use crate::refresh::{RefreshRecord, Rotated, Successor};
+use crate::revoked_subjects::Subject;
 
 /// Storage failures. Messages never carry stored values.
 #[derive(Debug, thiserror::Error)]
@@ -339,6 +340,34 @@ pub trait RefreshRepo: Send + Sync {
         client: &ClientId,
         now: i64,
     ) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Revokes every token of a user, whichever client holds it (their password changed);
+    /// returns how many were live.
+    async fn revoke_refresh_tokens_of_user(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        user: &UserId,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+    /// Records that the access tokens of `subject` issued at or before `before_ms` (Unix
+    /// milliseconds) are revoked, until `keep_until` (Unix seconds); drops the server's
+    /// watermarks that expired by `now` (`crate::revoked_subjects`).
+    async fn revoke_subject(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        subject: &Subject,
+        before_ms: i64,
+        keep_until: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// A server's watermarks still kept at `now`.
+    async fn revoked_subjects(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        now: i64,
+    ) -> Result<Vec<(Subject, i64)>, StoreError>;
     /// Deletes tokens that expired before `before`; returns how many.
     async fn delete_expired_refresh_tokens(&self, before: i64) -> Result<u64, StoreError>;
 }

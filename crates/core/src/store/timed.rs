@@ -28,6 +28,7 @@ use crate::model::server::{Server, SigningAlg};
 use crate::model::tenant::Tenant;
 use crate::model::users::{Consent, User};
 use crate::refresh::{RefreshRecord, Rotated, Successor};
+use crate::revoked_subjects::Subject;
 
 async fn timed<T>(
     metrics: &Metrics,
@@ -499,6 +500,47 @@ impl RefreshRepo for TimedRepository {
             self.inner.revoke_refresh_tokens_of(t, s, user, client, now),
         )
         .await
+    }
+
+    async fn revoke_refresh_tokens_of_user(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        user: &UserId,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.time(
+            "revoke_refresh_tokens_of_user",
+            self.inner.revoke_refresh_tokens_of_user(t, s, user, now),
+        )
+        .await
+    }
+
+    async fn revoke_subject(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        subject: &Subject,
+        before_ms: i64,
+        keep_until: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.time(
+            "revoke_subject",
+            self.inner
+                .revoke_subject(t, s, subject, before_ms, keep_until, now),
+        )
+        .await
+    }
+
+    async fn revoked_subjects(
+        &self,
+        t: &TenantId,
+        s: &ServerId,
+        now: i64,
+    ) -> Result<Vec<(Subject, i64)>, StoreError> {
+        self.time("revoked_subjects", self.inner.revoked_subjects(t, s, now))
+            .await
     }
 
     async fn delete_expired_refresh_tokens(&self, before: i64) -> Result<u64, StoreError> {

@@ -468,8 +468,8 @@ pub enum RateDecision {
 
 /// GCRA for one bucket at `now` (microseconds on the store's clock), given its stored
 /// theoretical arrival time `tat` with `refund` admissions already taken back: the new base
-/// (`max(tat - refund·interval, now)`) and either how many requests fit now (`Ok`, at least
-/// 1) or how long until one does (`Err`, microseconds). Shared by the in-process store and
+/// (`max(tat - refund·interval, now)`) and either how many requests fit now (`Ok`, one or
+/// more) or how long until one does (`Err`, microseconds). Shared by the in-process store and
 /// mirrored by the Redis script, so both answer alike.
 pub(crate) fn gcra_room(
     tat: u64,

@@ -1574,4 +1574,62 @@ mod tests {
             429
         );
     }
+
+    /// The scenario of issue 10, item 3: 32 connections of one client, each sending a token
+    /// request every millisecond or so, against limits of 1,000,000/s with the default
+    /// bursts (200 per client, 600 per address): far below the limit, so never a refusal.
+    async fn paced_connections_far_below_the_limit(store: Arc<dyn ShortLivedStore>) {
+        let rig = Arc::new(Rig::new(store, Arc::new(SystemClock)));
+        let t = TenantId::parse("t").unwrap();
+        let s = ServerId::parse("s").unwrap();
+        let c = ClientId::parse(&format!("c{}", uuid::Uuid::new_v4().simple())).unwrap();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let address = Bucket::address("token", &t, &s, ip, Limit::new(1_000_000, 600).unwrap());
+        let address = Bucket {
+            key: format!("{}-{}", address.key, uuid::Uuid::new_v4().simple()),
+            ..address
+        };
+        let steps = Arc::new([
+            vec![address],
+            vec![Bucket::client(
+                "token",
+                &t,
+                &s,
+                &c,
+                Limit::new(1_000_000, 200).unwrap(),
+            )],
+        ]);
+        let start = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let (rig, steps) = (rig.clone(), steps.clone());
+            set.spawn(async move {
+                let (mut sent, mut refused) = (0u32, 0u32);
+                while start.elapsed() < Duration::from_secs(2) {
+                    for buckets in steps.iter() {
+                        refused += u32::from(check(&rig.rl(), "token", buckets).await.is_err());
+                    }
+                    sent += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                (sent, refused)
+            });
+        }
+        let (mut sent, mut refused) = (0, 0);
+        while let Some(r) = set.join_next().await {
+            let (a, b) = r.unwrap();
+            sent += a;
+            refused += b;
+        }
+        assert!(sent > 1000, "only {sent} requests");
+        assert_eq!(refused, 0, "{refused} refusals in {sent} requests");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn paced_connections_far_below_the_limit_are_never_refused() {
+        paced_connections_far_below_the_limit(Arc::new(MemoryStore::new())).await;
+        if let Some(store) = crate::store::contract::redis().await {
+            paced_connections_far_below_the_limit(store).await;
+        }
+    }
 }

@@ -37,7 +37,8 @@ use crate::oauth::OAuthError;
 use crate::store::ShortLivedStore;
 use crate::store::{RateCheck, RateDecision};
 
-/// The longest a request waits for the limiter before being served unchecked.
+/// The longest a request waits for a store call of the limiter (its own, or the one in flight
+/// for its key) before being served unchecked.
 pub const CHECK_TIMEOUT: Duration = Duration::from_millis(250);
 /// After the store failed a check, how long checks are skipped without asking it.
 const BACKOFF: Duration = Duration::from_secs(1);
@@ -552,11 +553,11 @@ pub async fn check(
         }
         Gate::Ask { probe } => probe,
     };
-    let deadline = tokio::time::Instant::now() + CHECK_TIMEOUT;
-    // One store call per key at a time: wait for the one in flight, then use what it brought.
+    // One store call per key at a time: wait for the one in flight (no longer than a store
+    // call may take), then use what it brought.
     let (guard, ask) = match refill {
         Some(refill) => {
-            let Ok(guard) = tokio::time::timeout_at(deadline, refill.lock_owned()).await else {
+            let Ok(guard) = tokio::time::timeout(CHECK_TIMEOUT, refill.lock_owned()).await else {
                 limiter.stop_waiting(&key);
                 if probe {
                     limiter.probing.store(false, Ordering::Release);
@@ -586,7 +587,10 @@ pub async fn check(
             refund: if b.peek { 0 } else { ask.refund },
         })
         .collect();
-    let decision = tokio::time::timeout_at(deadline, rl.store.rate_limit(&checks, ask.want)).await;
+    // The store gets its whole deadline, whatever the wait before it: only its own slowness
+    // suspends rate limiting.
+    let decision =
+        tokio::time::timeout(CHECK_TIMEOUT, rl.store.rate_limit(&checks, ask.want)).await;
     let now = rl.clock.instant();
     let settle = |granted: Option<u32>, answered: bool| {
         if guard.is_some() {

@@ -258,26 +258,24 @@ impl ShortLivedStore for MemoryStore {
                 }
                 continue;
             }
-            {
-                let mut entry = self
-                    .map
-                    .entry(check.key.to_owned())
-                    .or_insert_with(|| Item {
-                        value: Vec::new(),
-                        deadline: self.clock.instant(),
-                    });
-                let (at, now) = self.rate_now();
-                let (base, room) = gcra_room(live_tat(&entry, at), now, interval, check.burst, 0);
-                match room {
-                    Ok(fits) => {
-                        granted = granted.min(batch_limit(fits));
-                        let tat = base + granted * interval;
-                        entry.value = tat.to_be_bytes().to_vec();
-                        entry.deadline = at + Duration::from_micros(tat - now);
-                        charged.push((check.key, interval, granted));
-                    }
-                    Err(wait) => note(&mut refused, index, wait),
+            let mut entry = self
+                .map
+                .entry(check.key.to_owned())
+                .or_insert_with(|| Item {
+                    value: Vec::new(),
+                    deadline: self.clock.instant(),
+                });
+            let (at, now) = self.rate_now();
+            let (base, room) = gcra_room(live_tat(&entry, at), now, interval, check.burst, 0);
+            match room {
+                Ok(fits) => {
+                    granted = granted.min(batch_limit(fits));
+                    let tat = base + granted * interval;
+                    entry.value = tat.to_be_bytes().to_vec();
+                    entry.deadline = at + Duration::from_micros(tat - now);
+                    charged.push((check.key, interval, granted));
                 }
+                Err(wait) => note(&mut refused, index, wait),
             }
         }
         // Take back what the request will not use: all of it when refused, else what earlier

@@ -237,6 +237,27 @@ pub struct ServeArgs {
     )]
     pub rate_limit_address_burst: u32,
 
+    /// Failed client authentications per second, sustained, allowed per client and per
+    /// source address at each of a server's token, introspection and revocation endpoints
+    /// (0: off). An address past it is refused before authentication; a failure past either
+    /// is answered 429. Authenticated requests never count against it.
+    #[arg(
+        long,
+        env = "TOLLGATE_RATE_LIMIT_FAILURES_PER_SECOND",
+        default_value_t = 10,
+        value_name = "N"
+    )]
+    pub rate_limit_failures_per_second: u32,
+
+    /// Failed client authentications allowed at once above that rate.
+    #[arg(
+        long,
+        env = "TOLLGATE_RATE_LIMIT_FAILURES_BURST",
+        default_value_t = 20,
+        value_name = "N"
+    )]
+    pub rate_limit_failures_burst: u32,
+
     /// Largest body of a token, introspection or revocation request, in bytes.
     #[arg(
         long,
@@ -404,6 +425,8 @@ impl ServeArgs {
             client_burst: self.rate_limit_client_burst,
             address_per_second: self.rate_limit_address_per_second,
             address_burst: self.rate_limit_address_burst,
+            failures_per_second: self.rate_limit_failures_per_second,
+            failures_burst: self.rate_limit_failures_burst,
         }
     }
 
@@ -441,6 +464,18 @@ impl ServeArgs {
                 "rate-limit-address-burst",
                 "TOLLGATE_RATE_LIMIT_ADDRESS_BURST",
                 self.rate_limit_address_burst,
+                1,
+            ),
+            (
+                "rate-limit-failures-per-second",
+                "TOLLGATE_RATE_LIMIT_FAILURES_PER_SECOND",
+                self.rate_limit_failures_per_second,
+                0,
+            ),
+            (
+                "rate-limit-failures-burst",
+                "TOLLGATE_RATE_LIMIT_FAILURES_BURST",
+                self.rate_limit_failures_burst,
                 1,
             ),
         ];

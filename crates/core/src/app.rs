@@ -303,6 +303,7 @@ impl Tollgate {
             store: self.short_lived.as_ref(),
             defaults: &self.options.rate_limits,
             metrics: &self.metrics,
+            clock: self.clock.as_ref(),
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Time as a dependency. [`Clock`] gives wall-clock Unix seconds, the unit of every timestamp
-//! Tollgate stores or signs; the application holds one ([`SystemClock`] in production) and
-//! hands it to whatever decides expiry, so tests advance a [`ManualClock`] instead of
-//! sleeping. Also the random jitter that keeps replicas' periodic tasks apart.
+//! Tollgate stores or signs, and a monotonic [`Instant`] for what is measured in
+//! microseconds (rate-limit buckets and their leases); the application holds one
+//! ([`SystemClock`] in production) and hands it to whatever decides expiry, so tests advance a
+//! [`ManualClock`] instead of sleeping. Also the random jitter that keeps replicas' periodic
+//! tasks apart.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Wall-clock time in Unix seconds.
+/// Wall-clock time in Unix seconds, and monotonic time.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Seconds since the Unix epoch, now.
     fn now(&self) -> i64;
@@ -16,6 +18,12 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// issued just before and just after it (`revoked_subjects.rs`).
     fn now_millis(&self) -> i64 {
         self.now().saturating_mul(1000)
+    }
+
+    /// Monotonic time, now: never earlier than an instant this clock returned before, on any
+    /// thread.
+    fn instant(&self) -> Instant {
+        Instant::now()
     }
 }
 
@@ -35,15 +43,27 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that stands still until told to move: for tests of expiry.
+/// A clock that stands still until told to move: for tests of expiry and of rate limits.
+/// Both readings move together: [`advance`](Self::advance) by whole seconds,
+/// [`advance_by`](Self::advance_by) by any duration.
 #[derive(Debug)]
-pub struct ManualClock(AtomicI64);
+pub struct ManualClock {
+    /// Wall-clock time, in nanoseconds since the Unix epoch.
+    wall_nanos: AtomicI64,
+    /// The monotonic reading is `base` plus this many nanoseconds.
+    elapsed_nanos: AtomicU64,
+    base: Instant,
+}
 
 impl ManualClock {
     /// A clock reading `start`.
     #[must_use]
     pub fn new(start: i64) -> Self {
-        Self(AtomicI64::new(start))
+        Self {
+            wall_nanos: AtomicI64::new(start.saturating_mul(1_000_000_000)),
+            elapsed_nanos: AtomicU64::new(0),
+            base: Instant::now(),
+        }
     }
 
     /// A clock reading the system time now.
@@ -52,15 +72,39 @@ impl ManualClock {
         Self::new(now())
     }
 
-    /// Moves the clock `seconds` ahead.
+    /// Moves the clock `seconds` ahead (the wall clock back, for a negative number; the
+    /// monotonic reading never goes back).
     pub fn advance(&self, seconds: i64) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
+        self.wall_nanos
+            .fetch_add(seconds.saturating_mul(1_000_000_000), Ordering::SeqCst);
+        if let Ok(s) = u64::try_from(seconds) {
+            self.elapsed_nanos
+                .fetch_add(s.saturating_mul(1_000_000_000), Ordering::SeqCst);
+        }
+    }
+
+    /// Moves both readings `d` ahead.
+    pub fn advance_by(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.elapsed_nanos.fetch_add(nanos, Ordering::SeqCst);
+        self.wall_nanos
+            .fetch_add(i64::try_from(nanos).unwrap_or(i64::MAX), Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+        self.wall_nanos
+            .load(Ordering::SeqCst)
+            .div_euclid(1_000_000_000)
+    }
+
+    fn now_millis(&self) -> i64 {
+        self.wall_nanos.load(Ordering::SeqCst).div_euclid(1_000_000)
+    }
+
+    fn instant(&self) -> Instant {
+        self.base + Duration::from_nanos(self.elapsed_nanos.load(Ordering::SeqCst))
     }
 }
 
@@ -96,8 +140,15 @@ mod tests {
     fn manual_clock_moves_only_when_advanced() {
         let c = ManualClock::new(1_000);
         assert_eq!(c.now(), 1_000);
+        let start = c.instant();
         c.advance(61);
         assert_eq!(c.now(), 1_061);
+        c.advance_by(Duration::from_micros(1_500_000));
+        assert_eq!(c.now(), 1_062);
+        assert_eq!(c.instant() - start, Duration::from_micros(62_500_000));
+        c.advance(-2);
+        assert_eq!(c.now(), 1_060);
+        assert_eq!(c.instant() - start, Duration::from_micros(62_500_000));
         assert!(SystemClock.now() > 1_700_000_000);
     }
 }

@@ -1,13 +1,14 @@
 //! The part every client-authenticated endpoint shares (token, introspection, revocation):
-//! find the server, read the credentials and the body, apply the rate limits (the client the
-//! request names and its source address, in one short-lived-store round trip, before the
-//! authentication they protect), authenticate the client.
+//! find the server, read the credentials and the body, apply the rate limits and
+//! authenticate the client — the source address (and its failed attempts) before the
+//! authentication it protects, the client's own bucket only once it authenticated, or the
+//! failure counts when it did not (see `rate_limit::ClientEndpointLimits`).
 
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest};
 use tollgate_core::client_auth::{self, Authenticated};
-use tollgate_core::oauth::{ClientEndpoint, GrantType, TokenParams};
+use tollgate_core::oauth::{ClientEndpoint, GrantType, OAuthError, TokenParams};
 use tollgate_core::rate_limit;
 use tollgate_core::registry::ServerRuntime;
 use tollgate_core::Tollgate;
@@ -45,22 +46,34 @@ pub async fn authenticate(
     }
     let certificate = crate::client_cert::client_certificate(req)
         .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
+    let address = crate::client_addr::client_address(req);
     let request = client_auth::Request {
         basic: basic.as_ref(),
         params: &params,
         certificate: certificate.as_ref(),
         endpoint,
-        address: crate::client_addr::client_address(req),
+        address,
     };
-    rate_limit::check_client_endpoint(
-        &app.rate_limiter(),
+    let limits = rate_limit::ClientEndpointLimits::new(
+        app.rate_limiter(),
         endpoint.label(),
         &server.server,
-        client_auth::presented_client_id(&request).as_ref(),
-        crate::client_addr::client_address(req),
-    )
-    .await?;
-    let client = client_auth::authenticate(&app.client_auth(), &server, request).await?;
+        address,
+    );
+    limits.before_authentication().await?;
+    let client = match client_auth::authenticate(&app.client_auth(), &server, request).await {
+        Ok(client) => client,
+        Err(refused) if refused.failed => {
+            return Err(limits
+                .failed(refused.client.as_ref(), refused.error)
+                .await
+                .into())
+        }
+        Err(refused) => return Err(OAuthError::from(refused).into()),
+    };
+    limits
+        .authenticated(&client.client.client.client_id)
+        .await?;
     Ok(ClientRequest {
         server,
         params,

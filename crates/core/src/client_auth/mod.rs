@@ -222,6 +222,34 @@ pub struct Authenticated {
     pub certificate_thumbprint: Option<String>,
 }
 
+/// A request whose client did not authenticate: the answer, and what the rate limits count.
+#[derive(Debug)]
+pub struct Refused {
+    /// The answer (`401 invalid_client`, `400`, or `503` for our own outage).
+    pub error: OAuthError,
+    /// Whether this was a failed attempt — credentials missing or wrong — rather than a
+    /// malformed request or an outage of ours.
+    pub failed: bool,
+    /// The registered client the request named, if it named one.
+    pub client: Option<ClientId>,
+}
+
+impl From<OAuthError> for Refused {
+    fn from(error: OAuthError) -> Self {
+        Self {
+            error,
+            failed: false,
+            client: None,
+        }
+    }
+}
+
+impl From<Refused> for OAuthError {
+    fn from(r: Refused) -> Self {
+        r.error
+    }
+}
+
 /// One client-authentication method.
 #[async_trait]
 pub trait Authenticator: Send + Sync {
@@ -312,12 +340,13 @@ pub fn presented_client_id(req: &Request<'_>) -> Option<ClientId> {
 /// `400 invalid_request` when several methods are used at once or `client_id` disagrees with
 /// the HTTP Basic user; `401 invalid_client` otherwise (with a Basic challenge when Basic was
 /// tried), also for an assertion whose `iss` or `sub` is not the client it authenticates
-/// (RFC 7521 §4.2.1).
+/// (RFC 7521 §4.2.1); a `401` is marked as a failed attempt, with the registered client it
+/// named.
 pub async fn authenticate(
     ctx: &ClientAuth<'_>,
     server: &ServerRuntime,
     req: Request<'_>,
-) -> Result<Authenticated, OAuthError> {
+) -> Result<Authenticated, Refused> {
     let params = req.params;
     let tried_basic = req.basic.is_some();
     let assertion = params.client_assertion.is_some() || params.client_assertion_type.is_some();
@@ -327,7 +356,8 @@ pub async fn authenticate(
     if used > 1 {
         return Err(OAuthError::invalid_request(
             "the request uses more than one client authentication method",
-        ));
+        )
+        .into());
     }
     let mut subject_mismatch = false;
     let (shape, raw_id, secret) = if let Some(b) = req.basic {
@@ -338,7 +368,8 @@ pub async fn authenticate(
         {
             return Err(OAuthError::invalid_request(
                 "`client_id` differs from the client authenticated by HTTP Basic",
-            ));
+            )
+            .into());
         }
         (Shape::Basic, Some(b.client_id.clone()), Some(&b.secret))
     } else if let Some(s) = &params.client_secret {
@@ -372,7 +403,7 @@ pub async fn authenticate(
     // `method`: the registered method when the client is known, else the presented shape.
     // `known`: the client, when the id names a registered one (only those are put in the
     // audit trail: an unknown id may be a secret typed into the wrong field).
-    let fail = |reason: Failure, id: &str, known: Option<&ClientId>, method: &'static str| {
+    let failure = |reason: Failure, id: &str, known: Option<&ClientId>, method: &'static str| {
         ctx.metrics.client_auth_failure(method, reason.reason());
         let sampled = ctx.failures.offer(
             &crate::audit::AuthFailure {
@@ -430,11 +461,19 @@ pub async fn authenticate(
         };
         OAuthError::invalid_client(description).with_basic_challenge(tried_basic)
     };
+    let fail =
+        |reason: Failure, id: &str, known: Option<&ClientId>, method: &'static str| Refused {
+            error: failure(reason, id, known, method),
+            failed: true,
+            client: known.cloned(),
+        };
     let Some(raw_id) = raw_id else {
-        return Err(
-            OAuthError::invalid_client("client authentication is required")
+        return Err(Refused {
+            error: OAuthError::invalid_client("client authentication is required")
                 .with_basic_challenge(tried_basic),
-        );
+            failed: true,
+            client: None,
+        });
     };
     let Ok(client_id) = ClientId::parse(&raw_id) else {
         return Err(fail(Failure::UnknownClient, &raw_id, None, shape.name()));
@@ -512,7 +551,7 @@ pub async fn authenticate(
             Failure::StoreUnavailable => {
                 ctx.metrics
                     .client_auth_failure(registered.as_str(), reason.reason());
-                OAuthError::temporarily_unavailable()
+                Refused::from(OAuthError::temporarily_unavailable())
             }
             _ => fail(reason, &raw_id, Some(&client_id), registered.as_str()),
         })?;

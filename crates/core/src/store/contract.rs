@@ -76,7 +76,7 @@ fn tenant(id: &str) -> Tenant {
     }
 }
 
-fn server(t: &TenantId, id: &str) -> Server {
+pub(crate) fn server(t: &TenantId, id: &str) -> Server {
     Server {
         tenant_id: t.clone(),
         id: ServerId::parse(id).unwrap(),
@@ -1250,7 +1250,108 @@ fn bucket(key: &str, interval_ms: u64, burst: u32) -> RateCheck<'_> {
         key,
         interval: Duration::from_millis(interval_ms),
         burst,
+        peek: false,
+        refund: 0,
     }
+}
+
+pub(crate) async fn short_lived_rate_limit_peeks_and_refunds(store: Arc<dyn ShortLivedStore>) {
+    let allowed = |d: RateDecision| matches!(d, RateDecision::Allowed { .. });
+    // A bucket only consulted must have room for one, and is never charged.
+    let (a, f) = (unique("rlpa"), unique("rlpf"));
+    let peeked = RateCheck {
+        peek: true,
+        ..bucket(&f, 60_000, 1)
+    };
+    for _ in 0..3 {
+        assert!(allowed(
+            store
+                .rate_limit(&[bucket(&a, 60_000, 10), peeked], 1)
+                .await
+                .unwrap()
+        ));
+    }
+    assert!(allowed(
+        store.rate_limit(&[bucket(&f, 60_000, 1)], 1).await.unwrap()
+    ));
+    assert!(matches!(
+        store
+            .rate_limit(&[bucket(&a, 60_000, 10), peeked], 1)
+            .await
+            .unwrap(),
+        RateDecision::Limited { index: 1, .. }
+    ));
+    // Refused by the peeked bucket: the charged one was not charged (7 of 10 left).
+    for _ in 0..7 {
+        assert!(allowed(
+            store
+                .rate_limit(&[bucket(&a, 60_000, 10)], 1)
+                .await
+                .unwrap()
+        ));
+    }
+    assert!(!allowed(
+        store
+            .rate_limit(&[bucket(&a, 60_000, 10)], 1)
+            .await
+            .unwrap()
+    ));
+
+    // A batch takes at most half the room beyond the request itself.
+    let b = unique("rlh");
+    assert_eq!(
+        store
+            .rate_limit(&[bucket(&b, 60_000, 9)], 32)
+            .await
+            .unwrap(),
+        RateDecision::Allowed { granted: 5 }
+    );
+    assert_eq!(
+        store
+            .rate_limit(&[bucket(&b, 60_000, 9)], 32)
+            .await
+            .unwrap(),
+        RateDecision::Allowed { granted: 2 }
+    );
+    // Handing back what was never used makes room again, even on a refusal.
+    let full = |refund| RateCheck {
+        refund,
+        ..bucket(&b, 60_000, 9)
+    };
+    assert_eq!(
+        store.rate_limit(&[full(0)], 32).await.unwrap(),
+        RateDecision::Allowed { granted: 1 }
+    );
+    assert_eq!(
+        store.rate_limit(&[full(0)], 32).await.unwrap(),
+        RateDecision::Allowed { granted: 1 }
+    );
+    assert!(!allowed(store.rate_limit(&[full(0)], 1).await.unwrap()));
+    assert_eq!(
+        store.rate_limit(&[full(3)], 1).await.unwrap(),
+        RateDecision::Allowed { granted: 1 }
+    );
+    for _ in 0..2 {
+        assert!(allowed(store.rate_limit(&[full(0)], 1).await.unwrap()));
+    }
+    assert!(!allowed(store.rate_limit(&[full(0)], 1).await.unwrap()));
+    let (c, d) = (unique("rlrc"), unique("rlrd"));
+    store.rate_limit(&[bucket(&c, 60_000, 1)], 1).await.unwrap();
+    store.rate_limit(&[bucket(&d, 60_000, 1)], 1).await.unwrap();
+    let refunded = RateCheck {
+        refund: 1,
+        ..bucket(&c, 60_000, 1)
+    };
+    assert!(!allowed(
+        store
+            .rate_limit(&[refunded, bucket(&d, 60_000, 1)], 1)
+            .await
+            .unwrap()
+    ));
+    assert!(
+        allowed(store.rate_limit(&[bucket(&c, 60_000, 1)], 1).await.unwrap()),
+        "a refund holds when the request is refused"
+    );
 }
 
 pub(crate) async fn short_lived_rate_limit(store: Arc<dyn ShortLivedStore>) {
@@ -1403,5 +1504,5 @@ macro_rules! contract_tests {
 
 contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families, revoked_subjects_and_user_tokens);
 contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families, revoked_subjects_and_user_tokens);
-contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic, short_lived_rate_limit_grants_batches);
-contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic, short_lived_rate_limit_grants_batches);
+contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic, short_lived_rate_limit_grants_batches, short_lived_rate_limit_peeks_and_refunds);
+contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic, short_lived_rate_limit_grants_batches, short_lived_rate_limit_peeks_and_refunds);

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
-use super::{gcra, RateCheck, RateDecision, ShortLivedStore, StoreError};
+use super::{batch_limit, gcra_room, RateCheck, RateDecision, ShortLivedStore, StoreError};
+use crate::clock::{Clock, SystemClock};
 
 #[derive(Debug)]
 struct Item {
@@ -26,14 +27,13 @@ pub struct MemoryStore {
     map: Arc<DashMap<String, Item>>,
     /// The zero of the rate limiter's clock (monotonic, microseconds).
     epoch: Instant,
+    /// The rate limiter's clock, read under each bucket's lock.
+    clock: Arc<dyn Clock>,
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self {
-            map: Arc::default(),
-            epoch: Instant::now(),
-        }
+        Self::with_clock(Arc::new(SystemClock))
     }
 }
 
@@ -50,6 +50,23 @@ impl MemoryStore {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose rate-limit buckets read `clock`'s monotonic time (tests: a
+    /// [`crate::clock::ManualClock`]; such a store is not swept, which reads the system's).
+    #[must_use]
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            map: Arc::default(),
+            epoch: clock.instant(),
+            clock,
+        }
+    }
+
+    /// The rate limiter's time: microseconds since `epoch`, and the instant they stand for.
+    fn rate_now(&self) -> (Instant, u64) {
+        let at = self.clock.instant();
+        (at, micros(at.saturating_duration_since(self.epoch)))
     }
 
     /// Drops expired entries; the server calls this on an interval.
@@ -169,60 +186,119 @@ impl ShortLivedStore for MemoryStore {
         Ok(n)
     }
 
-    /// Grants one request at a time: an in-process check costs no round trip to save.
+    /// The same answers as the Redis script. Each bucket is read and written under its own
+    /// entry lock (two at once could deadlock on one shard), with the clock read under that
+    /// lock: whoever holds it sees the latest time any holder saw, so a thread that read the
+    /// clock early can never find the bucket fuller than it is. Buckets only consulted are
+    /// checked first (a refusal there charged nothing); a charged bucket that cannot take the
+    /// batch the earlier ones took has them take back the difference, which commutes with
+    /// whatever other requests did to those buckets meanwhile.
     async fn rate_limit(
         &self,
         checks: &[RateCheck<'_>],
-        _want: u32,
+        want: u32,
     ) -> Result<RateDecision, StoreError> {
         self.check_capacity()?;
-        let at = Instant::now();
-        let now = micros(at.duration_since(self.epoch));
-        // Each bucket is updated under its own entry lock (two at once could deadlock on one
-        // shard); a refusal then takes back the charges already made, by one interval each,
-        // which commutes with whatever other requests did to those buckets meanwhile.
-        let mut charged: Vec<(&str, u64)> = Vec::with_capacity(checks.len());
         let mut refused: Option<(usize, u64)> = None;
-        for (index, check) in checks.iter().enumerate() {
+        let note = |refused: &mut Option<(usize, u64)>, index: usize, wait: u64| {
+            if refused.is_none_or(|(_, w)| wait > w) {
+                *refused = Some((index, wait));
+            }
+        };
+        let live_tat = |item: &Item, at: Instant| {
+            if item.deadline > at {
+                read_u64(&item.value)
+            } else {
+                0
+            }
+        };
+        // Refunds first, whatever the answer: they are admissions nobody used.
+        for check in checks.iter().filter(|c| c.refund > 0 && !c.peek) {
+            if let Some(mut entry) = self.map.get_mut(check.key) {
+                let (at, now) = self.rate_now();
+                let interval = micros(check.interval).max(1);
+                let (base, _) = gcra_room(
+                    live_tat(&entry, at),
+                    now,
+                    interval,
+                    check.burst,
+                    check.refund,
+                );
+                entry.value = base.to_be_bytes().to_vec();
+                entry.deadline = at + Duration::from_micros(base - now);
+            }
+        }
+        for (index, check) in checks.iter().enumerate().filter(|(_, c)| c.peek) {
+            if let Some(entry) = self.map.get(check.key) {
+                let (at, now) = self.rate_now();
+                let (_, room) = gcra_room(
+                    live_tat(&entry, at),
+                    now,
+                    micros(check.interval),
+                    check.burst,
+                    0,
+                );
+                if let Err(wait) = room {
+                    note(&mut refused, index, wait);
+                }
+            }
+        }
+        let mut granted = u64::from(want.max(1));
+        let mut charged: Vec<(&str, u64, u64)> = Vec::with_capacity(checks.len());
+        for (index, check) in checks.iter().enumerate().filter(|(_, c)| !c.peek) {
             let interval = micros(check.interval).max(1);
+            if refused.is_some() {
+                // Refused already: only the longest wait is still to find.
+                if let Some(entry) = self.map.get(check.key) {
+                    let (at, now) = self.rate_now();
+                    let tat = live_tat(&entry, at);
+                    if let (_, Err(wait)) = gcra_room(tat, now, interval, check.burst, 0) {
+                        note(&mut refused, index, wait);
+                    }
+                }
+                continue;
+            }
             let mut entry = self
                 .map
                 .entry(check.key.to_owned())
                 .or_insert_with(|| Item {
                     value: Vec::new(),
-                    deadline: at,
+                    deadline: self.clock.instant(),
                 });
-            let tat = if entry.deadline > at {
-                read_u64(&entry.value)
-            } else {
-                0
-            };
-            match gcra(tat, now, interval, check.burst) {
-                Ok(new_tat) => {
-                    entry.value = new_tat.to_be_bytes().to_vec();
-                    entry.deadline = at + Duration::from_micros(new_tat - now);
-                    charged.push((check.key, interval));
+            let (at, now) = self.rate_now();
+            let (base, room) = gcra_room(live_tat(&entry, at), now, interval, check.burst, 0);
+            match room {
+                Ok(fits) => {
+                    granted = granted.min(batch_limit(fits));
+                    let tat = base + granted * interval;
+                    entry.value = tat.to_be_bytes().to_vec();
+                    entry.deadline = at + Duration::from_micros(tat - now);
+                    charged.push((check.key, interval, granted));
                 }
-                Err(wait) => {
-                    if refused.is_none_or(|(_, w)| wait > w) {
-                        refused = Some((index, wait));
-                    }
+                Err(wait) => note(&mut refused, index, wait),
+            }
+        }
+        // Take back what the request will not use: all of it when refused, else what earlier
+        // buckets took beyond the final batch.
+        let keep = if refused.is_some() { 0 } else { granted };
+        for (key, interval, took) in charged {
+            if took > keep {
+                if let Some(mut entry) = self.map.get_mut(key) {
+                    let (at, now) = self.rate_now();
+                    let tat = read_u64(&entry.value).saturating_sub((took - keep) * interval);
+                    entry.value = tat.to_be_bytes().to_vec();
+                    entry.deadline = at + Duration::from_micros(tat.saturating_sub(now));
                 }
             }
         }
-        let Some((index, wait)) = refused else {
-            return Ok(RateDecision::Allowed { granted: 1 });
-        };
-        for (key, interval) in charged {
-            if let Some(mut entry) = self.map.get_mut(key) {
-                let tat = read_u64(&entry.value).saturating_sub(interval);
-                entry.value = tat.to_be_bytes().to_vec();
-                entry.deadline = self.epoch + Duration::from_micros(tat);
-            }
-        }
-        Ok(RateDecision::Limited {
-            index,
-            retry_after: Duration::from_micros(wait),
+        Ok(match refused {
+            None => RateDecision::Allowed {
+                granted: u32::try_from(granted).unwrap_or(1),
+            },
+            Some((index, wait)) => RateDecision::Limited {
+                index,
+                retry_after: Duration::from_micros(wait),
+            },
         })
     }
 

@@ -447,12 +447,15 @@ pub trait ShortLivedStore: Send + Sync + std::fmt::Debug {
     async fn remove(&self, key: &str) -> Result<bool, StoreError>;
     /// Increments a counter, starting its TTL on creation; returns the new value.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
-    /// GCRA rate limiting over several buckets at once, atomically: admits up to `want`
-    /// requests into every bucket (as many as fit in all of them, at least one), or (when one
-    /// cannot take even one) none and says which and for how long. One round trip whatever the
-    /// number of buckets; clocks are the store's own (Redis `TIME`), so replicas with skewed
-    /// clocks agree. Asking for several at once lets a caller admit the next ones without a
-    /// round trip; a store without round trips (in-process) may grant just one.
+    /// GCRA rate limiting over several buckets at once, atomically: first hands back each
+    /// bucket's `refund`, then admits up to `want` requests into every bucket that is charged
+    /// (as many as fit in all of them, at least one, and never more extra ones than leave as
+    /// much room again), provided every bucket, charged or only consulted (`peek`), has room
+    /// for one; or else admits none and says which bucket is full and for how long. One round
+    /// trip whatever the number of buckets; the clock is read inside the atomic step (Redis
+    /// `TIME`; the in-process store under the bucket's lock), so the buckets' time never runs
+    /// backwards and replicas with skewed clocks agree. Asking for several at once lets a
+    /// caller admit the next ones without a round trip.
     async fn rate_limit(
         &self,
         checks: &[RateCheck<'_>],
@@ -474,6 +477,12 @@ pub struct RateCheck<'a> {
     pub interval: Duration,
     /// Requests a full bucket admits at once (at least 1).
     pub burst: u32,
+    /// Only consulted: the request needs room for one in this bucket, but is not charged to
+    /// it (the failed authentications of an address, before authentication).
+    pub peek: bool,
+    /// Admissions charged to this bucket earlier and never used (a lapsed lease), handed back
+    /// before the check, whatever its answer.
+    pub refund: u32,
 }
 
 /// The answer of [`ShortLivedStore::rate_limit`].
@@ -484,7 +493,7 @@ pub enum RateDecision {
         /// How many requests were admitted.
         granted: u32,
     },
-    /// Refused; no bucket was charged.
+    /// Refused; no bucket was charged (refunds were handed back all the same).
     Limited {
         /// The index, in the checks, of the full bucket with the longest wait.
         index: usize,
@@ -494,17 +503,35 @@ pub enum RateDecision {
 }
 
 /// GCRA for one bucket at `now` (microseconds on the store's clock), given its stored
-/// theoretical arrival time: `Ok(new_tat)` when the request fits, else `Err(wait)`. Shared by
-/// the in-process store and mirrored by the Redis script, so both answer alike.
-pub(crate) fn gcra(tat: u64, now: u64, interval: u64, burst: u32) -> Result<u64, u64> {
-    let new_tat = tat.max(now).saturating_add(interval);
+/// theoretical arrival time `tat` with `refund` admissions already taken back: the new base
+/// (`max(tat - refund·interval, now)`) and either how many requests fit now (`Ok`, one or
+/// more) or how long until one does (`Err`, microseconds). Shared by the in-process store and
+/// mirrored by the Redis script, so both answer alike.
+pub(crate) fn gcra_room(
+    tat: u64,
+    now: u64,
+    interval: u64,
+    burst: u32,
+    refund: u32,
+) -> (u64, Result<u64, u64>) {
+    let interval = interval.max(1);
+    let base = tat
+        .saturating_sub(interval.saturating_mul(u64::from(refund)))
+        .max(now);
     let tolerance = interval.saturating_mul(u64::from(burst.max(1)));
-    let ahead = new_tat - now;
-    if ahead > tolerance {
-        Err(ahead - tolerance)
+    let ahead = base - now;
+    if ahead + interval > tolerance {
+        (base, Err(ahead + interval - tolerance))
     } else {
-        Ok(new_tat)
+        (base, Ok((tolerance - ahead) / interval))
     }
+}
+
+/// The most requests one call may admit into a bucket with room for `fits`: the request
+/// itself, plus extra (leased) ones only out of half the room left, so admissions taken ahead
+/// never fill a bucket on their own.
+pub(crate) fn batch_limit(fits: u64) -> u64 {
+    1 + fits.saturating_sub(1) / 2
 }
 
 /// Opens the repository named by a database URL (`sqlite:…` or `postgres://…`).

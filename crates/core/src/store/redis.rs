@@ -91,42 +91,62 @@ impl RedisStore {
     }
 }
 
-/// GCRA over every bucket in KEYS, all or nothing (see `store::gcra`, which this mirrors).
-/// ARGV holds, per key, the emission interval and the burst, in microseconds and requests,
-/// then how many requests the caller would like admitted at once. Each key holds its
-/// bucket's theoretical arrival time in microseconds on Redis's clock (`TIME`), expiring when
-/// the bucket is full again. Returns `{0, granted}` when admitted (as many as every bucket can
-/// take, at most the wish, at least one), else `{index (1-based) of the fullest bucket, wait in
-/// microseconds}`. Times are integers below 2^53, exact in Lua's doubles; `%d` keeps them out
+/// GCRA over every bucket in KEYS, all or nothing (see `store::gcra_room` and
+/// `store::batch_limit`, which this mirrors). ARGV holds, per key, the emission interval in
+/// microseconds, the burst, whether the bucket is only consulted (`1`) or charged (`0`), and
+/// the admissions to hand back first; then how many requests the caller would like admitted
+/// at once. Each key holds its bucket's theoretical arrival time in microseconds on Redis's
+/// clock (`TIME`, read inside the script, so every bucket's time only moves forward),
+/// expiring when the bucket is full again. Returns `{0, granted}` when admitted (as many as
+/// every charged bucket can take, extra ones out of half the room left, at most the wish, at
+/// least one), else `{index (1-based) of the fullest bucket, wait in microseconds}`; refunds
+/// hold either way. Times are integers below 2^53, exact in Lua's doubles; `%d` keeps them out
 /// of exponent notation.
 const GCRA_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local want = tonumber(ARGV[#ARGV])
-local bases, intervals = {}, {}
+local bases, intervals, peeks, refunds = {}, {}, {}, {}
 local worst, worst_i = 0, 0
 local granted = want
+local function put(i, tat)
+  if tat <= now then
+    redis.call('DEL', KEYS[i])
+  else
+    local ttl = math.ceil((tat - now) / 1000)
+    if ttl < 1 then ttl = 1 end
+    redis.call('SET', KEYS[i], string.format('%d', tat), 'PX', string.format('%d', ttl))
+  end
+end
 for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local burst = tonumber(ARGV[2 * i])
-  local base = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  local interval = tonumber(ARGV[4 * i - 3])
+  local burst = tonumber(ARGV[4 * i - 2])
+  local peek = ARGV[4 * i - 1] == '1'
+  local refund = tonumber(ARGV[4 * i])
+  if peek then refund = 0 end
+  local base = (tonumber(redis.call('GET', KEYS[i]) or '0') or 0) - refund * interval
   if base < now then base = now end
   local fits = math.floor((interval * burst - (base - now)) / interval)
   if fits < 1 then
     local over = base + interval - now - interval * burst
     if over > worst then worst = over; worst_i = i end
-  elseif fits < granted then
-    granted = fits
+  elseif not peek then
+    local most = 1 + math.floor((fits - 1) / 2)
+    if most < granted then granted = most end
   end
   bases[i] = base
   intervals[i] = interval
+  peeks[i] = peek
+  refunds[i] = refund
 end
-if worst_i > 0 then return {worst_i, worst} end
+if worst_i > 0 then
+  for i = 1, #KEYS do
+    if refunds[i] > 0 then put(i, bases[i]) end
+  end
+  return {worst_i, worst}
+end
 for i = 1, #KEYS do
-  local tat = bases[i] + granted * intervals[i]
-  local ttl = math.ceil((tat - now) / 1000)
-  if ttl < 1 then ttl = 1 end
-  redis.call('SET', KEYS[i], string.format('%d', tat), 'PX', string.format('%d', ttl))
+  if not peeks[i] then put(i, bases[i] + granted * intervals[i]) end
 end
 return {0, granted}
 ";
@@ -198,7 +218,9 @@ impl ShortLivedStore for RedisStore {
                 .max(1);
             inv.key(key(check.key))
                 .arg(interval)
-                .arg(check.burst.max(1));
+                .arg(check.burst.max(1))
+                .arg(u8::from(check.peek))
+                .arg(check.refund);
         }
         inv.arg(want.max(1));
         let (index, wait): (u64, u64) = self.run(inv.invoke_async(&mut c)).await?;

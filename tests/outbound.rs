@@ -138,6 +138,8 @@ async fn loopback_is_refused_without_the_flag_and_allowed_with_it() {
 
     // With TOLLGATE_OUTBOUND_ALLOW_LOOPBACK=1: loopback, and plain http to it, work (and the
     // process says so); other special-purpose addresses stay refused.
+    // (A fresh database: the first one printed its generated admin token already.)
+    let backend = Backend::sqlite();
     let dev = Server::start_with_env(&backend, &[], &[("TOLLGATE_OUTBOUND_ALLOW_LOOPBACK", "1")])
         .await;
     assert!(dev.wait_printed("--outbound-allow-loopback"), "a warning is logged");
@@ -219,6 +221,7 @@ async fn https_to_a_private_ca_needs_the_outbound_ca_file() {
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the handshake failed");
     drop(untrusting);
 
+    let backend = Backend::sqlite();
     let trusting = Server::start_with(
         &backend,
         &["--outbound-allow-loopback", "--outbound-ca-file", &pki.ca_path],

@@ -126,12 +126,22 @@ async fn loopback_is_refused_without_the_flag_and_allowed_with_it() {
         let (status, body) = register(&strict, &t, &uri).await;
         assert_eq!(status, 400, "{uri}: {body}");
         assert_eq!(body["error"], "invalid_client_metadata");
-        assert!(body["error_description"].as_str().unwrap().contains("jwks_uri"), "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("jwks_uri"),
+            "{body}"
+        );
     }
     let mark = strict.printed().len();
     let uri = format!("https://localhost:{}/jwks", port_of(&base));
     assert_eq!(token_with(&strict, &t, &uri, &key).await, 401);
-    assert!(printed_since(&strict, mark, "refused addresses"), "{}", &strict.printed()[mark..]);
+    assert!(
+        printed_since(&strict, mark, "refused addresses"),
+        "{}",
+        &strict.printed()[mark..]
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached loopback");
     assert!(!strict.printed().contains("outbound-allow-loopback"));
     drop(strict);
@@ -140,11 +150,17 @@ async fn loopback_is_refused_without_the_flag_and_allowed_with_it() {
     // process says so); other special-purpose addresses stay refused.
     // (A fresh database: the first one printed its generated admin token already.)
     let backend = Backend::sqlite();
-    let dev = Server::start_with_env(&backend, &[], &[("TOLLGATE_OUTBOUND_ALLOW_LOOPBACK", "1")])
-        .await;
-    assert!(dev.wait_printed("--outbound-allow-loopback"), "a warning is logged");
+    let dev =
+        Server::start_with_env(&backend, &[], &[("TOLLGATE_OUTBOUND_ALLOW_LOOPBACK", "1")]).await;
+    assert!(
+        dev.wait_printed("--outbound-allow-loopback"),
+        "a warning is logged"
+    );
     let t = tenant(&dev, "dev").await;
-    assert_eq!(token_with(&dev, &t, &format!("{base}/jwks"), &key).await, 200);
+    assert_eq!(
+        token_with(&dev, &t, &format!("{base}/jwks"), &key).await,
+        200
+    );
     let by_name = format!("http://localhost:{}/jwks", port_of(&base));
     assert_eq!(token_with(&dev, &t, &by_name, &key).await, 200);
     assert_eq!(hits.load(Ordering::SeqCst), 2);
@@ -184,21 +200,40 @@ async fn redirects_large_bodies_and_slow_servers_fail_within_bounds() {
     for (response, logged) in rows {
         let (base, hits) = serve_raw(response, Duration::ZERO).await;
         let mark = server.printed().len();
-        assert_eq!(token_with(&server, &t, &format!("{base}/jwks"), &key).await, 401, "{logged}");
-        assert!(printed_since(&server, mark, logged), "{logged}: {}", &server.printed()[mark..]);
+        assert_eq!(
+            token_with(&server, &t, &format!("{base}/jwks"), &key).await,
+            401,
+            "{logged}"
+        );
+        assert!(
+            printed_since(&server, mark, logged),
+            "{logged}: {}",
+            &server.printed()[mark..]
+        );
         assert_eq!(hits.load(Ordering::SeqCst), 1);
     }
-    assert_eq!(target_hits.load(Ordering::SeqCst), 0, "the redirect was not followed");
+    assert_eq!(
+        target_hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was not followed"
+    );
 
     // A server that never answers: the fetch gives up at its deadline (5 s), not the
     // client's.
     let (slow, _) = serve_raw(ok(&key.jwks().to_string()), Duration::from_secs(60)).await;
     let mark = server.printed().len();
     let started = Instant::now();
-    assert_eq!(token_with(&server, &t, &format!("{slow}/jwks"), &key).await, 401);
+    assert_eq!(
+        token_with(&server, &t, &format!("{slow}/jwks"), &key).await,
+        401
+    );
     let took = started.elapsed();
     assert!(took < Duration::from_secs(9), "{took:?}");
-    assert!(printed_since(&server, mark, "timed out"), "{}", &server.printed()[mark..]);
+    assert!(
+        printed_since(&server, mark, "timed out"),
+        "{}",
+        &server.printed()[mark..]
+    );
 }
 
 #[tokio::test]
@@ -224,10 +259,17 @@ async fn https_to_a_private_ca_needs_the_outbound_ca_file() {
     let backend = Backend::sqlite();
     let trusting = Server::start_with(
         &backend,
-        &["--outbound-allow-loopback", "--outbound-ca-file", &pki.ca_path],
+        &[
+            "--outbound-allow-loopback",
+            "--outbound-ca-file",
+            &pki.ca_path,
+        ],
     )
     .await;
-    assert!(trusting.wait_printed("--outbound-ca-file"), "a warning is logged");
+    assert!(
+        trusting.wait_printed("--outbound-ca-file"),
+        "a warning is logged"
+    );
     let t = tenant(&trusting, "ca").await;
     assert_eq!(token_with(&trusting, &t, &uri, &key).await, 200);
     assert_eq!(hits.load(Ordering::SeqCst), 1);
@@ -252,7 +294,8 @@ fn a_bad_outbound_ca_file_is_a_configuration_error() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(
-            stderr.contains("--outbound-ca-file (TOLLGATE_OUTBOUND_CA_FILE)") && stderr.contains(says),
+            stderr.contains("--outbound-ca-file (TOLLGATE_OUTBOUND_CA_FILE)")
+                && stderr.contains(says),
             "{stderr}"
         );
     }

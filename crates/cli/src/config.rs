@@ -209,7 +209,6 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_REDIS_CA_FILE", value_name = "FILE")]
     pub redis_ca_file: Option<PathBuf>,
     // ---- end of outbound calls and Redis TLS ------------------------------------------------
-
     /// Rate limit per client at each of a server's token, introspection and revocation
     /// endpoints: requests per second, sustained (0: off). A server's `rate_limits` override it.
     #[arg(
@@ -531,9 +530,7 @@ impl ServeArgs {
     /// The outbound and Redis TLS options, files read and checked.
     fn outbound_and_redis_tls(&self) -> Result<(OutboundOptions, Option<Vec<u8>>), Fatal> {
         let extra_roots = match &self.outbound_ca_file {
-            Some(path) => {
-                read_ca_file("outbound-ca-file", "TOLLGATE_OUTBOUND_CA_FILE", path)?.1
-            }
+            Some(path) => read_ca_file("outbound-ca-file", "TOLLGATE_OUTBOUND_CA_FILE", path)?.1,
             None => Vec::new(),
         };
         let redis_ca = match &self.redis_ca_file {
@@ -699,6 +696,13 @@ impl Cli {
                             "redis-url",
                             "TOLLGATE_REDIS_URL",
                             "must be a redis:// or rediss:// URL",
+                        ));
+                    }
+                    if url::Url::parse(url).is_ok_and(|u| u.fragment().is_some()) {
+                        return Err(Fatal::option(
+                            "redis-url",
+                            "TOLLGATE_REDIS_URL",
+                            "must have no #fragment: the certificate of rediss:// is always verified (#insecure is not supported; a private CA goes in --redis-ca-file)",
                         ));
                     }
                 }

@@ -840,18 +840,12 @@ mod tests {
         ];
         for (response, expected) in rows {
             let (base, _) = serve_raw(response, Duration::ZERO).await;
-            let err = dev_keys()
-                .get(&format!("{base}/jwks"))
-                .await
-                .unwrap_err();
+            let err = dev_keys().get(&format!("{base}/jwks")).await.unwrap_err();
             assert!(err.to_string().contains(expected), "{expected}: {err}");
         }
         let (base, _) = serve_raw(ok("{}", ""), Duration::from_secs(5)).await;
         let started = Instant::now();
-        let err = dev_keys()
-            .get(&format!("{base}/jwks"))
-            .await
-            .unwrap_err();
+        let err = dev_keys().get(&format!("{base}/jwks")).await.unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(2), "{err}");
     }
 

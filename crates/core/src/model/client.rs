@@ -825,8 +825,8 @@ mod jwt_method_tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::outbound::OutboundOptions;
     use crate::model::server::{SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
+    use crate::outbound::OutboundOptions;
 
     fn server() -> Server {
         Server {

@@ -122,9 +122,8 @@ fn parse_registry(csv: &str) -> Result<Vec<Row>, String> {
     records
         .filter(|r| r.iter().any(|f| !f.trim().is_empty()))
         .map(|record| {
-            let (block, name) = match record.as_slice() {
-                [block, name, ..] => (block, name),
-                _ => return Err(format!("short registry row {record:?}")),
+            let [block, name, ..] = record.as_slice() else {
+                return Err(format!("short registry row {record:?}"));
             };
             let blocks = block
                 .split(',')
@@ -207,20 +206,25 @@ mod tests {
         let starts = |csv: &str| {
             csv.lines()
                 .skip(1)
-                .filter(|l| {
-                    l.starts_with(|c: char| c.is_ascii_hexdigit() || c == ':' || c == '"')
-                })
+                .filter(|l| l.starts_with(|c: char| c.is_ascii_hexdigit() || c == ':' || c == '"'))
                 .count()
         };
         assert_eq!(v4.len(), starts(IPV4_CSV));
         assert_eq!(v6.len(), starts(IPV6_CSV));
         assert_eq!(v4.len(), 25);
         assert_eq!(v6.len(), 25);
-        let nat64 = v4.iter().find(|r| r.name == "NAT64/DNS64 Discovery").unwrap();
+        let nat64 = v4
+            .iter()
+            .find(|r| r.name == "NAT64/DNS64 Discovery")
+            .unwrap();
         assert_eq!(nat64.blocks.len(), 2);
         assert!(v6.iter().any(|r| r.name == "TEREDO"));
-        assert!(v4.iter().all(|r| r.blocks.iter().all(|b| matches!(b, IpNet::V4(_)))));
-        assert!(v6.iter().all(|r| r.blocks.iter().all(|b| matches!(b, IpNet::V6(_)))));
+        assert!(v4
+            .iter()
+            .all(|r| r.blocks.iter().all(|b| matches!(b, IpNet::V4(_)))));
+        assert!(v6
+            .iter()
+            .all(|r| r.blocks.iter().all(|b| matches!(b, IpNet::V6(_)))));
     }
 
     /// Every address block of every row is refused: its first and last address, and (IPv4)
@@ -251,15 +255,15 @@ mod tests {
     #[test]
     fn teredo_documentation_and_the_rest_are_refused() {
         for a in [
-            "2001::1",               // Teredo
+            "2001::1",                              // Teredo
             "2001:0:4136:e378:8000:63bf:3fff:fdd2", // Teredo with an embedded server
-            "2001:db8::1",           // documentation
-            "3fff::1",               // documentation (RFC 9637)
-            "2002:808:808::1",       // 6to4, even of a public IPv4 address
-            "64:ff9b::808:808",      // NAT64
-            "64:ff9b:1::7f00:1",     // local-use NAT64
-            "100::1",                // discard-only
-            "5f00::1",               // SRv6 SIDs
+            "2001:db8::1",                          // documentation
+            "3fff::1",                              // documentation (RFC 9637)
+            "2002:808:808::1",                      // 6to4, even of a public IPv4 address
+            "64:ff9b::808:808",                     // NAT64
+            "64:ff9b:1::7f00:1",                    // local-use NAT64
+            "100::1",                               // discard-only
+            "5f00::1",                              // SRv6 SIDs
             "fc00::1",
             "fd12::1",
             "fe80::1",

@@ -260,11 +260,7 @@ impl Outbound {
             let cache_control = header(reqwest::header::CACHE_CONTROL);
             let content_type = header(reqwest::header::CONTENT_TYPE);
             let mut body = Vec::new();
-            while let Some(chunk) = res
-                .chunk()
-                .await
-                .map_err(|e| failed(e, timeout))?
-            {
+            while let Some(chunk) = res.chunk().await.map_err(|e| failed(e, timeout))? {
                 if body.len() + chunk.len() > max_bytes {
                     return Err(OutboundError::TooLarge(max_bytes));
                 }
@@ -378,8 +374,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
     use std::time::Instant;
 
     fn dev() -> OutboundOptions {
@@ -415,7 +411,11 @@ mod tests {
         ];
         for (uri, strict_ok, dev_ok) in rows {
             assert_eq!(check_url(uri, &strict).is_ok(), strict_ok, "{uri} (strict)");
-            assert_eq!(check_url(uri, &dev()).is_ok(), dev_ok, "{uri} (loopback allowed)");
+            assert_eq!(
+                check_url(uri, &dev()).is_ok(),
+                dev_ok,
+                "{uri} (loopback allowed)"
+            );
         }
         assert!(matches!(
             check_url("https://127.0.0.1/jwks", &strict),
@@ -423,14 +423,55 @@ mod tests {
         ));
     }
 
+    /// ARCHITECTURE.md's invariant: no other HTTP client in the workspace's sources, but the
+    /// CLI's OTLP exporter (which posts to the operator's own collector).
+    #[test]
+    fn every_outbound_call_goes_through_this_client() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for krate in ["core", "gateway", "admin", "cli"] {
+            walk(&crates.join(krate).join("src"), &mut files);
+        }
+        let allowed = [
+            std::path::Path::new("core/src/outbound/mod.rs"),
+            std::path::Path::new("cli/src/telemetry.rs"),
+        ];
+        let builders: Vec<String> = files
+            .iter()
+            .filter(|f| {
+                let text = std::fs::read_to_string(f).unwrap();
+                ["reqwest::Client", "reqwest::ClientBuilder", "reqwest::get("]
+                    .iter()
+                    .any(|needle| text.contains(needle))
+            })
+            .filter(|f| !allowed.iter().any(|a| f.ends_with(a)))
+            .map(|f| f.display().to_string())
+            .collect();
+        assert!(files.len() > 50, "the sources were found");
+        assert!(
+            builders.is_empty(),
+            "HTTP clients outside outbound: {builders:?}"
+        );
+    }
+
     #[test]
     fn ca_bundles_are_checked() {
         assert!(parse_ca_bundle(b"").is_err());
         assert!(parse_ca_bundle(b"not pem").is_err());
-        assert!(parse_ca_bundle(
-            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
-        )
-        .is_err());
+        assert!(
+            parse_ca_bundle(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+                .is_err()
+        );
         let ca = rcgen::generate_simple_self_signed(vec!["ca.test".into()]).unwrap();
         assert_eq!(parse_ca_bundle(ca.cert.pem().as_bytes()).unwrap().len(), 1);
     }
@@ -472,24 +513,43 @@ mod tests {
         let rows = [
             (ok(&big), "larger than"),
             // No Content-Length: the bound applies while streaming.
-            (format!("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{big}"), "larger than"),
-            ("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n".to_owned(), "302"),
-            ("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_owned(), "500"),
+            (
+                format!("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{big}"),
+                "larger than",
+            ),
+            (
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n"
+                    .to_owned(),
+                "302",
+            ),
+            (
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_owned(),
+                "500",
+            ),
         ];
         let outbound = Outbound::new(dev());
         for (response, expected) in rows {
             let (base, _) = serve_raw(response, Duration::ZERO).await;
-            let err = outbound.get(&format!("{base}/doc"), "*/*", max).await.unwrap_err();
+            let err = outbound
+                .get(&format!("{base}/doc"), "*/*", max)
+                .await
+                .unwrap_err();
             assert!(err.to_string().contains(expected), "{expected}: {err}");
         }
         let (base, _) = serve_raw(ok("{}"), Duration::ZERO).await;
-        let fetched = outbound.get(&format!("{base}/doc"), "*/*", max).await.unwrap();
+        let fetched = outbound
+            .get(&format!("{base}/doc"), "*/*", max)
+            .await
+            .unwrap();
         assert_eq!(fetched.body, b"{}");
         assert_eq!(fetched.cache_control.as_deref(), Some("max-age=60"));
 
         let (base, _) = serve_raw(ok("{}"), Duration::from_secs(5)).await;
         let started = Instant::now();
-        let err = outbound.get(&format!("{base}/doc"), "*/*", max).await.unwrap_err();
+        let err = outbound
+            .get(&format!("{base}/doc"), "*/*", max)
+            .await
+            .unwrap_err();
         assert!(matches!(err, OutboundError::Timeout(_)), "{err}");
         assert!(started.elapsed() < Duration::from_secs(2), "{err}");
     }

@@ -514,7 +514,9 @@ pub async fn open_redis(
     url: &str,
     ca_pem: Option<&[u8]>,
 ) -> Result<Arc<dyn ShortLivedStore>, StoreError> {
-    Ok(Arc::new(redis::RedisStore::connect_with(url, ca_pem).await?))
+    Ok(Arc::new(
+        redis::RedisStore::connect_with(url, ca_pem).await?,
+    ))
 }
 
 /// A value as the JSON a store keeps; a value that will not serialise is `Corrupt`.

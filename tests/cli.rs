@@ -166,6 +166,18 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_code_2() {
             "--database-url",
         ),
         (
+            "PostgreSQL options the driver refuses (not waited for)",
+            vec![
+                (
+                    "TOLLGATE_DATABASE_URL",
+                    "postgres://u@127.0.0.1:1/db?sslmode=bogus".into(),
+                ),
+                ("TOLLGATE_MASTER_KEY", support::master_key()),
+            ],
+            vec!["--database-wait".into(), "30".into()],
+            "--database-url",
+        ),
+        (
             "unreachable Redis",
             vec![("TOLLGATE_DATABASE_URL", sqlite.clone())],
             vec![
@@ -189,6 +201,7 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_code_2() {
         ),
     ];
     for (name, env, args, flag) in rows {
+        let started = Instant::now();
         let out = command()
             .arg("serve")
             .args(&args)
@@ -196,6 +209,11 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_code_2() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
+        // None of these is an outage worth waiting for (the longest wait asked for is 30 s).
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: ended at once"
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         let err_lines: Vec<&str> = stderr
             .lines()

@@ -8,10 +8,60 @@
 mod support;
 
 use std::net::TcpListener;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{basic, command, Backend, Server};
+
+#[test]
+fn help_says_what_tollgate_is() {
+    let out = command().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap_or("");
+    assert!(
+        first.contains("multi-tenant OAuth 2.0 / OpenID Connect authorization server"),
+        "{text}"
+    );
+    assert!(!text.contains("The tollgate binary"), "{text}");
+    for sub in ["serve", "migrate"] {
+        assert!(text.contains(sub), "{text}");
+    }
+}
+
+/// The container image ships a stripped binary: deploy/Dockerfile builds with a Cargo profile
+/// that strips (the `release` profile keeps line tables for developers).
+#[test]
+fn the_container_image_builds_a_stripped_binary() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let dockerfile = std::fs::read_to_string(format!("{root}/deploy/Dockerfile")).unwrap();
+    let manifest = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let build = dockerfile
+        .lines()
+        .find(|l| l.contains("cargo build"))
+        .expect("the Dockerfile runs cargo build");
+    let profile = build
+        .split_whitespace()
+        .skip_while(|w| *w != "--profile")
+        .nth(1)
+        .expect("the image is built with --profile");
+    assert!(
+        dockerfile.contains(&format!("target/{profile}/tollgate")),
+        "the image copies the {profile} binary"
+    );
+    let section: Vec<&str> = manifest
+        .split("\n[")
+        .filter(|s| s.starts_with(&format!("profile.{profile}]")))
+        .collect();
+    assert_eq!(section.len(), 1, "[profile.{profile}] in Cargo.toml");
+    assert!(section[0].contains("strip = true"), "{}", section[0]);
+    assert!(
+        section[0].contains("inherits = \"release\""),
+        "{}",
+        section[0]
+    );
+}
 
 #[test]
 fn help_documents_every_option_with_its_environment_variable() {
@@ -116,6 +166,18 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_code_2() {
             "--database-url",
         ),
         (
+            "PostgreSQL options the driver refuses (not waited for)",
+            vec![
+                (
+                    "TOLLGATE_DATABASE_URL",
+                    "postgres://u@127.0.0.1:1/db?sslmode=bogus".into(),
+                ),
+                ("TOLLGATE_MASTER_KEY", support::master_key()),
+            ],
+            vec!["--database-wait".into(), "30".into()],
+            "--database-url",
+        ),
+        (
             "unreachable Redis",
             vec![("TOLLGATE_DATABASE_URL", sqlite.clone())],
             vec![
@@ -139,6 +201,7 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_code_2() {
         ),
     ];
     for (name, env, args, flag) in rows {
+        let started = Instant::now();
         let out = command()
             .arg("serve")
             .args(&args)
@@ -146,6 +209,11 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_code_2() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
+        // None of these is an outage worth waiting for (the longest wait asked for is 30 s).
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: ended at once"
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         let err_lines: Vec<&str> = stderr
             .lines()
@@ -321,4 +389,206 @@ async fn only_runs_one_listener() {
         .admin_post("/admin/tenants", &json!({"id": "split", "name": "Split"}))
         .await;
     assert_eq!(s, 201, "{b}");
+}
+
+/// A `redis-server` speaking only TLS on a free loopback port, with `pki`'s certificate;
+/// `None` (with a note) when `redis-server` is not installed and backends are not required.
+struct TlsRedis {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl TlsRedis {
+    fn start(pki: &support::tls_server::ServerPki) -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("tollgate-redis-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args([
+                "--tls-cert-file",
+                &pki.cert_path,
+                "--tls-key-file",
+                &pki.key_path,
+            ])
+            .args([
+                "--tls-ca-cert-file",
+                &pki.ca_path,
+                "--tls-auth-clients",
+                "no",
+            ])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var("TOLLGATE_REQUIRE_BACKENDS").as_deref() != Ok("1"),
+                    "redis-server is required: {e}"
+                );
+                eprintln!("SKIPPED: redis-server not available ({e})");
+                return None;
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self { child, port, dir })
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_works_with_a_private_ca_and_verifies_the_certificate() {
+    let pki = support::tls_server::ServerPki::new("Redis Test CA");
+    let Some(redis) = TlsRedis::start(&pki) else {
+        return;
+    };
+    let mut backend = Backend::sqlite();
+    backend.redis_url = Some(format!("rediss://localhost:{}/", redis.port));
+    let server = Server::start_with(&backend, &["--redis-ca-file", &pki.ca_path]).await;
+    let ready = server
+        .http
+        .get(format!("{}/readyz", server.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    // The short-lived store is the TLS Redis: client_credentials goes through its rate
+    // limiter, and a token comes back.
+    let tid = support::unique("rediss");
+    server.tenant_and_server(&tid, "main", json!({})).await;
+    let (id, secret) = server
+        .client(&tid, "main", json!({"grant_types": ["client_credentials"]}))
+        .await;
+    let res = server
+        .http
+        .post(server.token_url(&tid, "main"))
+        .header("Authorization", basic(&id, &secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// What retrying cannot fix ends start-up at once (well within --database-wait), with one
+/// line naming the option; an outage is still waited for.
+#[test]
+fn redis_configuration_errors_end_start_up_at_once() {
+    let pki = support::tls_server::ServerPki::new("Redis Test CA");
+    let Some(redis) = TlsRedis::start(&pki) else {
+        return;
+    };
+    let tls = format!("rediss://localhost:{}/", redis.port);
+    let other_ca = support::tls_server::ServerPki::new("Another CA");
+    let dir = std::env::temp_dir().join(format!("tollgate-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+    let rows: Vec<(&str, Vec<String>, &str, &str)> = vec![
+        (
+            "a URL redis-rs refuses",
+            vec!["--redis-url".into(), "redis://127.0.0.1:1/not-a-db".into()],
+            "--redis-url",
+            "invalid Redis URL",
+        ),
+        (
+            "certificate checks cannot be turned off",
+            vec!["--redis-url".into(), format!("{tls}#insecure")],
+            "--redis-url",
+            "always verified",
+        ),
+        (
+            "a certificate the system's roots do not vouch for",
+            vec!["--redis-url".into(), tls.clone()],
+            "--redis-url",
+            "not trusted",
+        ),
+        (
+            "a certificate the configured CA did not issue",
+            vec![
+                "--redis-url".into(),
+                tls.clone(),
+                "--redis-ca-file".into(),
+                other_ca.ca_path.clone(),
+            ],
+            "--redis-url",
+            "not trusted",
+        ),
+        (
+            "a CA file without TLS",
+            vec![
+                "--redis-url".into(),
+                format!("redis://localhost:{}/", redis.port),
+                "--redis-ca-file".into(),
+                pki.ca_path.clone(),
+            ],
+            "--redis-ca-file",
+            "rediss://",
+        ),
+        (
+            "a CA file that is not PEM",
+            vec![
+                "--redis-url".into(),
+                tls,
+                "--redis-ca-file".into(),
+                pki.key_path.clone(),
+            ],
+            "--redis-ca-file",
+            "no PEM certificate",
+        ),
+    ];
+    for (name, args, flag, says) in rows {
+        let started = Instant::now();
+        let out = command()
+            .arg("serve")
+            .args(["--database-wait", "30", "--public-addr", "127.0.0.1:0"])
+            .args(["--admin-addr", "127.0.0.1:0"])
+            .args(&args)
+            .env("TOLLGATE_DATABASE_URL", &sqlite)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let err_lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("tollgate: error"))
+            .collect();
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert_eq!(err_lines.len(), 1, "{name}: {stderr}");
+        assert!(
+            err_lines[0].contains(flag) && err_lines[0].contains(says),
+            "{name}: {}",
+            err_lines[0]
+        );
+        assert!(
+            took < Duration::from_secs(10),
+            "{name}: no retrying ({took:?})"
+        );
+        assert!(!stderr.contains("panicked"), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

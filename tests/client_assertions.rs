@@ -858,11 +858,8 @@ impl Drop for JwksServer {
 async fn jwks_uri_keys_and_rotation(backend: &Backend) {
     let first = TestKey::es256("2024-01");
     let jwks_server = JwksServer::start(&jwks(&[&first])).await;
-    let server = Server::start_with(
-        backend,
-        &["--jwks-uri-allow-http", "--jwks-uri-allow-private"],
-    )
-    .await;
+    // The JWKS server listens on loopback: outbound calls may reach it only with the flag.
+    let server = Server::start_with(backend, &["--outbound-allow-loopback"]).await;
     let tid = ids(backend, "uri");
     server.tenant_and_server(&tid, "main", json!({})).await;
     let url = server.token_url(&tid, "main");
@@ -996,10 +993,10 @@ async fn jwks_uri_is_guarded_by_default(backend: &Backend) {
 async fn jwks_uri_resolving_to_private_addresses_is_refused(backend: &Backend) {
     let key = TestKey::es256("k");
     let jwks_server = JwksServer::start(&jwks(&[&key])).await;
-    // http allowed but private addresses not: a name resolving to loopback passes
-    // registration, and is refused when fetched, since the gateway vets the resolved address
-    // itself and connects only to what it vetted.
-    let server = Server::start_with(backend, &["--jwks-uri-allow-http"]).await;
+    // Without --outbound-allow-loopback, a name resolving to loopback passes registration,
+    // and is refused when fetched, since the gateway vets the resolved address itself and
+    // connects only to what it vetted.
+    let server = Server::start(backend).await;
     let tid = ids(backend, "private");
     server.tenant_and_server(&tid, "main", json!({})).await;
     let url = server.token_url(&tid, "main");
@@ -1013,7 +1010,7 @@ async fn jwks_uri_resolving_to_private_addresses_is_refused(backend: &Backend) {
         .unwrap()
         .to_owned();
     let (id, _) = server
-        .client(&tid, "main", json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": format!("http://localhost:{port}/jwks.json")}))
+        .client(&tid, "main", json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": format!("https://localhost:{port}/jwks.json")}))
         .await;
     let mark = server.printed().len();
     let (status, _) = post_token(

@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tollgate_core::client_keys::JwksFetchOptions;
+use tollgate_core::outbound::OutboundOptions;
 use tollgate_core::model::client::NewClient;
 use tollgate_core::ids::TenantId;
 use tollgate_core::model::rate_limits::RateLimits;
@@ -45,7 +46,10 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Ok(c) = serde_json::from_slice::<NewClient>(data) {
             if let Ok(m) = c.metadata.validated(&server, &servable) {
-                let _ = m.check_jwks_uri(&JwksFetchOptions::default());
+                let _ = m.check_jwks_uri(
+                    &OutboundOptions::default(),
+                    JwksFetchOptions::default().max_bytes,
+                );
                 let _ = m.scope.as_deref().map(tollgate_core::scope::Scopes::parse);
             }
         }

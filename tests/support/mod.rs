@@ -10,6 +10,7 @@
 pub mod flow;
 pub mod material;
 pub mod otlp;
+pub mod tls_server;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;

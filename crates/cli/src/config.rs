@@ -11,6 +11,7 @@ use tollgate_core::client_auth::{AssertionAudience, AssertionOptions};
 use tollgate_core::client_keys::JwksFetchOptions;
 use tollgate_core::keys::MasterKey;
 use tollgate_core::limits::Limits;
+use tollgate_core::outbound::OutboundOptions;
 use tollgate_core::rate_limit::RateLimitDefaults;
 
 use crate::Fatal;
@@ -189,15 +190,27 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_ASSERTION_AUDIENCE", value_enum, default_value_t = AssertionAudienceArg::EndpointOrIssuer)]
     pub assertion_audience: AssertionAudienceArg,
 
-    /// Allow `http://` client `jwks_uri`s (development only).
-    #[arg(long, env = "TOLLGATE_JWKS_URI_ALLOW_HTTP")]
-    pub jwks_uri_allow_http: bool,
+    // ---- Outbound calls and Redis TLS -------------------------------------------------------
+    /// Outbound calls (client jwks_uri fetches and the like) may reach loopback addresses, and
+    /// plain http to them. Development and tests only; logs a warning. Every other
+    /// special-purpose address stays refused.
+    #[arg(
+        long,
+        env = "TOLLGATE_OUTBOUND_ALLOW_LOOPBACK",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub outbound_allow_loopback: bool,
 
-    /// Allow client `jwks_uri`s on loopback, private and link-local addresses (development only:
-    /// this disables the SSRF guard).
-    #[arg(long, env = "TOLLGATE_JWKS_URI_ALLOW_PRIVATE")]
-    pub jwks_uri_allow_private: bool,
+    /// PEM file of extra CAs trusted for outbound HTTPS, beside the system's. Development and
+    /// tests only; logs a warning.
+    #[arg(long, env = "TOLLGATE_OUTBOUND_CA_FILE", value_name = "FILE")]
+    pub outbound_ca_file: Option<PathBuf>,
 
+    /// PEM file of the CAs a `rediss://` Redis certificate must chain to, instead of the
+    /// system's (a managed Redis with a private CA). The certificate is always verified.
+    #[arg(long, env = "TOLLGATE_REDIS_CA_FILE", value_name = "FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+    // ---- end of outbound calls and Redis TLS ------------------------------------------------
     /// Rate limit per client at each of a server's token, introspection and revocation
     /// endpoints: requests per second, sustained (0: off). A server's `rate_limits` override it.
     #[arg(
@@ -395,8 +408,6 @@ impl ServeArgs {
     #[must_use]
     pub fn jwks_fetch_options(&self) -> JwksFetchOptions {
         JwksFetchOptions {
-            allow_http: self.jwks_uri_allow_http,
-            allow_private_addresses: self.jwks_uri_allow_private,
             max_bytes: self.max_jwks_bytes,
             ..JwksFetchOptions::default()
         }
@@ -532,6 +543,57 @@ pub struct Serve {
     pub cache_ttl: Duration,
     /// TLS and client-certificate options.
     pub tls: crate::tls::TlsSettings,
+    /// The guards of outbound calls (`--outbound-…`).
+    pub outbound: OutboundOptions,
+    /// `--redis-ca-file`, read: the PEM CAs a `rediss://` certificate must chain to.
+    pub redis_ca: Option<Vec<u8>>,
+}
+
+/// Reads a PEM CA bundle named by an option; a missing file or one without a certificate is
+/// a configuration error naming the option.
+fn read_ca_file(
+    flag: &str,
+    env: &str,
+    path: &std::path::Path,
+) -> Result<(Vec<u8>, Vec<rustls_pki_types::CertificateDer<'static>>), Fatal> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Fatal::option(flag, env, format!("cannot read {}: {e}", path.display())))?;
+    let certs = tollgate_core::outbound::parse_ca_bundle(&pem)
+        .map_err(|e| Fatal::option(flag, env, format!("{}: {e}", path.display())))?;
+    Ok((pem, certs))
+}
+
+impl ServeArgs {
+    /// The outbound and Redis TLS options, files read and checked.
+    fn outbound_and_redis_tls(&self) -> Result<(OutboundOptions, Option<Vec<u8>>), Fatal> {
+        let extra_roots = match &self.outbound_ca_file {
+            Some(path) => read_ca_file("outbound-ca-file", "TOLLGATE_OUTBOUND_CA_FILE", path)?.1,
+            None => Vec::new(),
+        };
+        let redis_ca = match &self.redis_ca_file {
+            Some(path) => {
+                let tls = self
+                    .redis_url
+                    .as_ref()
+                    .is_some_and(|u| u.expose().starts_with("rediss://"));
+                if !tls {
+                    return Err(Fatal::option(
+                        "redis-ca-file",
+                        "TOLLGATE_REDIS_CA_FILE",
+                        "needs a rediss:// --redis-url",
+                    ));
+                }
+                Some(read_ca_file("redis-ca-file", "TOLLGATE_REDIS_CA_FILE", path)?.0)
+            }
+            None => None,
+        };
+        let outbound = OutboundOptions {
+            allow_loopback: self.outbound_allow_loopback,
+            extra_roots,
+            ..OutboundOptions::default()
+        };
+        Ok((outbound, redis_ca))
+    }
 }
 
 /// What to run.
@@ -670,7 +732,14 @@ impl Cli {
                         return Err(Fatal::option(
                             "redis-url",
                             "TOLLGATE_REDIS_URL",
-                            "must be a redis:// URL",
+                            "must be a redis:// or rediss:// URL",
+                        ));
+                    }
+                    if url::Url::parse(url).is_ok_and(|u| u.fragment().is_some()) {
+                        return Err(Fatal::option(
+                            "redis-url",
+                            "TOLLGATE_REDIS_URL",
+                            "must have no #fragment: the certificate of rediss:// is always verified (#insecure is not supported; a private CA goes in --redis-ca-file)",
                         ));
                     }
                 }
@@ -715,6 +784,7 @@ impl Cli {
                         "must be 0 to 300 seconds",
                     ));
                 }
+                let (outbound, redis_ca) = args.outbound_and_redis_tls()?;
                 if args.workers == Some(0) {
                     return Err(Fatal::option(
                         "workers",
@@ -741,6 +811,8 @@ impl Cli {
                         .transpose()?,
                     cache_ttl: Duration::from_secs(args.cache_ttl),
                     tls: crate::tls::TlsSettings::from_args(&args)?,
+                    outbound,
+                    redis_ca,
                     args,
                 }))
             }

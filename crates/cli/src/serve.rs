@@ -13,7 +13,7 @@ use tollgate_core::manage::{self, rotation};
 use tollgate_core::secrets::AdminToken;
 use tollgate_core::store::memory::MemoryStore;
 use tollgate_core::store::sql::PostgresRepository;
-use tollgate_core::store::{self, Repository, ShortLivedStore};
+use tollgate_core::store::{self, Repository, ShortLivedStore, StoreError};
 use tollgate_core::{clock, invalidation, Tollgate, TollgateOptions};
 
 use crate::config::{Config, MasterKeySource, Only, SecretArg, Serve};
@@ -181,16 +181,18 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     {
         Some(url) => {
             let target = lifecycle::redact_url(url);
+            let ca = serve.redis_ca.as_deref();
             lifecycle::wait_for("Redis", &target, cfg.database_wait, || {
-                store::open_short_lived(Some(url))
+                store::open_redis(url, ca)
             })
             .await
             .map_err(|e| {
-                Fatal::option(
-                    "redis-url",
-                    "TOLLGATE_REDIS_URL",
-                    format!("cannot reach Redis at {target}: {e}"),
-                )
+                // What retrying could not fix is said as it is, not as unreachable.
+                let what = match e {
+                    StoreError::Config(_) => format!("Redis at {target}: {e}"),
+                    _ => format!("cannot reach Redis at {target}: {e}"),
+                };
+                Fatal::option("redis-url", "TOLLGATE_REDIS_URL", what)
             })?
         }
         None => Arc::new(memory.clone()),
@@ -246,6 +248,7 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
                 cache_ttl: serve.cache_ttl,
                 assertions: args.assertion_options(),
                 jwks_fetch: args.jwks_fetch_options(),
+                outbound: serve.outbound.clone(),
                 limits: args.limits(),
                 rate_limits: args.rate_limit_defaults(),
                 client_certificates: serve.tls.client_certificates(),

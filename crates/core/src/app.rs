@@ -43,8 +43,10 @@ pub struct TollgateOptions {
     pub client_ca: Option<Arc<crate::client_auth::ClientCa>>,
     /// RFC 7523 client-assertion rules.
     pub assertions: AssertionOptions,
-    /// How client `jwks_uri`s are fetched.
+    /// How client `jwks_uri`s are fetched and cached.
     pub jwks_fetch: JwksFetchOptions,
+    /// The guards of every outbound call (`--outbound-…`).
+    pub outbound: crate::outbound::OutboundOptions,
     /// Lifetime of authorization codes (at most 60 s).
     pub code_ttl: Duration,
     /// Lifetime of a login session.
@@ -68,6 +70,7 @@ impl Default for TollgateOptions {
             client_ca: None,
             assertions: AssertionOptions::default(),
             jwks_fetch: JwksFetchOptions::default(),
+            outbound: crate::outbound::OutboundOptions::default(),
             code_ttl: Duration::from_secs(60),
             session_ttl: Duration::from_secs(8 * 3600),
             trusted_proxies: Vec::new(),
@@ -98,6 +101,8 @@ pub struct Tollgate {
     pub hasher: Arc<crate::secrets::Hasher>,
     /// Set when shutdown begins: `/readyz` then answers 503 so load balancers drain us.
     pub draining: AtomicBool,
+    /// The one guarded client of every outbound call.
+    pub outbound: Arc<crate::outbound::Outbound>,
     /// Fetches and caches clients' `jwks_uri` documents (`private_key_jwt`).
     pub client_keys: ClientKeys,
     /// Prometheus metrics (`/metrics`).
@@ -128,11 +133,13 @@ impl Tollgate {
         let metrics = Arc::new(Metrics::default());
         let repo = TimedRepository::wrap(repo, metrics.clone());
         let short_lived = TimedShortLived::wrap(short_lived, metrics.clone());
+        let outbound = Arc::new(crate::outbound::Outbound::new(options.outbound.clone()));
         Self {
             registry: Registry::new(options.cache_ttl),
             hash_permits: Semaphore::new(options.max_concurrent_hashes.max(1)),
             hasher: Arc::new(crate::secrets::Hasher::default()),
-            client_keys: ClientKeys::new(options.jwks_fetch.clone()),
+            client_keys: ClientKeys::new(options.jwks_fetch.clone(), outbound.clone()),
+            outbound,
             metrics,
             repo,
             short_lived,

@@ -1,10 +1,9 @@
 //! Client keys for JWT client assertions (RFC 7523 §2.2): the JWS algorithms an assertion may
 //! use, JWK Sets parsed once into verification keys, and [`ClientKeys`], the one shared fetcher
-//! of `jwks_uri` documents. A fetch is bounded in time and size, follows no redirect, speaks
-//! only `https` (unless configured otherwise) and connects only to public addresses that it
-//! vetted itself (SSRF, DNS rebinding); documents are cached per URI within bounds.
+//! of `jwks_uri` documents. Fetches go through the guarded [`Outbound`] client (https only,
+//! vetted addresses, no redirects, bounded in size and time); documents are cached per URI
+//! within bounds.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -15,16 +14,12 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
 use crate::oauth::AuthMethod;
+use crate::outbound::{Outbound, OutboundError};
 
-/// How client `jwks_uri`s are fetched and cached.
+/// How client `jwks_uri`s are fetched and cached (the guards of every fetch are the
+/// [`Outbound`] client's).
 #[derive(Debug, Clone)]
 pub struct JwksFetchOptions {
-    /// Allow `http://` URIs (development only).
-    pub allow_http: bool,
-    /// Allow loopback, private and link-local addresses (development only; SSRF guard).
-    pub allow_private_addresses: bool,
-    /// Deadline for one fetch.
-    pub timeout: Duration,
     /// Largest document accepted.
     pub max_bytes: usize,
     /// Least time between two fetches of one URI caused by an unknown `kid`.
@@ -38,9 +33,6 @@ pub struct JwksFetchOptions {
 impl Default for JwksFetchOptions {
     fn default() -> Self {
         Self {
-            allow_http: false,
-            allow_private_addresses: false,
-            timeout: Duration::from_secs(5),
             max_bytes: 64 * 1024,
             refetch_cooldown: Duration::from_secs(60),
             min_cache: Duration::from_secs(60),
@@ -373,30 +365,12 @@ pub struct AssertionKeyCache {
 /// `invalid_client`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
-    /// The URI is not one the options allow.
-    #[error("URI refused: {0}")]
-    Uri(&'static str),
-    /// The host is, or resolves only to, a refused address.
-    #[error("address refused: {0}")]
-    Address(String),
-    /// Connecting or reading failed.
-    #[error("request failed: {0}")]
-    Http(String),
-    /// Anything but `200`.
-    #[error("HTTP status {0}")]
-    Status(u16),
-    /// The document exceeded the size cap.
-    #[error("document larger than {0} bytes")]
-    TooLarge(usize),
-    /// The deadline passed.
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
+    /// The outbound call was refused or failed.
+    #[error(transparent)]
+    Outbound(#[from] OutboundError),
     /// Not a JWK Set.
     #[error("{0}")]
     Invalid(&'static str),
-    /// The HTTP client could not be built at start-up.
-    #[error("HTTP client unavailable: {0}")]
-    Client(String),
     /// A fetch of this URI failed a moment ago; not retried yet.
     #[error("recent fetch failed: {0}")]
     Recent(Box<FetchError>),
@@ -458,44 +432,20 @@ impl UriEntry {
 /// (the documents are public and keyed by their URI).
 #[derive(Debug)]
 pub struct ClientKeys {
-    http: Result<reqwest::Client, String>,
+    outbound: Arc<Outbound>,
     options: JwksFetchOptions,
     entries: DashMap<String, Arc<UriEntry>>,
 }
 
 impl ClientKeys {
-    /// A fetcher with `options`. A failure to build the HTTP client is remembered and
-    /// reported on each fetch rather than stopping the process: inline keys still work.
+    /// A fetcher with `options`, fetching through `outbound`.
     #[must_use]
-    pub fn new(options: JwksFetchOptions) -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(options.timeout)
-            .timeout(options.timeout)
-            .no_proxy()
-            .dns_resolver(VettingResolver {
-                allow_private: options.allow_private_addresses,
-            })
-            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| error_chain(&e));
-        if let Err(e) = &http {
-            tracing::error!(error = %e, "cannot build the HTTP client for client jwks_uri fetches");
-        }
+    pub fn new(options: JwksFetchOptions, outbound: Arc<Outbound>) -> Self {
         Self {
-            http,
+            outbound,
             options,
             entries: DashMap::new(),
         }
-    }
-
-    /// Checks a `jwks_uri` against the options without fetching it: scheme, credentials, and
-    /// an IP-literal host's address.
-    ///
-    /// # Errors
-    /// Why the URI is refused.
-    pub fn check_uri(&self, uri: &str) -> Result<url::Url, FetchError> {
-        check_jwks_uri(uri, &self.options)
     }
 
     fn entry(&self, uri: &str) -> Arc<UriEntry> {
@@ -607,53 +557,22 @@ impl ClientKeys {
     }
 
     async fn download(&self, uri: &str) -> Result<(Value, Duration), FetchError> {
-        let http = self
-            .http
-            .as_ref()
-            .map_err(|e| FetchError::Client(e.clone()))?;
-        let url = self.check_uri(uri)?;
-        let max = self.options.max_bytes;
-        let fetch = async {
-            let mut res = http
-                .get(url)
-                .header(
-                    reqwest::header::ACCEPT,
-                    "application/jwk-set+json, application/json",
-                )
-                .send()
-                .await
-                .map_err(|e| FetchError::Http(error_chain(&e.without_url())))?;
-            if res.status() != reqwest::StatusCode::OK {
-                return Err(FetchError::Status(res.status().as_u16()));
-            }
-            if res.content_length().is_some_and(|n| n > max as u64) {
-                return Err(FetchError::TooLarge(max));
-            }
-            let ttl = cache_lifetime(
-                res.headers()
-                    .get(reqwest::header::CACHE_CONTROL)
-                    .and_then(|v| v.to_str().ok()),
-                self.options.min_cache,
-                self.options.max_cache,
-            );
-            let mut body = Vec::new();
-            while let Some(chunk) = res
-                .chunk()
-                .await
-                .map_err(|e| FetchError::Http(error_chain(&e.without_url())))?
-            {
-                if body.len() + chunk.len() > max {
-                    return Err(FetchError::TooLarge(max));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            let doc: Value = serde_json::from_slice(&body)
-                .map_err(|_| FetchError::Invalid("not a JSON document"))?;
-            Ok((doc, ttl))
-        };
-        tokio::time::timeout(self.options.timeout, fetch)
-            .await
-            .map_err(|_| FetchError::Timeout(self.options.timeout))?
+        let fetched = self
+            .outbound
+            .get(
+                uri,
+                "application/jwk-set+json, application/json",
+                self.options.max_bytes,
+            )
+            .await?;
+        let ttl = cache_lifetime(
+            fetched.cache_control.as_deref(),
+            self.options.min_cache,
+            self.options.max_cache,
+        );
+        let doc: Value = serde_json::from_slice(&fetched.body)
+            .map_err(|_| FetchError::Invalid("not a JSON document"))?;
+        Ok((doc, ttl))
     }
 }
 
@@ -663,61 +582,6 @@ fn host_of(uri: &str) -> String {
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| "(unparsable)".into())
-}
-
-/// An error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// Checks a `jwks_uri` against `options` without fetching it: an absolute `https` URL (or
-/// `http` when allowed), without credentials, whose host, if an address literal, is public
-/// unless private addresses are allowed. Host names are vetted when resolved.
-///
-/// # Errors
-/// Why the URI is refused.
-pub fn check_jwks_uri(uri: &str, options: &JwksFetchOptions) -> Result<url::Url, FetchError> {
-    check_uri(uri, options.allow_http, options.allow_private_addresses)
-}
-
-fn check_uri(uri: &str, allow_http: bool, allow_private: bool) -> Result<url::Url, FetchError> {
-    let url = url::Url::parse(uri).map_err(|_| FetchError::Uri("not an absolute URL"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_http => {}
-        "http" => {
-            return Err(FetchError::Uri(
-                "must be https (http is allowed only with --jwks-uri-allow-http)",
-            ))
-        }
-        _ => return Err(FetchError::Uri("must be an https URL")),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(FetchError::Uri("must not carry credentials"));
-    }
-    // Names are vetted by the resolver at connect time; an address literal never reaches it.
-    let literal = match url.host() {
-        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-        Some(url::Host::Domain(_)) => None,
-        None => return Err(FetchError::Uri("has no host")),
-    };
-    if let Some(ip) = literal {
-        if !allow_private && is_forbidden(ip) {
-            return Err(FetchError::Address(ip.to_string()));
-        }
-    }
-    Ok(url)
 }
 
 /// Cache lifetime from `Cache-Control`: `max-age` clamped to `[min, max]`; `no-store`,
@@ -738,80 +602,6 @@ fn cache_lifetime(header: Option<&str>, min: Duration, max: Duration) -> Duratio
         }
     }
     age.unwrap_or(min).clamp(min, max.max(min))
-}
-
-/// Whether `ip` is an address a `jwks_uri` must not reach: loopback, private (RFC 1918, ULA),
-/// link-local, unspecified, multicast, CGNAT, reserved, and the IPv6 forms embedding these.
-#[must_use]
-pub fn is_forbidden(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => forbidden_v6(v6),
-    }
-}
-
-fn forbidden_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    a == 0 // "this network", incl. 0.0.0.0
-        || ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || a >= 240 // reserved
-        || (a == 100 && (b & 0xc0) == 64) // CGNAT 100.64.0.0/10
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 198 && (b & 0xfe) == 18) // benchmarking 198.18.0.0/15
-}
-
-fn forbidden_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return forbidden_v4(v4);
-    }
-    let s = ip.segments();
-    let embedded =
-        |hi: u16, lo: u16| forbidden_v4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || s[..6] == [0; 6] // IPv4-compatible ::/96 (deprecated)
-        || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
-        || (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] && embedded(s[6], s[7])) // NAT64
-        || (s[0] == 0x2002 && embedded(s[1], s[2])) // 6to4
-}
-
-/// Resolves names itself and hands the connector only addresses it allowed, so the address
-/// checked is the address connected to (no DNS-rebinding window).
-#[derive(Debug, Clone, Copy)]
-struct VettingResolver {
-    allow_private: bool,
-}
-
-impl reqwest::dns::Resolve for VettingResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow_private = self.allow_private;
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = resolved
-                .iter()
-                .copied()
-                .filter(|a| allow_private || !is_forbidden(a.ip()))
-                .collect();
-            if allowed.is_empty() {
-                let shown: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
-                let e = FetchError::Address(format!(
-                    "{host} resolves only to refused addresses [{}]",
-                    shown.join(", ")
-                ));
-                return Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
 }
 
 /// The DER certificates a JWK Set registers: the first `x5c` element of each key that has one.
@@ -854,67 +644,6 @@ mod tests {
 
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn refuses_private_and_special_addresses() {
-        let refused = [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "224.0.0.1",
-            "255.255.255.255",
-            "240.0.0.1",
-            "::1",
-            "::",
-            "fc00::1",
-            "fd12::1",
-            "fe80::1",
-            "ff02::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "::ffff:169.254.169.254",
-            "64:ff9b::a00:1",
-            "2002:7f00:1::",
-            "::127.0.0.1",
-        ];
-        for ip in refused {
-            assert!(is_forbidden(ip.parse().unwrap()), "{ip} must be refused");
-        }
-        for ip in [
-            "93.184.216.34",
-            "8.8.8.8",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-            "100.128.0.1",
-        ] {
-            assert!(!is_forbidden(ip.parse().unwrap()), "{ip} must be allowed");
-        }
-    }
-
-    #[test]
-    fn uri_rules() {
-        assert!(check_uri("https://example.com/jwks", false, false).is_ok());
-        assert!(matches!(
-            check_uri("http://example.com/jwks", false, false),
-            Err(FetchError::Uri(_))
-        ));
-        assert!(check_uri("http://example.com/jwks", true, false).is_ok());
-        assert!(check_uri("ftp://example.com/jwks", true, true).is_err());
-        assert!(check_uri("https://u:p@example.com/jwks", false, false).is_err());
-        assert!(matches!(
-            check_uri("https://127.0.0.1/jwks", false, false),
-            Err(FetchError::Address(_))
-        ));
-        assert!(matches!(
-            check_uri("https://[::ffff:10.0.0.1]/jwks", false, false),
-            Err(FetchError::Address(_))
-        ));
-        assert!(check_uri("http://127.0.0.1:8080/jwks", true, true).is_ok());
-    }
 
     #[test]
     fn cache_lifetime_is_clamped() {
@@ -1052,13 +781,14 @@ mod tests {
         )
     }
 
-    fn dev_options() -> JwksFetchOptions {
-        JwksFetchOptions {
-            allow_http: true,
-            allow_private_addresses: true,
+    /// A fetcher that may reach the test servers on loopback.
+    fn dev_keys() -> ClientKeys {
+        let outbound = Outbound::new(crate::outbound::OutboundOptions {
+            allow_loopback: true,
             timeout: Duration::from_millis(500),
-            ..JwksFetchOptions::default()
-        }
+            ..crate::outbound::OutboundOptions::default()
+        });
+        ClientKeys::new(JwksFetchOptions::default(), Arc::new(outbound))
     }
 
     #[tokio::test]
@@ -1069,7 +799,7 @@ mod tests {
             Duration::from_millis(100),
         )
         .await;
-        let keys = Arc::new(ClientKeys::new(dev_options()));
+        let keys = Arc::new(dev_keys());
         let uri = format!("{base}/jwks");
         let tasks: Vec<_> = (0..8)
             .map(|_| {
@@ -1088,7 +818,7 @@ mod tests {
     async fn refetch_happens_at_most_once_per_cooldown() {
         let doc = json!({"keys": [ec_jwk("a")]}).to_string();
         let (base, hits) = serve_raw(ok(&doc, ""), Duration::ZERO).await;
-        let keys = ClientKeys::new(dev_options());
+        let keys = dev_keys();
         let uri = format!("{base}/jwks");
         let seen = keys.get(&uri).await.unwrap();
         assert!(keys.refetch(&uri, &seen).await.unwrap().is_some());
@@ -1115,37 +845,34 @@ mod tests {
         ];
         for (response, expected) in rows {
             let (base, _) = serve_raw(response, Duration::ZERO).await;
-            let err = ClientKeys::new(dev_options())
-                .get(&format!("{base}/jwks"))
-                .await
-                .unwrap_err();
+            let err = dev_keys().get(&format!("{base}/jwks")).await.unwrap_err();
             assert!(err.to_string().contains(expected), "{expected}: {err}");
         }
         let (base, _) = serve_raw(ok("{}", ""), Duration::from_secs(5)).await;
         let started = Instant::now();
-        let err = ClientKeys::new(dev_options())
-            .get(&format!("{base}/jwks"))
-            .await
-            .unwrap_err();
+        let err = dev_keys().get(&format!("{base}/jwks")).await.unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(2), "{err}");
     }
 
     #[tokio::test]
-    async fn refuses_private_addresses_by_name_and_by_literal() {
+    async fn refuses_loopback_without_the_flag() {
         let doc = json!({"keys": [ec_jwk("a")]}).to_string();
         let (base, hits) = serve_raw(ok(&doc, ""), Duration::ZERO).await;
         let port = base.rsplit(':').next().unwrap();
-        let keys = ClientKeys::new(JwksFetchOptions {
-            allow_http: true,
-            ..JwksFetchOptions::default()
-        });
+        let keys = ClientKeys::new(
+            JwksFetchOptions::default(),
+            Arc::new(Outbound::new(crate::outbound::OutboundOptions::default())),
+        );
         let err = keys
-            .get(&format!("http://localhost:{port}/jwks"))
+            .get(&format!("https://localhost:{port}/jwks"))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("refused addresses"), "{err}");
         let err = keys.get(&format!("{base}/jwks")).await.unwrap_err();
-        assert!(matches!(err, FetchError::Address(_)), "{err}");
+        assert!(
+            matches!(err, FetchError::Outbound(OutboundError::Address(_))),
+            "{err}"
+        );
         assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 

@@ -21,6 +21,7 @@ pub mod manage;
 pub mod metrics;
 pub mod model;
 pub mod oauth;
+pub mod outbound;
 pub mod peer;
 pub mod rate_limit;
 pub mod refresh;

@@ -118,7 +118,7 @@ pub async fn create_client(
 ) -> Result<ClientView, ManageError> {
     let server = require_server(app, t, s).await?;
     let metadata = input.metadata.validated(&server, &app.servable_methods())?;
-    metadata.check_jwks_uri(&app.options.jwks_fetch)?;
+    metadata.check_jwks_uri(&app.options.outbound, app.options.jwks_fetch.max_bytes)?;
     let client_id = input.client_id.unwrap_or_else(ClientId::generate);
     refuse_user_subject(app, t, s, &client_id).await?;
     let method = metadata
@@ -244,7 +244,7 @@ pub async fn replace_client(
     let mut client = load_client(app, t, s, id).await?;
     let before = ClientView::new(client.clone(), None);
     let metadata = input.metadata.validated(&server, &app.servable_methods())?;
-    metadata.check_jwks_uri(&app.options.jwks_fetch)?;
+    metadata.check_jwks_uri(&app.options.outbound, app.options.jwks_fetch.max_bytes)?;
     let method = metadata
         .token_endpoint_auth_method
         .unwrap_or(AuthMethod::ClientSecretBasic);

@@ -512,9 +512,10 @@ impl ClientMetadata {
         Ok(())
     }
 
-    /// Checks `jwks_uri` against the gateway's fetch options (https unless `http` is allowed;
-    /// no private address literal unless allowed). Separate from [`Self::validated`] because it
-    /// depends on process configuration, not on the server's policy.
+    /// Checks `jwks_uri` against the outbound client's rules (https; plain http and loopback
+    /// address literals only with `--outbound-allow-loopback`; never another special-purpose
+    /// address literal). Separate from [`Self::validated`] because it depends on process
+    /// configuration, not on the server's policy.
     ///
     /// Also checks an inline `jwks` against the configured size limit (`--max-jwks-bytes`,
     /// the same limit a fetched document must respect).
@@ -523,24 +524,25 @@ impl ClientMetadata {
     /// `invalid_client_metadata` naming `jwks_uri` or `jwks`.
     pub fn check_jwks_uri(
         &self,
-        options: &crate::client_keys::JwksFetchOptions,
+        outbound: &crate::outbound::OutboundOptions,
+        max_jwks_bytes: usize,
     ) -> Result<(), Invalid> {
-        use crate::client_keys::{check_jwks_uri, FetchError};
+        use crate::outbound::{check_url, OutboundError};
         if let Some(jwks) = &self.jwks {
-            if jwks_size(jwks) > options.max_bytes {
+            if jwks_size(jwks) > max_jwks_bytes {
                 return Err(meta(
                     "jwks",
-                    format!("must be at most {} bytes (the limit)", options.max_bytes),
+                    format!("must be at most {max_jwks_bytes} bytes (the limit)"),
                 ));
             }
         }
         let Some(uri) = &self.jwks_uri else {
             return Ok(());
         };
-        check_jwks_uri(uri, options).map(|_| ()).map_err(|e| match e {
-            FetchError::Address(ip) => meta(
+        check_url(uri, outbound).map(|_| ()).map_err(|e| match e {
+            OutboundError::Address(ip) => meta(
                 "jwks_uri",
-                format!("{ip} is a private or reserved address (allowed only with --jwks-uri-allow-private)"),
+                format!("{ip} is a loopback, private or special-purpose address (loopback is allowed only with --outbound-allow-loopback)"),
             ),
             other => meta("jwks_uri", other.to_string()),
         })
@@ -969,8 +971,8 @@ mod jwt_method_tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::client_keys::JwksFetchOptions;
     use crate::model::server::{SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
+    use crate::outbound::OutboundOptions;
 
     fn server() -> Server {
         Server {
@@ -1102,18 +1104,19 @@ mod jwt_method_tests {
     }
 
     #[test]
-    fn jwks_uri_follows_the_fetch_options() {
-        let strict = JwksFetchOptions::default();
-        let dev = JwksFetchOptions {
-            allow_http: true,
-            allow_private_addresses: true,
-            ..JwksFetchOptions::default()
+    fn jwks_uri_follows_the_outbound_options() {
+        let strict = OutboundOptions::default();
+        let dev = OutboundOptions {
+            allow_loopback: true,
+            ..OutboundOptions::default()
         };
         let rows = [
             ("https://c.example/jwks", true, true),
-            ("http://c.example/jwks", false, true),
+            ("http://c.example/jwks", false, false),
             ("https://127.0.0.1/jwks", false, true),
             ("http://[::1]:8080/jwks", false, true),
+            ("https://10.0.0.1/jwks", false, false),
+            ("https://[2001:db8::1]/jwks", false, false),
             ("https://user:pw@c.example/jwks", false, false),
         ];
         for (uri, strict_ok, dev_ok) in rows {
@@ -1121,16 +1124,16 @@ mod jwt_method_tests {
                 validate(json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": uri}))
                     .unwrap();
             assert_eq!(
-                m.check_jwks_uri(&strict).is_ok(),
+                m.check_jwks_uri(&strict, 65_536).is_ok(),
                 strict_ok,
                 "{uri} (strict)"
             );
             assert_eq!(
-                m.check_jwks_uri(&dev).is_ok(),
+                m.check_jwks_uri(&dev, 65_536).is_ok(),
                 dev_ok,
-                "{uri} (development)"
+                "{uri} (loopback allowed)"
             );
-            if let Err(e) = m.check_jwks_uri(&strict) {
+            if let Err(e) = m.check_jwks_uri(&strict, 65_536) {
                 assert_eq!(e.field, "jwks_uri");
             }
         }

@@ -45,6 +45,10 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migrate(String),
+    /// The store's configuration is wrong in a way retrying cannot fix (a URL the client
+    /// refuses, a certificate no configured CA vouches for, a rejected password).
+    #[error("misconfigured: {0}")]
+    Config(String),
 }
 
 /// One page of a listing, ordered by id.
@@ -561,6 +565,21 @@ pub async fn open_short_lived(
         Some(url) => Ok(Arc::new(redis::RedisStore::connect(url).await?)),
         None => Ok(Arc::new(memory::MemoryStore::new())),
     }
+}
+
+/// Connects to Redis at `url`; `ca_pem` (PEM), when given, replaces the system's roots as
+/// the CAs a `rediss://` server certificate must chain to.
+///
+/// # Errors
+/// [`StoreError::Config`] for what retrying cannot fix, [`StoreError::Unavailable`] for an
+/// outage.
+pub async fn open_redis(
+    url: &str,
+    ca_pem: Option<&[u8]>,
+) -> Result<Arc<dyn ShortLivedStore>, StoreError> {
+    Ok(Arc::new(
+        redis::RedisStore::connect_with(url, ca_pem).await?,
+    ))
 }
 
 /// A value as the JSON a store keeps; a value that will not serialise is `Corrupt`.

@@ -38,18 +38,78 @@ fn unavailable(e: &redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {:?}", e.kind()))
 }
 
+/// A failed connection: a configuration error when retrying cannot fix it, else an outage.
+fn connect_failure(e: &redis::RedisError) -> StoreError {
+    use redis::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidClientConfig => StoreError::Config(format!(
+            "Redis refuses the configuration: {}",
+            e.detail().unwrap_or("invalid client configuration")
+        )),
+        ErrorKind::AuthenticationFailed => {
+            StoreError::Config("Redis rejected the credentials in the URL".into())
+        }
+        _ => match certificate_error(e) {
+            Some(why) => StoreError::Config(format!(
+                "the Redis server's TLS certificate is not trusted ({why}); see --redis-ca-file"
+            )),
+            None => unavailable(e),
+        },
+    }
+}
+
+/// The rustls verdict on the server certificate, if that is why the connection failed.
+fn certificate_error(e: &redis::RedisError) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return matches!(tls, rustls::Error::InvalidCertificate(_)).then(|| tls.to_string());
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return matches!(tls, rustls::Error::InvalidCertificate(_))
+                    .then(|| tls.to_string());
+            }
+        }
+        source = err.source();
+    }
+    None
+}
+
 fn ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl RedisStore {
-    /// Connects (with reconnection handled by the connection manager).
+    /// Connects (with reconnection handled by the connection manager); `rediss://` with the
+    /// system's roots.
     ///
     /// # Errors
     /// Bad URL, or Redis unreachable within the deadline.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|_| StoreError::Unavailable("invalid Redis URL".into()))?;
+        Self::connect_with(url, None).await
+    }
+
+    /// Connects; for `rediss://` (TLS through rustls, the certificate always verified),
+    /// `ca_pem` replaces the system's roots when given.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] when retrying cannot help (a URL redis-rs refuses, such as
+    /// `#insecure`; an untrusted certificate; a rejected password), else
+    /// [`StoreError::Unavailable`].
+    pub async fn connect_with(url: &str, ca_pem: Option<&[u8]>) -> Result<Self, StoreError> {
+        // The URL may hold a password: errors name the kind, never the text redis-rs quotes.
+        let client = match ca_pem {
+            None => redis::Client::open(url),
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+        }
+        .map_err(|e| StoreError::Config(format!("invalid Redis URL ({:?})", e.kind())))?;
         // One reconnection attempt retried once, at most 200 ms apart. redis-rs's defaults
         // (6 retries, its `factor` multiplying backon's 1 s base delay) keep one reconnection
         // going for minutes while every command waits on it: Redis would be back long before
@@ -66,7 +126,7 @@ impl RedisStore {
         )
         .await
         .map_err(|_| StoreError::Unavailable("redis: connection timed out".into()))?
-        .map_err(|e| unavailable(&e))?;
+        .map_err(|e| connect_failure(&e))?;
         let incr = Script::new(
             "local v = redis.call('INCR', KEYS[1]) \
              if v == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \

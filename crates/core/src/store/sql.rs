@@ -1011,13 +1011,23 @@ impl PostgresRepository {
     /// Bad URL, or the database does not accept a connection.
     pub async fn probe(url: &str) -> Result<(), StoreError> {
         use sqlx::Connection as _;
+        // What retrying cannot fix is `Config`, so start-up ends at once instead of waiting.
         let opts: sqlx::postgres::PgConnectOptions = url
             .parse()
-            .map_err(|_| StoreError::Unavailable("invalid PostgreSQL URL".into()))?;
+            .map_err(|_| StoreError::Config("invalid PostgreSQL URL".into()))?;
         let conn = tokio::time::timeout(ACQUIRE_TIMEOUT, sqlx::PgConnection::connect_with(&opts))
             .await
             .map_err(|_| StoreError::Unavailable("connection timed out".into()))?
-            .map_err(map_err)?;
+            .map_err(|e| match &e {
+                sqlx::Error::Configuration(_) => {
+                    StoreError::Config("invalid PostgreSQL connection options".into())
+                }
+                // 28000 invalid_authorization_specification, 28P01 invalid_password.
+                sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("28")) => {
+                    StoreError::Config(format!("PostgreSQL refused the login: {}", d.message()))
+                }
+                _ => map_err(e),
+            })?;
         let _ = conn.close().await;
         Ok(())
     }

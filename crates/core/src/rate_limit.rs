@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::model::rate_limits::RateLimits;
 use crate::oauth::OAuthError;
 use crate::store::ShortLivedStore;
-use crate::store::{RateCheck, RateDecision};
+use crate::store::{Owner, RateCheck, RateDecision, StoreError};
 
 /// The longest a request waits for the limiter before being served unchecked.
 pub const CHECK_TIMEOUT: Duration = Duration::from_millis(250);
@@ -91,6 +91,10 @@ pub struct Bucket {
     pub limit: Limit,
     /// What it limits.
     pub subject: Subject,
+    /// The tenant whose share of the short-lived store the bucket counts against.
+    pub tenant: TenantId,
+    /// The server, likewise.
+    pub server: ServerId,
 }
 
 impl Bucket {
@@ -107,6 +111,8 @@ impl Bucket {
             key: format!("rl:{endpoint}:{t}/{s}:c:{client}"),
             limit,
             subject: Subject::Client,
+            tenant: t.clone(),
+            server: s.clone(),
         }
     }
 
@@ -118,6 +124,8 @@ impl Bucket {
             key: format!("rl:{endpoint}:{t}/{s}:a:{}", address_key(ip)),
             limit,
             subject: Subject::Address,
+            tenant: t.clone(),
+            server: s.clone(),
         }
     }
 }
@@ -387,6 +395,7 @@ pub async fn check(
             key: &b.key,
             interval: b.limit.interval(),
             burst: b.limit.burst,
+            owner: Owner::new(&b.tenant, &b.server),
         })
         .collect();
     let decision = tokio::time::timeout(CHECK_TIMEOUT, rl.store.rate_limit(&checks, want)).await;
@@ -402,6 +411,18 @@ pub async fn check(
             let subject = buckets
                 .get(index)
                 .map_or(Subject::Other("unknown"), |b| b.subject);
+            rl.metrics.rate_limited(endpoint, subject.label());
+            Err(RetryAfter {
+                wait: retry_after,
+                subject,
+            })
+        }
+        // The store answered, but this tenant (or server) holds its whole share: refused
+        // for it alone; the limiter keeps asking the store for everyone else.
+        Ok(Err(StoreError::OverShare { retry_after })) => {
+            limiter.succeeded(probe);
+            limiter.leases.remove(&lease_key);
+            let subject = Subject::Other("share");
             rl.metrics.rate_limited(endpoint, subject.label());
             Err(RetryAfter {
                 wait: retry_after,
@@ -519,7 +540,7 @@ mod tests {
 
     use super::*;
     use crate::keys::MasterKey;
-    use crate::store::{open_repository, open_short_lived, ShortLivedStore, StoreError};
+    use crate::store::{open_repository, open_short_lived, Owner, ShortLivedStore, StoreError};
     use crate::TollgateOptions;
 
     /// A short-lived store whose rate limiting fails (or hangs) while `down` is set and
@@ -534,23 +555,29 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ShortLivedStore for Flaky {
-        async fn put_if_absent(&self, k: &str, v: &[u8], t: Duration) -> Result<bool, StoreError> {
-            self.inner.put_if_absent(k, v, t).await
+        async fn put_if_absent(
+            &self,
+            o: Owner<'_>,
+            k: &str,
+            v: &[u8],
+            t: Duration,
+        ) -> Result<bool, StoreError> {
+            self.inner.put_if_absent(o, k, v, t).await
         }
-        async fn put(&self, k: &str, v: &[u8], t: Duration) -> Result<(), StoreError> {
-            self.inner.put(k, v, t).await
+        async fn put(&self, o: Owner<'_>, k: &str, v: &[u8], t: Duration) -> Result<(), StoreError> {
+            self.inner.put(o, k, v, t).await
         }
         async fn get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.get(k).await
         }
-        async fn take(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.take(k).await
+        async fn take(&self, o: Owner<'_>, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.take(o, k).await
         }
-        async fn remove(&self, k: &str) -> Result<bool, StoreError> {
-            self.inner.remove(k).await
+        async fn remove(&self, o: Owner<'_>, k: &str) -> Result<bool, StoreError> {
+            self.inner.remove(o, k).await
         }
-        async fn incr(&self, k: &str, t: Duration) -> Result<u64, StoreError> {
-            self.inner.incr(k, t).await
+        async fn incr(&self, o: Owner<'_>, k: &str, t: Duration) -> Result<u64, StoreError> {
+            self.inner.incr(o, k, t).await
         }
         async fn rate_limit(
             &self,
@@ -622,22 +649,28 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ShortLivedStore for Budget {
-        async fn put_if_absent(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, StoreError> {
+        async fn put_if_absent(
+            &self,
+            _: Owner<'_>,
+            _: &str,
+            _: &[u8],
+            _: Duration,
+        ) -> Result<bool, StoreError> {
             Ok(true)
         }
-        async fn put(&self, _: &str, _: &[u8], _: Duration) -> Result<(), StoreError> {
+        async fn put(&self, _: Owner<'_>, _: &str, _: &[u8], _: Duration) -> Result<(), StoreError> {
             Ok(())
         }
         async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }
-        async fn take(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        async fn take(&self, _: Owner<'_>, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }
-        async fn remove(&self, _: &str) -> Result<bool, StoreError> {
+        async fn remove(&self, _: Owner<'_>, _: &str) -> Result<bool, StoreError> {
             Ok(false)
         }
-        async fn incr(&self, _: &str, _: Duration) -> Result<u64, StoreError> {
+        async fn incr(&self, _: Owner<'_>, _: &str, _: Duration) -> Result<u64, StoreError> {
             Ok(1)
         }
         async fn rate_limit(

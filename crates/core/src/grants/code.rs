@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::ids::{ServerId, TenantId};
 use crate::oauth::pkce::Method;
 use crate::secrets::sha256_b64;
-use crate::store::{to_json, ShortLivedStore, StoreError};
+use crate::store::{to_json, Owner, ShortLivedStore, StoreError};
 
 /// What a code stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,10 +87,15 @@ pub async fn put(
     };
     let keep = ttl + Duration::from_secs(u64::try_from(access_token_ttl).unwrap_or(3600));
     short_lived
-        .put(&issued_key(t, s, code), &to_json(&issued)?, keep)
+        .put(
+            Owner::new(t, s),
+            &issued_key(t, s, code),
+            &to_json(&issued)?,
+            keep,
+        )
         .await?;
     short_lived
-        .put(&code_key(t, s, code), &to_json(grant)?, ttl)
+        .put(Owner::new(t, s), &code_key(t, s, code), &to_json(grant)?, ttl)
         .await
 }
 
@@ -110,7 +115,7 @@ pub async fn take(
         return Ok(Err(None));
     }
     if let Some(grant) = short_lived
-        .take(&code_key(t, s, code))
+        .take(Owner::new(t, s), &code_key(t, s, code))
         .await?
         .and_then(|b| serde_json::from_slice::<CodeGrant>(&b).ok())
         .filter(|g| g.expires_at > clock.now())

@@ -176,13 +176,13 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     };
 
     let repo = open_repo(cfg, !args.no_migrate).await?;
-    let memory = MemoryStore::new();
+    let memory = MemoryStore::with_shares(args.shares());
     let short_lived: Arc<dyn ShortLivedStore> = match args.redis_url.as_ref().map(SecretArg::expose)
     {
         Some(url) => {
             let target = lifecycle::redact_url(url);
             lifecycle::wait_for("Redis", &target, cfg.database_wait, || {
-                store::open_short_lived(Some(url))
+                store::open_short_lived_with(Some(url), args.shares())
             })
             .await
             .map_err(|e| {
@@ -248,6 +248,7 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
                 jwks_fetch: args.jwks_fetch_options(),
                 limits: args.limits(),
                 rate_limits: args.rate_limit_defaults(),
+                ceilings: args.ceilings(),
                 client_certificates: serve.tls.client_certificates(),
                 client_ca: tls.client_ca.clone(),
                 code_ttl: Duration::from_secs(args.code_ttl),

@@ -75,6 +75,7 @@ pub async fn create_server(
     let now = app.clock.now();
     let server = input.into_server(t, &app.servable_methods(), now);
     server.validate(&app.servable_methods())?;
+    app.options.ceilings.check(&server, None)?;
     let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;
     let audit =
         AuditRecord::new(by, "server.create", Resource::server(t, &server.id)).after(&server);
@@ -169,6 +170,7 @@ pub async fn patch_server(
         server.rate_limits = v.map_or_else(Default::default, |p| server.rate_limits.merged(&p));
     }
     server.validate(&app.servable_methods())?;
+    app.options.ceilings.check(&server, Some(&before))?;
     server.updated_at = app.clock.now();
     let keys = if server.signing_alg == old_alg {
         None

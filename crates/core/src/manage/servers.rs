@@ -73,7 +73,12 @@ pub async fn create_server(
 ) -> Result<Server, ManageError> {
     require_tenant(app, t).await?;
     let now = app.clock.now();
-    let server = input.into_server(t, &app.servable_methods(), now);
+    let given = (
+        input.access_token_ttl.is_some(),
+        input.refresh_token_ttl.is_some(),
+    );
+    let mut server = input.into_server(t, &app.servable_methods(), now);
+    app.options.ceilings.lower_defaults(&mut server, given);
     server.validate(&app.servable_methods())?;
     app.options.ceilings.check(&server, None)?;
     let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;

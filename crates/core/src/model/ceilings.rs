@@ -135,6 +135,18 @@ impl Ceilings {
         Ok(())
     }
 
+    /// A new server's lifetimes that its body left to the defaults, lowered to the ceilings
+    /// (`given`: whether the body named `access_token_ttl`, `refresh_token_ttl`): a default
+    /// is never refused.
+    pub fn lower_defaults(&self, server: &mut Server, given: (bool, bool)) {
+        if !given.0 {
+            server.access_token_ttl = server.access_token_ttl.min(self.access_token_ttl);
+        }
+        if !given.1 {
+            server.refresh_token_ttl = server.refresh_token_ttl.min(self.refresh_token_ttl);
+        }
+    }
+
     /// Clamps a stored server's settings to the ceilings: what the gateway uses.
     pub fn clamp(&self, server: &mut Server) {
         server.access_token_ttl = server.access_token_ttl.min(self.access_token_ttl);

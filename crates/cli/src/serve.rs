@@ -345,13 +345,20 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     let handles: Vec<_> = servers.iter().map(actix_web::dev::Server::handle).collect();
     let sweeper = {
         let app = app.clone();
+        let in_process = args.redis_url.is_none();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            loop {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            for n in 0u64.. {
                 tick.tick().await;
-                memory.sweep();
-                app.limiter.sweep();
-                app.registry.sweep();
+                // Every 30 s: sweeping scans everything; the gauge is cheap.
+                if n % 30 == 29 {
+                    memory.sweep();
+                    app.limiter.sweep();
+                    app.registry.sweep();
+                }
+                if in_process {
+                    app.metrics.set_short_lived_entries(memory.len());
+                }
             }
         })
     };

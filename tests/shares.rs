@@ -55,7 +55,13 @@ async fn tenant(server: &Server, prefix: &str, server_extra: serde_json::Value) 
     let issuer = format!("{}/{tid}/main", server.gateway);
     let agent = Agent::new();
     let (res, seen) = agent
-        .authorize(&issuer, &code_request(&issuer, false), "alice", PASSWORD, "allow")
+        .authorize(
+            &issuer,
+            &code_request(&issuer, false),
+            "alice",
+            PASSWORD,
+            "allow",
+        )
         .await;
     assert!(res.location_param("code").is_some(), "{seen:?} {res:?}");
     Tenant {
@@ -174,7 +180,11 @@ async fn one_tenant_cannot_fill_the_store_for_another(backend: &Backend) {
     for (way, kind) in [("silent logins", true), ("pending sign-ins", false)] {
         let mut refused = None;
         for i in 0..(SHARE * 3) {
-            let res = if kind { silent(&a).await } else { anonymous(&a).await };
+            let res = if kind {
+                silent(&a).await
+            } else {
+                anonymous(&a).await
+            };
             match res.status {
                 302 | 303 => {}
                 429 => {

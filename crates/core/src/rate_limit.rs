@@ -564,7 +564,13 @@ mod tests {
         ) -> Result<bool, StoreError> {
             self.inner.put_if_absent(o, k, v, t).await
         }
-        async fn put(&self, o: Owner<'_>, k: &str, v: &[u8], t: Duration) -> Result<(), StoreError> {
+        async fn put(
+            &self,
+            o: Owner<'_>,
+            k: &str,
+            v: &[u8],
+            t: Duration,
+        ) -> Result<(), StoreError> {
             self.inner.put(o, k, v, t).await
         }
         async fn get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -658,7 +664,13 @@ mod tests {
         ) -> Result<bool, StoreError> {
             Ok(true)
         }
-        async fn put(&self, _: Owner<'_>, _: &str, _: &[u8], _: Duration) -> Result<(), StoreError> {
+        async fn put(
+            &self,
+            _: Owner<'_>,
+            _: &str,
+            _: &[u8],
+            _: Duration,
+        ) -> Result<(), StoreError> {
             Ok(())
         }
         async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {

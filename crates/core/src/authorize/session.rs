@@ -143,7 +143,12 @@ pub(crate) async fn save_pending(
     };
     let value = crate::store::to_json(&pending)?;
     app.short_lived
-        .put(Owner::new(t, s), &pending_key(t, s, &id), &value, PENDING_TTL)
+        .put(
+            Owner::new(t, s),
+            &pending_key(t, s, &id),
+            &value,
+            PENDING_TTL,
+        )
         .await?;
     Ok(id)
 }
@@ -277,7 +282,11 @@ pub(crate) async fn record_failure(
     for (kind, who, threshold) in subjects(username, address) {
         let n = app
             .short_lived
-            .incr(Owner::new(t, s), &fail_key(kind, t, s, &who), FAILURE_WINDOW)
+            .incr(
+                Owner::new(t, s),
+                &fail_key(kind, t, s, &who),
+                FAILURE_WINDOW,
+            )
             .await?;
         if n >= threshold {
             let doublings = u32::try_from(n - threshold).unwrap_or(u32::MAX).min(10);

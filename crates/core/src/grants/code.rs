@@ -95,7 +95,12 @@ pub async fn put(
         )
         .await?;
     short_lived
-        .put(Owner::new(t, s), &code_key(t, s, code), &to_json(grant)?, ttl)
+        .put(
+            Owner::new(t, s),
+            &code_key(t, s, code),
+            &to_json(grant)?,
+            ttl,
+        )
         .await
 }
 

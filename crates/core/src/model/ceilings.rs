@@ -62,8 +62,7 @@ impl Ceilings {
     /// Names the first field above its ceiling.
     pub fn check(&self, server: &Server, before: Option<&Server>) -> Result<(), Invalid> {
         let changed = |f: fn(&Server) -> Option<i64>| before.is_none_or(|b| f(b) != f(server));
-        if server.access_token_ttl > self.access_token_ttl
-            && changed(|s| Some(s.access_token_ttl))
+        if server.access_token_ttl > self.access_token_ttl && changed(|s| Some(s.access_token_ttl))
         {
             return Err(Invalid::request(
                 "access_token_ttl",
@@ -128,7 +127,9 @@ impl Ceilings {
                 let min = u32::from(!is_rate).max(1);
                 return Err(Invalid::request(
                     field,
-                    format!("must be between {min} and {c} on this deployment, or null for the default"),
+                    format!(
+                        "must be between {min} and {c} on this deployment, or null for the default"
+                    ),
                 ));
             }
         }
@@ -204,8 +205,14 @@ mod tests {
     #[test]
     fn settings_above_a_ceiling_are_refused_naming_the_field() {
         let rows = [
-            (serde_json::json!({"access_token_ttl": 901}), "access_token_ttl"),
-            (serde_json::json!({"refresh_token_ttl": 86_401}), "refresh_token_ttl"),
+            (
+                serde_json::json!({"access_token_ttl": 901}),
+                "access_token_ttl",
+            ),
+            (
+                serde_json::json!({"refresh_token_ttl": 86_401}),
+                "refresh_token_ttl",
+            ),
             (
                 serde_json::json!({"rate_limits": {"client_per_second": 0}}),
                 "rate_limits.client_per_second",

@@ -843,12 +843,24 @@ pub(crate) async fn credentials_crud(repo: Arc<dyn Repository>) {
 pub(crate) async fn short_lived_semantics(store: Arc<dyn ShortLivedStore>) {
     let k = unique("k");
     let ttl = Duration::from_secs(30);
-    assert!(store.put_if_absent(test_owner(), &k, b"v1", ttl).await.unwrap());
-    assert!(!store.put_if_absent(test_owner(), &k, b"v2", ttl).await.unwrap());
+    assert!(store
+        .put_if_absent(test_owner(), &k, b"v1", ttl)
+        .await
+        .unwrap());
+    assert!(!store
+        .put_if_absent(test_owner(), &k, b"v2", ttl)
+        .await
+        .unwrap());
     assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"v1"[..]));
-    assert_eq!(store.take(test_owner(), &k).await.unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(
+        store.take(test_owner(), &k).await.unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
     assert_eq!(store.take(test_owner(), &k).await.unwrap(), None);
-    assert!(store.put_if_absent(test_owner(), &k, b"v3", ttl).await.unwrap());
+    assert!(store
+        .put_if_absent(test_owner(), &k, b"v3", ttl)
+        .await
+        .unwrap());
     assert!(store.remove(test_owner(), &k).await.unwrap());
     assert!(!store.remove(test_owner(), &k).await.unwrap());
     store.put(test_owner(), &k, b"a", ttl).await.unwrap();
@@ -863,7 +875,10 @@ pub(crate) async fn short_lived_semantics(store: Arc<dyn ShortLivedStore>) {
 pub(crate) async fn short_lived_expiry(store: Arc<dyn ShortLivedStore>) {
     let k = unique("e");
     let short = Duration::from_millis(150);
-    assert!(store.put_if_absent(test_owner(), &k, b"x", short).await.unwrap());
+    assert!(store
+        .put_if_absent(test_owner(), &k, b"x", short)
+        .await
+        .unwrap());
     let c = unique("ce");
     assert_eq!(store.incr(test_owner(), &c, short).await.unwrap(), 1);
     // Poll with a deadline rather than sleeping a fixed time.
@@ -877,12 +892,20 @@ pub(crate) async fn short_lived_expiry(store: Arc<dyn ShortLivedStore>) {
     }
     assert_eq!(store.take(test_owner(), &k).await.unwrap(), None);
     assert!(
-        store.put_if_absent(test_owner(), &k, b"y", short).await.unwrap(),
+        store
+            .put_if_absent(test_owner(), &k, b"y", short)
+            .await
+            .unwrap(),
         "expired key is free again"
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        if store.incr(test_owner(), &c, Duration::from_secs(30)).await.unwrap() == 1 {
+        if store
+            .incr(test_owner(), &c, Duration::from_secs(30))
+            .await
+            .unwrap()
+            == 1
+        {
             break;
         }
         assert!(
@@ -1347,7 +1370,6 @@ pub(crate) async fn short_lived_rate_limit_grants_batches(store: Arc<dyn ShortLi
     }
 }
 
-
 /// A fresh tenant with two servers, unique per run (Redis is shared between runs).
 fn owners() -> (TenantId, ServerId, ServerId) {
     (
@@ -1365,7 +1387,11 @@ pub(crate) async fn short_lived_shares_bound_each_owner(store: Arc<dyn ShortLive
     let ttl = Duration::from_secs(30);
     let (a, one, two) = owners();
     let (b, b_server, _) = owners();
-    let (a1, a2, b1) = (Owner::new(&a, &one), Owner::new(&a, &two), Owner::new(&b, &b_server));
+    let (a1, a2, b1) = (
+        Owner::new(&a, &one),
+        Owner::new(&a, &two),
+        Owner::new(&b, &b_server),
+    );
     // Server one of tenant A: a rate-limit bucket and two values fill its share of 3.
     let rl = unique("rl");
     let check = |owner| RateCheck {
@@ -1383,7 +1409,9 @@ pub(crate) async fn short_lived_shares_bound_each_owner(store: Arc<dyn ShortLive
     assert!(store.put_if_absent(a1, &k2, b"2", ttl).await.unwrap());
     // Every way of creating a fourth entry is refused, with a wait.
     assert!(over_share(store.put(a1, &unique("k"), b"x", ttl).await));
-    assert!(over_share(store.put_if_absent(a1, &unique("k"), b"x", ttl).await));
+    assert!(over_share(
+        store.put_if_absent(a1, &unique("k"), b"x", ttl).await
+    ));
     assert!(over_share(store.incr(a1, &unique("c"), ttl).await));
     let fresh = unique("rl");
     let new_bucket = RateCheck {
@@ -1468,7 +1496,12 @@ pub(crate) async fn short_lived_shares_hold_under_concurrency(store: Arc<dyn Sho
             let (store, t, one) = (store.clone(), t.clone(), one.clone());
             tokio::spawn(async move {
                 store
-                    .put(Owner::new(&t, &one), &unique("k"), b"v", Duration::from_secs(30))
+                    .put(
+                        Owner::new(&t, &one),
+                        &unique("k"),
+                        b"v",
+                        Duration::from_secs(30),
+                    )
                     .await
                     .is_ok()
             })
@@ -1478,7 +1511,10 @@ pub(crate) async fn short_lived_shares_hold_under_concurrency(store: Arc<dyn Sho
     for task in tasks {
         stored += usize::from(task.await.unwrap());
     }
-    assert_eq!(stored, 3, "the server's share is 3 whatever the concurrency");
+    assert_eq!(
+        stored, 3,
+        "the server's share is 3 whatever the concurrency"
+    );
 }
 
 macro_rules! contract_tests {

@@ -127,12 +127,7 @@ impl MemoryStore {
         if let Some(c) = self.servers.get(&key) {
             return Arc::clone(&c);
         }
-        let tenant = Arc::clone(
-            &self
-                .tenants
-                .entry(owner.tenant.to_string())
-                .or_default(),
-        );
+        let tenant = Arc::clone(&self.tenants.entry(owner.tenant.to_string()).or_default());
         Arc::clone(&self.servers.entry(key).or_insert_with(|| {
             Arc::new(Charge {
                 tenant,
@@ -418,7 +413,10 @@ mod tests {
             server_entries: 3,
             total_entries: 100,
         });
-        let (t, s) = (TenantId::parse("acme").unwrap(), ServerId::parse("main").unwrap());
+        let (t, s) = (
+            TenantId::parse("acme").unwrap(),
+            ServerId::parse("main").unwrap(),
+        );
         let owner = Owner::new(&t, &s);
         for i in 0..3 {
             store

@@ -48,6 +48,10 @@ impl Default for Ceilings {
     }
 }
 
+/// One rate-limit setting judged: its field, the new value, the stored one, the ceiling, and
+/// whether it is a rate (where 0, off, is above any ceiling) rather than a burst.
+type Row = (&'static str, Option<u32>, Option<u32>, Option<u32>, bool);
+
 /// A rate above `ceiling`: 0 (no limit) is above every ceiling.
 fn rate_above(value: u32, ceiling: u32) -> bool {
     value == 0 || value > ceiling
@@ -85,7 +89,7 @@ impl Ceilings {
         }
         let old = before.map(|b| b.rate_limits);
         let (new, old) = (&server.rate_limits, old.as_ref());
-        let rows: [(&'static str, Option<u32>, Option<u32>, Option<u32>, bool); 4] = [
+        let rows: [Row; 4] = [
             (
                 "rate_limits.client_per_second",
                 new.client_per_second,

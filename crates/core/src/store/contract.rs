@@ -1379,6 +1379,7 @@ fn owners() -> (TenantId, ServerId, ServerId) {
     )
 }
 
+#[allow(clippy::needless_pass_by_value)] // called on the call's result in place
 fn over_share<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::OverShare { retry_after }) if retry_after > Duration::ZERO)
 }

@@ -239,7 +239,8 @@ mod tests {
             ),
         ];
         for (extra, field) in rows {
-            let mut body = serde_json::json!({"id": "main", "name": "Main"});
+            let mut body = serde_json::json!({"id": "main", "name": "Main",
+                "access_token_ttl": 900, "refresh_token_ttl": 86_400});
             body.as_object_mut()
                 .unwrap()
                 .extend(extra.as_object().unwrap().clone());
@@ -247,7 +248,7 @@ mod tests {
             assert_eq!(err.field, field);
         }
         let ok = server(serde_json::json!({
-            "id": "main", "name": "Main", "access_token_ttl": 900,
+            "id": "main", "name": "Main", "access_token_ttl": 900, "refresh_token_ttl": 86_400,
             "rate_limits": {"client_per_second": 50, "client_burst": 100,
                             "address_per_second": 1, "address_burst": 200}
         }));

@@ -1393,11 +1393,12 @@ pub(crate) async fn short_lived_shares_bound_each_owner(store: Arc<dyn ShortLive
         Owner::new(&a, &two),
         Owner::new(&b, &b_server),
     );
-    // Server one of tenant A: a rate-limit bucket and two values fill its share of 3.
+    // Server one of tenant A: a rate-limit bucket and two values fill its share of 3. (The
+    // bucket lives for an interval: 10 s, longer than the test.)
     let rl = unique("rl");
     let check = |owner| RateCheck {
         key: &rl,
-        interval: Duration::from_millis(10),
+        interval: Duration::from_secs(10),
         burst: 100,
         owner,
     };
@@ -1417,7 +1418,7 @@ pub(crate) async fn short_lived_shares_bound_each_owner(store: Arc<dyn ShortLive
     let fresh = unique("rl");
     let new_bucket = RateCheck {
         key: &fresh,
-        interval: Duration::from_millis(10),
+        interval: Duration::from_secs(10),
         burst: 100,
         owner: a1,
     };
@@ -1441,7 +1442,7 @@ pub(crate) async fn short_lived_shares_bound_each_owner(store: Arc<dyn ShortLive
     let b_bucket = unique("rl");
     let b_check = RateCheck {
         key: &b_bucket,
-        interval: Duration::from_millis(10),
+        interval: Duration::from_secs(10),
         burst: 100,
         owner: b1,
     };

@@ -133,6 +133,24 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_code_2() {
             "--public-addr",
         ),
         (
+            "a rate ceiling below the process default",
+            vec![("TOLLGATE_DATABASE_URL", sqlite.clone())],
+            vec!["--rate-limit-client-per-second-max".into(), "50".into()],
+            "--rate-limit-client-per-second-max",
+        ),
+        (
+            "an access-token ceiling out of range",
+            vec![("TOLLGATE_DATABASE_URL", sqlite.clone())],
+            vec!["--max-access-token-ttl".into(), "90000".into()],
+            "--max-access-token-ttl",
+        ),
+        (
+            "a share too small",
+            vec![("TOLLGATE_DATABASE_URL", sqlite.clone())],
+            vec!["--short-lived-tenant-entries".into(), "0".into()],
+            "--short-lived-tenant-entries",
+        ),
+        (
             "bad public URL",
             vec![("TOLLGATE_DATABASE_URL", sqlite.clone())],
             vec!["--public-url".into(), "ftp://x".into()],

@@ -21,6 +21,7 @@
 #   BENCH_TENANT          tenant id to create (default bench)
 #   BENCH_SERVER          authorization server id to create (default main)
 #   BENCH_KEEP_DB=1       do not drop the bench database at exit
+#   BENCH_STORE=memory    run with the in-process short-lived store (default: redis)
 #
 # Exported after bench_setup:
 #   BENCH_ROOT BENCH_OUT_DIR BENCH_RUN_DIR BENCH_DATABASE_NAME BENCH_DATABASE_URL
@@ -136,6 +137,8 @@ bench_start_server() {
     local -a extra=()
     # shellcheck disable=SC2206  # word splitting of BENCH_SERVER_ARGS is intended
     [[ -n "${BENCH_SERVER_ARGS:-}" ]] && extra=($BENCH_SERVER_ARGS)
+    local -a store=(--redis-url "$TOLLGATE_TEST_REDIS_URL")
+    [[ "${BENCH_STORE:-redis}" == memory ]] && store=()
     bench_log "starting $TOLLGATE_BIN serve (log: $BENCH_SERVER_LOG)"
     # The load comes from one address and a few clients: raise the rate limits (through the
     # environment, so that BENCH_SERVER_ARGS can still set the flags) so that the limiter
@@ -146,7 +149,7 @@ bench_start_server() {
         --public-addr 127.0.0.1:0 \
         --admin-addr 127.0.0.1:0 \
         --database-url "$BENCH_DATABASE_URL" \
-        --redis-url "$TOLLGATE_TEST_REDIS_URL" \
+        "${store[@]}" \
         --master-key "$master_key" \
         --admin-token "$BENCH_ADMIN_TOKEN" \
         "${extra[@]}" \

@@ -225,6 +225,21 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
                 (duplicates are dropped). The two TLS methods only where the gateway receives \
                 client certificates; others are `400`."}),
         ),
+        (
+            SERVER_BODIES,
+            "tls_client_ca",
+            json!({"maxLength": tollgate_core::client_cert::MAX_CLIENT_CA_BYTES,
+                "description": format!("PEM bundle of at most {} CA certificates (`CERTIFICATE` \
+                    sections only, each a CA), at most {} bytes, that this server's \
+                    `tls_client_auth` certificates must chain to; `null`: the operator's \
+                    `--tls-client-ca`.", tollgate_core::client_cert::MAX_CLIENT_CAS,
+                    tollgate_core::client_cert::MAX_CLIENT_CA_BYTES)}),
+        ),
+        (
+            SERVER_BODIES,
+            "introspection_clients",
+            json!({"maxItems": server::MAX_INTROSPECTION_CLIENTS}),
+        ),
         (RATE_LIMITS, "client_per_second", rate(0)),
         (RATE_LIMITS, "client_burst", rate(1)),
         (RATE_LIMITS, "address_per_second", rate(0)),

@@ -11,8 +11,10 @@ use tollgate_core::client_auth::{AssertionAudience, AssertionOptions};
 use tollgate_core::client_keys::JwksFetchOptions;
 use tollgate_core::keys::MasterKey;
 use tollgate_core::limits::Limits;
+use tollgate_core::model::ceilings::Ceilings;
 use tollgate_core::outbound::OutboundOptions;
 use tollgate_core::rate_limit::RateLimitDefaults;
+use tollgate_core::store::Shares;
 
 use crate::Fatal;
 
@@ -271,6 +273,95 @@ pub struct ServeArgs {
     )]
     pub rate_limit_failures_burst: u32,
 
+    /// Ceiling on a server's `rate_limits.client_per_second` that tenant admins may set, and
+    /// on what the gateway applies (stored values above it are clamped); with a ceiling, a
+    /// server cannot turn the limit off. 0: no ceiling.
+    #[arg(
+        long,
+        env = "TOLLGATE_RATE_LIMIT_CLIENT_PER_SECOND_MAX",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub rate_limit_client_per_second_max: u32,
+
+    /// Ceiling on a server's `rate_limits.client_burst`. 0: no ceiling.
+    #[arg(
+        long,
+        env = "TOLLGATE_RATE_LIMIT_CLIENT_BURST_MAX",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub rate_limit_client_burst_max: u32,
+
+    /// Ceiling on a server's `rate_limits.address_per_second`; with a ceiling, a server cannot
+    /// turn the limit off. 0: no ceiling.
+    #[arg(
+        long,
+        env = "TOLLGATE_RATE_LIMIT_ADDRESS_PER_SECOND_MAX",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub rate_limit_address_per_second_max: u32,
+
+    /// Ceiling on a server's `rate_limits.address_burst`. 0: no ceiling.
+    #[arg(
+        long,
+        env = "TOLLGATE_RATE_LIMIT_ADDRESS_BURST_MAX",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub rate_limit_address_burst_max: u32,
+
+    /// Longest `access_token_ttl` a server may have, in seconds (60 to 86400); stored values
+    /// above it are clamped. Also bounds how long a code's replay record is kept.
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_ACCESS_TOKEN_TTL",
+        default_value_t = 86_400,
+        value_name = "SECONDS"
+    )]
+    pub max_access_token_ttl: i64,
+
+    /// Longest `refresh_token_ttl` a server may have, in seconds (60 to 31536000).
+    #[arg(
+        long,
+        env = "TOLLGATE_MAX_REFRESH_TOKEN_TTL",
+        default_value_t = 31_536_000,
+        value_name = "SECONDS"
+    )]
+    pub max_refresh_token_ttl: i64,
+
+    /// Live entries of the short-lived store (codes, sessions, pending sign-ins, assertion
+    /// `jti`s, revocations, rate-limit buckets, login counters) one tenant may hold, all its
+    /// servers together; beyond, that tenant's requests needing a new entry get 429. In Redis
+    /// and in process alike.
+    #[arg(
+        long,
+        env = "TOLLGATE_SHORT_LIVED_TENANT_ENTRIES",
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
+    pub short_lived_tenant_entries: u64,
+
+    /// Live entries of the short-lived store one server may hold (at most its tenant's share).
+    #[arg(
+        long,
+        env = "TOLLGATE_SHORT_LIVED_SERVER_ENTRIES",
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
+    pub short_lived_server_entries: u64,
+
+    /// Live entries the in-process short-lived store holds altogether (without --redis-url;
+    /// Redis is bounded by its own maxmemory). Size it to the tenants' shares it must honour.
+    #[arg(
+        long,
+        env = "TOLLGATE_SHORT_LIVED_MAX_ENTRIES",
+        default_value_t = 1_000_000,
+        value_name = "N"
+    )]
+    pub short_lived_max_entries: u64,
+
     /// Largest body of a token, introspection or revocation request, in bytes.
     #[arg(
         long,
@@ -439,6 +530,134 @@ impl ServeArgs {
             failures_per_second: self.rate_limit_failures_per_second,
             failures_burst: self.rate_limit_failures_burst,
         }
+    }
+
+    /// The operator's ceilings on servers, from the `--max-…-ttl` and `--rate-limit-…-max`
+    /// flags.
+    #[must_use]
+    pub fn ceilings(&self) -> Ceilings {
+        let ceiling = |v: u32| (v > 0).then_some(v);
+        Ceilings {
+            access_token_ttl: self.max_access_token_ttl,
+            refresh_token_ttl: self.max_refresh_token_ttl,
+            client_per_second: ceiling(self.rate_limit_client_per_second_max),
+            client_burst: ceiling(self.rate_limit_client_burst_max),
+            address_per_second: ceiling(self.rate_limit_address_per_second_max),
+            address_burst: ceiling(self.rate_limit_address_burst_max),
+        }
+    }
+
+    /// The shares of the short-lived store, from the `--short-lived-…-entries` flags.
+    #[must_use]
+    pub fn shares(&self) -> Shares {
+        Shares {
+            tenant_entries: self.short_lived_tenant_entries,
+            server_entries: self.short_lived_server_entries,
+            total_entries: self.short_lived_max_entries,
+        }
+    }
+
+    /// Checks the ceilings and shares: in range, and the process defaults within the
+    /// ceilings (a default above one would be clamped at every request).
+    fn validate_ceiling_flags(&self) -> Result<(), Fatal> {
+        use tollgate_core::model::ceilings::{MAX_ACCESS_TOKEN_TTL, MAX_REFRESH_TOKEN_TTL};
+        let ttls = [
+            (
+                "max-access-token-ttl",
+                "TOLLGATE_MAX_ACCESS_TOKEN_TTL",
+                self.max_access_token_ttl,
+                MAX_ACCESS_TOKEN_TTL,
+            ),
+            (
+                "max-refresh-token-ttl",
+                "TOLLGATE_MAX_REFRESH_TOKEN_TTL",
+                self.max_refresh_token_ttl,
+                MAX_REFRESH_TOKEN_TTL,
+            ),
+        ];
+        for (flag, env, value, max) in ttls {
+            if !(60..=max).contains(&value) {
+                return Err(Fatal::option(
+                    flag,
+                    env,
+                    format!("must be 60 to {max} seconds"),
+                ));
+            }
+        }
+        let max = tollgate_core::model::rate_limits::MAX_SETTING;
+        let rates = [
+            (
+                "rate-limit-client-per-second-max",
+                "TOLLGATE_RATE_LIMIT_CLIENT_PER_SECOND_MAX",
+                self.rate_limit_client_per_second_max,
+                "rate-limit-client-per-second",
+                self.rate_limit_client_per_second,
+                true,
+            ),
+            (
+                "rate-limit-client-burst-max",
+                "TOLLGATE_RATE_LIMIT_CLIENT_BURST_MAX",
+                self.rate_limit_client_burst_max,
+                "rate-limit-client-burst",
+                self.rate_limit_client_burst,
+                false,
+            ),
+            (
+                "rate-limit-address-per-second-max",
+                "TOLLGATE_RATE_LIMIT_ADDRESS_PER_SECOND_MAX",
+                self.rate_limit_address_per_second_max,
+                "rate-limit-address-per-second",
+                self.rate_limit_address_per_second,
+                true,
+            ),
+            (
+                "rate-limit-address-burst-max",
+                "TOLLGATE_RATE_LIMIT_ADDRESS_BURST_MAX",
+                self.rate_limit_address_burst_max,
+                "rate-limit-address-burst",
+                self.rate_limit_address_burst,
+                false,
+            ),
+        ];
+        for (flag, env, ceiling, default_flag, default, is_rate) in rates {
+            if ceiling > max {
+                return Err(Fatal::option(
+                    flag,
+                    env,
+                    format!("must be 0 (no ceiling) to {max}"),
+                ));
+            }
+            if ceiling > 0 && (default > ceiling || (is_rate && default == 0)) {
+                return Err(Fatal::option(
+                    flag,
+                    env,
+                    format!("is below --{default_flag} ({default}; 0 is off, above any ceiling)"),
+                ));
+            }
+        }
+        let entries = [
+            (
+                "short-lived-tenant-entries",
+                "TOLLGATE_SHORT_LIVED_TENANT_ENTRIES",
+                self.short_lived_tenant_entries,
+            ),
+            (
+                "short-lived-server-entries",
+                "TOLLGATE_SHORT_LIVED_SERVER_ENTRIES",
+                self.short_lived_server_entries,
+            ),
+            (
+                "short-lived-max-entries",
+                "TOLLGATE_SHORT_LIVED_MAX_ENTRIES",
+                self.short_lived_max_entries,
+            ),
+        ];
+        for (flag, env, value) in entries {
+            if !(10..=1_000_000_000).contains(&value) {
+                return Err(Fatal::option(flag, env, "must be 10 to 1000000000"));
+            }
+        }
+        Ok(())
     }
 
     /// Checks the limit and rate-limit flags; the error names the flag.
@@ -777,6 +996,7 @@ impl Cli {
                 }
                 args.validate_assertion_flags()?;
                 args.validate_limit_flags()?;
+                args.validate_ceiling_flags()?;
                 if args.shutdown_delay > 300 {
                     return Err(Fatal::option(
                         "shutdown-delay",

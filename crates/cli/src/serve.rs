@@ -176,14 +176,14 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     };
 
     let repo = open_repo(cfg, !args.no_migrate).await?;
-    let memory = MemoryStore::new();
+    let memory = MemoryStore::with_shares(args.shares());
     let short_lived: Arc<dyn ShortLivedStore> = match args.redis_url.as_ref().map(SecretArg::expose)
     {
         Some(url) => {
             let target = lifecycle::redact_url(url);
             let ca = serve.redis_ca.as_deref();
             lifecycle::wait_for("Redis", &target, cfg.database_wait, || {
-                store::open_redis(url, ca)
+                store::open_redis(url, ca, args.shares())
             })
             .await
             .map_err(|e| {
@@ -251,6 +251,7 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
                 outbound: serve.outbound.clone(),
                 limits: args.limits(),
                 rate_limits: args.rate_limit_defaults(),
+                ceilings: args.ceilings(),
                 client_certificates: serve.tls.client_certificates(),
                 client_ca: tls.client_ca.clone(),
                 code_ttl: Duration::from_secs(args.code_ttl),
@@ -347,13 +348,20 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
     let handles: Vec<_> = servers.iter().map(actix_web::dev::Server::handle).collect();
     let sweeper = {
         let app = app.clone();
+        let in_process = args.redis_url.is_none();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            loop {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            for n in 0u64.. {
                 tick.tick().await;
-                memory.sweep();
-                app.limiter.sweep();
-                app.registry.sweep();
+                // Every 30 s: sweeping scans everything; the gauge is cheap.
+                if n % 30 == 29 {
+                    memory.sweep();
+                    app.limiter.sweep();
+                    app.registry.sweep();
+                }
+                if in_process {
+                    app.metrics.set_short_lived_entries(memory.len());
+                }
             }
         })
     };

@@ -58,6 +58,8 @@ pub struct TollgateOptions {
     pub limits: crate::limits::Limits,
     /// Rate limits for servers that set none themselves.
     pub rate_limits: crate::rate_limit::RateLimitDefaults,
+    /// The operator's ceilings on servers' lifetimes and rate limits.
+    pub ceilings: crate::model::ceilings::Ceilings,
 }
 
 impl Default for TollgateOptions {
@@ -76,6 +78,7 @@ impl Default for TollgateOptions {
             trusted_proxies: Vec::new(),
             limits: crate::limits::Limits::default(),
             rate_limits: crate::rate_limit::RateLimitDefaults::default(),
+            ceilings: crate::model::ceilings::Ceilings::default(),
         }
     }
 }
@@ -135,7 +138,7 @@ impl Tollgate {
         let short_lived = TimedShortLived::wrap(short_lived, metrics.clone());
         let outbound = Arc::new(crate::outbound::Outbound::new(options.outbound.clone()));
         Self {
-            registry: Registry::new(options.cache_ttl),
+            registry: Registry::new(options.cache_ttl).with_ceilings(options.ceilings),
             hash_permits: Semaphore::new(options.max_concurrent_hashes.max(1)),
             hasher: Arc::new(crate::secrets::Hasher::default()),
             client_keys: ClientKeys::new(options.jwks_fetch.clone(), outbound.clone()),

@@ -179,6 +179,7 @@ pub struct Metrics {
     logins: Family<LoginLabels, Counter>,
     rate_limited: Family<RateLimitLabels, Counter>,
     rate_limit_skipped: Family<EndpointLabels, Counter>,
+    short_lived_entries: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -300,6 +301,13 @@ impl Metrics {
             "Requests served without a rate-limit check because the short-lived store did not answer (the limiter fails open)",
             rate_limit_skipped.clone(),
         );
+        let short_lived_entries = Gauge::default();
+        registry.register(
+            "short_lived_entries",
+            "Entries held by the in-process short-lived store (expired ones until swept); \
+             0 with Redis",
+            short_lived_entries.clone(),
+        );
         let build_info = Family::<Vec<(String, String)>, Gauge>::default();
         let mut labels = vec![("version".to_owned(), version.to_owned())];
         if let Some(r) = revision.filter(|r| !r.is_empty()) {
@@ -328,6 +336,7 @@ impl Metrics {
             audit_samples_dropped,
             logins,
             rate_limited,
+            short_lived_entries,
             rate_limit_skipped,
         }
     }
@@ -441,6 +450,12 @@ impl Metrics {
         self.rate_limited
             .get_or_create(&RateLimitLabels { endpoint, limit })
             .inc();
+    }
+
+    /// How many entries the in-process short-lived store holds.
+    pub fn set_short_lived_entries(&self, n: usize) {
+        self.short_lived_entries
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// A request served unchecked because the rate limiter's store did not answer.

@@ -35,7 +35,7 @@ use crate::model::rate_limits::RateLimits;
 use crate::model::server::Server;
 use crate::oauth::OAuthError;
 use crate::store::ShortLivedStore;
-use crate::store::{RateCheck, RateDecision};
+use crate::store::{Owner, RateCheck, RateDecision, StoreError};
 
 /// The longest a request waits for a store call of the limiter (its own, or the one in flight
 /// for its key) before being served unchecked.
@@ -112,6 +112,10 @@ pub struct Bucket {
     pub subject: Subject,
     /// Only consulted: the request needs room for one, but is not charged.
     pub peek: bool,
+    /// The tenant whose share of the short-lived store the bucket counts against.
+    pub tenant: TenantId,
+    /// The server, likewise.
+    pub server: ServerId,
 }
 
 impl Bucket {
@@ -129,6 +133,8 @@ impl Bucket {
             limit,
             subject: Subject::Client,
             peek: false,
+            tenant: t.clone(),
+            server: s.clone(),
         }
     }
 
@@ -141,6 +147,8 @@ impl Bucket {
             limit,
             subject: Subject::Address,
             peek: false,
+            tenant: t.clone(),
+            server: s.clone(),
         }
     }
 
@@ -158,6 +166,8 @@ impl Bucket {
             limit,
             subject: Subject::ClientFailures,
             peek: false,
+            tenant: t.clone(),
+            server: s.clone(),
         }
     }
 
@@ -176,6 +186,8 @@ impl Bucket {
             limit,
             subject: Subject::AddressFailures,
             peek: false,
+            tenant: t.clone(),
+            server: s.clone(),
         }
     }
 
@@ -585,6 +597,7 @@ pub async fn check(
             burst: b.limit.burst,
             peek: b.peek,
             refund: if b.peek { 0 } else { ask.refund },
+            owner: Owner::new(&b.tenant, &b.server),
         })
         .collect();
     // The store gets its whole deadline, whatever the wait before it: only its own slowness
@@ -609,6 +622,18 @@ pub async fn check(
             let subject = buckets
                 .get(index)
                 .map_or(Subject::Other("unknown"), |b| b.subject);
+            rl.metrics.rate_limited(endpoint, subject.label());
+            Err(RetryAfter {
+                wait: retry_after,
+                subject,
+            })
+        }
+        // The store answered, but this tenant (or server) holds its whole share: refused
+        // for it alone; the limiter keeps asking the store for everyone else.
+        Ok(Err(StoreError::OverShare { retry_after })) => {
+            limiter.succeeded(probe);
+            settle(None, true);
+            let subject = Subject::Other("share");
             rl.metrics.rate_limited(endpoint, subject.label());
             Err(RetryAfter {
                 wait: retry_after,
@@ -649,6 +674,7 @@ async fn count(
         burst: bucket.limit.burst,
         peek: false,
         refund: 0,
+        owner: Owner::new(&bucket.tenant, &bucket.server),
     }];
     match tokio::time::timeout(CHECK_TIMEOUT, rl.store.rate_limit(&check, 1)).await {
         Ok(Ok(RateDecision::Allowed { .. })) => {
@@ -661,6 +687,16 @@ async fn count(
             Some(RetryAfter {
                 wait: retry_after,
                 subject: bucket.subject,
+            })
+        }
+        // Over its share: refused for this tenant alone, never a reason to stop asking.
+        Ok(Err(StoreError::OverShare { retry_after })) => {
+            rl.limiter.succeeded(probe);
+            let subject = Subject::Other("share");
+            rl.metrics.rate_limited(endpoint, subject.label());
+            Some(RetryAfter {
+                wait: retry_after,
+                subject,
             })
         }
         Ok(Err(e)) => {
@@ -902,7 +938,7 @@ mod tests {
 
     use super::*;
     use crate::keys::MasterKey;
-    use crate::store::{open_repository, open_short_lived, ShortLivedStore, StoreError};
+    use crate::store::{open_repository, open_short_lived, Owner, ShortLivedStore, StoreError};
     use crate::TollgateOptions;
 
     /// A short-lived store whose rate limiting fails (or hangs) while `down` is set and
@@ -917,23 +953,35 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ShortLivedStore for Flaky {
-        async fn put_if_absent(&self, k: &str, v: &[u8], t: Duration) -> Result<bool, StoreError> {
-            self.inner.put_if_absent(k, v, t).await
+        async fn put_if_absent(
+            &self,
+            o: Owner<'_>,
+            k: &str,
+            v: &[u8],
+            t: Duration,
+        ) -> Result<bool, StoreError> {
+            self.inner.put_if_absent(o, k, v, t).await
         }
-        async fn put(&self, k: &str, v: &[u8], t: Duration) -> Result<(), StoreError> {
-            self.inner.put(k, v, t).await
+        async fn put(
+            &self,
+            o: Owner<'_>,
+            k: &str,
+            v: &[u8],
+            t: Duration,
+        ) -> Result<(), StoreError> {
+            self.inner.put(o, k, v, t).await
         }
         async fn get(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.get(k).await
         }
-        async fn take(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.take(k).await
+        async fn take(&self, o: Owner<'_>, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.take(o, k).await
         }
-        async fn remove(&self, k: &str) -> Result<bool, StoreError> {
-            self.inner.remove(k).await
+        async fn remove(&self, o: Owner<'_>, k: &str) -> Result<bool, StoreError> {
+            self.inner.remove(o, k).await
         }
-        async fn incr(&self, k: &str, t: Duration) -> Result<u64, StoreError> {
-            self.inner.incr(k, t).await
+        async fn incr(&self, o: Owner<'_>, k: &str, t: Duration) -> Result<u64, StoreError> {
+            self.inner.incr(o, k, t).await
         }
         async fn rate_limit(
             &self,
@@ -1005,22 +1053,34 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ShortLivedStore for Budget {
-        async fn put_if_absent(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, StoreError> {
+        async fn put_if_absent(
+            &self,
+            _: Owner<'_>,
+            _: &str,
+            _: &[u8],
+            _: Duration,
+        ) -> Result<bool, StoreError> {
             Ok(true)
         }
-        async fn put(&self, _: &str, _: &[u8], _: Duration) -> Result<(), StoreError> {
+        async fn put(
+            &self,
+            _: Owner<'_>,
+            _: &str,
+            _: &[u8],
+            _: Duration,
+        ) -> Result<(), StoreError> {
             Ok(())
         }
         async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }
-        async fn take(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        async fn take(&self, _: Owner<'_>, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }
-        async fn remove(&self, _: &str) -> Result<bool, StoreError> {
+        async fn remove(&self, _: Owner<'_>, _: &str) -> Result<bool, StoreError> {
             Ok(false)
         }
-        async fn incr(&self, _: &str, _: Duration) -> Result<u64, StoreError> {
+        async fn incr(&self, _: Owner<'_>, _: &str, _: Duration) -> Result<u64, StoreError> {
             Ok(1)
         }
         async fn rate_limit(

@@ -10,6 +10,7 @@
 //! While the database is unreachable, expired entries keep serving.
 //! When announcements may have been missed, [`Registry::expire_all`] has every entry re-read.
 
+use crate::model::ceilings::Ceilings;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -219,6 +220,8 @@ pub struct Registry {
     negative_ttl: Duration,
     /// Bumped by every invalidation, so a load that raced with one is not cached.
     generation: AtomicU64,
+    /// The operator's ceilings, applied to every server loaded (clamped at use).
+    ceilings: Ceilings,
 }
 
 /// The lookups of the request path: servers and clients from the [`Registry`], read through
@@ -309,7 +312,15 @@ impl Registry {
             ttl,
             negative_ttl: ttl.min(Duration::from_secs(5)),
             generation: AtomicU64::new(0),
+            ceilings: Ceilings::default(),
         }
+    }
+
+    /// The same registry, clamping every server it loads to `ceilings`.
+    #[must_use]
+    pub fn with_ceilings(mut self, ceilings: Ceilings) -> Self {
+        self.ceilings = ceilings;
+        self
     }
 
     /// Caches a loaded value unless an invalidation happened while it was being read.
@@ -359,7 +370,10 @@ impl Registry {
         };
         let generation = self.generation.load(Ordering::Acquire);
         let loaded = match load_server(repo, master, public_url, t, s).await {
-            Ok(v) => v,
+            Ok(v) => v.map(|mut runtime| {
+                self.ceilings.clamp(&mut runtime.server);
+                runtime
+            }),
             Err(e) => return self.keep_stale(&self.servers, key, stale, generation, e),
         };
         // Unchanged: keep the entry (and everything parsed in it), just renew it.

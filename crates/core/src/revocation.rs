@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::ids::{ServerId, TenantId};
 use crate::oauth::OAuthError;
-use crate::store::{store_failure, Repository, ShortLivedStore};
+use crate::store::{store_failure, Owner, Repository, ShortLivedStore};
 
 /// The short-lived-store key that marks an access token revoked.
 #[must_use]
@@ -45,7 +45,7 @@ impl Revocations<'_> {
         }
         let ttl = Duration::from_secs(u64::try_from(left).unwrap_or(1).max(1));
         self.short_lived
-            .put(&revoked_access_key(t, s, jti), b"1", ttl)
+            .put(Owner::new(t, s), &revoked_access_key(t, s, jti), b"1", ttl)
             .await
             .map_err(|e| store_failure(&e))
     }

@@ -15,7 +15,7 @@ use crate::app::Tollgate;
 use crate::ids::{ServerId, TenantId, UserId};
 use crate::model::users::User;
 use crate::secrets::{self, ct_eq, random_token, sha256_b64, Password};
-use crate::store::StoreError;
+use crate::store::{Owner, StoreError};
 
 /// The session cookie: the logged-in user of this browser, per server (`Path=/{tid}/{aid}/`).
 pub const SESSION_COOKIE: &str = "tollgate_session";
@@ -113,7 +113,12 @@ pub(crate) async fn create_session(
     let sid = random_token(32);
     let value = crate::store::to_json(session)?;
     app.short_lived
-        .put(&session_key(t, s, &sid), &value, app.options.session_ttl)
+        .put(
+            Owner::new(t, s),
+            &session_key(t, s, &sid),
+            &value,
+            app.options.session_ttl,
+        )
         .await?;
     Ok(sid)
 }
@@ -126,7 +131,7 @@ pub(crate) async fn end_session(
     sid: &str,
 ) -> Result<(), StoreError> {
     app.short_lived
-        .remove(&session_key(t, s, sid))
+        .remove(Owner::new(t, s), &session_key(t, s, sid))
         .await
         .map(|_| ())
 }
@@ -162,7 +167,12 @@ pub(crate) async fn save_pending(
     };
     let value = crate::store::to_json(&pending)?;
     app.short_lived
-        .put(&pending_key(t, s, &id), &value, PENDING_TTL)
+        .put(
+            Owner::new(t, s),
+            &pending_key(t, s, &id),
+            &value,
+            PENDING_TTL,
+        )
         .await?;
     Ok(id)
 }
@@ -223,7 +233,11 @@ pub(crate) async fn take_pending(
     s: &ServerId,
     id: &str,
 ) -> Result<(), AuthorizeError> {
-    match app.short_lived.take(&pending_key(t, s, id)).await? {
+    match app
+        .short_lived
+        .take(Owner::new(t, s), &pending_key(t, s, id))
+        .await?
+    {
         Some(_) => Ok(()),
         None => Err(stale()),
     }
@@ -292,7 +306,11 @@ pub(crate) async fn record_failure(
     for (kind, who, threshold) in subjects(username, address) {
         let n = app
             .short_lived
-            .incr(&fail_key(kind, t, s, &who), FAILURE_WINDOW)
+            .incr(
+                Owner::new(t, s),
+                &fail_key(kind, t, s, &who),
+                FAILURE_WINDOW,
+            )
             .await?;
         if n >= threshold {
             let doublings = u32::try_from(n - threshold).unwrap_or(u32::MAX).min(10);
@@ -300,6 +318,7 @@ pub(crate) async fn record_failure(
             let until = app.clock.now() + i64::try_from(lock.as_secs()).unwrap_or(0);
             app.short_lived
                 .put(
+                    Owner::new(t, s),
                     &lock_key(kind, t, s, &who),
                     until.to_string().as_bytes(),
                     lock,
@@ -320,7 +339,7 @@ pub(crate) async fn clear_failures(
 ) -> Result<(), StoreError> {
     let who = sha256_b64(&username.to_lowercase());
     app.short_lived
-        .remove(&fail_key("user", t, s, &who))
+        .remove(Owner::new(t, s), &fail_key("user", t, s, &who))
         .await?;
     Ok(())
 }

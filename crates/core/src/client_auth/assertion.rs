@@ -17,7 +17,7 @@ use super::{Expiry, Failure, Presented, JWT_BEARER_ASSERTION};
 use crate::client_keys::AssertionAlg;
 use crate::model::client::Client;
 use crate::registry::ServerRuntime;
-use crate::store::ShortLivedStore;
+use crate::store::{Owner, ShortLivedStore};
 
 /// Which `aud` values a client assertion may carry (RFC 7523 §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,12 +276,18 @@ pub(super) fn check_claims(
 /// the assertion (a replay must never slip through an outage).
 pub(super) async fn spend_jti(
     store: &dyn ShortLivedStore,
+    owner: Owner<'_>,
     scope: &str,
     spend: &Spend,
 ) -> Result<(), Failure> {
     let key = format!("jti:{scope}/{}", spend.jti);
     match store
-        .put_if_absent(&key, b"1", std::time::Duration::from_secs(spend.ttl_secs))
+        .put_if_absent(
+            owner,
+            &key,
+            b"1",
+            std::time::Duration::from_secs(spend.ttl_secs),
+        )
         .await
     {
         Ok(true) => Ok(()),
@@ -314,13 +320,15 @@ pub(super) async fn accept(
         "{}/{}/{}",
         server.server.tenant_id, server.server.id, presented.client_id
     );
-    spend_jti(ctx.replay, &scope, &spend).await
+    let owner = Owner::new(&server.server.tenant_id, &server.server.id);
+    spend_jti(ctx.replay, owner, &scope, &spend).await
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use crate::store::test_owner;
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{
         EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -435,7 +443,7 @@ mod tests {
             now: NOW,
         };
         let spend = check_claims(&parsed.claims()?, &expect)?;
-        spend_jti(store, "t/s/c1", &spend).await
+        spend_jti(store, test_owner(), "t/s/c1", &spend).await
     }
 
     #[tokio::test]
@@ -719,25 +727,37 @@ mod tests {
     impl ShortLivedStore for DownStore {
         async fn put_if_absent(
             &self,
+            _: Owner<'_>,
             _: &str,
             _: &[u8],
             _: std::time::Duration,
         ) -> Result<bool, StoreError> {
             Err(StoreError::Unavailable("down".into()))
         }
-        async fn put(&self, _: &str, _: &[u8], _: std::time::Duration) -> Result<(), StoreError> {
+        async fn put(
+            &self,
+            _: Owner<'_>,
+            _: &str,
+            _: &[u8],
+            _: std::time::Duration,
+        ) -> Result<(), StoreError> {
             Err(StoreError::Unavailable("down".into()))
         }
         async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Err(StoreError::Unavailable("down".into()))
         }
-        async fn take(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        async fn take(&self, _: Owner<'_>, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Err(StoreError::Unavailable("down".into()))
         }
-        async fn remove(&self, _: &str) -> Result<bool, StoreError> {
+        async fn remove(&self, _: Owner<'_>, _: &str) -> Result<bool, StoreError> {
             Err(StoreError::Unavailable("down".into()))
         }
-        async fn incr(&self, _: &str, _: std::time::Duration) -> Result<u64, StoreError> {
+        async fn incr(
+            &self,
+            _: Owner<'_>,
+            _: &str,
+            _: std::time::Duration,
+        ) -> Result<u64, StoreError> {
             Err(StoreError::Unavailable("down".into()))
         }
         async fn rate_limit(
@@ -762,11 +782,11 @@ mod tests {
             ttl_secs: 60,
         };
         assert_eq!(
-            spend_jti(&DownStore, "t/s/c1", &spend).await,
+            spend_jti(&DownStore, test_owner(), "t/s/c1", &spend).await,
             Err(Failure::StoreUnavailable)
         );
         assert_eq!(
-            spend_jti(&MemoryStore::new(), "t/s/c1", &spend).await,
+            spend_jti(&MemoryStore::new(), test_owner(), "t/s/c1", &spend).await,
             Ok(())
         );
     }

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::ids::{ServerId, TenantId};
 use crate::oauth::pkce::Method;
 use crate::secrets::sha256_b64;
-use crate::store::{to_json, ShortLivedStore, StoreError};
+use crate::store::{to_json, Owner, ShortLivedStore, StoreError};
 
 /// What a code stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +89,12 @@ pub async fn mark_replayed(
     family_id: &str,
 ) -> Result<(), StoreError> {
     short_lived
-        .put(&replayed_key(t, s, family_id), b"1", REPLAY_MEMORY)
+        .put(
+            Owner::new(t, s),
+            &replayed_key(t, s, family_id),
+            b"1",
+            REPLAY_MEMORY,
+        )
         .await
 }
 
@@ -131,10 +136,20 @@ pub async fn put(
     };
     let keep = ttl + Duration::from_secs(u64::try_from(access_token_ttl).unwrap_or(3600));
     short_lived
-        .put(&issued_key(t, s, code), &to_json(&issued)?, keep)
+        .put(
+            Owner::new(t, s),
+            &issued_key(t, s, code),
+            &to_json(&issued)?,
+            keep,
+        )
         .await?;
     short_lived
-        .put(&code_key(t, s, code), &to_json(grant)?, ttl)
+        .put(
+            Owner::new(t, s),
+            &code_key(t, s, code),
+            &to_json(grant)?,
+            ttl,
+        )
         .await
 }
 
@@ -154,7 +169,7 @@ pub async fn take(
         return Ok(Err(None));
     }
     if let Some(grant) = short_lived
-        .take(&code_key(t, s, code))
+        .take(Owner::new(t, s), &code_key(t, s, code))
         .await?
         .and_then(|b| serde_json::from_slice::<CodeGrant>(&b).ok())
         .filter(|g| g.expires_at > clock.now())

@@ -74,8 +74,14 @@ pub async fn create_server(
 ) -> Result<Server, ManageError> {
     require_tenant(app, t).await?;
     let now = app.clock.now();
-    let server = input.into_server(t, &app.servable_methods(), now);
+    let given = (
+        input.access_token_ttl.is_some(),
+        input.refresh_token_ttl.is_some(),
+    );
+    let mut server = input.into_server(t, &app.servable_methods(), now);
+    app.options.ceilings.lower_defaults(&mut server, given);
     server.validate(&app.servable_methods())?;
+    app.options.ceilings.check(&server, None)?;
     let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;
     let audit =
         AuditRecord::new(by, "server.create", Resource::server(t, &server.id)).after(&server);
@@ -179,6 +185,7 @@ pub async fn patch_server(
         server.allow_insecure_redirect_uris = v;
     }
     server.validate(&app.servable_methods())?;
+    app.options.ceilings.check(&server, Some(&before))?;
     if server.signing_alg != old_alg {
         refuse_orphaned_id_token_alg(app, &server, old_alg).await?;
     }

@@ -6,6 +6,7 @@
 //! This layer knows the protocol vocabulary (`crate::oauth`) and the ids, nothing above them:
 //! no store, no cache, no application state.
 
+pub mod ceilings;
 pub mod client;
 pub mod credential;
 pub mod dn;

@@ -56,6 +56,30 @@ pub(crate) async fn redis() -> Option<Arc<dyn ShortLivedStore>> {
     Some(open_short_lived(Some(&url)).await.expect("connect redis"))
 }
 
+/// Shares small enough to fill in a test: 5 entries a tenant, 3 a server.
+const SMALL_SHARES: Shares = Shares {
+    tenant_entries: 5,
+    server_entries: 3,
+    total_entries: 1_000,
+};
+
+pub(crate) async fn memory_small_shares() -> Option<Arc<dyn ShortLivedStore>> {
+    Some(
+        open_short_lived_with(None, SMALL_SHARES)
+            .await
+            .expect("memory store"),
+    )
+}
+
+pub(crate) async fn redis_small_shares() -> Option<Arc<dyn ShortLivedStore>> {
+    let url = backend_url("TOLLGATE_TEST_REDIS_URL")?;
+    Some(
+        open_short_lived_with(Some(&url), SMALL_SHARES)
+            .await
+            .expect("connect redis"),
+    )
+}
+
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
@@ -822,29 +846,44 @@ pub(crate) async fn credentials_crud(repo: Arc<dyn Repository>) {
 pub(crate) async fn short_lived_semantics(store: Arc<dyn ShortLivedStore>) {
     let k = unique("k");
     let ttl = Duration::from_secs(30);
-    assert!(store.put_if_absent(&k, b"v1", ttl).await.unwrap());
-    assert!(!store.put_if_absent(&k, b"v2", ttl).await.unwrap());
+    assert!(store
+        .put_if_absent(test_owner(), &k, b"v1", ttl)
+        .await
+        .unwrap());
+    assert!(!store
+        .put_if_absent(test_owner(), &k, b"v2", ttl)
+        .await
+        .unwrap());
     assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"v1"[..]));
-    assert_eq!(store.take(&k).await.unwrap().as_deref(), Some(&b"v1"[..]));
-    assert_eq!(store.take(&k).await.unwrap(), None);
-    assert!(store.put_if_absent(&k, b"v3", ttl).await.unwrap());
-    assert!(store.remove(&k).await.unwrap());
-    assert!(!store.remove(&k).await.unwrap());
-    store.put(&k, b"a", ttl).await.unwrap();
-    store.put(&k, b"b", ttl).await.unwrap();
+    assert_eq!(
+        store.take(test_owner(), &k).await.unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
+    assert_eq!(store.take(test_owner(), &k).await.unwrap(), None);
+    assert!(store
+        .put_if_absent(test_owner(), &k, b"v3", ttl)
+        .await
+        .unwrap());
+    assert!(store.remove(test_owner(), &k).await.unwrap());
+    assert!(!store.remove(test_owner(), &k).await.unwrap());
+    store.put(test_owner(), &k, b"a", ttl).await.unwrap();
+    store.put(test_owner(), &k, b"b", ttl).await.unwrap();
     assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"b"[..]));
     let c = unique("c");
-    assert_eq!(store.incr(&c, ttl).await.unwrap(), 1);
-    assert_eq!(store.incr(&c, ttl).await.unwrap(), 2);
+    assert_eq!(store.incr(test_owner(), &c, ttl).await.unwrap(), 1);
+    assert_eq!(store.incr(test_owner(), &c, ttl).await.unwrap(), 2);
     store.ping().await.unwrap();
 }
 
 pub(crate) async fn short_lived_expiry(store: Arc<dyn ShortLivedStore>) {
     let k = unique("e");
     let short = Duration::from_millis(150);
-    assert!(store.put_if_absent(&k, b"x", short).await.unwrap());
+    assert!(store
+        .put_if_absent(test_owner(), &k, b"x", short)
+        .await
+        .unwrap());
     let c = unique("ce");
-    assert_eq!(store.incr(&c, short).await.unwrap(), 1);
+    assert_eq!(store.incr(test_owner(), &c, short).await.unwrap(), 1);
     // Poll with a deadline rather than sleeping a fixed time.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while store.get(&k).await.unwrap().is_some() {
@@ -854,14 +893,22 @@ pub(crate) async fn short_lived_expiry(store: Arc<dyn ShortLivedStore>) {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(store.take(&k).await.unwrap(), None);
+    assert_eq!(store.take(test_owner(), &k).await.unwrap(), None);
     assert!(
-        store.put_if_absent(&k, b"y", short).await.unwrap(),
+        store
+            .put_if_absent(test_owner(), &k, b"y", short)
+            .await
+            .unwrap(),
         "expired key is free again"
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        if store.incr(&c, Duration::from_secs(30)).await.unwrap() == 1 {
+        if store
+            .incr(test_owner(), &c, Duration::from_secs(30))
+            .await
+            .unwrap()
+            == 1
+        {
             break;
         }
         assert!(
@@ -869,7 +916,7 @@ pub(crate) async fn short_lived_expiry(store: Arc<dyn ShortLivedStore>) {
             "counter did not expire"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
-        store.remove(&c).await.ok();
+        store.remove(test_owner(), &c).await.ok();
     }
 }
 
@@ -877,14 +924,14 @@ pub(crate) async fn short_lived_take_is_atomic(store: Arc<dyn ShortLivedStore>) 
     for _ in 0..20 {
         let k = unique("a");
         store
-            .put(&k, b"code", Duration::from_secs(30))
+            .put(test_owner(), &k, b"code", Duration::from_secs(30))
             .await
             .unwrap();
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let s = store.clone();
                 let k = k.clone();
-                tokio::spawn(async move { s.take(&k).await.unwrap().is_some() })
+                tokio::spawn(async move { s.take(test_owner(), &k).await.unwrap().is_some() })
             })
             .collect();
         let mut winners = 0;
@@ -898,7 +945,7 @@ pub(crate) async fn short_lived_take_is_atomic(store: Arc<dyn ShortLivedStore>) 
                 let s = store.clone();
                 let k = k2.clone();
                 tokio::spawn(async move {
-                    s.put_if_absent(&k, b"j", Duration::from_secs(30))
+                    s.put_if_absent(test_owner(), &k, b"j", Duration::from_secs(30))
                         .await
                         .unwrap()
                 })
@@ -1252,6 +1299,7 @@ fn bucket(key: &str, interval_ms: u64, burst: u32) -> RateCheck<'_> {
         burst,
         peek: false,
         refund: 0,
+        owner: test_owner(),
     }
 }
 
@@ -1487,6 +1535,161 @@ pub(crate) async fn short_lived_rate_limit_grants_batches(store: Arc<dyn ShortLi
     }
 }
 
+/// A fresh tenant with two servers, unique per run (Redis is shared between runs).
+fn owners() -> (TenantId, ServerId, ServerId) {
+    (
+        TenantId::parse(&unique("t")).unwrap(),
+        ServerId::parse("one").unwrap(),
+        ServerId::parse("two").unwrap(),
+    )
+}
+
+#[allow(clippy::needless_pass_by_value)] // called on the call's result in place
+fn over_share<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::OverShare { retry_after }) if retry_after > Duration::ZERO)
+}
+
+pub(crate) async fn short_lived_shares_bound_each_owner(store: Arc<dyn ShortLivedStore>) {
+    let ttl = Duration::from_secs(30);
+    let (a, one, two) = owners();
+    let (b, b_server, _) = owners();
+    let (a1, a2, b1) = (
+        Owner::new(&a, &one),
+        Owner::new(&a, &two),
+        Owner::new(&b, &b_server),
+    );
+    // Server one of tenant A: a rate-limit bucket and two values fill its share of 3. (The
+    // bucket lives for an interval: 10 s, longer than the test.)
+    let rl = unique("rl");
+    let check = |owner| RateCheck {
+        key: &rl,
+        interval: Duration::from_secs(10),
+        burst: 100,
+        peek: false,
+        refund: 0,
+        owner,
+    };
+    assert!(matches!(
+        store.rate_limit(&[check(a1)], 1).await.unwrap(),
+        RateDecision::Allowed { .. }
+    ));
+    let (k1, k2) = (unique("k"), unique("k"));
+    store.put(a1, &k1, b"1", ttl).await.unwrap();
+    assert!(store.put_if_absent(a1, &k2, b"2", ttl).await.unwrap());
+    // Every way of creating a fourth entry is refused, with a wait.
+    assert!(over_share(store.put(a1, &unique("k"), b"x", ttl).await));
+    assert!(over_share(
+        store.put_if_absent(a1, &unique("k"), b"x", ttl).await
+    ));
+    assert!(over_share(store.incr(a1, &unique("c"), ttl).await));
+    let fresh = unique("rl");
+    let new_bucket = RateCheck {
+        key: &fresh,
+        interval: Duration::from_secs(10),
+        burst: 100,
+        peek: false,
+        refund: 0,
+        owner: a1,
+    };
+    assert!(over_share(store.rate_limit(&[new_bucket], 1).await));
+    // What exists keeps working: replacing a value, its bucket, reading.
+    store.put(a1, &k1, b"1b", ttl).await.unwrap();
+    assert!(!store.put_if_absent(a1, &k2, b"x", ttl).await.unwrap());
+    assert!(matches!(
+        store.rate_limit(&[check(a1)], 1).await.unwrap(),
+        RateDecision::Allowed { .. }
+    ));
+    assert_eq!(store.get(&k1).await.unwrap().as_deref(), Some(&b"1b"[..]));
+    // Server two of tenant A has room for two more: the tenant's share of 5 is then full.
+    store.put(a2, &unique("k"), b"x", ttl).await.unwrap();
+    store.incr(a2, &unique("c"), ttl).await.unwrap();
+    assert!(over_share(store.put(a2, &unique("k"), b"x", ttl).await));
+    // Tenant B notices nothing.
+    for _ in 0..3 {
+        store.put(b1, &unique("k"), b"x", ttl).await.unwrap();
+    }
+    let b_bucket = unique("rl");
+    let b_check = RateCheck {
+        key: &b_bucket,
+        interval: Duration::from_secs(10),
+        burst: 100,
+        peek: false,
+        refund: 0,
+        owner: b1,
+    };
+    assert!(over_share(store.put(b1, &unique("k"), b"x", ttl).await));
+    assert!(over_share(store.rate_limit(&[b_check], 1).await));
+}
+
+pub(crate) async fn short_lived_shares_are_released(store: Arc<dyn ShortLivedStore>) {
+    let ttl = Duration::from_secs(30);
+    let (t, one, _) = owners();
+    let owner = Owner::new(&t, &one);
+    let keys: Vec<String> = (0..3).map(|_| unique("k")).collect();
+    for k in &keys {
+        store.put(owner, k, b"v", ttl).await.unwrap();
+    }
+    assert!(over_share(store.put(owner, &unique("k"), b"x", ttl).await));
+    // Taken, removed: the room is back at once.
+    assert!(store.take(owner, &keys[0]).await.unwrap().is_some());
+    let again = unique("k");
+    store.put(owner, &again, b"v", ttl).await.unwrap();
+    assert!(store.remove(owner, &keys[1]).await.unwrap());
+    let counter = unique("c");
+    assert_eq!(store.incr(owner, &counter, ttl).await.unwrap(), 1);
+    assert!(over_share(store.incr(owner, &unique("c"), ttl).await));
+    // An existing counter still counts.
+    assert_eq!(store.incr(owner, &counter, ttl).await.unwrap(), 2);
+    // Expired: released too (the in-process store reclaims on a full share).
+    let (t2, s2, _) = owners();
+    let brief = Owner::new(&t2, &s2);
+    for _ in 0..3 {
+        store
+            .put(brief, &unique("k"), b"v", Duration::from_millis(50))
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.put(brief, &unique("k"), b"v", ttl).await {
+            Ok(()) => break,
+            Err(StoreError::OverShare { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("expired entries were never released: {e}"),
+        }
+    }
+}
+
+pub(crate) async fn short_lived_shares_hold_under_concurrency(store: Arc<dyn ShortLivedStore>) {
+    let (t, one, _) = owners();
+    let (t, one) = (Arc::new(t), Arc::new(one));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, t, one) = (store.clone(), t.clone(), one.clone());
+            tokio::spawn(async move {
+                store
+                    .put(
+                        Owner::new(&t, &one),
+                        &unique("k"),
+                        b"v",
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        stored += usize::from(task.await.unwrap());
+    }
+    assert_eq!(
+        stored, 3,
+        "the server's share is 3 whatever the concurrency"
+    );
+}
+
 macro_rules! contract_tests {
     ($backend:ident: $open:path => $($test:ident),+) => {
         mod $backend {
@@ -1506,3 +1709,5 @@ contract_tests!(sqlite_repo: super::sqlite => tenants_crud, tenants_paginate, se
 contract_tests!(postgres_repo: super::postgres => tenants_crud, tenants_paginate, servers_clients_and_keys, admin_token_set_once, key_rotation_is_conditional, audit_rows_commit_with_their_changes, audit_filters_and_pages, credentials_crud, users_and_consents, refresh_token_families, revoked_subjects_and_user_tokens);
 contract_tests!(memory_store: super::memory => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic, short_lived_rate_limit_grants_batches, short_lived_rate_limit_peeks_and_refunds);
 contract_tests!(redis_store: super::redis => short_lived_semantics, short_lived_expiry, short_lived_take_is_atomic, short_lived_rate_limit, short_lived_rate_limit_is_atomic, short_lived_rate_limit_grants_batches, short_lived_rate_limit_peeks_and_refunds);
+contract_tests!(memory_shares: super::memory_small_shares => short_lived_shares_bound_each_owner, short_lived_shares_are_released, short_lived_shares_hold_under_concurrency);
+contract_tests!(redis_shares: super::redis_small_shares => short_lived_shares_bound_each_owner, short_lived_shares_are_released, short_lived_shares_hold_under_concurrency);

@@ -1,7 +1,13 @@
 //! The in-process short-lived store: a sharded map with per-entry deadlines, for the embedded
 //! default and single-replica deployments. Expired entries are invisible at once and swept
-//! out of memory periodically.
+//! out of memory periodically (and at once, at most every [`RECLAIM_EVERY`], when a write
+//! finds its owner's share full).
+//!
+//! Every entry is charged to its owner's counters (tenant, server, and the process total)
+//! from its creation until it is taken, removed or swept; a write that would create an entry
+//! beyond one of the [`Shares`] is refused for that owner alone.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,22 +15,42 @@ use async_trait::async_trait;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
-use super::{batch_limit, gcra_room, RateCheck, RateDecision, ShortLivedStore, StoreError};
+use super::{
+    batch_limit, gcra_room, Owner, RateCheck, RateDecision, Shares, ShortLivedStore, StoreError,
+};
 use crate::clock::{Clock, SystemClock};
+
+/// The counters an entry is charged to: its tenant's and its server's.
+#[derive(Debug)]
+struct Charge {
+    tenant: Arc<AtomicU64>,
+    server: AtomicU64,
+}
 
 #[derive(Debug)]
 struct Item {
     value: Vec<u8>,
     deadline: Instant,
+    charge: Arc<Charge>,
 }
 
-/// Upper bound on live entries, so a flood of unique keys cannot exhaust memory.
-const MAX_ENTRIES: usize = 1_000_000;
+/// Shortest time between two sweeps that a full share triggers: a tenant writing against its
+/// full share makes the process scan its map at most this often.
+const RECLAIM_EVERY: Duration = Duration::from_secs(1);
 
 /// In-process store. Cloning shares the map.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     map: Arc<DashMap<String, Item>>,
+    /// Counters by tenant.
+    tenants: Arc<DashMap<String, Arc<AtomicU64>>>,
+    /// Counters by `tenant/server`.
+    servers: Arc<DashMap<String, Arc<Charge>>>,
+    /// Entries held altogether (expired ones until swept).
+    total: Arc<AtomicU64>,
+    shares: Shares,
+    /// When a full share last triggered a sweep (milliseconds since `epoch`).
+    last_reclaim_ms: Arc<AtomicU64>,
     /// The zero of the rate limiter's clock (monotonic, microseconds).
     epoch: Instant,
     /// The rate limiter's clock, read under each bucket's lock.
@@ -33,7 +59,7 @@ pub struct MemoryStore {
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self::with_clock(Arc::new(SystemClock))
+        Self::with_shares(Shares::default())
     }
 }
 
@@ -46,18 +72,34 @@ fn read_u64(value: &[u8]) -> u64 {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with the default shares.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store bounded by `shares`.
+    #[must_use]
+    pub fn with_shares(shares: Shares) -> Self {
+        Self::with_shares_and_clock(shares, Arc::new(SystemClock))
     }
 
     /// An empty store whose rate-limit buckets read `clock`'s monotonic time (tests: a
     /// [`crate::clock::ManualClock`]; such a store is not swept, which reads the system's).
     #[must_use]
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self::with_shares_and_clock(Shares::default(), clock)
+    }
+
+    fn with_shares_and_clock(shares: Shares, clock: Arc<dyn Clock>) -> Self {
         Self {
             map: Arc::default(),
+            tenants: Arc::default(),
+            servers: Arc::default(),
+            total: Arc::default(),
+            shares,
+            // Far in the past: the first full share may reclaim at once.
+            last_reclaim_ms: Arc::new(AtomicU64::new(0)),
             epoch: clock.instant(),
             clock,
         }
@@ -69,10 +111,17 @@ impl MemoryStore {
         (at, micros(at.saturating_duration_since(self.epoch)))
     }
 
-    /// Drops expired entries; the server calls this on an interval.
+    /// Drops expired entries, releasing what they were charged; the server calls this on an
+    /// interval.
     pub fn sweep(&self) {
         let now = Instant::now();
-        self.map.retain(|_, item| item.deadline > now);
+        self.map.retain(|_, item| {
+            let live = item.deadline > now;
+            if !live {
+                self.release(&item.charge);
+            }
+            live
+        });
     }
 
     /// Number of entries held (expired ones included until swept).
@@ -87,58 +136,170 @@ impl MemoryStore {
         self.map.is_empty()
     }
 
-    fn check_capacity(&self) -> Result<(), StoreError> {
-        if self.map.len() >= MAX_ENTRIES {
-            self.sweep();
-            if self.map.len() >= MAX_ENTRIES {
-                return Err(StoreError::Unavailable("in-process store is full".into()));
+    /// Entries charged to a tenant (expired ones included until swept).
+    #[must_use]
+    pub fn tenant_entries(&self, tenant: &str) -> u64 {
+        self.tenants
+            .get(tenant)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The counters of `owner`, created on first use.
+    fn charge(&self, owner: Owner<'_>) -> Arc<Charge> {
+        let key = format!("{}/{}", owner.tenant, owner.server);
+        if let Some(c) = self.servers.get(&key) {
+            return Arc::clone(&c);
+        }
+        let tenant = Arc::clone(&self.tenants.entry(owner.tenant.to_string()).or_default());
+        Arc::clone(&self.servers.entry(key).or_insert_with(|| {
+            Arc::new(Charge {
+                tenant,
+                server: AtomicU64::new(0),
+            })
+        }))
+    }
+
+    /// Charges one new entry, or refuses (charging nothing) when a share is full.
+    fn reserve(&self, c: &Charge) -> bool {
+        let total = self.total.fetch_add(1, Ordering::AcqRel) < self.shares.total_entries;
+        let tenant = c.tenant.fetch_add(1, Ordering::AcqRel) < self.shares.tenant_entries;
+        let server = c.server.fetch_add(1, Ordering::AcqRel) < self.shares.server_entries;
+        if total && tenant && server {
+            true
+        } else {
+            self.release(c);
+            false
+        }
+    }
+
+    fn release(&self, c: &Charge) {
+        self.total.fetch_sub(1, Ordering::AcqRel);
+        c.tenant.fetch_sub(1, Ordering::AcqRel);
+        c.server.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Moves an existing entry's charge to `to` (the same owner, in practice: keys carry it).
+    fn transfer(&self, from: &Arc<Charge>, to: &Arc<Charge>) -> bool {
+        if Arc::ptr_eq(from, to) {
+            return true;
+        }
+        if !self.reserve(to) {
+            return false;
+        }
+        self.release(from);
+        true
+    }
+
+    /// Sweeps, unless a full share triggered a sweep within [`RECLAIM_EVERY`]; true if it
+    /// swept. Called with no entry of the map held.
+    fn reclaim(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_reclaim_ms.load(Ordering::Acquire);
+        let every = u64::try_from(RECLAIM_EVERY.as_millis()).unwrap_or(1000);
+        if last != 0 && now.saturating_sub(last) < every {
+            return false;
+        }
+        if self
+            .last_reclaim_ms
+            .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        self.sweep();
+        true
+    }
+
+    fn over_share() -> StoreError {
+        StoreError::OverShare {
+            retry_after: RECLAIM_EVERY,
+        }
+    }
+
+    /// Writes `key` through `write` (given the entry when one exists, live or expired, and
+    /// answering what to keep), charging a new entry to `owner`; once more after a reclaim
+    /// when the share is full.
+    fn write<T>(
+        &self,
+        owner: Owner<'_>,
+        key: &str,
+        mut write: impl FnMut(Option<&Item>, Instant) -> Write<T>,
+    ) -> Result<T, StoreError> {
+        let charge = self.charge(owner);
+        for _ in 0..2 {
+            let now = Instant::now();
+            let refused = match self.map.entry(key.to_owned()) {
+                Entry::Occupied(mut e) => match write(Some(e.get()), now) {
+                    Write::Keep(out) => return Ok(out),
+                    Write::Store(value, deadline, out) => {
+                        if self.transfer(&e.get().charge, &charge) {
+                            e.insert(Item {
+                                value,
+                                deadline,
+                                charge: Arc::clone(&charge),
+                            });
+                            return Ok(out);
+                        }
+                        true
+                    }
+                },
+                Entry::Vacant(e) => match write(None, now) {
+                    Write::Keep(out) => return Ok(out),
+                    Write::Store(value, deadline, out) => {
+                        if self.reserve(&charge) {
+                            e.insert(Item {
+                                value,
+                                deadline,
+                                charge: Arc::clone(&charge),
+                            });
+                            return Ok(out);
+                        }
+                        true
+                    }
+                },
+            };
+            // The entry's lock is released here: sweeping may take every shard.
+            if refused && !self.reclaim() {
+                break;
             }
         }
-        Ok(())
+        Err(Self::over_share())
     }
+}
+
+/// What [`MemoryStore::write`]'s closure decides.
+enum Write<T> {
+    /// Leave the entry as it is and answer this.
+    Keep(T),
+    /// Store this value until this deadline, then answer this.
+    Store(Vec<u8>, Instant, T),
 }
 
 #[async_trait]
 impl ShortLivedStore for MemoryStore {
     async fn put_if_absent(
         &self,
+        owner: Owner<'_>,
         key: &str,
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        self.check_capacity()?;
-        let now = Instant::now();
-        match self.map.entry(key.to_owned()) {
-            Entry::Occupied(mut e) => {
-                if e.get().deadline > now {
-                    return Ok(false);
-                }
-                e.insert(Item {
-                    value: value.to_vec(),
-                    deadline: now + ttl,
-                });
-                Ok(true)
-            }
-            Entry::Vacant(e) => {
-                e.insert(Item {
-                    value: value.to_vec(),
-                    deadline: now + ttl,
-                });
-                Ok(true)
-            }
-        }
+        self.write(owner, key, |old, now| match old {
+            Some(item) if item.deadline > now => Write::Keep(false),
+            _ => Write::Store(value.to_vec(), now + ttl, true),
+        })
     }
 
-    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        self.check_capacity()?;
-        self.map.insert(
-            key.to_owned(),
-            Item {
-                value: value.to_vec(),
-                deadline: Instant::now() + ttl,
-            },
-        );
-        Ok(())
+    async fn put(
+        &self,
+        owner: Owner<'_>,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.write(owner, key, |_, now| {
+            Write::Store(value.to_vec(), now + ttl, ())
+        })
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -150,40 +311,33 @@ impl ShortLivedStore for MemoryStore {
             .map(|i| i.value.clone()))
     }
 
-    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn take(&self, _owner: Owner<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let now = Instant::now();
-        Ok(self
-            .map
-            .remove(key)
-            .filter(|(_, i)| i.deadline > now)
-            .map(|(_, i)| i.value))
+        let Some((_, item)) = self.map.remove(key) else {
+            return Ok(None);
+        };
+        self.release(&item.charge);
+        Ok((item.deadline > now).then_some(item.value))
     }
 
-    async fn remove(&self, key: &str) -> Result<bool, StoreError> {
+    async fn remove(&self, _owner: Owner<'_>, key: &str) -> Result<bool, StoreError> {
         let now = Instant::now();
-        Ok(self.map.remove(key).is_some_and(|(_, i)| i.deadline > now))
+        let Some((_, item)) = self.map.remove(key) else {
+            return Ok(false);
+        };
+        self.release(&item.charge);
+        Ok(item.deadline > now)
     }
 
-    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        self.check_capacity()?;
-        let now = Instant::now();
-        let mut entry = self.map.entry(key.to_owned()).or_insert_with(|| Item {
-            value: 0u64.to_be_bytes().to_vec(),
-            deadline: now + ttl,
-        });
-        if entry.deadline <= now {
-            *entry = Item {
-                value: 0u64.to_be_bytes().to_vec(),
-                deadline: now + ttl,
+    async fn incr(&self, owner: Owner<'_>, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.write(owner, key, |old, now| {
+            let (n, deadline) = match old {
+                Some(item) if item.deadline > now => (read_u64(&item.value), item.deadline),
+                _ => (0, now + ttl),
             };
-        }
-        let mut buf = [0u8; 8];
-        if entry.value.len() == 8 {
-            buf.copy_from_slice(&entry.value);
-        }
-        let n = u64::from_be_bytes(buf).saturating_add(1);
-        entry.value = n.to_be_bytes().to_vec();
-        Ok(n)
+            let n = n.saturating_add(1);
+            Write::Store(n.to_be_bytes().to_vec(), deadline, n)
+        })
     }
 
     /// The same answers as the Redis script. Each bucket is read and written under its own
@@ -198,8 +352,8 @@ impl ShortLivedStore for MemoryStore {
         checks: &[RateCheck<'_>],
         want: u32,
     ) -> Result<RateDecision, StoreError> {
-        self.check_capacity()?;
         let mut refused: Option<(usize, u64)> = None;
+        let mut over_share = false;
         let note = |refused: &mut Option<(usize, u64)>, index: usize, wait: u64| {
             if refused.is_none_or(|(_, w)| wait > w) {
                 *refused = Some((index, wait));
@@ -258,13 +412,23 @@ impl ShortLivedStore for MemoryStore {
                 }
                 continue;
             }
-            let mut entry = self
-                .map
-                .entry(check.key.to_owned())
-                .or_insert_with(|| Item {
-                    value: Vec::new(),
-                    deadline: self.clock.instant(),
-                });
+            // Only a new bucket needs room: a full store or share never stops the buckets
+            // that exist.
+            let mut entry = match self.map.entry(check.key.to_owned()) {
+                Entry::Occupied(e) => e.into_ref(),
+                Entry::Vacant(e) => {
+                    let charge = self.charge(check.owner);
+                    if !self.reserve(&charge) {
+                        over_share = true;
+                        break;
+                    }
+                    e.insert(Item {
+                        value: Vec::new(),
+                        deadline: self.clock.instant(),
+                        charge,
+                    })
+                }
+            };
             let (at, now) = self.rate_now();
             let (base, room) = gcra_room(live_tat(&entry, at), now, interval, check.burst, 0);
             match room {
@@ -280,7 +444,11 @@ impl ShortLivedStore for MemoryStore {
         }
         // Take back what the request will not use: all of it when refused, else what earlier
         // buckets took beyond the final batch.
-        let keep = if refused.is_some() { 0 } else { granted };
+        let keep = if refused.is_some() || over_share {
+            0
+        } else {
+            granted
+        };
         for (key, interval, took) in charged {
             if took > keep {
                 if let Some(mut entry) = self.map.get_mut(key) {
@@ -290,6 +458,10 @@ impl ShortLivedStore for MemoryStore {
                     entry.deadline = at + Duration::from_micros(tat.saturating_sub(now));
                 }
             }
+        }
+        if over_share {
+            self.reclaim();
+            return Err(Self::over_share());
         }
         Ok(match refused {
             None => RateDecision::Allowed {
@@ -308,5 +480,38 @@ impl ShortLivedStore for MemoryStore {
 
     fn backend(&self) -> &'static str {
         "memory"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::ids::{ServerId, TenantId};
+
+    #[tokio::test]
+    async fn a_sweep_releases_what_expired_entries_were_charged() {
+        let store = MemoryStore::with_shares(Shares {
+            tenant_entries: 3,
+            server_entries: 3,
+            total_entries: 100,
+        });
+        let (t, s) = (
+            TenantId::parse("acme").unwrap(),
+            ServerId::parse("main").unwrap(),
+        );
+        let owner = Owner::new(&t, &s);
+        for i in 0..3 {
+            store
+                .put(owner, &format!("k{i}"), b"v", Duration::from_millis(1))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.tenant_entries("acme"), 3);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        store.sweep();
+        assert_eq!(store.tenant_entries("acme"), 0);
+        assert!(store.is_empty());
     }
 }

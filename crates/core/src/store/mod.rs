@@ -49,6 +49,15 @@ pub enum StoreError {
     /// refuses, a certificate no configured CA vouches for, a rejected password).
     #[error("misconfigured: {0}")]
     Config(String),
+    /// A short-lived write refused: it would put its owner (a tenant or a server) over its
+    /// share of the short-lived store ([`Shares`]), or the in-process store is at its overall
+    /// capacity. Only that owner's writes are refused; `retry_after` is when its oldest entry
+    /// lapses (an estimate).
+    #[error("over its share of the short-lived store")]
+    OverShare {
+        /// When a write may fit again.
+        retry_after: Duration,
+    },
 }
 
 /// One page of a listing, ordered by id.
@@ -430,27 +439,95 @@ pub trait Repository:
     async fn close(&self);
 }
 
+/// Whose share of the short-lived store an entry counts against: the tenant and the server
+/// whose traffic created it. Every entry belongs to exactly one server of one tenant (their
+/// ids are in its key too); the store counts it against both until it is taken, removed or
+/// expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner<'a> {
+    /// The tenant.
+    pub tenant: &'a TenantId,
+    /// The server, inside the tenant.
+    pub server: &'a ServerId,
+}
+
+impl<'a> Owner<'a> {
+    /// The owner `(t, s)`.
+    #[must_use]
+    pub fn new(tenant: &'a TenantId, server: &'a ServerId) -> Self {
+        Self { tenant, server }
+    }
+}
+
+/// An owner for tests that need one but test no share: tenant `t`, server `s`.
+#[cfg(test)]
+pub(crate) fn test_owner() -> Owner<'static> {
+    static IDS: std::sync::OnceLock<(TenantId, ServerId)> = std::sync::OnceLock::new();
+    let (t, s) = IDS.get_or_init(|| {
+        (
+            TenantId::parse("t").expect("tenant id"),
+            ServerId::parse("s").expect("server id"),
+        )
+    });
+    Owner::new(t, s)
+}
+
+/// The operator's bounds on the short-lived store (`--short-lived-…-entries`): how many live
+/// entries one tenant, and one server, may hold, and (in-process only) how many the whole
+/// process may hold. A write beyond a share is [`StoreError::OverShare`] for that owner alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    /// Live entries of one tenant (all its servers together).
+    pub tenant_entries: u64,
+    /// Live entries of one server.
+    pub server_entries: u64,
+    /// Live entries of the in-process store altogether (memory's bound; Redis has its own
+    /// `maxmemory`).
+    pub total_entries: u64,
+}
+
+impl Default for Shares {
+    fn default() -> Self {
+        Self {
+            tenant_entries: 100_000,
+            server_entries: 100_000,
+            total_entries: 1_000_000,
+        }
+    }
+}
+
 /// Short-lived state with TTLs and atomic take-once semantics. Keys are namespaced by the
-/// caller (`code:…`, `jti:…`); values are opaque bytes.
+/// caller (`code:…`, `jti:…`); values are opaque bytes. Every entry is counted against its
+/// [`Owner`]'s [`Shares`] while it lives: a write that would create an entry beyond them is
+/// [`StoreError::OverShare`], whatever other owners hold; replacing an entry that exists
+/// costs nothing more.
 #[async_trait]
 pub trait ShortLivedStore: Send + Sync + std::fmt::Debug {
     /// Stores `value` unless `key` exists (Redis `SET NX PX`); true if stored.
     async fn put_if_absent(
         &self,
+        owner: Owner<'_>,
         key: &str,
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, StoreError>;
     /// Stores `value`, replacing any previous one.
-    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+    async fn put(
+        &self,
+        owner: Owner<'_>,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
     /// Reads without consuming.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Reads and deletes atomically (Redis `GETDEL`): of concurrent takers exactly one wins.
-    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The entry no longer counts against `owner`.
+    async fn take(&self, owner: Owner<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Deletes; true if something was there.
-    async fn remove(&self, key: &str) -> Result<bool, StoreError>;
+    async fn remove(&self, owner: Owner<'_>, key: &str) -> Result<bool, StoreError>;
     /// Increments a counter, starting its TTL on creation; returns the new value.
-    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
+    async fn incr(&self, owner: Owner<'_>, key: &str, ttl: Duration) -> Result<u64, StoreError>;
     /// GCRA rate limiting over several buckets at once, atomically: first hands back each
     /// bucket's `refund`, then admits up to `want` requests into every bucket that is charged
     /// (as many as fit in all of them, at least one, and never more extra ones than leave as
@@ -459,7 +536,9 @@ pub trait ShortLivedStore: Send + Sync + std::fmt::Debug {
     /// trip whatever the number of buckets; the clock is read inside the atomic step (Redis
     /// `TIME`; the in-process store under the bucket's lock), so the buckets' time never runs
     /// backwards and replicas with skewed clocks agree. Asking for several at once lets a
-    /// caller admit the next ones without a round trip.
+    /// caller admit the next ones without a round trip. A charged bucket is an entry of its
+    /// check's owner: creating one beyond a share is [`StoreError::OverShare`], with no
+    /// bucket charged.
     async fn rate_limit(
         &self,
         checks: &[RateCheck<'_>],
@@ -487,6 +566,8 @@ pub struct RateCheck<'a> {
     /// Admissions charged to this bucket earlier and never used (a lapsed lease), handed back
     /// before the check, whatever its answer.
     pub refund: u32,
+    /// Whose share the bucket counts against.
+    pub owner: Owner<'a>,
 }
 
 /// The answer of [`ShortLivedStore::rate_limit`].
@@ -554,21 +635,36 @@ pub async fn open_repository(url: &str) -> Result<Arc<dyn Repository>, StoreErro
     }
 }
 
-/// Opens the short-lived store: Redis when a URL is given, else in-process.
+/// Opens the short-lived store with the default [`Shares`]: Redis when a URL is given, else
+/// in-process.
 ///
 /// # Errors
 /// Bad URL or unreachable Redis.
 pub async fn open_short_lived(
     redis_url: Option<&str>,
 ) -> Result<Arc<dyn ShortLivedStore>, StoreError> {
+    open_short_lived_with(redis_url, Shares::default()).await
+}
+
+/// Opens the short-lived store with the operator's [`Shares`].
+///
+/// # Errors
+/// Bad URL or unreachable Redis.
+pub async fn open_short_lived_with(
+    redis_url: Option<&str>,
+    shares: Shares,
+) -> Result<Arc<dyn ShortLivedStore>, StoreError> {
     match redis_url {
-        Some(url) => Ok(Arc::new(redis::RedisStore::connect(url).await?)),
-        None => Ok(Arc::new(memory::MemoryStore::new())),
+        Some(url) => Ok(Arc::new(
+            redis::RedisStore::connect(url).await?.with_shares(shares),
+        )),
+        None => Ok(Arc::new(memory::MemoryStore::with_shares(shares))),
     }
 }
 
-/// Connects to Redis at `url`; `ca_pem` (PEM), when given, replaces the system's roots as
-/// the CAs a `rediss://` server certificate must chain to.
+/// Connects to Redis at `url`, bounded by the operator's [`Shares`]; `ca_pem` (PEM), when
+/// given, replaces the system's roots as the CAs a `rediss://` server certificate must chain
+/// to.
 ///
 /// # Errors
 /// [`StoreError::Config`] for what retrying cannot fix, [`StoreError::Unavailable`] for an
@@ -576,9 +672,12 @@ pub async fn open_short_lived(
 pub async fn open_redis(
     url: &str,
     ca_pem: Option<&[u8]>,
+    shares: Shares,
 ) -> Result<Arc<dyn ShortLivedStore>, StoreError> {
     Ok(Arc::new(
-        redis::RedisStore::connect_with(url, ca_pem).await?,
+        redis::RedisStore::connect_with(url, ca_pem)
+            .await?
+            .with_shares(shares),
     ))
 }
 
@@ -590,11 +689,17 @@ pub fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Maps a store failure on a request path: unreachable is `503`, anything else `500`;
-/// the cause goes to the log, not to the caller.
+/// Maps a store failure on a request path: unreachable is `503`, a tenant over its share of
+/// the short-lived store `429` with `Retry-After` (for that tenant alone), anything else
+/// `500`; the cause goes to the log, not to the caller.
 #[must_use]
 pub fn store_failure(e: &StoreError) -> crate::oauth::OAuthError {
     match e {
+        StoreError::OverShare { retry_after } => {
+            tracing::info!("short-lived write refused: its owner is over its share");
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            crate::oauth::OAuthError::too_many_requests(secs.max(1))
+        }
         StoreError::Unavailable(_) => {
             tracing::warn!(error = %e, "store unavailable");
             crate::oauth::OAuthError::temporarily_unavailable()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    AdminRepo, AuditRepo, ClientRepo, KeyRepo, Page, RateCheck, RateDecision, RefreshRepo,
+    AdminRepo, AuditRepo, ClientRepo, KeyRepo, Owner, Page, RateCheck, RateDecision, RefreshRepo,
     Repository, ServerRepo, ShortLivedStore, SigningAlgChange, StoreError, TenantRepo, UserRepo,
 };
 use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
@@ -639,32 +639,43 @@ impl TimedShortLived {
 impl ShortLivedStore for TimedShortLived {
     async fn put_if_absent(
         &self,
+        owner: Owner<'_>,
         key: &str,
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        self.time("put_if_absent", self.inner.put_if_absent(key, value, ttl))
-            .await
+        self.time(
+            "put_if_absent",
+            self.inner.put_if_absent(owner, key, value, ttl),
+        )
+        .await
     }
 
-    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        self.time("put", self.inner.put(key, value, ttl)).await
+    async fn put(
+        &self,
+        owner: Owner<'_>,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.time("put", self.inner.put(owner, key, value, ttl))
+            .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.time("get", self.inner.get(key)).await
     }
 
-    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.time("take", self.inner.take(key)).await
+    async fn take(&self, owner: Owner<'_>, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.time("take", self.inner.take(owner, key)).await
     }
 
-    async fn remove(&self, key: &str) -> Result<bool, StoreError> {
-        self.time("remove", self.inner.remove(key)).await
+    async fn remove(&self, owner: Owner<'_>, key: &str) -> Result<bool, StoreError> {
+        self.time("remove", self.inner.remove(owner, key)).await
     }
 
-    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        self.time("incr", self.inner.incr(key, ttl)).await
+    async fn incr(&self, owner: Owner<'_>, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.time("incr", self.inner.incr(owner, key, ttl)).await
     }
 
     async fn rate_limit(
@@ -708,8 +719,19 @@ mod tests {
         let metrics = Arc::new(Metrics::new("0", None));
         let store = TimedShortLived::wrap(Arc::new(MemoryStore::new()), metrics.clone());
         assert_eq!(store.backend(), "memory");
-        store.put("k", b"v", Duration::from_secs(5)).await.unwrap();
-        assert_eq!(store.take("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        let (t, s) = (
+            TenantId::parse("acme").unwrap(),
+            ServerId::parse("main").unwrap(),
+        );
+        let owner = Owner::new(&t, &s);
+        store
+            .put(owner, "k", b"v", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.take(owner, "k").await.unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
         let text = metrics.render();
         for op in ["put", "take"] {
             let series = format!(

@@ -180,6 +180,24 @@ Environment of both `serve` Deployments. Call with the root context.
   value: {{ .Values.config.sessionTtl | quote }}
 - name: TOLLGATE_SHUTDOWN_TIMEOUT
   value: {{ .Values.config.shutdownTimeout | quote }}
+{{- with .Values.config.ceilings }}
+- name: TOLLGATE_MAX_ACCESS_TOKEN_TTL
+  value: {{ .maxAccessTokenTtl | quote }}
+- name: TOLLGATE_MAX_REFRESH_TOKEN_TTL
+  value: {{ .maxRefreshTokenTtl | quote }}
+- name: TOLLGATE_RATE_LIMIT_CLIENT_PER_SECOND_MAX
+  value: {{ .rateLimitClientPerSecondMax | quote }}
+- name: TOLLGATE_RATE_LIMIT_CLIENT_BURST_MAX
+  value: {{ .rateLimitClientBurstMax | quote }}
+- name: TOLLGATE_RATE_LIMIT_ADDRESS_PER_SECOND_MAX
+  value: {{ .rateLimitAddressPerSecondMax | quote }}
+- name: TOLLGATE_RATE_LIMIT_ADDRESS_BURST_MAX
+  value: {{ .rateLimitAddressBurstMax | quote }}
+- name: TOLLGATE_SHORT_LIVED_TENANT_ENTRIES
+  value: {{ .shortLivedTenantEntries | quote }}
+- name: TOLLGATE_SHORT_LIVED_SERVER_ENTRIES
+  value: {{ .shortLivedServerEntries | quote }}
+{{- end }}
 {{- end }}
 
 {{/*

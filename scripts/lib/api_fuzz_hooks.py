@@ -57,6 +57,9 @@ BEYOND_JSON_SCHEMA = [
     ("claims", lambda b: len(json.dumps(b.get("claims"), separators=(",", ":")).encode()) > 16 * 1024),
     # `logo_uri` is bounded in bytes and must parse as a WHATWG URL with a host.
     ("logo_uri", lambda b: not _https_url_with_host(b.get("logo_uri"))),
+    # `tls_client_ca` must parse as a PEM bundle of CA certificates; a generated string never
+    # holds one (a real bundle is refused only for what the document states: its size).
+    ("tls_client_ca", lambda b: "-----BEGIN CERTIFICATE-----" not in str(b.get("tls_client_ca") or "")),
 ]
 
 # Client metadata (RFC 7591): rules across fields, rules that depend on the server the client is

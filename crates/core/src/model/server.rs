@@ -79,7 +79,7 @@ pub struct Server {
     /// Clients (resource servers) of this server that may introspect any of its tokens; every
     /// other client learns only about tokens issued to it or naming it in `aud` (RFC 7662 §4).
     #[serde(default)]
-    #[schema(value_type = Vec<String>, max_items = 50)]
+    #[schema(max_items = 50)]
     pub introspection_clients: Vec<ClientId>,
     /// Accept plain `http` redirect URIs to hosts other than loopback (off by default, as
     /// OAuth 2.1 asks; for development servers only).
@@ -131,7 +131,7 @@ pub struct NewServer {
     #[schema(max_length = 65536)]
     pub tls_client_ca: Option<String>,
     /// Client ids (at most 50) that may introspect any token of this server; default none.
-    #[schema(value_type = Option<Vec<String>>, max_items = 50)]
+    #[schema(max_items = 50)]
     pub introspection_clients: Option<Vec<ClientId>>,
     /// Accept plain `http` redirect URIs to non-loopback hosts; default false.
     pub allow_insecure_redirect_uris: Option<bool>,
@@ -180,7 +180,7 @@ pub struct ServerPatch {
     #[schema(value_type = Option<String>, max_length = 65536)]
     pub tls_client_ca: Option<Option<String>>,
     /// Replaces the list of clients that may introspect any token.
-    #[schema(value_type = Option<Vec<String>>, max_items = 50)]
+    #[schema(max_items = 50)]
     pub introspection_clients: Option<Vec<ClientId>>,
     /// Accept plain `http` redirect URIs to non-loopback hosts.
     pub allow_insecure_redirect_uris: Option<bool>,

@@ -338,7 +338,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "TOLLGATE_SHORT_LIVED_TENANT_ENTRIES",
-        default_value_t = 100_000,
+        default_value_t = 1_000_000,
         value_name = "N"
     )]
     pub short_lived_tenant_entries: u64,
@@ -347,7 +347,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "TOLLGATE_SHORT_LIVED_SERVER_ENTRIES",
-        default_value_t = 100_000,
+        default_value_t = 1_000_000,
         value_name = "N"
     )]
     pub short_lived_server_entries: u64,
@@ -357,7 +357,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "TOLLGATE_SHORT_LIVED_MAX_ENTRIES",
-        default_value_t = 1_000_000,
+        default_value_t = 4_000_000,
         value_name = "N"
     )]
     pub short_lived_max_entries: u64,

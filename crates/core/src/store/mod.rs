@@ -489,9 +489,9 @@ pub struct Shares {
 impl Default for Shares {
     fn default() -> Self {
         Self {
-            tenant_entries: 100_000,
-            server_entries: 100_000,
-            total_entries: 1_000_000,
+            tenant_entries: 1_000_000,
+            server_entries: 1_000_000,
+            total_entries: 4_000_000,
         }
     }
 }

@@ -692,28 +692,12 @@ mod tests {
         .await
         .unwrap();
         let server = Server {
-            tenant_id: t.clone(),
-            id: ServerId::parse("s").unwrap(),
-            name: "S".into(),
             access_token_ttl: 3600,
             refresh_token_ttl: 7200,
-            signing_alg: SigningAlg::ES256,
-            default_audience: None,
             allowed_token_endpoint_auth_methods: vec![
                 crate::model::server::AuthMethod::ClientSecretBasic,
             ],
-            tls_client_certificate_bound_access_tokens: false,
-            key_rotation_period: None,
-            require_pkce: false,
-            allow_plain_pkce: false,
-            logo_uri: None,
-            brand_color: None,
-            rate_limits: crate::model::rate_limits::RateLimits::default(),
-            tls_client_ca: None,
-            introspection_clients: Vec::new(),
-            allow_insecure_redirect_uris: false,
-            created_at: 0,
-            updated_at: 0,
+            ..Server::example(t.clone(), ServerId::parse("s").unwrap())
         };
         repo.create_server(&server, &[], &test_record(&t, "server.create"))
             .await

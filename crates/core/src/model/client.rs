@@ -693,31 +693,9 @@ pub fn client_secret_context(t: &TenantId, s: &ServerId, id: &ClientId) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::server::{SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
 
     fn server() -> Server {
-        Server {
-            tenant_id: TenantId::parse("t").unwrap(),
-            id: ServerId::parse("s").unwrap(),
-            name: "S".into(),
-            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
-            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
-            signing_alg: SigningAlg::ES256,
-            default_audience: None,
-            allowed_token_endpoint_auth_methods: AuthMethod::servable(false),
-            tls_client_certificate_bound_access_tokens: false,
-            key_rotation_period: None,
-            require_pkce: false,
-            allow_plain_pkce: false,
-            logo_uri: None,
-            brand_color: None,
-            rate_limits: crate::model::rate_limits::RateLimits::default(),
-            tls_client_ca: None,
-            introspection_clients: Vec::new(),
-            allow_insecure_redirect_uris: false,
-            created_at: 0,
-            updated_at: 0,
-        }
+        Server::example(TenantId::parse("t").unwrap(), ServerId::parse("s").unwrap())
     }
 
     fn parse(json: &str) -> Result<ClientMetadata, Invalid> {
@@ -971,32 +949,10 @@ mod jwt_method_tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::model::server::{SigningAlg, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_REFRESH_TOKEN_TTL};
     use crate::outbound::OutboundOptions;
 
     fn server() -> Server {
-        Server {
-            tenant_id: TenantId::parse("t").unwrap(),
-            id: ServerId::parse("s").unwrap(),
-            name: "S".into(),
-            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
-            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
-            signing_alg: SigningAlg::ES256,
-            default_audience: None,
-            allowed_token_endpoint_auth_methods: AuthMethod::servable(false),
-            tls_client_certificate_bound_access_tokens: false,
-            key_rotation_period: None,
-            require_pkce: false,
-            allow_plain_pkce: false,
-            logo_uri: None,
-            brand_color: None,
-            rate_limits: crate::model::rate_limits::RateLimits::default(),
-            tls_client_ca: None,
-            introspection_clients: Vec::new(),
-            allow_insecure_redirect_uris: false,
-            created_at: 0,
-            updated_at: 0,
-        }
+        Server::example(TenantId::parse("t").unwrap(), ServerId::parse("s").unwrap())
     }
 
     fn validate(mut body: Value) -> Result<ClientMetadata, Invalid> {

@@ -248,6 +248,35 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+#[cfg(test)]
+impl Server {
+    /// A server of tenant `tenant_id` with every setting at its default, for unit tests.
+    pub(crate) fn example(tenant_id: TenantId, id: ServerId) -> Self {
+        Self {
+            tenant_id,
+            id,
+            name: "S".into(),
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            signing_alg: SigningAlg::ES256,
+            default_audience: None,
+            allowed_token_endpoint_auth_methods: AuthMethod::servable(false),
+            tls_client_certificate_bound_access_tokens: false,
+            key_rotation_period: None,
+            require_pkce: false,
+            allow_plain_pkce: false,
+            logo_uri: None,
+            brand_color: None,
+            rate_limits: RateLimits::default(),
+            tls_client_ca: None,
+            introspection_clients: Vec::new(),
+            allow_insecure_redirect_uris: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
 impl Server {
     /// The algorithms this server signs ID tokens with, the default first: RS256 (OpenID
     /// Connect Dynamic Client Registration §2; every server holds an RS256 key), PS256 (with

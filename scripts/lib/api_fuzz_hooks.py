@@ -95,6 +95,10 @@ CLIENT_RULES = (
     "each redirect URI must be absolute",
     "must be an e-mail address",
     "must be a DNS name",
+    # request_object_signing_alg depends on the method and the registered keys (issue 11);
+    # authorization_signed_response_alg on the server's signing_alg.
+    "for a client_secret_jwt client, or RS256",
+    "must be one this server signs with",
 )
 # Fields whose every rule is beyond JSON Schema: a JWK Set's keys (their members and
 # algorithms) and a `jwks_uri`'s reachability (https, public address).

@@ -237,6 +237,11 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
         ),
         (
             SERVER_BODIES,
+            "pushed_authorization_request_ttl",
+            json!({"minimum": server::MIN_PAR_TTL, "maximum": server::MAX_PAR_TTL}),
+        ),
+        (
+            SERVER_BODIES,
             "introspection_clients",
             json!({"maxItems": server::MAX_INTROSPECTION_CLIENTS}),
         ),
@@ -339,12 +344,25 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
         (
             METADATA,
             "id_token_signed_response_alg",
-            json!({"enum": signing_algs}),
+            json!({"enum": signing_algs.clone()}),
         ),
         (
             METADATA,
             "token_endpoint_auth_signing_alg",
             json!({"enum": assertion_algs}),
+        ),
+        (
+            METADATA,
+            "request_object_signing_alg",
+            json!({"enum": assertion_algs, "description": "The one JWS alg of the client's \
+                request objects (RFC 9101): HS256, HS384 or HS512 for a client_secret_jwt client, a \
+                public-key alg for a client with `jwks` or `jwks_uri`; `none` is never accepted."}),
+        ),
+        (
+            METADATA,
+            "authorization_signed_response_alg",
+            json!({"enum": signing_algs.clone(), "description": "JARM: the alg of the client's \
+                JWT-secured authorization responses, one the server signs ID tokens with; default RS256."}),
         ),
         (
             METADATA,

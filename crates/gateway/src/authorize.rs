@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::Arc;
 use tollgate_core::authorize::flow::{self, ConsentForm, ConsentStep, Continue, LoginForm};
-use tollgate_core::authorize::{AuthorizeError, RawParams};
+use tollgate_core::authorize::{response, AuthorizeError, RawParams};
 use tollgate_core::registry::ServerRuntime;
 use tollgate_core::secrets::Password;
 use tollgate_core::Tollgate;
@@ -34,13 +34,17 @@ fn unreadable(site: &Site, e: tollgate_core::oauth::OAuthError) -> GatewayError 
     GatewayError::page(site, AuthorizeError::page(400, e.description))
 }
 
-/// Answers a step of the flow: where it goes next, with its cookies, or why it failed.
-fn answer(
+/// Answers a step of the flow: where it goes next, with its cookies, or why it failed (an
+/// error for the client travels in the request's response mode).
+async fn answer(
     app: &Tollgate,
+    server: &ServerRuntime,
     site: &Site,
     result: Result<Continue, AuthorizeError>,
 ) -> Result<HttpResponse, GatewayError> {
-    let next = result.map_err(|e| GatewayError::page(site, e))?;
+    let next = response::settle(app, server, result)
+        .await
+        .map_err(|e| GatewayError::page(site, e))?;
     Ok(pages::proceed(site, app.options.session_ttl, next)?)
 }
 
@@ -59,7 +63,7 @@ async fn authorize_with(
     if let Err(e) = &result {
         tracing::info!(tenant = %server.server.tenant_id, server = %server.server.id, outcome = e.outcome(), "authorization request refused");
     }
-    answer(app, site, result)
+    answer(app, server, site, result).await
 }
 
 /// `GET /{tid}/{aid}/oauth2/authorize`.
@@ -127,7 +131,7 @@ pub async fn login_post(
     };
     let browser = BrowserRequest::of(&req);
     let result = flow::login(&app, &server, form, browser.browser()).await;
-    answer(&app, &site, result)
+    answer(&app, &server, &site, result).await
 }
 
 /// `GET /{tid}/{aid}/consent?req=…`.
@@ -140,7 +144,7 @@ pub async fn consent_get(
     let browser = BrowserRequest::of(&req);
     match flow::consent_page(&app, &server, &request_id(&req), browser.browser()).await {
         Ok(ConsentStep::Page(view)) => Ok(pages::consent(&site, &view)?),
-        Ok(ConsentStep::Continue(next)) => answer(&app, &site, Ok(next)),
+        Ok(ConsentStep::Continue(next)) => answer(&app, &server, &site, Ok(next)).await,
         Err(e) => Err(GatewayError::page(&site, e)),
     }
 }
@@ -163,5 +167,5 @@ pub async fn consent_post(
     };
     let browser = BrowserRequest::of(&req);
     let result = flow::consent(&app, &server, form, browser.browser()).await;
-    answer(&app, &site, result)
+    answer(&app, &server, &site, result).await
 }

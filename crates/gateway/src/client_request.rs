@@ -1,4 +1,5 @@
-//! The part every client-authenticated endpoint shares (token, introspection, revocation):
+//! The part every client-authenticated endpoint shares (token, introspection, revocation,
+//! pushed authorization requests):
 //! find the server, read the credentials and the body, apply the rate limits and
 //! authenticate the client — the source address (and its failed attempts) before the
 //! authentication it protects, the client's own bucket only once it authenticated, or the
@@ -40,6 +41,39 @@ pub async fn authenticate(
     let params = body::token_params(req, payload, &app.options.limits)
         .await
         .map_err(|e| e.with_basic_challenge(basic.is_some()))?;
+    authenticate_params(app, server, req, basic, params, endpoint).await
+}
+
+/// Reads and authenticates a form-encoded request to a client endpoint, keeping every
+/// name/value pair of the body as well (the pushed authorization request: its parameters
+/// are the authorization request's, not only the ones `TokenParams` knows).
+pub async fn authenticate_form(
+    app: &Tollgate,
+    path: &(String, String),
+    req: &HttpRequest,
+    payload: web::Payload,
+    endpoint: ClientEndpoint,
+) -> Result<(ClientRequest, Vec<(String, String)>), OAuthResponse> {
+    let (t, s) = server_ids(path)?;
+    let server = app.server(&t, &s).await?;
+    let basic = body::basic_credentials(req)?;
+    let challenge = |e: OAuthError| e.with_basic_challenge(basic.is_some());
+    let pairs = body::form(req, payload, &app.options.limits)
+        .await
+        .map_err(challenge)?;
+    let params = TokenParams::parse(pairs.clone(), &app.options.limits).map_err(challenge)?;
+    let r = authenticate_params(app, server, req, basic, params, endpoint).await?;
+    Ok((r, pairs))
+}
+
+async fn authenticate_params(
+    app: &Tollgate,
+    server: Arc<ServerRuntime>,
+    req: &HttpRequest,
+    basic: Option<client_auth::BasicCredentials>,
+    params: TokenParams,
+    endpoint: ClientEndpoint,
+) -> Result<ClientRequest, OAuthResponse> {
     // Only a grant type we serve is recorded: the parameter itself is the client's free text.
     if let Some(grant) = params.grant_type.as_deref().and_then(GrantType::parse) {
         tracing::Span::current().record("tollgate.grant_type", grant.as_str());

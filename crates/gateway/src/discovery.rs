@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use tollgate_core::model::server::{AuthMethod, SigningAlg};
-use tollgate_core::oauth::{ClientEndpoint, GrantType};
+use tollgate_core::oauth::{ClientEndpoint, GrantType, ResponseMode};
 use tollgate_core::registry::ServerRuntime;
 use tollgate_core::Tollgate;
 
@@ -36,7 +36,7 @@ struct Metadata<'a> {
     revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     revocation_endpoint_auth_signing_alg_values_supported: &'static [&'static str],
     response_types_supported: [&'static str; 1],
-    response_modes_supported: [&'static str; 1],
+    response_modes_supported: &'static [&'static str],
     code_challenge_methods_supported: Vec<&'static str>,
     /// RFC 9207.
     authorization_response_iss_parameter_supported: bool,
@@ -56,9 +56,21 @@ struct Metadata<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     claims_parameter_supported: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    request_parameter_supported: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     request_uri_parameter_supported: Option<bool>,
+    #[serde(flatten)]
+    authorization_requests: AuthorizationRequests,
+}
+
+/// What discovery says of pushed requests (RFC 9126 §5), request objects (RFC 9101 §10.5)
+/// and JWT-secured responses (JARM §5), in both documents.
+#[derive(Serialize)]
+struct AuthorizationRequests {
+    pushed_authorization_request_endpoint: String,
+    require_pushed_authorization_requests: bool,
+    pushed_authorization_request_endpoint_auth_methods_supported: Vec<&'static str>,
+    request_parameter_supported: bool,
+    request_object_signing_alg_values_supported: &'static [&'static str],
+    authorization_signing_alg_values_supported: Vec<&'static str>,
 }
 
 /// Scopes every server understands: the OpenID Connect ones (OIDC Core §5.4). Clients'
@@ -117,7 +129,7 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
         revocation_endpoint_auth_methods_supported: methods(ClientEndpoint::Revocation),
         revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
         response_types_supported: ["code"],
-        response_modes_supported: ["query"],
+        response_modes_supported: ResponseMode::NAMES,
         code_challenge_methods_supported: pkce,
         authorization_response_iss_parameter_supported: true,
         scopes_supported: STANDARD_SCOPES.to_vec(),
@@ -127,13 +139,26 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
             .tls_client_certificate_bound_access_tokens
             && app.options.client_certificates,
         subject_types_supported: oidc.then_some(["public"]),
-        id_token_signing_alg_values_supported: oidc.then_some(id_algs),
+        id_token_signing_alg_values_supported: oidc.then(|| id_algs.clone()),
         userinfo_endpoint: oidc.then(|| format!("{}/userinfo", server.issuer)),
         claims_supported: oidc.then_some(claims),
         prompt_values_supported: oidc.then_some(["none", "login", "consent", "select_account"]),
         claims_parameter_supported: oidc.then_some(false),
-        request_parameter_supported: oidc.then_some(false),
+        // Only pushed `request_uri`s, never one to fetch (OIDC Core §6.2's default is true).
         request_uri_parameter_supported: oidc.then_some(false),
+        authorization_requests: AuthorizationRequests {
+            pushed_authorization_request_endpoint: ClientEndpoint::PushedAuthorization
+                .url(&server.issuer),
+            require_pushed_authorization_requests: server
+                .server
+                .require_pushed_authorization_requests,
+            pushed_authorization_request_endpoint_auth_methods_supported: methods(
+                ClientEndpoint::PushedAuthorization,
+            ),
+            request_parameter_supported: true,
+            request_object_signing_alg_values_supported: ASSERTION_ALGS,
+            authorization_signing_alg_values_supported: id_algs,
+        },
     }
 }
 

@@ -12,6 +12,7 @@ mod discovery;
 mod error;
 mod introspect;
 mod pages;
+mod par;
 mod revoke;
 mod token;
 mod userinfo;
@@ -82,6 +83,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/{tid}/{aid}/oauth2/revoke")
             .route(web::post().to(revoke::revoke))
+            .default_service(web::to(post_only)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/oauth2/par")
+            .route(web::post().to(par::par))
             .default_service(web::to(post_only)),
     );
 }

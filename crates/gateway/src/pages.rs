@@ -12,6 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use askama::Template;
 use std::time::Duration;
 use tollgate_core::authorize::flow::{ConsentView, Continue, LoginView, Step};
+use tollgate_core::authorize::response::FormPost;
 use tollgate_core::authorize::session::{BROWSER_COOKIE, SESSION_COOKIE};
 use tollgate_core::authorize::Browser;
 use tollgate_core::registry::ServerRuntime;
@@ -83,6 +84,14 @@ struct ConsentPage<'a> {
     nonce: &'a str,
     action: &'a str,
     view: &'a ConsentView,
+}
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPostPage<'a> {
+    brand: &'a Brand,
+    nonce: &'a str,
+    post: &'a FormPost,
 }
 
 #[derive(Template)]
@@ -178,10 +187,27 @@ fn page(
     form_source: Option<&str>,
     html: Result<String, askama::Error>,
 ) -> Result<HttpResponse, DrawError> {
+    page_with(site, status, nonce, form_source, false, html)
+}
+
+/// A page; `script`: its one inline script (the form post's submit) runs, by the nonce.
+fn page_with(
+    site: &Site,
+    status: StatusCode,
+    nonce: &str,
+    form_source: Option<&str>,
+    script: bool,
+    html: Result<String, askama::Error>,
+) -> Result<HttpResponse, DrawError> {
     let html = html?;
     let form_action = form_source.map_or_else(|| "'self'".to_owned(), |s| format!("'self' {s}"));
+    let script_src = if script {
+        format!("script-src 'nonce-{nonce}'; ")
+    } else {
+        String::new()
+    };
     let csp = format!(
-        "default-src 'none'; style-src 'nonce-{nonce}'; img-src https: data:; form-action {form_action}; \
+        "default-src 'none'; {script_src}style-src 'nonce-{nonce}'; img-src https: data:; form-action {form_action}; \
          frame-ancestors 'none'; base-uri 'none'"
     );
     let mut b = HttpResponse::build(status);
@@ -256,6 +282,26 @@ pub(crate) fn consent(site: &Site, view: &ConsentView) -> Result<HttpResponse, D
     )
 }
 
+/// The form post of a response (Form Post Response Mode §2): it submits itself, and works
+/// without JavaScript through its button; only the client's redirect URI may receive it.
+pub(crate) fn form_post(site: &Site, post: &FormPost) -> Result<HttpResponse, DrawError> {
+    let nonce = random_token(16);
+    let html = FormPostPage {
+        brand: &site.brand,
+        nonce: &nonce,
+        post,
+    }
+    .render();
+    page_with(
+        site,
+        StatusCode::OK,
+        &nonce,
+        Some(&post.redirect_source),
+        true,
+        html,
+    )
+}
+
 /// An error page, titled by its status.
 pub(crate) fn error_page(
     site: &Site,
@@ -307,6 +353,7 @@ pub(crate) fn proceed(
     let mut res = match &next.step {
         Step::Redirect(location) => see_other(site, location)?,
         Step::Login(view) => login(site, view, StatusCode::OK)?,
+        Step::FormPost(post) => form_post(site, post)?,
     };
     let session_age =
         CookieDuration::seconds(i64::try_from(session_ttl.as_secs()).unwrap_or(i64::MAX));

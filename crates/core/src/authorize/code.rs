@@ -8,19 +8,21 @@ use crate::app::Tollgate;
 use crate::grants::code::{self as codes, CodeGrant};
 use crate::registry::ServerRuntime;
 use crate::secrets::random_token;
-use crate::store::StoreError;
+use super::flow::Step;
+use super::response::{deliver, Target};
+use super::AuthorizeError;
 
-/// Issues a code for an approved request and returns the redirect to the client (with
-/// `code`, `state` and RFC 9207 `iss`).
+/// Issues a code for an approved request and returns the step that takes it to the client
+/// (with `code`, `state` and RFC 9207 `iss`) in the request's response mode.
 ///
 /// # Errors
-/// When the short-lived store cannot keep the code.
+/// When the short-lived store cannot keep the code, or the response cannot be signed.
 pub(crate) async fn issue(
     app: &Tollgate,
     server: &ServerRuntime,
     request: &AuthorizeRequest,
     session: &Session,
-) -> Result<String, StoreError> {
+) -> Result<Step, AuthorizeError> {
     let (t, s) = (&server.server.tenant_id, &server.server.id);
     let code = random_token(32);
     let ttl = app.options.code_ttl;
@@ -50,10 +52,15 @@ pub(crate) async fn issue(
         server.server.access_token_ttl,
     )
     .await?;
-    let mut params: Vec<(&str, &str)> = vec![("code", &code)];
+    let mut params = vec![("code", code)];
     if let Some(state) = &request.state {
-        params.push(("state", state));
+        params.push(("state", state.clone()));
     }
-    params.push(("iss", &server.issuer));
-    Ok(super::with_query(&request.redirect_uri, &params))
+    params.push(("iss", server.issuer.clone()));
+    let target = Target {
+        client_id: &request.client_id,
+        redirect_uri: &request.redirect_uri,
+        mode: request.response_mode,
+    };
+    deliver(app, server, target, params).await
 }

@@ -25,6 +25,9 @@ pub enum Step {
     Redirect(String),
     /// The login page (again, with an error).
     Login(LoginView),
+    /// The response, posted to the client by an auto-submitting form
+    /// (`response_mode=form_post` or `form_post.jwt`).
+    FormPost(super::response::FormPost),
 }
 
 /// A step's answer: the next step and the cookies to set.
@@ -42,8 +45,14 @@ pub struct Continue {
 
 impl Continue {
     fn redirect(location: String) -> Self {
+        Self::to(Step::Redirect(location))
+    }
+
+    /// Goes on to `step`, setting no cookie.
+    #[must_use]
+    pub fn to(step: Step) -> Self {
         Self {
-            step: Step::Redirect(location),
+            step,
             binding: None,
             session: None,
             clear_session: false,
@@ -238,9 +247,9 @@ async fn proceed(
         if let Some(id) = pending_id {
             session::take_pending(app, t, s, id).await?;
         }
-        let location = code::issue(app, server, &req, sess).await?;
+        let step = code::issue(app, server, &req, sess).await?;
         tracing::info!(tenant = %t, server = %s, client_id = %req.client_id, "authorization code issued");
-        return Ok(Continue::redirect(location));
+        return Ok(Continue::to(step));
     }
     if req.prompt.none {
         return Err(req.error(
@@ -531,7 +540,7 @@ pub async fn consent(
             updated_at: now,
         })
         .await?;
-    let location = code::issue(app, server, &req, &sess).await?;
+    let step = code::issue(app, server, &req, &sess).await?;
     tracing::info!(tenant = %t, server = %s, client_id = %req.client_id, "consent given; authorization code issued");
-    Ok(Continue::redirect(location))
+    Ok(Continue::to(step))
 }

@@ -10,10 +10,13 @@
 //! - `code:{tid}/{aid}/{sha256(code)}` — a code (at most 60 s), taken atomically once;
 //! - `issued:{tid}/{aid}/{sha256(code)}` — what a code's exchange issues, kept so that a
 //!   second use can revoke it (RFC 6749 §4.1.2);
-//! - `login:…` — failed-login counters and lockouts.
+//! - `login:…` — failed-login counters and lockouts;
+//! - `par:{tid}/{aid}/{client_id}/{sha256(ref)}` — a pushed request (RFC 9126), taken once.
 
 pub mod code;
 pub mod flow;
+pub mod pushed;
+pub mod response;
 
 pub mod request;
 pub mod session;
@@ -39,21 +42,33 @@ pub struct RedirectError {
     pub state: Option<String>,
     /// The issuer (RFC 9207 `iss`).
     pub issuer: String,
+    /// The client (the `aud` of a JWT-secured response).
+    pub client_id: crate::ids::ClientId,
+    /// How the response travels.
+    pub mode: crate::oauth::ResponseMode,
 }
 
 impl RedirectError {
-    /// The `Location` to send the browser to.
+    /// The response's parameters: `error`, `error_description`, `state`, RFC 9207 `iss`.
     #[must_use]
-    pub fn location(&self) -> String {
-        let mut params: Vec<(&str, &str)> = vec![
-            ("error", self.error),
-            ("error_description", &self.description),
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        let mut params = vec![
+            ("error", self.error.to_owned()),
+            ("error_description", self.description.clone()),
         ];
         if let Some(s) = &self.state {
-            params.push(("state", s));
+            params.push(("state", s.clone()));
         }
-        params.push(("iss", &self.issuer));
-        with_query(&self.redirect_uri, &params)
+        params.push(("iss", self.issuer.clone()));
+        params
+    }
+
+    /// The `Location` to send the browser to, in the query (`response_mode=query`).
+    #[must_use]
+    pub fn location(&self) -> String {
+        let params = self.params();
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        with_query(&self.redirect_uri, &pairs)
     }
 }
 
@@ -156,6 +171,8 @@ mod tests {
             description: "the user denied".into(),
             state: Some("s t&x".into()),
             issuer: "https://as.example/t/s".into(),
+            client_id: crate::ids::ClientId::parse("c").unwrap(),
+            mode: crate::oauth::ResponseMode::Query,
         };
         let loc = url::Url::parse(&e.location()).unwrap();
         let q: Vec<(String, String)> = loc.query_pairs().into_owned().collect();

@@ -15,6 +15,7 @@ use crate::limits::Limits;
 use crate::model::client::{insecure_redirect, loopback_http, UNSAFE_REDIRECT_SCHEMES};
 use crate::model::server::AuthMethod;
 use crate::oauth::pkce::{self, Method};
+use crate::oauth::ResponseMode;
 use crate::registry::{ClientRuntime, ServerRuntime};
 use crate::scope::Scopes;
 
@@ -67,6 +68,9 @@ pub struct AuthorizeRequest {
     /// `login_hint`, pre-filled on the login page.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub login_hint: Option<String>,
+    /// How the response reaches the client (`query` unless the request chose another).
+    #[serde(default)]
+    pub response_mode: ResponseMode,
 }
 
 impl AuthorizeRequest {
@@ -90,6 +94,8 @@ impl AuthorizeRequest {
             description: description.into(),
             state: self.state.clone(),
             issuer: issuer.to_owned(),
+            client_id: self.client_id.clone(),
+            mode: self.response_mode,
         })
     }
 }
@@ -132,8 +138,34 @@ impl RawParams {
         Ok(Self(map))
     }
 
+    /// The parameters of a request object (RFC 9101 §4): its claims, but the JWT's own
+    /// (`iss`, `aud`, `exp`, `nbf`, `iat`, `jti`); strings as they are, other values as
+    /// JSON text; plus the `client_id` the request names.
+    ///
+    /// # Errors
+    /// An error page for too many or too long parameters.
+    pub fn from_claims(
+        claims: &serde_json::Map<String, serde_json::Value>,
+        client_id: &ClientId,
+        limits: &Limits,
+    ) -> Result<Self, AuthorizeError> {
+        const JWT_CLAIMS: &[&str] = &["iss", "aud", "exp", "nbf", "iat", "jti", "client_id"];
+        let pairs = claims
+            .iter()
+            .filter(|(name, _)| !JWT_CLAIMS.contains(&name.as_str()))
+            .map(|(name, value)| {
+                let text = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (name.clone(), text)
+            })
+            .chain(std::iter::once(("client_id".to_owned(), client_id.to_string())));
+        Self::from_pairs(pairs, limits)
+    }
+
     /// One parameter: empty values count as absent (RFC 6749 §3.1); `Err` when repeated.
-    fn one(&self, name: &str) -> Result<Option<&str>, ()> {
+    pub(crate) fn one(&self, name: &str) -> Result<Option<&str>, ()> {
         match self.0.get(name).map(Vec::as_slice) {
             None | Some([]) => Ok(None),
             Some([v]) => Ok((!v.is_empty()).then_some(v.as_str())),
@@ -151,7 +183,9 @@ impl RawParams {
             .and_then(|c| ClientId::parse(c).ok())
     }
 
-    fn has(&self, name: &str) -> bool {
+    /// Whether the parameter is present with a value.
+    #[must_use]
+    pub fn has(&self, name: &str) -> bool {
         self.0
             .get(name)
             .is_some_and(|v| v.iter().any(|x| !x.is_empty()))
@@ -205,8 +239,10 @@ fn printable(s: &str, max: usize) -> bool {
     s.chars().count() <= max && !s.chars().any(char::is_control)
 }
 
-/// Checks an authorization request for `server`: the client and redirect URI (an error
-/// page on failure), then the rest (errors for the redirect URI).
+/// Checks an authorization request for `server`: the client first; then a pushed request
+/// (`request_uri`, RFC 9126 §4: the other parameters are ignored) is taken, or a request
+/// object (`request`, RFC 9101 §6.3: only its parameters count) verified; then the redirect
+/// URI (an error page on failure), then the rest (errors for the redirect URI).
 ///
 /// # Errors
 /// As above; `503` when the client cannot be read.
@@ -215,6 +251,69 @@ pub async fn validate(
     server: &ServerRuntime,
     raw: &RawParams,
 ) -> Result<(AuthorizeRequest, std::sync::Arc<ClientRuntime>), AuthorizeError> {
+    let client = requesting_client(app, server, raw).await?;
+    if raw.has("request_uri") {
+        if raw.has("request") {
+            return Err(AuthorizeError::page(
+                400,
+                "invalid_request: the request has both `request` and `request_uri`.",
+            ));
+        }
+        let uri = raw.one("request_uri").map_err(|()| {
+            AuthorizeError::page(400, "invalid_request: the request repeats `request_uri`.")
+        })?;
+        let req = super::pushed::take(app, server, &client.client.client_id, uri.unwrap_or(""))
+            .await?;
+        return Ok((req, client));
+    }
+    let object;
+    let raw = match raw.one("request") {
+        Ok(Some(jwt)) => {
+            let claims = crate::client_auth::request_object::verify(
+                &app.client_auth(),
+                server,
+                &client,
+                jwt,
+            )
+            .await
+            .map_err(|e| match e.code {
+                crate::oauth::ErrorCode::InvalidRequestObject => AuthorizeError::page(
+                    400,
+                    format!("invalid_request_object: {}.", e.description),
+                ),
+                _ => AuthorizeError::from_oauth(e),
+            })?;
+            object =
+                RawParams::from_claims(&claims, &client.client.client_id, &app.options.limits)?;
+            &object
+        }
+        Ok(None) => raw,
+        Err(()) => {
+            return Err(AuthorizeError::page(
+                400,
+                "invalid_request: the request repeats `request`.",
+            ))
+        }
+    };
+    let req = check(server, &client, raw, Origin::Browser)?;
+    Ok((req, client))
+}
+
+/// Where an authorization request arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// At `/oauth2/authorize`, from the browser.
+    Browser,
+    /// Pushed by the client to `/oauth2/par` (RFC 9126).
+    Pushed,
+}
+
+/// The client a request's `client_id` names on `server` (an error page when there is none).
+async fn requesting_client(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    raw: &RawParams,
+) -> Result<std::sync::Arc<ClientRuntime>, AuthorizeError> {
     let client_id = raw
         .one("client_id")
         .map_err(|()| AuthorizeError::page(400, "The request repeats `client_id`."))?
@@ -226,11 +325,25 @@ pub async fn validate(
         )
     };
     let client_id = ClientId::parse(client_id).map_err(|_| unknown())?;
-    let client = app
-        .client(&server.server.tenant_id, &server.server.id, &client_id)
+    app.client(&server.server.tenant_id, &server.server.id, &client_id)
         .await
         .map_err(AuthorizeError::from_oauth)?
-        .ok_or_else(unknown)?;
+        .ok_or_else(unknown)
+}
+
+/// Checks the parameters of an authorization request of `client` (whose `client_id` they
+/// name), arrived from `origin`: the redirect URI first (an error page on failure), then the
+/// rest in RFC 6749 §4.1.2.1 order (errors for the redirect URI).
+///
+/// # Errors
+/// As above.
+pub fn check(
+    server: &ServerRuntime,
+    client: &ClientRuntime,
+    raw: &RawParams,
+    origin: Origin,
+) -> Result<AuthorizeRequest, AuthorizeError> {
+    let client_id = client.client.client_id.clone();
     let redirect_uri = raw
         .one("redirect_uri")
         .map_err(|()| AuthorizeError::page(400, "The request repeats `redirect_uri`."))?
@@ -260,9 +373,24 @@ pub async fn validate(
         prompt: Prompt::default(),
         max_age: None,
         login_hint: None,
+        response_mode: ResponseMode::Query,
     };
     let issuer = server.issuer.as_str();
     let bad = |req: &AuthorizeRequest, d: String| req.error(issuer, "invalid_request", d);
+    // Early, so that every later error travels the way the client asked.
+    if let Ok(Some(mode)) = raw.one("response_mode") {
+        match ResponseMode::parse(mode) {
+            Some(m) => req.response_mode = m,
+            None => {
+                return Err(bad(
+                    &req,
+                    "unsupported `response_mode`: use query, fragment, form_post, jwt, \
+                     query.jwt, fragment.jwt or form_post.jwt"
+                        .into(),
+                ))
+            }
+        }
+    }
     for (name, values) in &raw.0 {
         if values.len() > 1 {
             let shown: String = name
@@ -273,18 +401,22 @@ pub async fn validate(
             return Err(bad(&req, format!("parameter `{shown}` is repeated")));
         }
     }
-    if raw.has("request") {
-        return Err(req.error(
-            issuer,
-            "request_not_supported",
-            "request objects are not supported",
+    // RFC 9126 §5: a server or client that requires pushed requests takes no other.
+    let required = server.server.require_pushed_authorization_requests
+        || c_requires_par(client);
+    if origin == Origin::Browser && required {
+        return Err(bad(
+            &req,
+            "pushed authorization requests are required: push the request to the \
+             pushed_authorization_request_endpoint and send its `request_uri`"
+                .into(),
         ));
     }
-    if raw.has("request_uri") {
-        return Err(req.error(
-            issuer,
-            "request_uri_not_supported",
-            "`request_uri` is not supported",
+    // What validation resolved before: a request object or a pushed request holds neither.
+    if raw.has("request") || raw.has("request_uri") {
+        return Err(bad(
+            &req,
+            "`request` and `request_uri` cannot appear here".into(),
         ));
     }
     if raw.has("registration") {
@@ -304,11 +436,6 @@ pub async fn validate(
                 "unsupported_response_type",
                 "only `response_type=code` is supported",
             ))
-        }
-    }
-    if let Some(mode) = one("response_mode") {
-        if mode != "query" {
-            return Err(bad(&req, "only `response_mode=query` is supported".into()));
         }
     }
     let c = &client.client;
@@ -427,7 +554,15 @@ pub async fn validate(
             req.login_hint = Some(hint.to_owned());
         }
     }
-    Ok((req, client))
+    Ok(req)
+}
+
+fn c_requires_par(client: &ClientRuntime) -> bool {
+    client
+        .client
+        .metadata
+        .require_pushed_authorization_requests
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

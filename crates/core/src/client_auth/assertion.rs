@@ -107,6 +107,21 @@ pub(super) fn parse<'a>(
         .assertion
         .ok_or(Failure::MalformedAssertion)?
         .expose();
+    let assertion = read_jws(text)?;
+    if assertion.alg.method() != client.auth_method() {
+        return Err(Failure::AssertionAlgorithm);
+    }
+    if let Some(registered) = client.metadata.token_endpoint_auth_signing_alg.as_deref() {
+        if AssertionAlg::parse(registered) != Some(assertion.alg) {
+            return Err(Failure::AssertionAlgorithm);
+        }
+    }
+    Ok(assertion)
+}
+
+/// Reads a compact JWS: its shape and size, and its header's `alg` (one we verify: `none`
+/// never passes) and `kid`. Shared by client assertions and request objects (RFC 9101).
+pub(super) fn read_jws(text: &str) -> Result<Assertion<'_>, Failure> {
     if text.len() > MAX_ASSERTION_LEN {
         return Err(Failure::MalformedAssertion);
     }
@@ -129,14 +144,6 @@ pub(super) fn parse<'a>(
         .and_then(Value::as_str)
         .and_then(AssertionAlg::parse)
         .ok_or(Failure::AssertionAlgorithm)?;
-    if alg.method() != client.auth_method() {
-        return Err(Failure::AssertionAlgorithm);
-    }
-    if let Some(registered) = client.metadata.token_endpoint_auth_signing_alg.as_deref() {
-        if AssertionAlg::parse(registered) != Some(alg) {
-            return Err(Failure::AssertionAlgorithm);
-        }
-    }
     let kid = match fields.get("kid") {
         None => None,
         Some(Value::String(k)) => Some(k.clone()),
@@ -201,7 +208,7 @@ pub(super) struct Spend {
 
 /// RFC 7519 NumericDate: a JSON number of seconds, possibly fractional.
 #[allow(clippy::cast_possible_truncation)]
-fn numeric_date(v: &Value) -> Option<i64> {
+pub(super) fn numeric_date(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| {
         v.as_f64()
             .filter(|f| f.is_finite())

@@ -18,7 +18,7 @@ use crate::registry::{ClientRuntime, ServerRuntime};
 pub(super) struct ClientSecretJwt;
 
 /// The client's HMAC key, opened from its sealed secret on first use.
-fn hmac_key<'a>(
+pub(super) fn hmac_key<'a>(
     ctx: &ClientAuth<'_>,
     client: &'a ClientRuntime,
 ) -> Result<&'a DecodingKey, Failure> {

@@ -9,6 +9,7 @@ mod client_secret_jwt;
 pub mod fuzz;
 mod none;
 mod private_key_jwt;
+pub mod request_object;
 mod secret;
 mod secret_basic;
 mod secret_post;

@@ -25,6 +25,44 @@ fn verify_with(keys: &ClientKeySet, assertion: &assertion::Assertion<'_>) -> Res
     }
 }
 
+/// Verifies a JWS with the client's registered keys: its inline `jwks` (parsed once per
+/// cached client), or its `jwks_uri` (cached; refetched once per cooldown on an unknown key).
+pub(super) async fn verify_with_registered_keys(
+    ctx: &ClientAuth<'_>,
+    client: &ClientRuntime,
+    assertion: &assertion::Assertion<'_>,
+) -> Result<(), Failure> {
+    let metadata = &client.client.metadata;
+    if let Some(jwks) = &metadata.jwks {
+        let keys = client
+            .assertion_keys
+            .inline
+            .get_or_init(|| Arc::new(ClientKeySet::from_document(jwks).unwrap_or_default()));
+        verify_with(keys, assertion)
+    } else if let Some(uri) = &metadata.jwks_uri {
+        let keys = ctx
+            .client_keys
+            .get(uri)
+            .await
+            .map_err(|_| Failure::KeysUnavailable)?;
+        match verify_with(&keys, assertion) {
+            // Perhaps the client rotated its keys: look again, at most once per cooldown.
+            Err(Failure::UnknownKey) => {
+                let newer = ctx
+                    .client_keys
+                    .refetch(uri, &keys)
+                    .await
+                    .map_err(|_| Failure::KeysUnavailable)?;
+                verify_with(newer.as_deref().unwrap_or(&keys), assertion)
+            }
+            other => other,
+        }
+    } else {
+        tracing::error!(client_id = %client.client.client_id, "client has neither jwks nor jwks_uri");
+        Err(Failure::KeysUnavailable)
+    }
+}
+
 #[async_trait]
 impl Authenticator for PrivateKeyJwt {
     fn method(&self) -> AuthMethod {
@@ -39,35 +77,7 @@ impl Authenticator for PrivateKeyJwt {
         presented: &Presented<'_>,
     ) -> Result<(), Failure> {
         let assertion = assertion::parse(presented, &client.client)?;
-        let metadata = &client.client.metadata;
-        if let Some(jwks) = &metadata.jwks {
-            let keys = client
-                .assertion_keys
-                .inline
-                .get_or_init(|| Arc::new(ClientKeySet::from_document(jwks).unwrap_or_default()));
-            verify_with(keys, &assertion)?;
-        } else if let Some(uri) = &metadata.jwks_uri {
-            let keys = ctx
-                .client_keys
-                .get(uri)
-                .await
-                .map_err(|_| Failure::KeysUnavailable)?;
-            match verify_with(&keys, &assertion) {
-                // Perhaps the client rotated its keys: look again, at most once per cooldown.
-                Err(Failure::UnknownKey) => {
-                    let newer = ctx
-                        .client_keys
-                        .refetch(uri, &keys)
-                        .await
-                        .map_err(|_| Failure::KeysUnavailable)?;
-                    verify_with(newer.as_deref().unwrap_or(&keys), &assertion)?;
-                }
-                other => other?,
-            }
-        } else {
-            tracing::error!(client_id = %client.client.client_id, "private_key_jwt client has neither jwks nor jwks_uri");
-            return Err(Failure::KeysUnavailable);
-        }
+        verify_with_registered_keys(ctx, client, &assertion).await?;
         assertion::accept(ctx, server, presented, &assertion).await
     }
 }

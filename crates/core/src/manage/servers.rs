@@ -184,6 +184,12 @@ pub async fn patch_server(
     if let Some(v) = patch.allow_insecure_redirect_uris {
         server.allow_insecure_redirect_uris = v;
     }
+    if let Some(v) = patch.require_pushed_authorization_requests {
+        server.require_pushed_authorization_requests = v;
+    }
+    if let Some(v) = patch.pushed_authorization_request_ttl {
+        server.pushed_authorization_request_ttl = v;
+    }
     server.validate(&app.servable_methods())?;
     app.options.ceilings.check(&server, Some(&before))?;
     if server.signing_alg != old_alg {

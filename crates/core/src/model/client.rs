@@ -105,6 +105,17 @@ pub struct ClientMetadata {
     /// Extension: audiences the client may request with `resource` or `audience`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audience: Vec<String>,
+    /// RFC 9126 §6: the client's authorization requests must be pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// RFC 9101 §10.5 (OpenID Connect Dynamic Client Registration §2): the only JWS alg its
+    /// request objects may be signed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_object_signing_alg: Option<String>,
+    /// JARM §4: the JWS alg its JWT-secured authorization responses are signed with
+    /// (default RS256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_signed_response_alg: Option<String>,
 }
 
 /// Body of client creation: the metadata plus an optional caller-chosen `client_id`.
@@ -369,7 +380,42 @@ impl ClientMetadata {
         dedup(&mut self.audience);
         self.validate_method_fields(method)?;
         self.validate_id_token_alg(server)?;
+        self.validate_request_fields(method, server)?;
         Ok(self)
+    }
+
+    /// `request_object_signing_alg` must be one the client can sign with that we can verify
+    /// (HMAC with the secret for `client_secret_jwt`; a public-key alg with registered keys),
+    /// never `none`; `authorization_signed_response_alg` one the server signs with.
+    fn validate_request_fields(&self, method: AuthMethod, server: &Server) -> Result<(), Invalid> {
+        use crate::client_keys::AssertionAlg;
+        if let Some(alg) = self.request_object_signing_alg.as_deref() {
+            let ok = match AssertionAlg::parse(alg) {
+                Some(a) if a.method() == AuthMethod::ClientSecretJwt => {
+                    method == AuthMethod::ClientSecretJwt
+                }
+                Some(_) => self.jwks.is_some() || self.jwks_uri.is_some(),
+                None => false,
+            };
+            if !ok {
+                return Err(meta(
+                    "request_object_signing_alg",
+                    "must be HS256, HS384 or HS512 for a client_secret_jwt client, or RS256, \
+                     PS256, ES256 or EdDSA for a client with `jwks` or `jwks_uri` (never none)",
+                ));
+            }
+        }
+        if let Some(alg) = &self.authorization_signed_response_alg {
+            let offered = server.id_token_algs();
+            if !crate::oauth::SigningAlg::parse(alg).is_some_and(|a| offered.contains(&a)) {
+                let names: Vec<&str> = offered.iter().map(|a| a.as_str()).collect();
+                return Err(meta(
+                    "authorization_signed_response_alg",
+                    format!("must be one this server signs with: {}", names.join(", ")),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `id_token_signed_response_alg` must be an algorithm the server signs ID tokens with:

@@ -85,6 +85,12 @@ pub struct Server {
     /// OAuth 2.1 asks; for development servers only).
     #[serde(default)]
     pub allow_insecure_redirect_uris: bool,
+    /// Refuse authorization requests that were not pushed (RFC 9126 §5), for every client.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// How long a pushed request's `request_uri` lives, seconds (RFC 9126 §2.2 `expires_in`).
+    #[serde(default = "default_par_ttl")]
+    pub pushed_authorization_request_ttl: i64,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -135,6 +141,10 @@ pub struct NewServer {
     pub introspection_clients: Option<Vec<ClientId>>,
     /// Accept plain `http` redirect URIs to non-loopback hosts; default false.
     pub allow_insecure_redirect_uris: Option<bool>,
+    /// Refuse authorization requests that were not pushed (RFC 9126 §5); default false.
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// Lifetime of a pushed request's `request_uri`, seconds; default 60.
+    pub pushed_authorization_request_ttl: Option<i64>,
 }
 
 /// Body of `PATCH /admin/tenants/{tid}/servers/{aid}`: only the fields present change.
@@ -184,6 +194,10 @@ pub struct ServerPatch {
     pub introspection_clients: Option<Vec<ClientId>>,
     /// Accept plain `http` redirect URIs to non-loopback hosts.
     pub allow_insecure_redirect_uris: Option<bool>,
+    /// Refuse authorization requests that were not pushed (RFC 9126 §5).
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// Lifetime of a pushed request's `request_uri`, seconds.
+    pub pushed_authorization_request_ttl: Option<i64>,
 }
 
 impl NewServer {
@@ -222,6 +236,12 @@ impl NewServer {
             tls_client_ca: self.tls_client_ca,
             introspection_clients: dedup_ids(self.introspection_clients.unwrap_or_default()),
             allow_insecure_redirect_uris: self.allow_insecure_redirect_uris.unwrap_or(false),
+            require_pushed_authorization_requests: self
+                .require_pushed_authorization_requests
+                .unwrap_or(false),
+            pushed_authorization_request_ttl: self
+                .pushed_authorization_request_ttl
+                .unwrap_or(DEFAULT_PAR_TTL),
             created_at: now,
             updated_at: now,
         }
@@ -234,6 +254,17 @@ pub fn dedup_ids(mut ids: Vec<ClientId>) -> Vec<ClientId> {
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(id.clone()));
     ids
+}
+
+/// Default lifetime of a pushed request's `request_uri`, seconds (RFC 9126 §2.2's example).
+pub const DEFAULT_PAR_TTL: i64 = 60;
+/// Shortest `pushed_authorization_request_ttl`.
+pub const MIN_PAR_TTL: i64 = 10;
+/// Longest `pushed_authorization_request_ttl` (the contract's bound).
+pub const MAX_PAR_TTL: i64 = 600;
+
+fn default_par_ttl() -> i64 {
+    DEFAULT_PAR_TTL
 }
 
 /// Most clients [`Server::introspection_clients`] may name.
@@ -271,6 +302,8 @@ impl Server {
             tls_client_ca: None,
             introspection_clients: Vec::new(),
             allow_insecure_redirect_uris: false,
+            require_pushed_authorization_requests: false,
+            pushed_authorization_request_ttl: DEFAULT_PAR_TTL,
             created_at: 0,
             updated_at: 0,
         }
@@ -365,6 +398,12 @@ impl Server {
             return Err(Invalid::request(
                 "introspection_clients",
                 format!("must name at most {MAX_INTROSPECTION_CLIENTS} clients"),
+            ));
+        }
+        if !(MIN_PAR_TTL..=MAX_PAR_TTL).contains(&self.pushed_authorization_request_ttl) {
+            return Err(Invalid::request(
+                "pushed_authorization_request_ttl",
+                format!("must be between {MIN_PAR_TTL} and {MAX_PAR_TTL} seconds"),
             ));
         }
         let methods = &self.allowed_token_endpoint_auth_methods;

@@ -10,12 +10,19 @@ pub enum ClientEndpoint {
     Introspection,
     /// RFC 7009.
     Revocation,
+    /// RFC 9126 pushed authorization requests.
+    PushedAuthorization,
 }
 
 impl ClientEndpoint {
     /// Every client-authenticating endpoint.
     pub const ALL: &'static [ClientEndpoint] =
-        &[Self::Token, Self::Introspection, Self::Revocation];
+        &[
+        Self::Token,
+        Self::Introspection,
+        Self::Revocation,
+        Self::PushedAuthorization,
+    ];
 
     /// The path below the issuer, e.g. `oauth2/token`.
     #[must_use]
@@ -24,6 +31,7 @@ impl ClientEndpoint {
             Self::Token => "oauth2/token",
             Self::Introspection => "oauth2/introspect",
             Self::Revocation => "oauth2/revoke",
+            Self::PushedAuthorization => "oauth2/par",
         }
     }
 
@@ -34,17 +42,18 @@ impl ClientEndpoint {
             Self::Token => "token",
             Self::Introspection => "introspect",
             Self::Revocation => "revoke",
+            Self::PushedAuthorization => "par",
         }
     }
 
     /// Whether public clients (`none`, a bare `client_id`) may use it: at the token endpoint
     /// for the grants they may use, and at revocation (RFC 7009 §5 lets a public client revoke
-    /// its own tokens); not at introspection, which needs authorization (RFC 7662 §2.1).
+    /// its own tokens) and at PAR (RFC 9126 §2.1, with `client_id`); not at introspection, which needs authorization (RFC 7662 §2.1).
     /// Discovery's `…_endpoint_auth_methods_supported` follow it.
     #[must_use]
     pub fn admits_public_clients(self) -> bool {
         match self {
-            Self::Token | Self::Revocation => true,
+            Self::Token | Self::Revocation | Self::PushedAuthorization => true,
             Self::Introspection => false,
         }
     }

@@ -35,6 +35,11 @@ pub enum ErrorCode {
     /// the device flow (`slow_down`, RFC 8628, which means something narrower), so this is
     /// the status's own name, as Auth0 and others answer.
     TooManyRequests,
+    /// RFC 6749 §4.1.2.1, answered by the pushed authorization request endpoint (RFC 9126
+    /// §2.3).
+    UnsupportedResponseType,
+    /// RFC 9101 §6.2: the request object is invalid (signature, claims, algorithm).
+    InvalidRequestObject,
 }
 
 impl ErrorCode {
@@ -54,6 +59,8 @@ impl ErrorCode {
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::TooManyRequests => "too_many_requests",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidRequestObject => "invalid_request_object",
         }
     }
 }
@@ -111,6 +118,24 @@ impl OAuthError {
     /// `400 invalid_scope`.
     pub fn invalid_scope(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidScope, 400, d)
+    }
+    /// `400 invalid_request_object` (RFC 9101 §6.2).
+    pub fn invalid_request_object(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequestObject, 400, d)
+    }
+    /// A `400` with one of the authorization endpoint's codes (RFC 6749 §4.1.2.1), as the
+    /// pushed authorization request endpoint answers them (RFC 9126 §2.3); a code outside
+    /// that list is `invalid_request`.
+    pub fn authorization(code: &str, d: impl Into<Cow<'static, str>>) -> Self {
+        let code = match code {
+            "unauthorized_client" => ErrorCode::UnauthorizedClient,
+            "invalid_scope" => ErrorCode::InvalidScope,
+            "unsupported_response_type" => ErrorCode::UnsupportedResponseType,
+            "invalid_request_object" => ErrorCode::InvalidRequestObject,
+            "server_error" => return Self::server_error(),
+            _ => ErrorCode::InvalidRequest,
+        };
+        Self::new(code, 400, d)
     }
     /// `400 invalid_target`.
     pub fn invalid_target(d: impl Into<Cow<'static, str>>) -> Self {

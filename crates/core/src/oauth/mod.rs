@@ -11,9 +11,11 @@ mod grant_type;
 mod methods;
 mod params;
 pub mod pkce;
+mod response_mode;
 
 pub use endpoint::ClientEndpoint;
 pub use error::{ErrorBody, ErrorCode, OAuthError};
 pub use grant_type::{GrantType, UnknownGrantType};
 pub use methods::{AuthMethod, SigningAlg};
 pub use params::{form_pairs, TokenParams};
+pub use response_mode::{Carrier, ResponseMode};

@@ -209,6 +209,8 @@ async fn page_errors_are_pages_with_their_status_and_retry_after() {
         description: "the user said no".to_owned(),
         state: Some("s1".to_owned()),
         issuer: "https://id.example/t1/s1".to_owned(),
+        client_id: tollgate_core::ids::ClientId::parse("c1").unwrap(),
+        mode: tollgate_core::oauth::ResponseMode::Query,
     };
     let location = redirect.location();
     // (error, status, Retry-After, what the page says)

@@ -172,3 +172,91 @@ pub(crate) async fn take(
     }
     Ok(record.request)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audit::{Actor, Origin as AuditOrigin};
+    use crate::clock::ManualClock;
+    use crate::keys::MasterKey;
+    use crate::manage;
+    use crate::model::client::NewClient;
+    use crate::model::server::NewServer;
+    use crate::model::tenant::NewTenant;
+    use crate::store::{open_repository, open_short_lived};
+    use crate::TollgateOptions;
+
+    const REDIRECT: &str = "https://app.example/cb";
+
+    /// An application on a fresh SQLite file and the in-process store, on a manual clock,
+    /// with one server and one client.
+    async fn app() -> (Tollgate, Arc<ManualClock>, TenantId, ServerId, ClientId) {
+        let dir = std::env::temp_dir().join(format!("tollgate-par-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let repo = open_repository(&format!("sqlite://{}?mode=rwc", dir.join("t.db").display()))
+            .await
+            .unwrap();
+        repo.migrate().await.unwrap();
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let app = Tollgate::new(
+            repo,
+            open_short_lived(None).await.unwrap(),
+            MasterKey::from_base64(&MasterKey::generate().1).unwrap(),
+            TollgateOptions::default(),
+        )
+        .with_clock(clock.clone());
+        let root = AuditOrigin::new(Actor::Root, None);
+        let body = |v: serde_json::Value| v;
+        manage::create_tenant(&app, &root, serde_json::from_value::<NewTenant>(body(serde_json::json!({"id": "t", "name": "T"}))).unwrap())
+            .await
+            .unwrap();
+        let t = TenantId::parse("t").unwrap();
+        manage::create_server(&app, &root, &t, serde_json::from_value::<NewServer>(serde_json::json!({"id": "s", "name": "S"})).unwrap())
+            .await
+            .unwrap();
+        let s = ServerId::parse("s").unwrap();
+        let client: NewClient = serde_json::from_value(serde_json::json!({
+            "client_id": "web", "redirect_uris": [REDIRECT], "scope": "openid",
+            "token_endpoint_auth_method": "client_secret_basic"}))
+        .unwrap();
+        manage::create_client(&app, &root, &t, &s, client).await.unwrap();
+        (app, clock, t, s, ClientId::parse("web").unwrap())
+    }
+
+    fn form() -> Vec<(String, String)> {
+        [("response_type", "code"), ("redirect_uri", REDIRECT), ("state", "x"), ("client_secret", "never a parameter")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn request_uris_expire_by_the_application_clock_and_are_single_use() {
+        let (app, clock, t, s, c) = app().await;
+        let server = app.server(&t, &s).await.unwrap();
+        let client = app.client(&t, &s, &c).await.unwrap().unwrap();
+        let pushed = push(&app, &server, &client, form()).await.unwrap();
+        assert_eq!(pushed.expires_in, 60);
+        assert!(pushed.request_uri.len() > REQUEST_URI_PREFIX.len() + 40);
+        let req = take(&app, &server, &c, &pushed.request_uri).await.unwrap();
+        assert_eq!(req.state.as_deref(), Some("x"));
+        assert!(matches!(
+            take(&app, &server, &c, &pushed.request_uri).await,
+            Err(AuthorizeError::Page { status: 400, .. })
+        ));
+        // Expired by the clock, while the store still holds it.
+        let pushed = push(&app, &server, &client, form()).await.unwrap();
+        clock.advance(60);
+        assert!(matches!(
+            take(&app, &server, &c, &pushed.request_uri).await,
+            Err(AuthorizeError::Page { status: 400, .. })
+        ));
+        // Another client's id finds nothing, and leaves it for its owner.
+        let pushed = push(&app, &server, &client, form()).await.unwrap();
+        let other = ClientId::parse("other").unwrap();
+        assert!(take(&app, &server, &other, &pushed.request_uri).await.is_err());
+        assert!(take(&app, &server, &c, &pushed.request_uri).await.is_ok());
+    }
+}

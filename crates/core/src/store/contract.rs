@@ -123,6 +123,8 @@ pub(crate) fn server(t: &TenantId, id: &str) -> Server {
         tls_client_ca: Some("a stored bundle".into()),
         introspection_clients: vec![ClientId::parse("resource-server").unwrap()],
         allow_insecure_redirect_uris: true,
+        require_pushed_authorization_requests: true,
+        pushed_authorization_request_ttl: 120,
         created_at: 2,
         updated_at: 2,
     }

@@ -123,14 +123,28 @@ async fn callback_app() -> (String, actix_web::dev::ServerHandle) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = actix_web::HttpServer::new(|| {
-        actix_web::App::new().route(
-            "/callback",
-            actix_web::web::get().to(|| async {
-                actix_web::HttpResponse::Ok()
-                    .content_type("text/html; charset=utf-8")
-                    .body("<!doctype html><title>Client</title><h1 id=\"done\">Back at the client</h1>")
-            }),
-        )
+        actix_web::App::new()
+            .route(
+                "/callback",
+                actix_web::web::get().to(|| async {
+                    actix_web::HttpResponse::Ok()
+                        .content_type("text/html; charset=utf-8")
+                        .body("<!doctype html><title>Client</title><h1 id=\"done\">Back at the client</h1>")
+                }),
+            )
+            // Form Post Response Mode: shows what was posted (URL-safe values only here).
+            .route(
+                "/callback",
+                actix_web::web::post().to(|body: actix_web::web::Bytes| async move {
+                    let fields: String = url::form_urlencoded::parse(&body)
+                        .filter(|(_, v)| v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b)))
+                        .map(|(k, v)| format!("<p id=\"{k}\">{v}</p>"))
+                        .collect();
+                    actix_web::HttpResponse::Ok()
+                        .content_type("text/html; charset=utf-8")
+                        .body(format!("<!doctype html><title>Client</title><h1 id=\"posted\">Posted to the client</h1>{fields}"))
+                }),
+            )
     })
     .workers(1)
     .disable_signals()
@@ -369,6 +383,114 @@ async fn login_consent_code_tokens(backend: &Backend) {
     app.stop(false).await;
 }
 
+/// A pushed authorization request (RFC 9126) in the browser, then a `form_post` response
+/// that the browser submits to the client by itself (the page's one script, allowed by its
+/// CSP nonce).
+async fn pushed_request_then_form_post(backend: &Backend) {
+    let Some((driver, chromium)) = driver().await else {
+        return;
+    };
+    let server = Server::start(backend).await;
+    let (redirect, app) = callback_app().await;
+    let tid = support::unique("brpar");
+    server.tenant_and_server(&tid, "main", json!({})).await;
+    let issuer = format!("{}/{tid}/main", server.gateway);
+    let (client_id, secret) = server
+        .client(
+            &tid,
+            "main",
+            json!({"client_name": "PAR Browser App", "grant_types": ["authorization_code"],
+                   "redirect_uris": [redirect], "scope": "openid profile",
+                   "token_endpoint_auth_method": "client_secret_basic"}),
+        )
+        .await;
+    user(&server, &tid, "main", "dana", PASSWORD, json!({"name": "Dana"})).await;
+    let exchange = |code: String, verifier: String| {
+        let (server, issuer, client_id, secret, redirect) =
+            (&server, &issuer, &client_id, &secret, &redirect);
+        async move {
+            let res = server
+                .http
+                .post(format!("{issuer}/oauth2/token"))
+                .header("Authorization", basic(client_id, secret))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", redirect.as_str()),
+                    ("code_verifier", verifier.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 200);
+        }
+    };
+
+    // The client pushes the request; the browser carries only client_id and request_uri.
+    let (verifier, challenge) = pkce();
+    let pushed: Value = server
+        .http
+        .post(format!("{issuer}/oauth2/par"))
+        .header("Authorization", basic(&client_id, &secret))
+        .form(&[
+            ("response_type", "code"),
+            ("redirect_uri", redirect.as_str()),
+            ("scope", "openid profile"),
+            ("state", "pushed-state"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let request_uri = pushed["request_uri"].as_str().expect("request_uri");
+    let c = browser(&driver, &chromium).await;
+    c.goto(&authorize_url(&issuer, &[("client_id", &client_id), ("request_uri", request_uri)]))
+        .await
+        .unwrap();
+    wait_for(&c, "input#username").await.send_keys("dana").await.unwrap();
+    c.find(Locator::Css("input#password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&c, "button[name=decision][value=allow]").await.click().await.unwrap();
+    wait_for(&c, "h1#done").await;
+    let landed = c.current_url().await.unwrap().to_string();
+    assert!(landed.starts_with(&redirect), "{landed}");
+    assert_eq!(query_param(&landed, "state").as_deref(), Some("pushed-state"));
+    exchange(query_param(&landed, "code").expect("code"), verifier).await;
+
+    // response_mode=form_post, consent asked again: the consent answer is the self-posting
+    // form, and the browser lands on the client's POST endpoint with the code.
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(
+        &issuer,
+        &[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", &redirect),
+            ("scope", "openid"),
+            ("state", "posted-state"),
+            ("prompt", "consent"),
+            ("response_mode", "form_post"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    c.goto(&url).await.unwrap();
+    wait_for(&c, "button[name=decision][value=allow]").await.click().await.unwrap();
+    wait_for(&c, "h1#posted").await;
+    assert!(c.current_url().await.unwrap().as_str().starts_with(&redirect));
+    let state = c.find(Locator::Css("p#state")).await.unwrap().text().await.unwrap();
+    assert_eq!(state, "posted-state");
+    let code = c.find(Locator::Css("p#code")).await.unwrap().text().await.unwrap();
+    c.close().await.unwrap();
+    exchange(code, verifier).await;
+    app.stop(false).await;
+}
+
 both_backends! {
     login_consent_code_tokens => login_consent_code_tokens;
+    pushed_request_then_form_post => pushed_request_then_form_post;
 }

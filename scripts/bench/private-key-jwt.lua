@@ -6,6 +6,9 @@
 --   BENCH_ASSERTION_START   first line (0-based) this run may use
 --   BENCH_ASSERTION_COUNT   lines this run may use; thread i of T takes the i-th contiguous share
 --   BENCH_WRK_THREADS       T, the wrk thread count of this run
+--   BENCH_BODY              the request's own parameters (default: grant_type=client_credentials;
+--                           scripts/bench/par sends an authorization request)
+--   BENCH_OK_STATUS         the success status (default 200; 201 at PAR)
 -- A thread that runs out of assertions stops sending requests (it never reuses one) and says so.
 -- done() prints "non200: N" (summed over all threads), a per-status breakdown, and "exhausted".
 
@@ -18,7 +21,8 @@ if not path or not start or not count or not nthreads then
   os.exit(2)
 end
 
-local prefix = "grant_type=client_credentials"
+local ok_status = tonumber(os.getenv("BENCH_OK_STATUS") or "200")
+local prefix = (os.getenv("BENCH_BODY") or "grant_type=client_credentials")
   .. "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
   .. "&client_assertion="
 local headers = {
@@ -66,7 +70,7 @@ function request()
 end
 
 function response(status, headers, body)
-  if status ~= 200 then
+  if status ~= ok_status then
     non200 = non200 + 1
     local key = tostring(status)
     statuses[key] = (statuses[key] or 0) + 1

@@ -1221,22 +1221,11 @@ async fn authorize_request_errors(backend: &Backend) {
             &[code, ("scope", "openid"), ("scope", "email")],
             "invalid_request",
         ),
+        // Request objects, request_uri and the other response modes: tests/par.rs.
         row(
-            "request object",
+            "unknown response_mode",
             web,
-            &[code, ("request", "eyJ.e30.")],
-            "request_not_supported",
-        ),
-        row(
-            "request_uri",
-            web,
-            &[code, ("request_uri", "urn:x")],
-            "request_uri_not_supported",
-        ),
-        row(
-            "form_post",
-            web,
-            &[code, ("response_mode", "form_post")],
+            &[code, ("response_mode", "web_message")],
             "invalid_request",
         ),
     ];

@@ -404,7 +404,15 @@ async fn pushed_request_then_form_post(backend: &Backend) {
                    "token_endpoint_auth_method": "client_secret_basic"}),
         )
         .await;
-    user(&server, &tid, "main", "dana", PASSWORD, json!({"name": "Dana"})).await;
+    user(
+        &server,
+        &tid,
+        "main",
+        "dana",
+        PASSWORD,
+        json!({"name": "Dana"}),
+    )
+    .await;
     let exchange = |code: String, verifier: String| {
         let (server, issuer, client_id, secret, redirect) =
             (&server, &issuer, &client_id, &secret, &redirect);
@@ -448,17 +456,41 @@ async fn pushed_request_then_form_post(backend: &Backend) {
         .unwrap();
     let request_uri = pushed["request_uri"].as_str().expect("request_uri");
     let c = browser(&driver, &chromium).await;
-    c.goto(&authorize_url(&issuer, &[("client_id", &client_id), ("request_uri", request_uri)]))
+    c.goto(&authorize_url(
+        &issuer,
+        &[("client_id", &client_id), ("request_uri", request_uri)],
+    ))
+    .await
+    .unwrap();
+    wait_for(&c, "input#username")
+        .await
+        .send_keys("dana")
         .await
         .unwrap();
-    wait_for(&c, "input#username").await.send_keys("dana").await.unwrap();
-    c.find(Locator::Css("input#password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
-    wait_for(&c, "button[name=decision][value=allow]").await.click().await.unwrap();
+    c.find(Locator::Css("input#password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "button[name=decision][value=allow]")
+        .await
+        .click()
+        .await
+        .unwrap();
     wait_for(&c, "h1#done").await;
     let landed = c.current_url().await.unwrap().to_string();
     assert!(landed.starts_with(&redirect), "{landed}");
-    assert_eq!(query_param(&landed, "state").as_deref(), Some("pushed-state"));
+    assert_eq!(
+        query_param(&landed, "state").as_deref(),
+        Some("pushed-state")
+    );
     exchange(query_param(&landed, "code").expect("code"), verifier).await;
 
     // response_mode=form_post, consent asked again: the consent answer is the self-posting
@@ -479,12 +511,33 @@ async fn pushed_request_then_form_post(backend: &Backend) {
         ],
     );
     c.goto(&url).await.unwrap();
-    wait_for(&c, "button[name=decision][value=allow]").await.click().await.unwrap();
+    wait_for(&c, "button[name=decision][value=allow]")
+        .await
+        .click()
+        .await
+        .unwrap();
     wait_for(&c, "h1#posted").await;
-    assert!(c.current_url().await.unwrap().as_str().starts_with(&redirect));
-    let state = c.find(Locator::Css("p#state")).await.unwrap().text().await.unwrap();
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(&redirect));
+    let state = c
+        .find(Locator::Css("p#state"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(state, "posted-state");
-    let code = c.find(Locator::Css("p#code")).await.unwrap().text().await.unwrap();
+    let code = c
+        .find(Locator::Css("p#code"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     c.close().await.unwrap();
     exchange(code, verifier).await;
     app.stop(false).await;

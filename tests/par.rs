@@ -61,9 +61,17 @@ impl Cred {
     }
 
     /// POSTs `form` to `url` authenticated this way; assertions name `aud`.
-    async fn post(&self, server: &Server, url: &str, aud: &str, form: &[(&str, &str)]) -> (u16, Value) {
-        let mut form: Vec<(String, String)> =
-            form.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    async fn post(
+        &self,
+        server: &Server,
+        url: &str,
+        aud: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut form: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let mut req = server.http.post(url);
         let claims = || support::material::assertion_claims(self.id(), aud);
         match self {
@@ -74,7 +82,10 @@ impl Cred {
             }
             Self::SecretJwt(_, secret) => {
                 form.push(("client_assertion_type".into(), JWT_BEARER.into()));
-                form.push(("client_assertion".into(), hs256_assertion(secret, &claims())));
+                form.push((
+                    "client_assertion".into(),
+                    hs256_assertion(secret, &claims()),
+                ));
             }
             Self::KeyJwt(_, key) => {
                 form.push(("client_assertion_type".into(), JWT_BEARER.into()));
@@ -134,34 +145,63 @@ async fn setup(server: &Server, ca: ClientCa, server_extra: Value) -> Setup {
     };
     let with = |method: &str, extra: Value| {
         let mut b = base(method);
-        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         b
     };
     let mut creds = Vec::new();
-    let (id, secret) = server.client(&tid, "main", base("client_secret_basic")).await;
+    let (id, secret) = server
+        .client(&tid, "main", base("client_secret_basic"))
+        .await;
     creds.push(Cred::Basic(id, secret));
-    let (id, secret) = server.client(&tid, "main", base("client_secret_post")).await;
+    let (id, secret) = server
+        .client(&tid, "main", base("client_secret_post"))
+        .await;
     creds.push(Cred::Post(id, secret));
     let (id, secret) = server.client(&tid, "main", base("client_secret_jwt")).await;
     creds.push(Cred::SecretJwt(id, secret));
     let key = ClientKey::es256("k1");
     let (id, _) = server
-        .client(&tid, "main", with("private_key_jwt", json!({"jwks": key.jwks()})))
+        .client(
+            &tid,
+            "main",
+            with("private_key_jwt", json!({"jwks": key.jwks()})),
+        )
         .await;
     creds.push(Cred::KeyJwt(id, key));
     let cert = ca.issue("par-device");
     let (id, _) = server
-        .client(&tid, "main", with("tls_client_auth", json!({"tls_client_auth_subject_dn": "CN=par-device"})))
+        .client(
+            &tid,
+            "main",
+            with(
+                "tls_client_auth",
+                json!({"tls_client_auth_subject_dn": "CN=par-device"}),
+            ),
+        )
         .await;
     creds.push(Cred::Tls(id, cert));
     let own = self_signed("par-self");
     let (id, _) = server
-        .client(&tid, "main", with("self_signed_tls_client_auth", json!({"jwks": own.jwks()})))
+        .client(
+            &tid,
+            "main",
+            with("self_signed_tls_client_auth", json!({"jwks": own.jwks()})),
+        )
         .await;
     creds.push(Cred::SelfSigned(id, own));
     let (id, _) = server.client(&tid, "main", base("none")).await;
     creds.push(Cred::Public(id));
-    user(server, &tid, "main", USER, PASSWORD, json!({"name": "Alice"})).await;
+    user(
+        server,
+        &tid,
+        "main",
+        USER,
+        PASSWORD,
+        json!({"name": "Alice"}),
+    )
+    .await;
     Setup {
         issuer: format!("{}/{tid}/main", server.gateway),
         tid,
@@ -194,7 +234,9 @@ async fn push(server: &Server, s: &Setup, cred: &Cred, form: &[(&str, &str)]) ->
 
 /// Runs the browser part from an authorize URL to the redirect back to the client.
 async fn browse(agent: &Agent, s: &Setup, url: &str) -> Resp {
-    let (res, _) = agent.authorize(&s.issuer, url, USER, PASSWORD, "allow").await;
+    let (res, _) = agent
+        .authorize(&s.issuer, url, USER, PASSWORD, "allow")
+        .await;
     res
 }
 
@@ -227,7 +269,10 @@ async fn par_with_every_client_authentication_method(backend: &Backend) {
         let (status, body) = push(&server, &s, cred, &pairs(&params)).await;
         assert_eq!(status, 201, "{}: {body}", cred.name());
         let request_uri = body["request_uri"].as_str().unwrap();
-        assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"), "{body}");
+        assert!(
+            request_uri.starts_with("urn:ietf:params:oauth:request_uri:"),
+            "{body}"
+        );
         assert_eq!(body["expires_in"], 60, "{body}");
         // RFC 9126 §4: only client_id and request_uri count; the rest is ignored.
         let url = authorize_url(
@@ -272,7 +317,9 @@ async fn request_objects_by_value_and_inside_par(backend: &Backend) {
     let agent = Agent::new();
     // By value at /oauth2/authorize, signed ES256 with the private_key_jwt client's key; only
     // the object's parameters count (RFC 9101 §6.3): the query's state and scope are ignored.
-    let Cred::KeyJwt(id, key) = s.cred("private_key_jwt") else { unreachable!() };
+    let Cred::KeyJwt(id, key) = s.cred("private_key_jwt") else {
+        unreachable!()
+    };
     let (verifier, params) = request_params("inside-the-object");
     let object = key.sign(&object_claims(id, &s.issuer, &params));
     let url = authorize_url(
@@ -287,29 +334,44 @@ async fn request_objects_by_value_and_inside_par(backend: &Backend) {
     );
     let res = browse(&agent, &s, &url).await;
     assert_eq!(res.status, 303, "{}", res.body);
-    assert_eq!(res.location_param("state").as_deref(), Some("inside-the-object"));
+    assert_eq!(
+        res.location_param("state").as_deref(),
+        Some("inside-the-object")
+    );
     let code = res.location_param("code").unwrap();
     let tokens = exchange(&server, &s, s.cred("private_key_jwt"), &code, &verifier).await;
     assert_eq!(tokens["scope"], SCOPE, "{tokens}");
     // The same object again: its jti is spent.
     let replay = agent.get(&url).await;
     assert_eq!(replay.status, 400, "{}", replay.body);
-    assert!(replay.body.contains("invalid_request_object"), "{}", replay.body);
+    assert!(
+        replay.body.contains("invalid_request_object"),
+        "{}",
+        replay.body
+    );
 
     // Inside a PAR body, HS256 with the client_secret_jwt client's secret.
     let cred = s.cred("client_secret_jwt");
-    let Cred::SecretJwt(id, secret) = cred else { unreachable!() };
+    let Cred::SecretJwt(id, secret) = cred else {
+        unreachable!()
+    };
     let (verifier, params) = request_params("pushed-object");
     let object = hs256_assertion(secret, &object_claims(id, &s.issuer, &params));
     let (status, body) = push(&server, &s, cred, &[("request", &object)]).await;
     assert_eq!(status, 201, "{body}");
     let url = authorize_url(
         &s.issuer,
-        &[("client_id", id), ("request_uri", body["request_uri"].as_str().unwrap())],
+        &[
+            ("client_id", id),
+            ("request_uri", body["request_uri"].as_str().unwrap()),
+        ],
     );
     let res = browse(&agent, &s, &url).await;
     assert_eq!(res.status, 303, "{}", res.body);
-    assert_eq!(res.location_param("state").as_deref(), Some("pushed-object"));
+    assert_eq!(
+        res.location_param("state").as_deref(),
+        Some("pushed-object")
+    );
     let code = res.location_param("code").unwrap();
     exchange(&server, &s, cred, &code, &verifier).await;
 }
@@ -326,8 +388,14 @@ async fn jarm_claims(server: &Server, issuer: &str, jwt: &str, aud: &str) -> Val
         .await
         .unwrap();
     let header = decode_header(jwt).unwrap();
-    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256, "JARM default alg");
-    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("kid in JWKS");
+    assert_eq!(
+        header.alg,
+        jsonwebtoken::Algorithm::RS256,
+        "JARM default alg"
+    );
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid in JWKS");
     let mut v = Validation::new(header.alg);
     v.set_issuer(&[issuer]);
     v.set_audience(&[aud]);
@@ -344,7 +412,13 @@ fn fragment_param(url: &str, name: &str) -> Option<String> {
 }
 
 /// The parameters a response carried, whatever its mode.
-async fn response_params(server: &Server, s: &Setup, client_id: &str, mode: &str, res: &Resp) -> Value {
+async fn response_params(
+    server: &Server,
+    s: &Setup,
+    client_id: &str,
+    mode: &str,
+    res: &Resp,
+) -> Value {
     let get = |name: &str| -> Option<String> {
         if mode.starts_with("form_post") {
             assert_eq!(res.status, 200, "{mode}: {}", res.body);
@@ -375,22 +449,43 @@ async fn every_response_mode(backend: &Backend) {
     let s = setup(&server, ca, json!({})).await;
     let cred = s.cred("client_secret_basic");
     let agent = Agent::new();
-    for mode in ["query", "fragment", "form_post", "jwt", "query.jwt", "fragment.jwt", "form_post.jwt"] {
+    for mode in [
+        "query",
+        "fragment",
+        "form_post",
+        "jwt",
+        "query.jwt",
+        "fragment.jwt",
+        "form_post.jwt",
+    ] {
         let (verifier, mut params) = request_params(mode);
         params.push(("response_mode".into(), mode.into()));
         let (status, body) = push(&server, &s, cred, &pairs(&params)).await;
         assert_eq!(status, 201, "{mode}: {body}");
         let url = authorize_url(
             &s.issuer,
-            &[("client_id", cred.id()), ("request_uri", body["request_uri"].as_str().unwrap())],
+            &[
+                ("client_id", cred.id()),
+                ("request_uri", body["request_uri"].as_str().unwrap()),
+            ],
         );
         let res = browse(&agent, &s, &url).await;
         if mode.starts_with("form_post") {
             let csp = res.headers["content-security-policy"].to_str().unwrap();
             assert!(csp.contains("script-src 'nonce-"), "{csp}");
-            assert!(csp.contains("form-action 'self' https://app.example"), "{csp}");
-            assert!(res.body.contains(&format!("action=\"{REDIRECT}\"")), "{}", res.body);
-            assert!(res.body.contains("<button type=\"submit\""), "works without JavaScript");
+            assert!(
+                csp.contains("form-action 'self' https://app.example"),
+                "{csp}"
+            );
+            assert!(
+                res.body.contains(&format!("action=\"{REDIRECT}\"")),
+                "{}",
+                res.body
+            );
+            assert!(
+                res.body.contains("<button type=\"submit\""),
+                "works without JavaScript"
+            );
         }
         let p = response_params(&server, &s, cred.id(), mode, &res).await;
         assert_eq!(p["state"], mode, "{mode}: {p}");
@@ -414,17 +509,29 @@ async fn every_response_mode(backend: &Backend) {
     }
     // A client's own alg: ES256 is the server's signing_alg here.
     let (id, _) = server
-        .client(&s.tid, "main", json!({"grant_types": ["authorization_code"], "redirect_uris": [REDIRECT],
-            "scope": SCOPE, "authorization_signed_response_alg": "PS256"}))
+        .client(
+            &s.tid,
+            "main",
+            json!({"grant_types": ["authorization_code"], "redirect_uris": [REDIRECT],
+            "scope": SCOPE, "authorization_signed_response_alg": "PS256"}),
+        )
         .await;
     let (_, mut params) = request_params("ps");
     params.push(("response_mode".into(), "query.jwt".into()));
     params.push(("prompt".into(), "none".into()));
     params.push(("client_id".into(), id.clone()));
-    let res = Agent::new().get(&authorize_url(&s.issuer, &pairs(&params))).await;
+    let res = Agent::new()
+        .get(&authorize_url(&s.issuer, &pairs(&params)))
+        .await;
     let jwt = query_param(res.location.as_deref().unwrap(), "response").unwrap();
-    assert_eq!(decode_header(&jwt).unwrap().alg, jsonwebtoken::Algorithm::PS256);
+    assert_eq!(
+        decode_header(&jwt).unwrap().alg,
+        jsonwebtoken::Algorithm::PS256
+    );
 }
+
+/// One row of the PAR error table: what, who pushes, the body, status, error.
+type Row<'a> = (&'a str, &'a Cred, Vec<(String, String)>, u16, &'a str);
 
 fn unsigned(claims: &Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
@@ -436,7 +543,9 @@ async fn every_error_of_rfc_9126_and_rfc_9101(backend: &Backend) {
     let ca = ClientCa::new("PAR test CA");
     let server = start(backend, &ca).await;
     let s = setup(&server, ca, json!({})).await;
-    let Cred::KeyJwt(key_id, key) = s.cred("private_key_jwt") else { unreachable!() };
+    let Cred::KeyJwt(key_id, key) = s.cred("private_key_jwt") else {
+        unreachable!()
+    };
     let basic_cred = s.cred("client_secret_basic");
     let public = s.cred("none");
     let (_, good) = request_params("s");
@@ -450,24 +559,178 @@ async fn every_error_of_rfc_9126_and_rfc_9101(backend: &Backend) {
     let replayed = with(&|_| {});
     let wrong_secret = Cred::Basic(basic_cred.id().into(), "wrong".into());
     // (what, who pushes, body, status, error)
-    let rows: Vec<(&str, &Cred, Vec<(String, String)>, u16, &str)> = vec![
-        ("request_uri in the body", basic_cred, [good.clone(), vec![("request_uri".into(), "urn:ietf:params:oauth:request_uri:x".into())]].concat(), 400, "invalid_request"),
-        ("unregistered redirect_uri", basic_cred, good.iter().map(|(k, v)| if k == "redirect_uri" { (k.clone(), "https://evil.example/cb".into()) } else { (k.clone(), v.clone()) }).collect(), 400, "invalid_request"),
-        ("scope beyond the registration", basic_cred, good.iter().map(|(k, v)| if k == "scope" { (k.clone(), "openid admin".into()) } else { (k.clone(), v.clone()) }).collect(), 400, "invalid_scope"),
-        ("response_type token", basic_cred, good.iter().map(|(k, v)| if k == "response_type" { (k.clone(), "token".into()) } else { (k.clone(), v.clone()) }).collect(), 400, "unsupported_response_type"),
-        ("public client without PKCE", public, good.iter().filter(|(k, _)| !k.starts_with("code_challenge")).cloned().collect(), 400, "invalid_request"),
-        ("unknown response_mode", basic_cred, [good.clone(), vec![("response_mode".into(), "web_message".into())]].concat(), 400, "invalid_request"),
-        ("unsigned request object", s.cred("private_key_jwt"), vec![("request".into(), unsigned(&good_claims))], 400, "invalid_request_object"),
-        ("wrongly signed request object", s.cred("private_key_jwt"), vec![("request".into(), stranger.sign(&good_claims))], 400, "invalid_request_object"),
-        ("request object for another audience", s.cred("private_key_jwt"), vec![("request".into(), with(&|c| c["aud"] = json!("https://other.example")))], 400, "invalid_request_object"),
-        ("expired request object", s.cred("private_key_jwt"), vec![("request".into(), with(&|c| c["exp"] = json!(now() - 600)))], 400, "invalid_request_object"),
-        ("request object without exp", s.cred("private_key_jwt"), vec![("request".into(), with(&|c| { c.as_object_mut().unwrap().remove("exp"); }))], 400, "invalid_request_object"),
-        ("request object from another iss", s.cred("private_key_jwt"), vec![("request".into(), with(&|c| c["iss"] = json!("someone-else")))], 400, "invalid_request_object"),
-        ("request object not yet valid", s.cred("private_key_jwt"), vec![("request".into(), with(&|c| c["nbf"] = json!(now() + 3600)))], 400, "invalid_request_object"),
-        ("request object first use", s.cred("private_key_jwt"), vec![("request".into(), replayed.clone())], 201, ""),
-        ("replayed request object jti", s.cred("private_key_jwt"), vec![("request".into(), replayed.clone())], 400, "invalid_request_object"),
-        ("HMAC object from a key client", s.cred("private_key_jwt"), vec![("request".into(), hs256_assertion("x".repeat(32).as_str(), &good_claims))], 400, "invalid_request_object"),
-        ("wrong client secret", &wrong_secret, good.clone(), 401, "invalid_client"),
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "request_uri in the body",
+            basic_cred,
+            [
+                good.clone(),
+                vec![(
+                    "request_uri".into(),
+                    "urn:ietf:params:oauth:request_uri:x".into(),
+                )],
+            ]
+            .concat(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "unregistered redirect_uri",
+            basic_cred,
+            good.iter()
+                .map(|(k, v)| {
+                    if k == "redirect_uri" {
+                        (k.clone(), "https://evil.example/cb".into())
+                    } else {
+                        (k.clone(), v.clone())
+                    }
+                })
+                .collect(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "scope beyond the registration",
+            basic_cred,
+            good.iter()
+                .map(|(k, v)| {
+                    if k == "scope" {
+                        (k.clone(), "openid admin".into())
+                    } else {
+                        (k.clone(), v.clone())
+                    }
+                })
+                .collect(),
+            400,
+            "invalid_scope",
+        ),
+        (
+            "response_type token",
+            basic_cred,
+            good.iter()
+                .map(|(k, v)| {
+                    if k == "response_type" {
+                        (k.clone(), "token".into())
+                    } else {
+                        (k.clone(), v.clone())
+                    }
+                })
+                .collect(),
+            400,
+            "unsupported_response_type",
+        ),
+        (
+            "public client without PKCE",
+            public,
+            good.iter()
+                .filter(|(k, _)| !k.starts_with("code_challenge"))
+                .cloned()
+                .collect(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "unknown response_mode",
+            basic_cred,
+            [
+                good.clone(),
+                vec![("response_mode".into(), "web_message".into())],
+            ]
+            .concat(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "unsigned request object",
+            s.cred("private_key_jwt"),
+            vec![("request".into(), unsigned(&good_claims))],
+            400,
+            "invalid_request_object",
+        ),
+        (
+            "wrongly signed request object",
+            s.cred("private_key_jwt"),
+            vec![("request".into(), stranger.sign(&good_claims))],
+            400,
+            "invalid_request_object",
+        ),
+        (
+            "request object for another audience",
+            s.cred("private_key_jwt"),
+            vec![(
+                "request".into(),
+                with(&|c| c["aud"] = json!("https://other.example")),
+            )],
+            400,
+            "invalid_request_object",
+        ),
+        (
+            "expired request object",
+            s.cred("private_key_jwt"),
+            vec![("request".into(), with(&|c| c["exp"] = json!(now() - 600)))],
+            400,
+            "invalid_request_object",
+        ),
+        (
+            "request object without exp",
+            s.cred("private_key_jwt"),
+            vec![(
+                "request".into(),
+                with(&|c| {
+                    c.as_object_mut().unwrap().remove("exp");
+                }),
+            )],
+            400,
+            "invalid_request_object",
+        ),
+        (
+            "request object from another iss",
+            s.cred("private_key_jwt"),
+            vec![(
+                "request".into(),
+                with(&|c| c["iss"] = json!("someone-else")),
+            )],
+            400,
+            "invalid_request_object",
+        ),
+        (
+            "request object not yet valid",
+            s.cred("private_key_jwt"),
+            vec![("request".into(), with(&|c| c["nbf"] = json!(now() + 3600)))],
+            400,
+            "invalid_request_object",
+        ),
+        (
+            "request object first use",
+            s.cred("private_key_jwt"),
+            vec![("request".into(), replayed.clone())],
+            201,
+            "",
+        ),
+        (
+            "replayed request object jti",
+            s.cred("private_key_jwt"),
+            vec![("request".into(), replayed.clone())],
+            400,
+            "invalid_request_object",
+        ),
+        (
+            "HMAC object from a key client",
+            s.cred("private_key_jwt"),
+            vec![(
+                "request".into(),
+                hs256_assertion("x".repeat(32).as_str(), &good_claims),
+            )],
+            400,
+            "invalid_request_object",
+        ),
+        (
+            "wrong client secret",
+            &wrong_secret,
+            good.clone(),
+            401,
+            "invalid_client",
+        ),
     ];
     for (what, cred, body, status, error) in rows {
         let (got, reply) = push(&server, &s, cred, &pairs(&body)).await;
@@ -485,20 +748,42 @@ async fn every_error_of_rfc_9126_and_rfc_9101(backend: &Backend) {
     let agent = Agent::new();
     let other = s.cred("client_secret_post").id();
     let page_rows = [
-        ("another client's request_uri", other, request_uri.to_owned()),
-        ("unknown request_uri", basic_cred.id(), "urn:ietf:params:oauth:request_uri:nothing".to_owned()),
-        ("not a request_uri URN", basic_cred.id(), "https://app.example/request.jwt".to_owned()),
+        (
+            "another client's request_uri",
+            other,
+            request_uri.to_owned(),
+        ),
+        (
+            "unknown request_uri",
+            basic_cred.id(),
+            "urn:ietf:params:oauth:request_uri:nothing".to_owned(),
+        ),
+        (
+            "not a request_uri URN",
+            basic_cred.id(),
+            "https://app.example/request.jwt".to_owned(),
+        ),
     ];
     for (what, client_id, uri) in &page_rows {
         let res = agent
-            .get(&authorize_url(&s.issuer, &[("client_id", client_id), ("request_uri", uri)]))
+            .get(&authorize_url(
+                &s.issuer,
+                &[("client_id", client_id), ("request_uri", uri)],
+            ))
             .await;
         assert_eq!(res.status, 400, "{what}: {}", res.body);
         assert!(res.location.is_none(), "{what}: never a redirect");
-        assert!(res.body.contains("invalid_request_uri"), "{what}: {}", res.body);
+        assert!(
+            res.body.contains("invalid_request_uri"),
+            "{what}: {}",
+            res.body
+        );
     }
     // The foreign attempt did not consume it: its own client still runs it, once.
-    let url = authorize_url(&s.issuer, &[("client_id", basic_cred.id()), ("request_uri", request_uri)]);
+    let url = authorize_url(
+        &s.issuer,
+        &[("client_id", basic_cred.id()), ("request_uri", request_uri)],
+    );
     let res = browse(&agent, &s, &url).await;
     assert_eq!(res.status, 303, "{}", res.body);
     assert!(res.location_param("code").is_some());
@@ -508,7 +793,9 @@ async fn every_error_of_rfc_9126_and_rfc_9101(backend: &Backend) {
 
     // Another tenant's server, with a client of the same id, finds nothing.
     let other_tid = support::unique("par2");
-    server.tenant_and_server(&other_tid, "main", json!({})).await;
+    server
+        .tenant_and_server(&other_tid, "main", json!({}))
+        .await;
     let (status, b) = server
         .admin_post(
             &format!("/admin/tenants/{other_tid}/servers/main/clients"),
@@ -520,13 +807,22 @@ async fn every_error_of_rfc_9126_and_rfc_9101(backend: &Backend) {
     assert_eq!(status, 201);
     let other_issuer = format!("{}/{other_tid}/main", server.gateway);
     let res = agent
-        .get(&authorize_url(&other_issuer, &[("client_id", basic_cred.id()), ("request_uri", pushed["request_uri"].as_str().unwrap())]))
+        .get(&authorize_url(
+            &other_issuer,
+            &[
+                ("client_id", basic_cred.id()),
+                ("request_uri", pushed["request_uri"].as_str().unwrap()),
+            ],
+        ))
         .await;
     assert_eq!(res.status, 400, "{}", res.body);
 
     // A request object by value at /oauth2/authorize that does not verify: a page.
     let res = agent
-        .get(&authorize_url(&s.issuer, &[("client_id", key_id), ("request", &unsigned(&good_claims))]))
+        .get(&authorize_url(
+            &s.issuer,
+            &[("client_id", key_id), ("request", &unsigned(&good_claims))],
+        ))
         .await;
     assert_eq!(res.status, 400, "{}", res.body);
     assert!(res.body.contains("invalid_request_object"), "{}", res.body);
@@ -539,15 +835,29 @@ async fn every_error_of_rfc_9126_and_rfc_9101(backend: &Backend) {
         authorize_url(&s.issuer, &pairs(&p))
     };
     let (id, _) = server
-        .client(&s.tid, "main", json!({"grant_types": ["authorization_code"], "redirect_uris": [REDIRECT],
-            "scope": SCOPE, "require_pushed_authorization_requests": true}))
+        .client(
+            &s.tid,
+            "main",
+            json!({"grant_types": ["authorization_code"], "redirect_uris": [REDIRECT],
+            "scope": SCOPE, "require_pushed_authorization_requests": true}),
+        )
         .await;
     let res = agent.get(&direct(&id)).await;
     assert_eq!(res.status, 303, "{}", res.body);
-    assert_eq!(res.location_param("error").as_deref(), Some("invalid_request"));
-    assert!(res.location_param("error_description").unwrap().contains("pushed"));
+    assert_eq!(
+        res.location_param("error").as_deref(),
+        Some("invalid_request")
+    );
+    assert!(res
+        .location_param("error_description")
+        .unwrap()
+        .contains("pushed"));
     let res = agent.get(&direct(basic_cred.id())).await;
-    assert!(res.location_param("code").is_some(), "not required for others: {:?}", res.location);
+    assert!(
+        res.location_param("code").is_some(),
+        "not required for others: {:?}",
+        res.location
+    );
     let (status, b) = server
         .admin_call(
             reqwest::Method::PATCH,
@@ -557,11 +867,22 @@ async fn every_error_of_rfc_9126_and_rfc_9101(backend: &Backend) {
         .await;
     assert_eq!(status, 200, "{b}");
     let res = agent.get(&direct(basic_cred.id())).await;
-    assert_eq!(res.location_param("error").as_deref(), Some("invalid_request"), "{:?}", res.location);
+    assert_eq!(
+        res.location_param("error").as_deref(),
+        Some("invalid_request"),
+        "{:?}",
+        res.location
+    );
     let (status, pushed) = push(&server, &s, basic_cred, &pairs(&good)).await;
     assert_eq!(status, 201, "{pushed}");
     let res = agent
-        .get(&authorize_url(&s.issuer, &[("client_id", basic_cred.id()), ("request_uri", pushed["request_uri"].as_str().unwrap())]))
+        .get(&authorize_url(
+            &s.issuer,
+            &[
+                ("client_id", basic_cred.id()),
+                ("request_uri", pushed["request_uri"].as_str().unwrap()),
+            ],
+        ))
         .await;
     assert_eq!(res.status, 303, "{}", res.body);
     assert!(res.location_param("code").is_some(), "{:?}", res.location);
@@ -570,7 +891,12 @@ async fn every_error_of_rfc_9126_and_rfc_9101(backend: &Backend) {
 async fn discovery_and_admin_fields(backend: &Backend) {
     let ca = ClientCa::new("PAR test CA");
     let server = start(backend, &ca).await;
-    let s = setup(&server, ca, json!({"pushed_authorization_request_ttl": 120})).await;
+    let s = setup(
+        &server,
+        ca,
+        json!({"pushed_authorization_request_ttl": 120}),
+    )
+    .await;
     for doc in ["openid-configuration", "oauth-authorization-server"] {
         let d: Value = server
             .http
@@ -581,43 +907,107 @@ async fn discovery_and_admin_fields(backend: &Backend) {
             .json()
             .await
             .unwrap();
-        assert_eq!(d["pushed_authorization_request_endpoint"], format!("{}/oauth2/par", s.issuer), "{doc}");
+        assert_eq!(
+            d["pushed_authorization_request_endpoint"],
+            format!("{}/oauth2/par", s.issuer),
+            "{doc}"
+        );
         assert_eq!(d["require_pushed_authorization_requests"], false, "{doc}");
         assert_eq!(d["request_parameter_supported"], true, "{doc}");
-        let algs = d["request_object_signing_alg_values_supported"].as_array().unwrap();
-        assert!(algs.contains(&json!("ES256")) && !algs.contains(&json!("none")), "{doc}");
+        let algs = d["request_object_signing_alg_values_supported"]
+            .as_array()
+            .unwrap();
+        assert!(
+            algs.contains(&json!("ES256")) && !algs.contains(&json!("none")),
+            "{doc}"
+        );
         let modes = d["response_modes_supported"].as_array().unwrap();
-        for m in ["query", "form_post", "jwt", "query.jwt", "form_post.jwt", "fragment.jwt"] {
+        for m in [
+            "query",
+            "form_post",
+            "jwt",
+            "query.jwt",
+            "form_post.jwt",
+            "fragment.jwt",
+        ] {
             assert!(modes.contains(&json!(m)), "{doc}: {m}");
         }
-        assert!(d["authorization_signing_alg_values_supported"].as_array().unwrap().contains(&json!("RS256")));
-        assert!(d["pushed_authorization_request_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("none")));
+        assert!(d["authorization_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("RS256")));
+        assert!(
+            d["pushed_authorization_request_endpoint_auth_methods_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("none"))
+        );
     }
-    let (_, body) = push(&server, &s, s.cred("client_secret_basic"), &pairs(&request_params("t").1)).await;
+    let (_, body) = push(
+        &server,
+        &s,
+        s.cred("client_secret_basic"),
+        &pairs(&request_params("t").1),
+    )
+    .await;
     assert_eq!(body["expires_in"], 120, "{body}");
     let path = format!("/admin/tenants/{}/servers/main", s.tid);
     for (bad, field) in [
-        (json!({"pushed_authorization_request_ttl": 5}), "pushed_authorization_request_ttl"),
-        (json!({"pushed_authorization_request_ttl": 601}), "pushed_authorization_request_ttl"),
-        (json!({"require_pushed_authorization_requests": "yes"}), "require_pushed_authorization_requests"),
+        (
+            json!({"pushed_authorization_request_ttl": 5}),
+            "pushed_authorization_request_ttl",
+        ),
+        (
+            json!({"pushed_authorization_request_ttl": 601}),
+            "pushed_authorization_request_ttl",
+        ),
+        (
+            json!({"require_pushed_authorization_requests": "yes"}),
+            "require_pushed_authorization_requests",
+        ),
     ] {
-        let (status, b) = server.admin_call(reqwest::Method::PATCH, &path, Some(&bad)).await;
+        let (status, b) = server
+            .admin_call(reqwest::Method::PATCH, &path, Some(&bad))
+            .await;
         assert_eq!(status, 400, "{bad}: {b}");
-        assert!(b["error_description"].as_str().unwrap().contains(field), "{bad}: {b}");
+        assert!(
+            b["error_description"].as_str().unwrap().contains(field),
+            "{bad}: {b}"
+        );
     }
     let clients = format!("{path}/clients");
     for (bad, field) in [
-        (json!({"request_object_signing_alg": "none"}), "request_object_signing_alg"),
-        (json!({"request_object_signing_alg": "ES256"}), "request_object_signing_alg"),
-        (json!({"request_object_signing_alg": "HS256"}), "request_object_signing_alg"),
-        (json!({"authorization_signed_response_alg": "HS256"}), "authorization_signed_response_alg"),
-        (json!({"authorization_signed_response_alg": "EdDSA"}), "authorization_signed_response_alg"),
+        (
+            json!({"request_object_signing_alg": "none"}),
+            "request_object_signing_alg",
+        ),
+        (
+            json!({"request_object_signing_alg": "ES256"}),
+            "request_object_signing_alg",
+        ),
+        (
+            json!({"request_object_signing_alg": "HS256"}),
+            "request_object_signing_alg",
+        ),
+        (
+            json!({"authorization_signed_response_alg": "HS256"}),
+            "authorization_signed_response_alg",
+        ),
+        (
+            json!({"authorization_signed_response_alg": "EdDSA"}),
+            "authorization_signed_response_alg",
+        ),
     ] {
         let mut body = json!({"grant_types": ["authorization_code"], "redirect_uris": [REDIRECT]});
-        body.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
+        body.as_object_mut()
+            .unwrap()
+            .extend(bad.as_object().unwrap().clone());
         let (status, b) = server.admin_post(&clients, &body).await;
         assert_eq!(status, 400, "{bad}: {b}");
-        assert!(b["error_description"].as_str().unwrap().contains(field), "{bad}: {b}");
+        assert!(
+            b["error_description"].as_str().unwrap().contains(field),
+            "{bad}: {b}"
+        );
     }
     // A registered request_object_signing_alg is the only one accepted.
     let key = ClientKey::es256("k9");

@@ -344,7 +344,7 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
         (
             METADATA,
             "id_token_signed_response_alg",
-            json!({"enum": signing_algs.clone()}),
+            json!({"enum": signing_algs}),
         ),
         (
             METADATA,
@@ -361,7 +361,7 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
         (
             METADATA,
             "authorization_signed_response_alg",
-            json!({"enum": signing_algs.clone(), "description": "JARM: the alg of the client's \
+            json!({"enum": signing_algs, "description": "JARM: the alg of the client's \
                 JWT-secured authorization responses, one the server signs ID tokens with; default RS256."}),
         ),
         (

@@ -2,15 +2,15 @@
 //! code stands for is chosen here and kept in the short-lived store by the grant that will
 //! exchange it (`grants/code.rs`).
 
+use super::flow::Step;
 use super::request::AuthorizeRequest;
+use super::response::{deliver, Target};
 use super::session::Session;
+use super::AuthorizeError;
 use crate::app::Tollgate;
 use crate::grants::code::{self as codes, CodeGrant};
 use crate::registry::ServerRuntime;
 use crate::secrets::random_token;
-use super::flow::Step;
-use super::response::{deliver, Target};
-use super::AuthorizeError;
 
 /// Issues a code for an approved request and returns the step that takes it to the client
 /// (with `code`, `state` and RFC 9207 `iss`) in the request's response mode.

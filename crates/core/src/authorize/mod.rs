@@ -102,8 +102,8 @@ pub enum AuthorizeError {
         /// What happened, in words for the user.
         message: Cow<'static, str>,
     },
-    /// Sent back to the client.
-    Redirect(RedirectError),
+    /// Sent back to the client (boxed: the other variants are small).
+    Redirect(Box<RedirectError>),
     /// Too many failed logins: the login page again, with `429` and `Retry-After`.
     Throttled {
         /// Seconds until the next attempt is accepted.

@@ -89,19 +89,19 @@ pub async fn push(
     let object;
     let raw = match raw.one("request") {
         Ok(Some(jwt)) => {
-            let claims = crate::client_auth::request_object::verify(
-                &app.client_auth(),
-                server,
-                client,
-                jwt,
-            )
-            .await?;
+            let claims =
+                crate::client_auth::request_object::verify(&app.client_auth(), server, client, jwt)
+                    .await?;
             object = RawParams::from_claims(&claims, &c.client_id, &app.options.limits)
                 .map_err(as_oauth)?;
             &object
         }
         Ok(None) => &raw,
-        Err(()) => return Err(OAuthError::invalid_request("parameter `request` is repeated")),
+        Err(()) => {
+            return Err(OAuthError::invalid_request(
+                "parameter `request` is repeated",
+            ))
+        }
     };
     let request = request::check(server, client, raw, Origin::Pushed).map_err(as_oauth)?;
     let ttl = server.server.pushed_authorization_request_ttl;
@@ -193,7 +193,8 @@ mod tests {
     /// An application on a fresh SQLite file and the in-process store, on a manual clock,
     /// with one server and one client.
     async fn app() -> (Tollgate, Arc<ManualClock>, TenantId, ServerId, ClientId) {
-        let dir = std::env::temp_dir().join(format!("tollgate-par-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("tollgate-par-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let repo = open_repository(&format!("sqlite://{}?mode=rwc", dir.join("t.db").display()))
             .await
@@ -209,27 +210,45 @@ mod tests {
         .with_clock(clock.clone());
         let root = AuditOrigin::new(Actor::Root, None);
         let body = |v: serde_json::Value| v;
-        manage::create_tenant(&app, &root, serde_json::from_value::<NewTenant>(body(serde_json::json!({"id": "t", "name": "T"}))).unwrap())
-            .await
-            .unwrap();
+        manage::create_tenant(
+            &app,
+            &root,
+            serde_json::from_value::<NewTenant>(body(serde_json::json!({"id": "t", "name": "T"})))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
         let t = TenantId::parse("t").unwrap();
-        manage::create_server(&app, &root, &t, serde_json::from_value::<NewServer>(serde_json::json!({"id": "s", "name": "S"})).unwrap())
-            .await
-            .unwrap();
+        manage::create_server(
+            &app,
+            &root,
+            &t,
+            serde_json::from_value::<NewServer>(serde_json::json!({"id": "s", "name": "S"}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
         let s = ServerId::parse("s").unwrap();
         let client: NewClient = serde_json::from_value(serde_json::json!({
             "client_id": "web", "redirect_uris": [REDIRECT], "scope": "openid",
             "token_endpoint_auth_method": "client_secret_basic"}))
         .unwrap();
-        manage::create_client(&app, &root, &t, &s, client).await.unwrap();
+        manage::create_client(&app, &root, &t, &s, client)
+            .await
+            .unwrap();
         (app, clock, t, s, ClientId::parse("web").unwrap())
     }
 
     fn form() -> Vec<(String, String)> {
-        [("response_type", "code"), ("redirect_uri", REDIRECT), ("state", "x"), ("client_secret", "never a parameter")]
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        [
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("state", "x"),
+            ("client_secret", "never a parameter"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
     }
 
     #[tokio::test]
@@ -256,7 +275,9 @@ mod tests {
         // Another client's id finds nothing, and leaves it for its owner.
         let pushed = push(&app, &server, &client, form()).await.unwrap();
         let other = ClientId::parse("other").unwrap();
-        assert!(take(&app, &server, &other, &pushed.request_uri).await.is_err());
+        assert!(take(&app, &server, &other, &pushed.request_uri)
+            .await
+            .is_err());
         assert!(take(&app, &server, &c, &pushed.request_uri).await.is_ok());
     }
 }

@@ -88,7 +88,7 @@ impl AuthorizeRequest {
         code: &'static str,
         description: impl Into<String>,
     ) -> AuthorizeError {
-        AuthorizeError::Redirect(RedirectError {
+        AuthorizeError::Redirect(Box::new(RedirectError {
             redirect_uri: self.redirect_uri.clone(),
             error: code,
             description: description.into(),
@@ -96,7 +96,7 @@ impl AuthorizeRequest {
             issuer: issuer.to_owned(),
             client_id: self.client_id.clone(),
             mode: self.response_mode,
-        })
+        }))
     }
 }
 
@@ -160,7 +160,10 @@ impl RawParams {
                 };
                 (name.clone(), text)
             })
-            .chain(std::iter::once(("client_id".to_owned(), client_id.to_string())));
+            .chain(std::iter::once((
+                "client_id".to_owned(),
+                client_id.to_string(),
+            )));
         Self::from_pairs(pairs, limits)
     }
 
@@ -262,8 +265,8 @@ pub async fn validate(
         let uri = raw.one("request_uri").map_err(|()| {
             AuthorizeError::page(400, "invalid_request: the request repeats `request_uri`.")
         })?;
-        let req = super::pushed::take(app, server, &client.client.client_id, uri.unwrap_or(""))
-            .await?;
+        let req =
+            super::pushed::take(app, server, &client.client.client_id, uri.unwrap_or("")).await?;
         return Ok((req, client));
     }
     let object;
@@ -277,10 +280,9 @@ pub async fn validate(
             )
             .await
             .map_err(|e| match e.code {
-                crate::oauth::ErrorCode::InvalidRequestObject => AuthorizeError::page(
-                    400,
-                    format!("invalid_request_object: {}.", e.description),
-                ),
+                crate::oauth::ErrorCode::InvalidRequestObject => {
+                    AuthorizeError::page(400, format!("invalid_request_object: {}.", e.description))
+                }
                 _ => AuthorizeError::from_oauth(e),
             })?;
             object =
@@ -402,8 +404,7 @@ pub fn check(
         }
     }
     // RFC 9126 §5: a server or client that requires pushed requests takes no other.
-    let required = server.server.require_pushed_authorization_requests
-        || c_requires_par(client);
+    let required = server.server.require_pushed_authorization_requests || c_requires_par(client);
     if origin == Origin::Browser && required {
         return Err(bad(
             &req,

@@ -51,14 +51,19 @@ pub(crate) async fn deliver(
     params: Vec<(&'static str, String)>,
 ) -> Result<Step, AuthorizeError> {
     let params: Vec<(String, String)> = if target.mode.is_jwt() {
-        vec![("response".to_owned(), sign(app, server, target, params).await?)]
+        vec![(
+            "response".to_owned(),
+            sign(app, server, target, params).await?,
+        )]
     } else {
         params.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     };
     Ok(match target.mode.carrier() {
         Carrier::Query => {
-            let pairs: Vec<(&str, &str)> =
-                params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let pairs: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             Step::Redirect(super::with_query(target.redirect_uri, &pairs))
         }
         Carrier::Fragment => Step::Redirect(with_fragment(target.redirect_uri, &params)),
@@ -99,7 +104,10 @@ async fn sign(
         .await
         .map_err(AuthorizeError::from_oauth)?
         .ok_or_else(|| {
-            AuthorizeError::page(400, "The application is no longer registered with this server.")
+            AuthorizeError::page(
+                400,
+                "The application is no longer registered with this server.",
+            )
         })?;
     let registered = client
         .client
@@ -108,7 +116,10 @@ async fn sign(
         .as_deref();
     let Some(key) = server.id_token_key(registered) else {
         tracing::error!(tenant = %t, server = %s, client_id = %target.client_id, "no current key for the client's authorization response algorithm");
-        return Err(AuthorizeError::page(500, "The response could not be signed."));
+        return Err(AuthorizeError::page(
+            500,
+            "The response could not be signed.",
+        ));
     };
     let mut claims = Map::new();
     claims.insert("iss".into(), Value::String(server.issuer.clone()));
@@ -170,7 +181,10 @@ mod tests {
     fn fragments_are_form_encoded_and_replace_none_of_the_query() {
         let uri = with_fragment(
             "https://app.example/cb?x=1",
-            &[("code".into(), "a b".into()), ("state".into(), "s&t".into())],
+            &[
+                ("code".into(), "a b".into()),
+                ("state".into(), "s&t".into()),
+            ],
         );
         assert_eq!(uri, "https://app.example/cb?x=1#code=a+b&state=s%26t");
     }

@@ -31,9 +31,9 @@ pub async fn verify(
     jwt: &str,
 ) -> Result<Map<String, Value>, OAuthError> {
     let object = assertion::read_jws(jwt).map_err(|f| match f {
-        Failure::AssertionAlgorithm => refused(
-            "the request object's `alg` is not one we verify (`none` is never accepted)",
-        ),
+        Failure::AssertionAlgorithm => {
+            refused("the request object's `alg` is not one we verify (`none` is never accepted)")
+        }
         _ => refused("the request object is not a signed JWT (compact JWS)"),
     })?;
     let c = &client.client;
@@ -50,24 +50,29 @@ pub async fn verify(
                 "an HMAC-signed request object needs a client_secret_jwt client",
             ));
         }
-        client_secret_jwt::hmac_key(ctx, client)
-            .and_then(|key| object.verify_signature(key))
+        client_secret_jwt::hmac_key(ctx, client).and_then(|key| object.verify_signature(key))
     } else {
         private_key_jwt::verify_with_registered_keys(ctx, client, &object).await
     };
     match verified {
         Ok(()) => {}
-        Err(Failure::KeysUnavailable) if c.metadata.jwks.is_none() && c.metadata.jwks_uri.is_none() => {
-            return Err(refused("the client has registered no keys to verify a request object with"))
+        Err(Failure::KeysUnavailable)
+            if c.metadata.jwks.is_none() && c.metadata.jwks_uri.is_none() =>
+        {
+            return Err(refused(
+                "the client has registered no keys to verify a request object with",
+            ))
         }
-        Err(Failure::KeysUnavailable) => {
-            return Err(OAuthError::temporarily_unavailable())
-        }
+        Err(Failure::KeysUnavailable) => return Err(OAuthError::temporarily_unavailable()),
         Err(Failure::UnknownKey) => {
-            return Err(refused("no registered key of the client matches the request object's `kid` and `alg`"))
+            return Err(refused(
+                "no registered key of the client matches the request object's `kid` and `alg`",
+            ))
         }
         Err(Failure::AssertionAlgorithm) => {
-            return Err(refused("the request object's `alg` does not fit the client's keys"))
+            return Err(refused(
+                "the request object's `alg` does not fit the client's keys",
+            ))
         }
         Err(_) => return Err(refused("the request object's signature does not verify")),
     }

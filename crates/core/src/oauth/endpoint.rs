@@ -16,8 +16,7 @@ pub enum ClientEndpoint {
 
 impl ClientEndpoint {
     /// Every client-authenticating endpoint.
-    pub const ALL: &'static [ClientEndpoint] =
-        &[
+    pub const ALL: &'static [ClientEndpoint] = &[
         Self::Token,
         Self::Introspection,
         Self::Revocation,

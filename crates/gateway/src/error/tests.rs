@@ -248,7 +248,7 @@ async fn page_errors_are_pages_with_their_status_and_retry_after() {
             Some("9"),
             "Too many attempts.",
         ),
-        (AuthorizeError::Redirect(redirect), 303, None, ""),
+        (AuthorizeError::Redirect(Box::new(redirect)), 303, None, ""),
     ];
     let site = Site::for_test(true);
     for (e, status, retry_after, says) in rows {

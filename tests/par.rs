@@ -12,7 +12,7 @@ mod support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{decode, decode_header, jwk::JwkSet, DecodingKey, Validation};
+use jsonwebtoken::decode_header;
 use serde_json::{json, Value};
 use support::flow::{authorize_url, hidden, pkce, query_param, user, Agent, Resp};
 use support::material::{hs256_assertion, now, self_signed, Cert, ClientCa, ClientKey, JWT_BEARER};
@@ -376,32 +376,14 @@ async fn request_objects_by_value_and_inside_par(backend: &Backend) {
     exchange(&server, &s, cred, &code, &verifier).await;
 }
 
-/// Verifies a JARM response with the server's JWKS, independent of Tollgate.
+/// Verifies a JARM response with the server's JWKS (RS256 unless the client chose).
 async fn jarm_claims(server: &Server, issuer: &str, jwt: &str, aud: &str) -> Value {
-    let jwks: JwkSet = server
-        .http
-        .get(format!("{issuer}/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let header = decode_header(jwt).unwrap();
     assert_eq!(
-        header.alg,
+        decode_header(jwt).unwrap().alg,
         jsonwebtoken::Algorithm::RS256,
         "JARM default alg"
     );
-    let jwk = jwks
-        .find(header.kid.as_deref().unwrap())
-        .expect("kid in JWKS");
-    let mut v = Validation::new(header.alg);
-    v.set_issuer(&[issuer]);
-    v.set_audience(&[aud]);
-    decode::<Value>(jwt, &DecodingKey::from_jwk(jwk).unwrap(), &v)
-        .unwrap()
-        .claims
+    support::flow::verify_with_jwks(server, issuer, jwt, aud).await
 }
 
 fn fragment_param(url: &str, name: &str) -> Option<String> {
@@ -530,6 +512,23 @@ async fn every_response_mode(backend: &Backend) {
     );
 }
 
+/// `params` with `name` set to `value`.
+fn replaced(params: &[(String, String)], name: &str, value: &str) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                if k == name {
+                    value.to_owned()
+                } else {
+                    v.clone()
+                },
+            )
+        })
+        .collect()
+}
+
 /// One row of the PAR error table: what, who pushes, the body, status, error.
 type Row<'a> = (&'a str, &'a Cred, Vec<(String, String)>, u16, &'a str);
 
@@ -577,45 +576,21 @@ async fn every_error_of_rfc_9126_and_rfc_9101(backend: &Backend) {
         (
             "unregistered redirect_uri",
             basic_cred,
-            good.iter()
-                .map(|(k, v)| {
-                    if k == "redirect_uri" {
-                        (k.clone(), "https://evil.example/cb".into())
-                    } else {
-                        (k.clone(), v.clone())
-                    }
-                })
-                .collect(),
+            replaced(&good, "redirect_uri", "https://evil.example/cb"),
             400,
             "invalid_request",
         ),
         (
             "scope beyond the registration",
             basic_cred,
-            good.iter()
-                .map(|(k, v)| {
-                    if k == "scope" {
-                        (k.clone(), "openid admin".into())
-                    } else {
-                        (k.clone(), v.clone())
-                    }
-                })
-                .collect(),
+            replaced(&good, "scope", "openid admin"),
             400,
             "invalid_scope",
         ),
         (
             "response_type token",
             basic_cred,
-            good.iter()
-                .map(|(k, v)| {
-                    if k == "response_type" {
-                        (k.clone(), "token".into())
-                    } else {
-                        (k.clone(), v.clone())
-                    }
-                })
-                .collect(),
+            replaced(&good, "response_type", "token"),
             400,
             "unsupported_response_type",
         ),

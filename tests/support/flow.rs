@@ -270,3 +270,28 @@ pub async fn user(
     assert_eq!(s, 201, "{b}");
     b["id"].as_str().unwrap().to_owned()
 }
+
+/// Verifies a JWT the server signed with its published JWKS, through jsonwebtoken (independent
+/// of Tollgate): the key named by `kid`, the header's alg, `iss` and `aud`. Returns the claims.
+pub async fn verify_with_jwks(server: &Server, issuer: &str, jwt: &str, aud: &str) -> Value {
+    use jsonwebtoken::{decode, decode_header, jwk::JwkSet, DecodingKey, Validation};
+    let jwks: JwkSet = server
+        .http
+        .get(format!("{issuer}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = decode_header(jwt).unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid in JWKS");
+    let mut v = Validation::new(header.alg);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[aud]);
+    decode::<Value>(jwt, &DecodingKey::from_jwk(jwk).unwrap(), &v)
+        .unwrap()
+        .claims
+}

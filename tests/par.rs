@@ -997,7 +997,30 @@ async fn discovery_and_admin_fields(backend: &Backend) {
     assert_eq!(b["authorization_signed_response_alg"], "PS256");
 }
 
+/// PAR is rate-limited like the token endpoint: the client's bucket, once authenticated.
+async fn par_is_rate_limited_per_client(backend: &Backend) {
+    let ca = ClientCa::new("PAR test CA");
+    let server = start(backend, &ca).await;
+    let s = setup(
+        &server,
+        ca,
+        json!({"rate_limits": {"client_per_second": 1, "client_burst": 2}}),
+    )
+    .await;
+    let (a, b) = (s.cred("client_secret_basic"), s.cred("client_secret_post"));
+    let form = request_params("rl").1;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(push(&server, &s, a, &pairs(&form)).await.0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses[0], 201, "{statuses:?}");
+    // Another client of the same server has its own bucket.
+    assert_eq!(push(&server, &s, b, &pairs(&form)).await.0, 201);
+}
+
 both_backends! {
+    par_is_rate_limited_per_client => par_is_rate_limited_per_client;
     par_with_every_client_authentication_method => par_with_every_client_authentication_method;
     request_objects_by_value_and_inside_par => request_objects_by_value_and_inside_par;
     every_response_mode => every_response_mode;

@@ -9,6 +9,7 @@ use super::Invalid;
 use crate::client_cert::ClientCa;
 use crate::ids::{ClientId, ServerId, TenantId};
 pub use crate::oauth::{AuthMethod, SigningAlg};
+pub use super::trusted_issuer::TrustedIssuer;
 
 /// Default access-token lifetime, seconds.
 pub const DEFAULT_ACCESS_TOKEN_TTL: i64 = 3600;
@@ -85,6 +86,10 @@ pub struct Server {
     /// OAuth 2.1 asks; for development servers only).
     #[serde(default)]
     pub allow_insecure_redirect_uris: bool,
+    /// Issuers whose JWTs the JWT bearer grant and token exchange accept (at most 20).
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub trusted_issuers: Vec<TrustedIssuer>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -135,6 +140,9 @@ pub struct NewServer {
     pub introspection_clients: Option<Vec<ClientId>>,
     /// Accept plain `http` redirect URIs to non-loopback hosts; default false.
     pub allow_insecure_redirect_uris: Option<bool>,
+    /// Issuers whose JWTs the JWT bearer grant and token exchange accept; default none.
+    #[schema(max_items = 20)]
+    pub trusted_issuers: Option<Vec<TrustedIssuer>>,
 }
 
 /// Body of `PATCH /admin/tenants/{tid}/servers/{aid}`: only the fields present change.
@@ -184,6 +192,9 @@ pub struct ServerPatch {
     pub introspection_clients: Option<Vec<ClientId>>,
     /// Accept plain `http` redirect URIs to non-loopback hosts.
     pub allow_insecure_redirect_uris: Option<bool>,
+    /// Replaces the list of trusted issuers.
+    #[schema(max_items = 20)]
+    pub trusted_issuers: Option<Vec<TrustedIssuer>>,
 }
 
 impl NewServer {
@@ -222,6 +233,7 @@ impl NewServer {
             tls_client_ca: self.tls_client_ca,
             introspection_clients: dedup_ids(self.introspection_clients.unwrap_or_default()),
             allow_insecure_redirect_uris: self.allow_insecure_redirect_uris.unwrap_or(false),
+            trusted_issuers: self.trusted_issuers.unwrap_or_default(),
             created_at: now,
             updated_at: now,
         }
@@ -271,6 +283,7 @@ impl Server {
             tls_client_ca: None,
             introspection_clients: Vec::new(),
             allow_insecure_redirect_uris: false,
+            trusted_issuers: Vec::new(),
             created_at: 0,
             updated_at: 0,
         }
@@ -367,6 +380,7 @@ impl Server {
                 format!("must name at most {MAX_INTROSPECTION_CLIENTS} clients"),
             ));
         }
+        super::trusted_issuer::validate(&self.trusted_issuers)?;
         let methods = &self.allowed_token_endpoint_auth_methods;
         if methods.is_empty() {
             return Err(Invalid::request(

@@ -10,12 +10,18 @@ pub enum ClientEndpoint {
     Introspection,
     /// RFC 7009.
     Revocation,
+    /// RFC 8628 §3.1.
+    DeviceAuthorization,
 }
 
 impl ClientEndpoint {
     /// Every client-authenticating endpoint.
-    pub const ALL: &'static [ClientEndpoint] =
-        &[Self::Token, Self::Introspection, Self::Revocation];
+    pub const ALL: &'static [ClientEndpoint] = &[
+        Self::Token,
+        Self::Introspection,
+        Self::Revocation,
+        Self::DeviceAuthorization,
+    ];
 
     /// The path below the issuer, e.g. `oauth2/token`.
     #[must_use]
@@ -24,6 +30,7 @@ impl ClientEndpoint {
             Self::Token => "oauth2/token",
             Self::Introspection => "oauth2/introspect",
             Self::Revocation => "oauth2/revoke",
+            Self::DeviceAuthorization => "oauth2/device_authorization",
         }
     }
 
@@ -34,17 +41,19 @@ impl ClientEndpoint {
             Self::Token => "token",
             Self::Introspection => "introspect",
             Self::Revocation => "revoke",
+            Self::DeviceAuthorization => "device_authorization",
         }
     }
 
     /// Whether public clients (`none`, a bare `client_id`) may use it: at the token endpoint
     /// for the grants they may use, and at revocation (RFC 7009 §5 lets a public client revoke
-    /// its own tokens); not at introspection, which needs authorization (RFC 7662 §2.1).
+    /// its own tokens) and at device authorization (RFC 8628 §3.1: public clients are
+    /// its main users); not at introspection, which needs authorization (RFC 7662 §2.1).
     /// Discovery's `…_endpoint_auth_methods_supported` follow it.
     #[must_use]
     pub fn admits_public_clients(self) -> bool {
         match self {
-            Self::Token | Self::Revocation => true,
+            Self::Token | Self::Revocation | Self::DeviceAuthorization => true,
             Self::Introspection => false,
         }
     }

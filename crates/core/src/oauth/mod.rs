@@ -11,9 +11,11 @@ mod grant_type;
 mod methods;
 mod params;
 pub mod pkce;
+mod token_type;
 
 pub use endpoint::ClientEndpoint;
 pub use error::{ErrorBody, ErrorCode, OAuthError};
 pub use grant_type::{GrantType, UnknownGrantType};
 pub use methods::{AuthMethod, SigningAlg};
 pub use params::{form_pairs, TokenParams};
+pub use token_type::TokenTypeUri;

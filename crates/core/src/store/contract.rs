@@ -123,6 +123,13 @@ pub(crate) fn server(t: &TenantId, id: &str) -> Server {
         tls_client_ca: Some("a stored bundle".into()),
         introspection_clients: vec![ClientId::parse("resource-server").unwrap()],
         allow_insecure_redirect_uris: true,
+        trusted_issuers: vec![crate::model::trusted_issuer::TrustedIssuer {
+            issuer: "https://ci.example".into(),
+            jwks: None,
+            jwks_uri: Some("https://ci.example/jwks".into()),
+            subjects: Some(vec!["repo:a".into()]),
+            scope: Some("deploy".into()),
+        }],
         created_at: 2,
         updated_at: 2,
     }

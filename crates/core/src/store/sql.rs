@@ -24,6 +24,7 @@ use super::{
 use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
 use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
 use crate::keys::{KeyRecord, KeyStatus};
+use crate::model::trusted_issuer::TrustedIssuer;
 use crate::model::client::{Client, ClientMetadata, StoredSecret};
 use crate::model::credential::{AdminCredential, AdminRole};
 use crate::model::rate_limits::RateLimits;
@@ -126,8 +127,25 @@ fn client_ids_from(text: Option<String>) -> Result<Vec<ClientId>, StoreError> {
     )
 }
 
+/// A server's trusted issuers as their column holds them: a JSON array, `NULL` when empty.
+fn trusted_issuers_column(list: &[TrustedIssuer]) -> Result<Option<String>, StoreError> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(list)
+        .map(Some)
+        .map_err(|_| corrupt("trusted_issuers"))
+}
+
+fn trusted_issuers_from(text: Option<String>) -> Result<Vec<TrustedIssuer>, StoreError> {
+    text.map_or_else(
+        || Ok(Vec::new()),
+        |t| serde_json::from_str(&t).map_err(|_| corrupt("trusted_issuers")),
+    )
+}
+
 const TENANT_COLS: &str = "id, name, created_at, updated_at";
-const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period, require_pkce, allow_plain_pkce, logo_uri, brand_color, rate_limits, tls_client_ca, introspection_clients, allow_insecure_redirect_uris";
+const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period, require_pkce, allow_plain_pkce, logo_uri, brand_color, rate_limits, tls_client_ca, introspection_clients, allow_insecure_redirect_uris, trusted_issuers";
 const CLIENT_COLS: &str = "tenant_id, server_id, client_id, metadata, secret_kind, secret_hash, secret_sealed, secret_expires_at, issued_at, updated_at";
 const KEY_COLS: &str =
     "tenant_id, server_id, kid, alg, status, sealed_private, public_jwk, created_at, retire_at";
@@ -204,6 +222,7 @@ macro_rules! sql_repository {
                     tls_client_ca: row.try_get("tls_client_ca").map_err(map_err)?,
                     introspection_clients: client_ids_from(row.try_get("introspection_clients").map_err(map_err)?)?,
                     allow_insecure_redirect_uris: row.try_get("allow_insecure_redirect_uris").map_err(map_err)?,
+                    trusted_issuers: trusted_issuers_from(row.try_get("trusted_issuers").map_err(map_err)?)?,
                     created_at: row.try_get("created_at").map_err(map_err)?,
                     updated_at: row.try_get("updated_at").map_err(map_err)?,
                 })
@@ -451,7 +470,7 @@ macro_rules! sql_repository {
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(&format!(
-                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
                 ))
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
@@ -473,6 +492,7 @@ macro_rules! sql_repository {
                 .bind(s.tls_client_ca.as_deref())
                 .bind(client_ids_column(&s.introspection_clients)?)
                 .bind(s.allow_insecure_redirect_uris)
+                .bind(trusted_issuers_column(&s.trusted_issuers)?)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -517,7 +537,7 @@ macro_rules! sql_repository {
                      default_audience = $5, allowed_auth_methods = $6, updated_at = $7, certificate_bound_tokens = $8, \
                      key_rotation_period = $9, require_pkce = $10, allow_plain_pkce = $11, logo_uri = $12, \
                      brand_color = $13, rate_limits = $14, tls_client_ca = $15, introspection_clients = $16, \
-                     allow_insecure_redirect_uris = $17 WHERE tenant_id = $18 AND id = $19",
+                     allow_insecure_redirect_uris = $17, trusted_issuers = $18 WHERE tenant_id = $19 AND id = $20",
                 )
                 .bind(&s.name)
                 .bind(s.access_token_ttl)
@@ -536,6 +556,7 @@ macro_rules! sql_repository {
                 .bind(s.tls_client_ca.as_deref())
                 .bind(client_ids_column(&s.introspection_clients)?)
                 .bind(s.allow_insecure_redirect_uris)
+                .bind(trusted_issuers_column(&s.trusted_issuers)?)
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
                 .execute(&mut *tx)

@@ -229,8 +229,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::ids::{ServerId, TenantId};
+    use crate::ids::{ClientId, ServerId, TenantId};
     use crate::keys::{KeyRecord, KeyStatus, MasterKey, TokenType};
+    use crate::model::server::Server;
     use crate::model::server::{AuthMethod, SigningAlg};
 
     fn runtime() -> ServerRuntime {

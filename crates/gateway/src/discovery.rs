@@ -59,6 +59,8 @@ struct Metadata<'a> {
     request_parameter_supported: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_uri_parameter_supported: Option<bool>,
+    /// RFC 8628 §4.
+    device_authorization_endpoint: String,
 }
 
 /// Scopes every server understands: the OpenID Connect ones (OIDC Core §5.4). Clients'
@@ -134,6 +136,7 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
         claims_parameter_supported: oidc.then_some(false),
         request_parameter_supported: oidc.then_some(false),
         request_uri_parameter_supported: oidc.then_some(false),
+        device_authorization_endpoint: ClientEndpoint::DeviceAuthorization.url(&server.issuer),
     }
 }
 

@@ -13,6 +13,7 @@
 //! - `login:…` — failed-login counters and lockouts.
 
 pub mod code;
+pub mod device;
 pub mod flow;
 
 pub mod request;

@@ -67,6 +67,10 @@ pub struct AuthorizeRequest {
     /// `login_hint`, pre-filled on the login page.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub login_hint: Option<String>,
+    /// For a device's request (RFC 8628 §3.3, entered on `/device`): the SHA-256 of its
+    /// device code. The flow then ends in the device's decision, not a redirect with a code.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub device: Option<String>,
 }
 
 impl AuthorizeRequest {
@@ -260,6 +264,7 @@ pub async fn validate(
         prompt: Prompt::default(),
         max_age: None,
         login_hint: None,
+        device: None,
     };
     let issuer = server.issuer.as_str();
     let bad = |req: &AuthorizeRequest, d: String| req.error(issuer, "invalid_request", d);

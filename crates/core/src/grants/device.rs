@@ -113,11 +113,11 @@ impl std::fmt::Debug for DeviceAuthorization {
     }
 }
 
-pub(super) fn device_key(t: &TenantId, s: &ServerId, hash: &str) -> String {
+pub fn device_key(t: &TenantId, s: &ServerId, hash: &str) -> String {
     format!("device:{t}/{s}/{hash}")
 }
 
-pub(super) fn decision_key(t: &TenantId, s: &ServerId, hash: &str) -> String {
+pub fn decision_key(t: &TenantId, s: &ServerId, hash: &str) -> String {
     format!("device-decision:{t}/{s}/{hash}")
 }
 
@@ -235,10 +235,8 @@ pub async fn authorize(
         .await
         .map_err(|e| store_failure(&e))?;
     let verification_uri = format!("{}/device", server.issuer);
-    let verification_uri_complete = crate::authorize::with_query(
-        &verification_uri,
-        &[("user_code", user_code.as_str())],
-    );
+    let verification_uri_complete =
+        crate::authorize::with_query(&verification_uri, &[("user_code", user_code.as_str())]);
     tracing::info!(tenant = %t, server = %s, client_id = %c.client_id, "device authorization started");
     Ok(DeviceAuthorization {
         device_code,
@@ -302,7 +300,9 @@ pub async fn decide(
         )
         .await?;
     if let Some(normalized) = normalize_user_code(&grant.user_code) {
-        short_lived.remove(owner, &user_key(t, s, &normalized)).await?;
+        short_lived
+            .remove(owner, &user_key(t, s, &normalized))
+            .await?;
     }
     Ok(recorded)
 }
@@ -324,7 +324,14 @@ mod tests {
             let spaced = format!(" {} - {} ", &n[..4], &n[4..]).to_lowercase();
             assert_eq!(normalize_user_code(&spaced), Some(n));
         }
-        for bad in ["", "BCDF", "BCDF-GHJK-L", "ABCD-EFGH", "BCDF-GHJ1", &"B".repeat(100)] {
+        for bad in [
+            "",
+            "BCDF",
+            "BCDF-GHJK-L",
+            "ABCD-EFGH",
+            "BCDF-GHJ1",
+            &"B".repeat(100),
+        ] {
             assert_eq!(normalize_user_code(bad), None, "{bad}");
         }
     }

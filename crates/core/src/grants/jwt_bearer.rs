@@ -97,7 +97,11 @@ async fn spend_jti(
     server: &ServerRuntime,
     verified: &trusted::Verified,
 ) -> Result<(), OAuthError> {
-    let jti = match verified.claims.get("jti").and_then(serde_json::Value::as_str) {
+    let jti = match verified
+        .claims
+        .get("jti")
+        .and_then(serde_json::Value::as_str)
+    {
         Some(j) if !j.is_empty() && j.chars().count() <= MAX_JTI_CHARS => j,
         _ => {
             return Err(OAuthError::invalid_grant(

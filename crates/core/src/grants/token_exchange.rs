@@ -101,7 +101,11 @@ impl TokenExchange {
                 ))
             }
         };
-        match params.requested_token_type.as_deref().map(TokenTypeUri::parse) {
+        match params
+            .requested_token_type
+            .as_deref()
+            .map(TokenTypeUri::parse)
+        {
             None | Some(Some(TokenTypeUri::AccessToken | TokenTypeUri::Jwt)) => {}
             Some(_) => {
                 return Err(OAuthError::invalid_request(
@@ -159,7 +163,13 @@ impl TokenExchange {
         let auth_time = parties
             .subject
             .own
-            .then(|| parties.subject.claims.get("auth_time").and_then(Value::as_i64))
+            .then(|| {
+                parties
+                    .subject
+                    .claims
+                    .get("auth_time")
+                    .and_then(Value::as_i64)
+            })
             .flatten();
         let access = ctx
             .minter
@@ -365,7 +375,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequest);
         let from: Vec<String> = (0..MAX_EXCHANGE_CHAIN).map(|i| format!("j{i}")).collect();
-        let subject = party(json!({"sub": "u", "jti": "new", EXCHANGED_FROM: from}), true);
+        let subject = party(
+            json!({"sub": "u", "jti": "new", EXCHANGED_FROM: from}),
+            true,
+        );
         assert!(chain(&subject).is_err());
         let subject = party(json!({"sub": "u", "jti": "j"}), true);
         assert_eq!(chain(&subject).unwrap(), vec!["j".to_owned()]);

@@ -43,8 +43,11 @@ fn part(text: &str) -> Option<Map<String, Value>> {
 /// RFC 7519 NumericDate.
 #[allow(clippy::cast_possible_truncation)]
 fn date(v: &Value) -> Option<i64> {
-    v.as_i64()
-        .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.is_finite())
+            .map(|f| f.floor() as i64)
+    })
 }
 
 /// What a trusted JWT must satisfy besides its signature.
@@ -76,7 +79,8 @@ pub async fn verify(
         return Err(malformed());
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(malformed());
     };

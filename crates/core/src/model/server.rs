@@ -5,11 +5,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::rate_limits::{RateLimits, RateLimitsPatch};
+pub use super::trusted_issuer::TrustedIssuer;
 use super::Invalid;
 use crate::client_cert::ClientCa;
 use crate::ids::{ClientId, ServerId, TenantId};
 pub use crate::oauth::{AuthMethod, SigningAlg};
-pub use super::trusted_issuer::TrustedIssuer;
 
 /// Default access-token lifetime, seconds.
 pub const DEFAULT_ACCESS_TOKEN_TTL: i64 = 3600;

@@ -100,7 +100,11 @@ pub fn validate(list: &[TrustedIssuer]) -> Result<(), Invalid> {
         }
         match (&t.jwks, &t.jwks_uri) {
             (Some(_), Some(_)) => {
-                return Err(bad(i, "jwks", "`jwks` and `jwks_uri` are mutually exclusive"))
+                return Err(bad(
+                    i,
+                    "jwks",
+                    "`jwks` and `jwks_uri` are mutually exclusive",
+                ))
             }
             (None, None) => return Err(bad(i, "jwks", "one of `jwks` or `jwks_uri` is required")),
             (Some(jwks), None) => {

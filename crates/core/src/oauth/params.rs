@@ -13,7 +13,12 @@ const REPEATABLE: &[&str] = &["resource"];
 
 /// Parameters that carry a signed token (an assertion, or a token to exchange): they hold
 /// signatures and sometimes certificates, and have their own limit.
-const TOKEN_VALUED: &[&str] = &["client_assertion", "assertion", "subject_token", "actor_token"];
+const TOKEN_VALUED: &[&str] = &[
+    "client_assertion",
+    "assertion",
+    "subject_token",
+    "actor_token",
+];
 
 /// The parameters of a request to the token, introspection or revocation endpoint. Empty
 /// values count as absent (RFC 6749 §3.1); unknown parameters are ignored (§3.2); a repeated

@@ -16,8 +16,12 @@ pub enum TokenTypeUri {
 
 impl TokenTypeUri {
     /// Every type.
-    pub const ALL: &'static [TokenTypeUri] =
-        &[Self::AccessToken, Self::RefreshToken, Self::IdToken, Self::Jwt];
+    pub const ALL: &'static [TokenTypeUri] = &[
+        Self::AccessToken,
+        Self::RefreshToken,
+        Self::IdToken,
+        Self::Jwt,
+    ];
 
     /// The URI.
     #[must_use]

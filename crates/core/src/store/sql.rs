@@ -24,12 +24,12 @@ use super::{
 use crate::audit::{AuditEvent, AuditFilter, AuditRecord};
 use crate::ids::{ClientId, CredentialId, ServerId, TenantId};
 use crate::keys::{KeyRecord, KeyStatus};
-use crate::model::trusted_issuer::TrustedIssuer;
 use crate::model::client::{Client, ClientMetadata, StoredSecret};
 use crate::model::credential::{AdminCredential, AdminRole};
 use crate::model::rate_limits::RateLimits;
 use crate::model::server::{AuthMethod, Server, SigningAlg};
 use crate::model::tenant::Tenant;
+use crate::model::trusted_issuer::TrustedIssuer;
 
 pub(super) fn map_err(e: sqlx::Error) -> StoreError {
     match e {

@@ -121,7 +121,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_SESSION_TTL", default_value_t = 28_800)]
     pub session_ttl: u64,
 
-    /// Seconds a device code and its user code stay valid (RFC 8628 `expires_in`), 60 to
+    /// Seconds a device code and its user code stay valid (RFC 8628 `expires_in`), 1 to
     /// 1800.
     #[arg(long, env = "TOLLGATE_DEVICE_CODE_TTL", default_value_t = 600)]
     pub device_code_ttl: u64,
@@ -1004,11 +1004,11 @@ impl Cli {
                         "must be 60 to 2592000 seconds",
                     ));
                 }
-                if !(60..=1800).contains(&args.device_code_ttl) {
+                if !(1..=1800).contains(&args.device_code_ttl) {
                     return Err(Fatal::option(
                         "device-code-ttl",
                         "TOLLGATE_DEVICE_CODE_TTL",
-                        "must be 60 to 1800 seconds",
+                        "must be 1 to 1800 seconds",
                     ));
                 }
                 if !(1..=60).contains(&args.device_code_interval) {

@@ -101,6 +101,15 @@ fn guess_keys(server: &ServerRuntime, browser: Browser<'_>) -> Vec<(String, u64)
     keys
 }
 
+/// A counter as [`crate::store::ShortLivedStore::incr`] keeps it: decimal text (Redis), or
+/// eight big-endian bytes (the in-process store).
+fn counter_value(v: &[u8]) -> u64 {
+    if let Ok(n) = std::str::from_utf8(v).unwrap_or("").parse::<u64>() {
+        return n;
+    }
+    <[u8; 8]>::try_from(v).map_or(u64::MAX, u64::from_be_bytes)
+}
+
 /// `GET /device`: the form, with a fresh CSRF token bound to this browser.
 ///
 /// # Errors
@@ -176,8 +185,7 @@ pub async fn submit(
             .short_lived
             .get(key)
             .await?
-            .and_then(|v| String::from_utf8_lossy(&v).parse::<u64>().ok())
-            .unwrap_or(0);
+            .map_or(0, |v| counter_value(&v));
         if used >= *limit {
             tracing::warn!(tenant = %t, server = %s, "user-code guess budget spent");
             return Err(AuthorizeError::RateLimited {

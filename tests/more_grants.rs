@@ -3,7 +3,13 @@
 //! driven over plain HTTP (the real-browser run is in `tests/browser.rs`), with a second
 //! tenant present, and `trusted_issuers` in the admin API.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    clippy::type_complexity,
+    clippy::needless_pass_by_value
+)]
 
 #[allow(dead_code)]
 mod support;
@@ -764,7 +770,7 @@ async fn enter_code(agent: &Agent, d: &Device, typed: &str, decision: &str) -> S
         let res = agent
             .submit_login(&d.issuer, &page, "alice", PASSWORD)
             .await;
-        next = res.location.clone().unwrap();
+        next = res.location.unwrap();
     }
     let consent = next;
     assert!(

@@ -330,6 +330,7 @@ fn chain(subject: &Party) -> Result<Vec<String>, OAuthError> {
 mod tests {
     use super::*;
 
+    #[allow(clippy::needless_pass_by_value)]
     fn party(claims: Value, own: bool) -> Party {
         Party {
             claims: claims.as_object().unwrap().clone(),

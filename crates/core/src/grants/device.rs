@@ -235,8 +235,12 @@ pub async fn authorize(
         .await
         .map_err(|e| store_failure(&e))?;
     let verification_uri = format!("{}/device", server.issuer);
-    let verification_uri_complete =
-        crate::authorize::with_query(&verification_uri, &[("user_code", user_code.as_str())]);
+    let verification_uri_complete = format!(
+        "{verification_uri}?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("user_code", &user_code)
+            .finish()
+    );
     tracing::info!(tenant = %t, server = %s, client_id = %c.client_id, "device authorization started");
     Ok(DeviceAuthorization {
         device_code,

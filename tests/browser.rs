@@ -543,7 +543,123 @@ async fn pushed_request_then_form_post(backend: &Backend) {
     app.stop(false).await;
 }
 
+/// The device flow (RFC 8628): the device asks for codes, the user enters the code on
+/// `/device` in Chromium, logs in and consents, and the polling device receives its tokens.
+async fn device_code_entered_in_the_browser(backend: &Backend) {
+    const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+    let Some((driver, chromium)) = driver().await else {
+        return;
+    };
+    let server = Server::start_with(backend, &["--device-code-interval", "1"]).await;
+    let tid = support::unique("bd");
+    server.tenant_and_server(&tid, "main", json!({})).await;
+    let issuer = format!("{}/{tid}/main", server.gateway);
+    let (tv, _) = server
+        .client(
+            &tid,
+            "main",
+            json!({"client_name": "Kitchen Display", "grant_types": [DEVICE_CODE, "refresh_token"],
+                "scope": "openid profile", "token_endpoint_auth_method": "none"}),
+        )
+        .await;
+    user(
+        &server,
+        &tid,
+        "main",
+        "dora",
+        PASSWORD,
+        json!({"name": "Dora"}),
+    )
+    .await;
+    let started: Value = server
+        .http
+        .post(format!("{issuer}/oauth2/device_authorization"))
+        .form(&[("client_id", tv.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+    let poll = || async {
+        let res = server
+            .http
+            .post(format!("{issuer}/oauth2/token"))
+            .form(&[
+                ("grant_type", DEVICE_CODE),
+                ("device_code", device_code.as_str()),
+                ("client_id", tv.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json::<Value>().await.unwrap())
+    };
+    assert_eq!(poll().await.1["error"], "authorization_pending");
+
+    let c = browser(&driver, &chromium).await;
+    c.goto(started["verification_uri"].as_str().unwrap())
+        .await
+        .unwrap();
+    let code = wait_for(&c, "input#user_code").await;
+    code.send_keys(&started["user_code"].as_str().unwrap().to_lowercase())
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "input#username")
+        .await
+        .send_keys("dora")
+        .await
+        .unwrap();
+    c.find(Locator::Css("input#password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let allow = wait_for(&c, "button[value=allow]").await;
+    assert!(c.source().await.unwrap().contains("Kitchen Display"));
+    allow.click().await.unwrap();
+    wait_for(&c, "#device-done").await;
+    std::fs::write(
+        artifacts().join(format!("device-{}.png", backend.name)),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c.close().await.unwrap();
+
+    // The device polls at its interval until the tokens arrive.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let tokens = loop {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (status, body) = poll().await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(body["error"], "authorization_pending", "{body}");
+        assert!(Instant::now() < deadline, "no tokens in time");
+    };
+    assert!(
+        tokens["id_token"].is_string() && tokens["refresh_token"].is_string(),
+        "{tokens}"
+    );
+}
+
 both_backends! {
     login_consent_code_tokens => login_consent_code_tokens;
     pushed_request_then_form_post => pushed_request_then_form_post;
+    device_code_entered_in_the_browser => device_code_entered_in_the_browser;
 }

@@ -22,13 +22,22 @@ if not path or not start or not count or not nthreads then
 end
 
 local ok_status = tonumber(os.getenv("BENCH_OK_STATUS") or "200")
-local prefix = (os.getenv("BENCH_BODY") or "grant_type=client_credentials")
-  .. "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
-  .. "&client_assertion="
+-- BENCH_BODY_PREFIX replaces the body before the assertion (scripts/bench/jwt-bearer sends
+-- `grant_type=…jwt-bearer&assertion=`), BENCH_AUTHORIZATION adds that header.
+local prefix = os.getenv("BENCH_BODY_PREFIX")
+if not prefix or prefix == "" then
+  prefix = (os.getenv("BENCH_BODY") or "grant_type=client_credentials")
+    .. "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+    .. "&client_assertion="
+end
 local headers = {
   ["Content-Type"] = "application/x-www-form-urlencoded",
   ["Accept"] = "application/json",
 }
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization and authorization ~= "" then
+  headers["Authorization"] = authorization
+end
 
 local threads = {}
 local next_index = 0

@@ -12,7 +12,9 @@
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 use tollgate_core::model::users as user_model;
-use tollgate_core::model::{client, rate_limits, server, tenant, PRINTABLE_PATTERN};
+use tollgate_core::model::{
+    client, rate_limits, server, tenant, trusted_issuer as trusted, PRINTABLE_PATTERN,
+};
 use tollgate_core::scope::{MAX_SCOPE_LEN, SCOPE_PATTERN};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, ResponseBuilder};
@@ -174,6 +176,7 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
     let http_or_https = "^[Hh][Tt][Tt][Pp][Ss]?://";
     const TENANT_BODIES: &[&str] = &["NewTenant", "TenantPatch"];
     const SERVER_BODIES: &[&str] = &["NewServer", "ServerPatch"];
+    const TRUSTED_ISSUER: &[&str] = &["TrustedIssuer"];
     const RATE_LIMITS: &[&str] = &["RateLimits", "RateLimitsPatch"];
     const USER_BODIES: &[&str] = &["NewUser", "UserPatch"];
     const METADATA: &[&str] = &["ClientMetadata"];
@@ -244,6 +247,39 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
             SERVER_BODIES,
             "introspection_clients",
             json!({"maxItems": server::MAX_INTROSPECTION_CLIENTS}),
+        ),
+        (
+            SERVER_BODIES,
+            "trusted_issuers",
+            json!({"maxItems": trusted::MAX_TRUSTED_ISSUERS,
+                "description": "Issuers whose JWTs the JWT bearer grant (RFC 7523) and token \
+                    exchange (RFC 8693) accept. Each names exactly one of `jwks` (a JWK Set of \
+                    public RS256/PS256/ES256/EdDSA keys) and `jwks_uri` (https, public address, \
+                    fetched like a client's); issuers are unique."}),
+        ),
+        (
+            TRUSTED_ISSUER,
+            "issuer",
+            json!({"minLength": 1, "maxLength": trusted::MAX_ISSUER_CHARS, "pattern": PRINTABLE_PATTERN}),
+        ),
+        (
+            TRUSTED_ISSUER,
+            "jwks_uri",
+            json!({"maxLength": trusted::MAX_ISSUER_CHARS,
+                "description": "https URL of the issuer's JWK Set (plain http and loopback only \
+                    with --outbound-allow-loopback); exclusive with `jwks`."}),
+        ),
+        (
+            TRUSTED_ISSUER,
+            "subjects",
+            json!({"maxItems": trusted::MAX_SUBJECTS,
+                "items": {"type": "string", "minLength": 1, "maxLength": trusted::MAX_ISSUER_CHARS,
+                    "pattern": PRINTABLE_PATTERN}}),
+        ),
+        (
+            TRUSTED_ISSUER,
+            "scope",
+            json!({"maxLength": MAX_SCOPE_LEN, "pattern": SCOPE_PATTERN}),
         ),
         (RATE_LIMITS, "client_per_second", rate(0)),
         (RATE_LIMITS, "client_burst", rate(1)),

@@ -121,6 +121,16 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_SESSION_TTL", default_value_t = 28_800)]
     pub session_ttl: u64,
 
+    /// Seconds a device code and its user code stay valid (RFC 8628 `expires_in`), 1 to
+    /// 1800.
+    #[arg(long, env = "TOLLGATE_DEVICE_CODE_TTL", default_value_t = 600)]
+    pub device_code_ttl: u64,
+
+    /// Least seconds between two polls of a device (RFC 8628 `interval`; each `slow_down`
+    /// adds 5), 1 to 60.
+    #[arg(long, env = "TOLLGATE_DEVICE_CODE_INTERVAL", default_value_t = 5)]
+    pub device_code_interval: u64,
+
     /// Gateway worker threads; default: one per CPU.
     #[arg(long, env = "TOLLGATE_WORKERS")]
     pub workers: Option<usize>,
@@ -992,6 +1002,20 @@ impl Cli {
                         "session-ttl",
                         "TOLLGATE_SESSION_TTL",
                         "must be 60 to 2592000 seconds",
+                    ));
+                }
+                if !(1..=1800).contains(&args.device_code_ttl) {
+                    return Err(Fatal::option(
+                        "device-code-ttl",
+                        "TOLLGATE_DEVICE_CODE_TTL",
+                        "must be 1 to 1800 seconds",
+                    ));
+                }
+                if !(1..=60).contains(&args.device_code_interval) {
+                    return Err(Fatal::option(
+                        "device-code-interval",
+                        "TOLLGATE_DEVICE_CODE_INTERVAL",
+                        "must be 1 to 60 seconds",
                     ));
                 }
                 args.validate_assertion_flags()?;

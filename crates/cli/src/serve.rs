@@ -256,6 +256,10 @@ pub async fn serve(cfg: &Config, serve: &Serve) -> Result<(), Fatal> {
                 client_ca: tls.client_ca.clone(),
                 code_ttl: Duration::from_secs(args.code_ttl),
                 session_ttl: Duration::from_secs(args.session_ttl),
+                device: tollgate_core::grants::device::DeviceOptions {
+                    ttl: Duration::from_secs(args.device_code_ttl),
+                    interval: args.device_code_interval,
+                },
                 trusted_proxies: serve.tls.trusted_proxies.clone(),
                 ..TollgateOptions::default()
             },

@@ -60,6 +60,8 @@ pub struct TollgateOptions {
     pub rate_limits: crate::rate_limit::RateLimitDefaults,
     /// The operator's ceilings on servers' lifetimes and rate limits.
     pub ceilings: crate::model::ceilings::Ceilings,
+    /// The device flow's lifetimes and polling interval (RFC 8628).
+    pub device: crate::grants::device::DeviceOptions,
 }
 
 impl Default for TollgateOptions {
@@ -79,6 +81,7 @@ impl Default for TollgateOptions {
             limits: crate::limits::Limits::default(),
             rate_limits: crate::rate_limit::RateLimitDefaults::default(),
             ceilings: crate::model::ceilings::Ceilings::default(),
+            device: crate::grants::device::DeviceOptions::default(),
         }
     }
 }
@@ -292,6 +295,9 @@ impl Tollgate {
             minter: self.minter(),
             metrics: &self.metrics,
             registry: &self.registry,
+            client_keys: &self.client_keys,
+            assertions: &self.options.assertions,
+            device: &self.options.device,
         }
     }
 

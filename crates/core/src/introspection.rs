@@ -3,14 +3,11 @@
 //! server or tenant is simply not active here. Revoked tokens are remembered in the
 //! short-lived store until they would have expired, so every replica sees the revocation.
 
-use jsonwebtoken::{decode, decode_header, Validation};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::app::Tollgate;
 use crate::client_auth::Authenticated;
-use crate::ids::ClientId;
-use crate::model::server::Server;
 use crate::oauth::OAuthError;
 use crate::oauth::TokenParams;
 use crate::registry::ServerRuntime;
@@ -40,10 +37,6 @@ impl Introspection {
     }
 }
 
-fn revoked_key(server: &ServerRuntime, jti: &str) -> String {
-    crate::revocation::revoked_access_key(&server.server.tenant_id, &server.server.id, jti)
-}
-
 /// Whether the access token with these verified `claims` of `server` was revoked: by its
 /// `jti` (the short-lived store), or by what it stands for — its client deleted, its user
 /// deleted or their password changed since it was issued (`crate::revoked_subjects`, cached
@@ -56,23 +49,10 @@ pub async fn is_revoked(
     server: &ServerRuntime,
     claims: &Map<String, Value>,
 ) -> Result<bool, OAuthError> {
-    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
-        return Ok(true);
-    };
     let (t, s) = (&server.server.tenant_id, &server.server.id);
-    if app
-        .directory()
-        .revoked_subjects(t, s)
-        .await?
-        .revokes_token(claims)
-    {
-        return Ok(true);
-    }
-    app.short_lived
-        .get(&revoked_key(server, jti))
+    let revoked = app.directory().revoked_subjects(t, s).await?;
+    crate::revocation::is_access_token_revoked(&revoked, app.short_lived.as_ref(), server, claims)
         .await
-        .map(|v| v.is_some())
-        .map_err(|e| store_failure(&e))
 }
 
 /// A refresh token of `server` issued to `client`, if it is usable.
@@ -97,52 +77,9 @@ async fn own_refresh_token(
     }))
 }
 
-/// Verifies `token` as an access token of `server`: signature by one of its published keys,
-/// `typ: at+jwt`, its issuer, not expired. `None` for anything else.
-pub(crate) fn verify(server: &ServerRuntime, token: &str) -> Option<Map<String, Value>> {
-    let header = decode_header(token).ok()?;
-    if !header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
-    {
-        return None;
-    }
-    let (key, alg) = server.verify_keys.get(header.kid.as_deref()?)?;
-    if header.alg != *alg {
-        return None;
-    }
-    let mut v = Validation::new(*alg);
-    v.set_issuer(&[&server.issuer]);
-    v.validate_aud = false;
-    v.validate_nbf = true;
-    v.leeway = 0;
-    v.set_required_spec_claims(&["exp", "iss", "sub"]);
-    let claims = decode::<Map<String, Value>>(token, key, &v).ok()?.claims;
-    // Tokens Tollgate issues always carry a `jti`; revocation is keyed by it.
-    claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .filter(|j| !j.is_empty())?;
-    Some(claims)
-}
+pub(crate) use crate::revocation::verify_access_token as verify;
 
-/// Whether `client` may learn about an access token with these claims (RFC 7662 §4): it was
-/// issued to the client, names it in `aud`, or the server lets this client (a resource server)
-/// introspect any of its tokens (`introspection_clients`).
-fn may_learn_about(server: &Server, id: &ClientId, claims: &Map<String, Value>) -> bool {
-    if server.introspection_clients.contains(id) {
-        return true;
-    }
-    if claims.get("client_id").and_then(Value::as_str) == Some(id.as_str()) {
-        return true;
-    }
-    match claims.get("aud") {
-        Some(Value::String(aud)) => aud == id.as_str(),
-        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(id.as_str())),
-        _ => false,
-    }
-}
+use crate::revocation::may_learn_about;
 
 fn required_token(params: &TokenParams) -> Result<&str, OAuthError> {
     params
@@ -292,8 +229,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::ids::{ServerId, TenantId};
+    use crate::ids::{ClientId, ServerId, TenantId};
     use crate::keys::{KeyRecord, KeyStatus, MasterKey, TokenType};
+    use crate::model::server::Server;
     use crate::model::server::{AuthMethod, SigningAlg};
 
     fn runtime() -> ServerRuntime {

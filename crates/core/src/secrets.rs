@@ -524,6 +524,7 @@ mod debug_redaction {
             scope: None,
             refresh_token: Some(SECRET.into()),
             id_token: Some(SECRET.into()),
+            issued_token_type: None,
         };
         let credential = AdminCredential {
             id: CredentialId::generate(),

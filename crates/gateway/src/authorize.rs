@@ -19,7 +19,7 @@ use crate::{body, server_ids, OAuthResponse};
 
 /// The server a request is for, and how its pages look. An unknown server has no pages:
 /// that error is JSON.
-async fn server(
+pub(crate) async fn server(
     app: &Tollgate,
     path: &(String, String),
 ) -> Result<(Arc<ServerRuntime>, Site), OAuthResponse> {
@@ -30,13 +30,13 @@ async fn server(
 }
 
 /// A body or query the flow cannot read: an error page.
-fn unreadable(site: &Site, e: tollgate_core::oauth::OAuthError) -> GatewayError {
+pub(crate) fn unreadable(site: &Site, e: tollgate_core::oauth::OAuthError) -> GatewayError {
     GatewayError::page(site, AuthorizeError::page(400, e.description))
 }
 
 /// Answers a step of the flow: where it goes next, with its cookies, or why it failed (an
 /// error for the client travels in the request's response mode).
-async fn answer(
+pub(crate) async fn answer(
     app: &Tollgate,
     server: &ServerRuntime,
     site: &Site,

@@ -57,6 +57,8 @@ struct Metadata<'a> {
     claims_parameter_supported: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_uri_parameter_supported: Option<bool>,
+    /// RFC 8628 §4.
+    device_authorization_endpoint: String,
     #[serde(flatten)]
     authorization_requests: AuthorizationRequests,
 }
@@ -146,6 +148,7 @@ fn metadata<'a>(app: &Tollgate, server: &'a ServerRuntime, oidc: bool) -> Metada
         claims_parameter_supported: oidc.then_some(false),
         // Only pushed `request_uri`s, never one to fetch (OIDC Core §6.2's default is true).
         request_uri_parameter_supported: oidc.then_some(false),
+        device_authorization_endpoint: ClientEndpoint::DeviceAuthorization.url(&server.issuer),
         authorization_requests: AuthorizationRequests {
             pushed_authorization_request_endpoint: ClientEndpoint::PushedAuthorization
                 .url(&server.issuer),

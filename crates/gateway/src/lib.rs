@@ -8,6 +8,7 @@ mod body;
 mod client_addr;
 mod client_cert;
 mod client_request;
+mod device;
 mod discovery;
 mod error;
 mod introspect;
@@ -89,6 +90,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/{tid}/{aid}/oauth2/par")
             .route(web::post().to(par::par))
             .default_service(web::to(post_only)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/oauth2/device_authorization")
+            .route(web::post().to(device::device_authorization))
+            .default_service(web::to(post_only)),
+    )
+    .service(
+        web::resource("/{tid}/{aid}/device")
+            .route(web::get().to(device::device_get))
+            .route(web::post().to(device::device_post))
+            .default_service(web::to(get_or_post)),
     );
 }
 

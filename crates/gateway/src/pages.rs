@@ -11,6 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use askama::Template;
 use std::time::Duration;
+use tollgate_core::authorize::device::{DeviceView, Done};
 use tollgate_core::authorize::flow::{ConsentView, Continue, LoginView, Step};
 use tollgate_core::authorize::response::FormPost;
 use tollgate_core::authorize::session::{BROWSER_COOKIE, SESSION_COOKIE};
@@ -92,6 +93,17 @@ struct FormPostPage<'a> {
     brand: &'a Brand,
     nonce: &'a str,
     post: &'a FormPost,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+struct DevicePage<'a> {
+    brand: &'a Brand,
+    nonce: &'a str,
+    action: &'a str,
+    view: &'a DeviceView,
+    user_code: &'a str,
+    done: Option<Done>,
 }
 
 #[derive(Template)]
@@ -300,6 +312,34 @@ pub(crate) fn form_post(site: &Site, post: &FormPost) -> Result<HttpResponse, Dr
         true,
         html,
     )
+}
+
+/// The `/device` page (RFC 8628 §3.3): the user-code form, or the outcome after a decision;
+/// with the browser's binding cookie when it was new.
+pub(crate) fn device(
+    site: &Site,
+    view: &DeviceView,
+    done: Option<Done>,
+    status: StatusCode,
+) -> Result<HttpResponse, DrawError> {
+    let nonce = random_token(16);
+    let action = format!("{}/device", site.issuer);
+    let html = DevicePage {
+        brand: &site.brand,
+        nonce: &nonce,
+        action: &action,
+        view,
+        user_code: view.user_code.as_deref().unwrap_or(""),
+        done,
+    }
+    .render();
+    let mut res = page(site, status, &nonce, None, html)?;
+    if let Some(b) = &view.binding {
+        if let Err(e) = res.add_cookie(&cookie(site, BROWSER_COOKIE, b.clone(), None)) {
+            tracing::error!(error = %e, "could not set a cookie");
+        }
+    }
+    Ok(res)
 }
 
 /// An error page, titled by its status.

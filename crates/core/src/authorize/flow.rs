@@ -167,7 +167,6 @@ pub async fn authorize(
     raw: &RawParams,
     browser: Browser<'_>,
 ) -> Result<Continue, AuthorizeError> {
-    let (t, s) = (&server.server.tenant_id, &server.server.id);
     rate_limit::check_client_endpoint(
         &app.rate_limiter(),
         "authorize",
@@ -178,6 +177,22 @@ pub async fn authorize(
     .await
     .map_err(AuthorizeError::from_oauth)?;
     let (req, client) = request::validate(app, server, raw).await?;
+    start(app, server, &client, req, browser).await
+}
+
+/// A validated request (from `/oauth2/authorize`, or a device's from `/device`): to the login
+/// page without a live session, else on to consent or the end.
+///
+/// # Errors
+/// `login_required` for `prompt=none` without a session; `503`.
+pub(crate) async fn start(
+    app: &Tollgate,
+    server: &ServerRuntime,
+    client: &ClientRuntime,
+    req: AuthorizeRequest,
+    browser: Browser<'_>,
+) -> Result<Continue, AuthorizeError> {
+    let (t, s) = (&server.server.tenant_id, &server.server.id);
     let session = session::load_session(app, t, s, browser.session).await?;
     let now = app.clock.now();
     // OIDC Core §3.1.2.1: `max_age=0` is equivalent to `prompt=login`.
@@ -211,7 +226,7 @@ pub async fn authorize(
     proceed(
         app,
         server,
-        &client,
+        client,
         req,
         &sess,
         &user,
@@ -514,6 +529,10 @@ pub async fn consent(
     };
     session::take_pending(app, t, s, &form.request_id).await?;
     let req = pending.request;
+    if let Some(device) = &req.device {
+        let location = super::device::decide(app, server, device, &sess, allow).await?;
+        return Ok(Continue::redirect(location));
+    }
     if !allow {
         tracing::info!(tenant = %t, server = %s, client_id = %req.client_id, "consent denied");
         return Err(req.error(

@@ -14,6 +14,7 @@
 //! - `par:{tid}/{aid}/{client_id}/{sha256(ref)}` — a pushed request (RFC 9126), taken once.
 
 pub mod code;
+pub mod device;
 pub mod flow;
 pub mod pushed;
 pub mod response;

@@ -71,6 +71,10 @@ pub struct AuthorizeRequest {
     /// How the response reaches the client (`query` unless the request chose another).
     #[serde(default)]
     pub response_mode: ResponseMode,
+    /// For a device's request (RFC 8628 §3.3, entered on `/device`): the SHA-256 of its
+    /// device code. The flow then ends in the device's decision, not a redirect with a code.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub device: Option<String>,
 }
 
 impl AuthorizeRequest {
@@ -376,6 +380,7 @@ pub fn check(
         max_age: None,
         login_hint: None,
         response_mode: ResponseMode::Query,
+        device: None,
     };
     let issuer = server.issuer.as_str();
     let bad = |req: &AuthorizeRequest, d: String| req.error(issuer, "invalid_request", d);

@@ -107,10 +107,7 @@ impl AuthorizationCode {
             .access_token(
                 server,
                 auth,
-                Subject {
-                    sub: &grant.user_id,
-                    auth_time: Some(grant.auth_time),
-                },
+                Subject::new(&grant.user_id, Some(grant.auth_time)),
                 scope.as_deref(),
                 &self.target,
                 &grant.access_jti,
@@ -182,6 +179,7 @@ impl AuthorizationCode {
             scope,
             refresh_token,
             id_token,
+            issued_token_type: None,
         })
     }
 }

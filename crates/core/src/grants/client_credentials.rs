@@ -72,10 +72,7 @@ impl ClientCredentials {
             .access_token(
                 server,
                 auth,
-                Subject {
-                    sub: c.client_id.as_str(),
-                    auth_time: None,
-                },
+                Subject::new(c.client_id.as_str(), None),
                 scope.as_deref(),
                 &self.target,
                 &crate::revoked_subjects::new_jti(ctx.minter.clock),
@@ -88,6 +85,7 @@ impl ClientCredentials {
             scope,
             refresh_token: None,
             id_token: None,
+            issued_token_type: None,
         })
     }
 }

@@ -9,9 +9,15 @@
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod code;
+pub mod device;
+pub mod device_code;
+pub mod jwt_bearer;
 pub mod refresh_token;
+pub mod token_exchange;
+pub mod trusted;
 
-use crate::client_auth::Authenticated;
+use crate::client_auth::{AssertionOptions, Authenticated};
+use crate::client_keys::ClientKeys;
 use crate::metrics::Metrics;
 use crate::model::client::Client;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
@@ -35,6 +41,12 @@ pub struct Grants<'a> {
     pub metrics: &'a Metrics,
     /// The cached revoked subjects, which a code exchange checks.
     pub registry: &'a Registry,
+    /// The trusted issuers' `jwks_uri` documents, cached (JWT bearer, token exchange).
+    pub client_keys: &'a ClientKeys,
+    /// Clock skew and lifetime bounds of assertions, shared with client assertions.
+    pub assertions: &'a AssertionOptions,
+    /// The device flow's lifetimes and polling interval.
+    pub device: &'a device::DeviceOptions,
 }
 
 impl<'a> Grants<'a> {
@@ -58,6 +70,12 @@ pub enum GrantRequest {
     RefreshToken(refresh_token::RefreshToken),
     /// RFC 6749 §4.4.
     ClientCredentials(client_credentials::ClientCredentials),
+    /// RFC 8628 §3.4.
+    DeviceCode(device_code::DeviceCode),
+    /// RFC 8693.
+    TokenExchange(token_exchange::TokenExchange),
+    /// RFC 7523 §2.1.
+    JwtBearer(jwt_bearer::JwtBearer),
 }
 
 impl GrantRequest {
@@ -93,6 +111,18 @@ impl GrantRequest {
                 client_credentials::ClientCredentials::allowed(client)?;
                 Self::ClientCredentials(client_credentials::ClientCredentials::parse(params)?)
             }
+            GrantType::DeviceCode => {
+                registered(client, GrantType::DeviceCode)?;
+                Self::DeviceCode(device_code::DeviceCode::parse(params)?)
+            }
+            GrantType::TokenExchange => {
+                confidential(client, GrantType::TokenExchange)?;
+                Self::TokenExchange(token_exchange::TokenExchange::parse(params)?)
+            }
+            GrantType::JwtBearer => {
+                confidential(client, GrantType::JwtBearer)?;
+                Self::JwtBearer(jwt_bearer::JwtBearer::parse(params)?)
+            }
         })
     }
 
@@ -103,6 +133,9 @@ impl GrantRequest {
             Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
             Self::RefreshToken(_) => GrantType::RefreshToken,
             Self::ClientCredentials(_) => GrantType::ClientCredentials,
+            Self::DeviceCode(_) => GrantType::DeviceCode,
+            Self::TokenExchange(_) => GrantType::TokenExchange,
+            Self::JwtBearer(_) => GrantType::JwtBearer,
         }
     }
 
@@ -121,6 +154,9 @@ impl GrantRequest {
             Self::AuthorizationCode(g) => g.issue(ctx, server, client).await?,
             Self::RefreshToken(g) => g.issue(ctx, server, client).await?,
             Self::ClientCredentials(g) => g.issue(ctx, server, client).await?,
+            Self::DeviceCode(g) => g.issue(ctx, server, client).await?,
+            Self::TokenExchange(g) => g.issue(ctx, server, client).await?,
+            Self::JwtBearer(g) => g.issue(ctx, server, client).await?,
         };
         ctx.metrics.token_issued(grant, client.method);
         Ok(issued)
@@ -156,6 +192,144 @@ fn registered(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
             "the client is not registered for the {grant} grant"
         )))
     }
+}
+
+/// `unauthorized_client` for a public client (RFC 6749 §2.1: the grants that trade a token
+/// or an assertion are for confidential clients), or one not registered for `grant`.
+fn confidential(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
+    if client.auth_method() == crate::oauth::AuthMethod::None {
+        return Err(OAuthError::unauthorized_client(format!(
+            "public clients cannot use the {grant} grant"
+        )));
+    }
+    registered(client, grant)
+}
+
+/// The scope to grant: the requested one, which must lie within `held` (`invalid_scope`
+/// otherwise), or all of `held`; `None` when empty.
+fn granted_scope(requested: Option<Scopes>, held: &Scopes) -> Result<Option<String>, OAuthError> {
+    let granted = match requested {
+        Some(r) if !r.is_subset(held) => {
+            return Err(OAuthError::invalid_scope(
+                "requested scope exceeds what may be granted",
+            ))
+        }
+        Some(r) => r,
+        None => held.clone(),
+    };
+    Ok((!granted.is_empty()).then(|| granted.to_scope_string()))
+}
+
+/// The answer of a grant that issues an access token alone.
+fn access_only(
+    access: crate::tokens::AccessToken,
+    server: &ServerRuntime,
+    scope: Option<String>,
+    issued_token_type: Option<&'static str>,
+) -> TokenResponse {
+    TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: server.server.access_token_ttl,
+        scope,
+        refresh_token: None,
+        id_token: None,
+        issued_token_type,
+    }
+}
+
+/// What a grant that involves a user's login issues tokens for (the device grant; the
+/// authorization code grant keeps its own replay rules around the same steps).
+#[derive(Debug)]
+struct UserGrant<'a> {
+    user_id: &'a str,
+    auth_time: i64,
+    amr: &'a [String],
+    scope: &'a str,
+    nonce: Option<&'a str>,
+    access_jti: String,
+    family_id: String,
+}
+
+/// The tokens of a user's grant: the access token; a refresh token when the client is
+/// registered for the refresh grant (a new family in the database); an ID token with `openid`.
+async fn user_tokens(
+    ctx: &Grants<'_>,
+    server: &ServerRuntime,
+    auth: &Authenticated,
+    grant: UserGrant<'_>,
+    target: &crate::tokens::Target,
+) -> Result<TokenResponse, OAuthError> {
+    let c = &auth.client.client;
+    let (t, s) = (&server.server.tenant_id, &server.server.id);
+    let scopes = Scopes::parse(grant.scope).unwrap_or_default();
+    let scope = (!scopes.is_empty()).then(|| scopes.to_scope_string());
+    let access = ctx
+        .minter
+        .access_token(
+            server,
+            auth,
+            crate::tokens::Subject::new(grant.user_id, Some(grant.auth_time)),
+            scope.as_deref(),
+            target,
+            &grant.access_jti,
+        )
+        .await?;
+    let refresh_token = if c.has_grant(GrantType::RefreshToken) {
+        let (token, token_hash) = crate::refresh::generate();
+        let now = ctx.minter.clock.now();
+        let user_id = crate::ids::UserId::parse(grant.user_id)
+            .map_err(|_| OAuthError::invalid_grant("the grant names no valid user"))?;
+        ctx.repo
+            .insert_refresh_token(&crate::refresh::RefreshRecord {
+                token_hash,
+                tenant_id: t.clone(),
+                server_id: s.clone(),
+                client_id: c.client_id.clone(),
+                user_id,
+                family_id: grant.family_id.clone(),
+                scope: grant.scope.to_owned(),
+                auth_time: grant.auth_time,
+                amr: grant.amr.join(" "),
+                access_jti: grant.access_jti.clone(),
+                access_exp: access.exp,
+                created_at: now,
+                expires_at: now + server.server.refresh_token_ttl,
+                rotated_at: None,
+                revoked_at: None,
+            })
+            .await
+            .map_err(|e| crate::store::store_failure(&e))?;
+        Some(token)
+    } else {
+        None
+    };
+    let id_token = if scopes.contains("openid") {
+        Some(
+            ctx.minter
+                .id_token(
+                    server,
+                    c,
+                    grant.user_id,
+                    grant.auth_time,
+                    grant.amr,
+                    grant.nonce,
+                    &access.token,
+                )
+                .await?,
+        )
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: server.server.access_token_ttl,
+        scope,
+        refresh_token,
+        id_token,
+        issued_token_type: None,
+    })
 }
 
 /// The `scope` a request asks for, if any (`invalid_scope` when malformed).

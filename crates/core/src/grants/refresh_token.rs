@@ -142,10 +142,7 @@ impl RefreshToken {
             .access_token(
                 server,
                 auth,
-                Subject {
-                    sub: rotated.user_id.as_str(),
-                    auth_time: Some(rotated.auth_time),
-                },
+                Subject::new(rotated.user_id.as_str(), Some(rotated.auth_time)),
                 scope.as_deref(),
                 &self.target,
                 &jti,
@@ -181,6 +178,7 @@ impl RefreshToken {
             scope,
             refresh_token: Some(next_token),
             id_token,
+            issued_token_type: None,
         })
     }
 }

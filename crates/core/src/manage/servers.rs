@@ -81,6 +81,11 @@ pub async fn create_server(
     let mut server = input.into_server(t, &app.servable_methods(), now);
     app.options.ceilings.lower_defaults(&mut server, given);
     server.validate(&app.servable_methods())?;
+    crate::model::trusted_issuer::check_fetch_guards(
+        &server.trusted_issuers,
+        &app.options.outbound,
+        app.options.jwks_fetch.max_bytes,
+    )?;
     app.options.ceilings.check(&server, None)?;
     let keys = generate_keys(app, t, &server.id, key_algs(server.signing_alg)).await?;
     let audit =
@@ -190,7 +195,15 @@ pub async fn patch_server(
     if let Some(v) = patch.pushed_authorization_request_ttl {
         server.pushed_authorization_request_ttl = v;
     }
+    if let Some(v) = patch.trusted_issuers {
+        server.trusted_issuers = v;
+    }
     server.validate(&app.servable_methods())?;
+    crate::model::trusted_issuer::check_fetch_guards(
+        &server.trusted_issuers,
+        &app.options.outbound,
+        app.options.jwks_fetch.max_bytes,
+    )?;
     app.options.ceilings.check(&server, Some(&before))?;
     if server.signing_alg != old_alg {
         refuse_orphaned_id_token_alg(app, &server, old_alg).await?;

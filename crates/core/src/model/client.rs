@@ -320,17 +320,25 @@ impl ClientMetadata {
                 "`code` requires the authorization_code grant type (RFC 7591 §2.1)",
             ));
         }
-        if has(GrantType::RefreshToken) && !code_flow {
+        let user_login = GrantType::ALL
+            .iter()
+            .any(|g| g.involves_user_login() && has(*g));
+        if has(GrantType::RefreshToken) && !user_login {
             return Err(meta(
                 "grant_types",
-                "refresh_token is only issued with the authorization_code grant",
+                "refresh_token is only issued with the authorization_code or device_code grant",
             ));
         }
-        if method == AuthMethod::None && has(GrantType::ClientCredentials) {
-            return Err(meta(
-                "grant_types",
-                "a public client (`none`) cannot use client_credentials",
-            ));
+        if method == AuthMethod::None {
+            if let Some(g) = GrantType::ALL
+                .iter()
+                .find(|g| !g.open_to_public_clients() && has(**g))
+            {
+                return Err(meta(
+                    "grant_types",
+                    format!("a public client (`none`) cannot use {g}"),
+                ));
+            }
         }
         self.validate_redirect_uris(code_flow, server)?;
         if let Some(scope) = &self.scope {

@@ -13,6 +13,7 @@ pub mod dn;
 pub mod rate_limits;
 pub mod server;
 pub mod tenant;
+pub mod trusted_issuer;
 pub mod users;
 
 /// Text of printable characters (no `char::is_control`, Unicode `Cc`) as an ECMA-262 pattern:

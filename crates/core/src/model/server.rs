@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::rate_limits::{RateLimits, RateLimitsPatch};
+pub use super::trusted_issuer::TrustedIssuer;
 use super::Invalid;
 use crate::client_cert::ClientCa;
 use crate::ids::{ClientId, ServerId, TenantId};
@@ -91,6 +92,10 @@ pub struct Server {
     /// How long a pushed request's `request_uri` lives, seconds (RFC 9126 §2.2 `expires_in`).
     #[serde(default = "default_par_ttl")]
     pub pushed_authorization_request_ttl: i64,
+    /// Issuers whose JWTs the JWT bearer grant and token exchange accept (at most 20).
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub trusted_issuers: Vec<TrustedIssuer>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -145,6 +150,9 @@ pub struct NewServer {
     pub require_pushed_authorization_requests: Option<bool>,
     /// Lifetime of a pushed request's `request_uri`, seconds; default 60.
     pub pushed_authorization_request_ttl: Option<i64>,
+    /// Issuers whose JWTs the JWT bearer grant and token exchange accept; default none.
+    #[schema(max_items = 20)]
+    pub trusted_issuers: Option<Vec<TrustedIssuer>>,
 }
 
 /// Body of `PATCH /admin/tenants/{tid}/servers/{aid}`: only the fields present change.
@@ -198,6 +206,9 @@ pub struct ServerPatch {
     pub require_pushed_authorization_requests: Option<bool>,
     /// Lifetime of a pushed request's `request_uri`, seconds.
     pub pushed_authorization_request_ttl: Option<i64>,
+    /// Replaces the list of trusted issuers.
+    #[schema(max_items = 20)]
+    pub trusted_issuers: Option<Vec<TrustedIssuer>>,
 }
 
 impl NewServer {
@@ -242,6 +253,7 @@ impl NewServer {
             pushed_authorization_request_ttl: self
                 .pushed_authorization_request_ttl
                 .unwrap_or(DEFAULT_PAR_TTL),
+            trusted_issuers: self.trusted_issuers.unwrap_or_default(),
             created_at: now,
             updated_at: now,
         }
@@ -304,6 +316,7 @@ impl Server {
             allow_insecure_redirect_uris: false,
             require_pushed_authorization_requests: false,
             pushed_authorization_request_ttl: DEFAULT_PAR_TTL,
+            trusted_issuers: Vec::new(),
             created_at: 0,
             updated_at: 0,
         }
@@ -406,6 +419,7 @@ impl Server {
                 format!("must be between {MIN_PAR_TTL} and {MAX_PAR_TTL} seconds"),
             ));
         }
+        super::trusted_issuer::validate(&self.trusted_issuers)?;
         let methods = &self.allowed_token_endpoint_auth_methods;
         if methods.is_empty() {
             return Err(Invalid::request(

@@ -12,6 +12,8 @@ pub enum ClientEndpoint {
     Revocation,
     /// RFC 9126 pushed authorization requests.
     PushedAuthorization,
+    /// RFC 8628 §3.1.
+    DeviceAuthorization,
 }
 
 impl ClientEndpoint {
@@ -21,6 +23,7 @@ impl ClientEndpoint {
         Self::Introspection,
         Self::Revocation,
         Self::PushedAuthorization,
+        Self::DeviceAuthorization,
     ];
 
     /// The path below the issuer, e.g. `oauth2/token`.
@@ -31,6 +34,7 @@ impl ClientEndpoint {
             Self::Introspection => "oauth2/introspect",
             Self::Revocation => "oauth2/revoke",
             Self::PushedAuthorization => "oauth2/par",
+            Self::DeviceAuthorization => "oauth2/device_authorization",
         }
     }
 
@@ -42,17 +46,23 @@ impl ClientEndpoint {
             Self::Introspection => "introspect",
             Self::Revocation => "revoke",
             Self::PushedAuthorization => "par",
+            Self::DeviceAuthorization => "device_authorization",
         }
     }
 
     /// Whether public clients (`none`, a bare `client_id`) may use it: at the token endpoint
     /// for the grants they may use, and at revocation (RFC 7009 §5 lets a public client revoke
-    /// its own tokens) and at PAR (RFC 9126 §2.1, with `client_id`); not at introspection, which needs authorization (RFC 7662 §2.1).
+    /// its own tokens), at PAR (RFC 9126 §2.1, with `client_id`) and at device authorization
+    /// (RFC 8628 §3.1: public clients are its main users); not at introspection, which needs
+    /// authorization (RFC 7662 §2.1).
     /// Discovery's `…_endpoint_auth_methods_supported` follow it.
     #[must_use]
     pub fn admits_public_clients(self) -> bool {
         match self {
-            Self::Token | Self::Revocation | Self::PushedAuthorization => true,
+            Self::Token
+            | Self::Revocation
+            | Self::PushedAuthorization
+            | Self::DeviceAuthorization => true,
             Self::Introspection => false,
         }
     }

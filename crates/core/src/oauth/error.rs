@@ -40,6 +40,14 @@ pub enum ErrorCode {
     UnsupportedResponseType,
     /// RFC 9101 §6.2: the request object is invalid (signature, claims, algorithm).
     InvalidRequestObject,
+    /// RFC 8628 §3.5: the user has not finished yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: poll more slowly (the interval grew by 5 s).
+    SlowDown,
+    /// RFC 8628 §3.5: the user denied the device.
+    AccessDenied,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -61,6 +69,10 @@ impl ErrorCode {
             Self::TooManyRequests => "too_many_requests",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::InvalidRequestObject => "invalid_request_object",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
         }
     }
 }
@@ -140,6 +152,10 @@ impl OAuthError {
     /// `400 invalid_target`.
     pub fn invalid_target(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidTarget, 400, d)
+    }
+    /// `400` with one of the device flow's polling answers (RFC 8628 §3.5).
+    pub fn device(code: ErrorCode, d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(code, 400, d)
     }
     /// `404 invalid_request`: the tenant or authorization server does not exist.
     #[must_use]

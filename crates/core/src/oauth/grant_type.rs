@@ -14,6 +14,12 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 6749 §4.4.
     ClientCredentials,
+    /// RFC 8628 §3.4: a device polls with its `device_code`.
+    DeviceCode,
+    /// RFC 8693: a token traded for another.
+    TokenExchange,
+    /// RFC 7523 §2.1: a trusted issuer's JWT traded for a token.
+    JwtBearer,
 }
 
 impl GrantType {
@@ -22,6 +28,9 @@ impl GrantType {
         Self::AuthorizationCode,
         Self::RefreshToken,
         Self::ClientCredentials,
+        Self::DeviceCode,
+        Self::TokenExchange,
+        Self::JwtBearer,
     ];
 
     /// The registered name (`grant_type` on the wire).
@@ -31,6 +40,9 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+            Self::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
         }
     }
 
@@ -45,6 +57,23 @@ impl GrantType {
     #[must_use]
     pub fn uses_authorization_endpoint(self) -> bool {
         matches!(self, Self::AuthorizationCode)
+    }
+
+    /// Whether a public client (`none`) may use it (the contract's second round: the code
+    /// flow, the device flow, and refreshing what they issued).
+    #[must_use]
+    pub fn open_to_public_clients(self) -> bool {
+        matches!(
+            self,
+            Self::AuthorizationCode | Self::DeviceCode | Self::RefreshToken
+        )
+    }
+
+    /// Whether it issues tokens for a user who logged in (and so may come with refresh and
+    /// ID tokens).
+    #[must_use]
+    pub fn involves_user_login(self) -> bool {
+        matches!(self, Self::AuthorizationCode | Self::DeviceCode)
     }
 }
 

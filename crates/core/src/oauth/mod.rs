@@ -12,6 +12,7 @@ mod methods;
 mod params;
 pub mod pkce;
 mod response_mode;
+mod token_type;
 
 pub use endpoint::ClientEndpoint;
 pub use error::{ErrorBody, ErrorCode, OAuthError};
@@ -19,3 +20,4 @@ pub use grant_type::{GrantType, UnknownGrantType};
 pub use methods::{AuthMethod, SigningAlg};
 pub use params::{form_pairs, TokenParams};
 pub use response_mode::{Carrier, ResponseMode};
+pub use token_type::TokenTypeUri;

@@ -11,6 +11,15 @@ use crate::secrets::ClientSecret;
 /// Parameters that RFC 8707 allows more than once.
 const REPEATABLE: &[&str] = &["resource"];
 
+/// Parameters that carry a signed token (an assertion, or a token to exchange): they hold
+/// signatures and sometimes certificates, and have their own limit.
+const TOKEN_VALUED: &[&str] = &[
+    "client_assertion",
+    "assertion",
+    "subject_token",
+    "actor_token",
+];
+
 /// The parameters of a request to the token, introspection or revocation endpoint. Empty
 /// values count as absent (RFC 6749 §3.1); unknown parameters are ignored (§3.2); a repeated
 /// parameter is refused (§3.1).
@@ -44,6 +53,20 @@ pub struct TokenParams {
     pub code_verifier: Option<ClientSecret>,
     /// RFC 6749 §6 `refresh_token` (kept out of `Debug`).
     pub refresh_token: Option<ClientSecret>,
+    /// RFC 8628 §3.4 `device_code` (kept out of `Debug`).
+    pub device_code: Option<ClientSecret>,
+    /// RFC 8693 §2.1 `subject_token` (kept out of `Debug`).
+    pub subject_token: Option<ClientSecret>,
+    /// RFC 8693 §2.1 `subject_token_type`.
+    pub subject_token_type: Option<String>,
+    /// RFC 8693 §2.1 `actor_token` (kept out of `Debug`).
+    pub actor_token: Option<ClientSecret>,
+    /// RFC 8693 §2.1 `actor_token_type`.
+    pub actor_token_type: Option<String>,
+    /// RFC 8693 §2.1 `requested_token_type`.
+    pub requested_token_type: Option<String>,
+    /// RFC 7523 §2.1 `assertion` (kept out of `Debug`).
+    pub assertion: Option<ClientSecret>,
 }
 
 impl TokenParams {
@@ -77,7 +100,7 @@ impl TokenParams {
                 )));
             }
             // Assertions carry signatures and sometimes certificates: their own limit.
-            let max = if name == "client_assertion" {
+            let max = if TOKEN_VALUED.contains(&name.as_str()) {
                 limits.max_assertion_bytes
             } else {
                 limits.max_param_bytes
@@ -117,6 +140,13 @@ impl TokenParams {
                 "redirect_uri" => p.redirect_uri = Some(value),
                 "code_verifier" => p.code_verifier = Some(ClientSecret::new(value)),
                 "refresh_token" => p.refresh_token = Some(ClientSecret::new(value)),
+                "device_code" => p.device_code = Some(ClientSecret::new(value)),
+                "subject_token" => p.subject_token = Some(ClientSecret::new(value)),
+                "subject_token_type" => p.subject_token_type = Some(value),
+                "actor_token" => p.actor_token = Some(ClientSecret::new(value)),
+                "actor_token_type" => p.actor_token_type = Some(value),
+                "requested_token_type" => p.requested_token_type = Some(value),
+                "assertion" => p.assertion = Some(ClientSecret::new(value)),
                 _ => {}
             }
         }

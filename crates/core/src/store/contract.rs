@@ -125,6 +125,13 @@ pub(crate) fn server(t: &TenantId, id: &str) -> Server {
         allow_insecure_redirect_uris: true,
         require_pushed_authorization_requests: true,
         pushed_authorization_request_ttl: 120,
+        trusted_issuers: vec![crate::model::trusted_issuer::TrustedIssuer {
+            issuer: "https://ci.example".into(),
+            jwks: None,
+            jwks_uri: Some("https://ci.example/jwks".into()),
+            subjects: Some(vec!["repo:a".into()]),
+            scope: Some("deploy".into()),
+        }],
         created_at: 2,
         updated_at: 2,
     }

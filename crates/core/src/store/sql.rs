@@ -29,6 +29,7 @@ use crate::model::credential::{AdminCredential, AdminRole};
 use crate::model::rate_limits::RateLimits;
 use crate::model::server::{AuthMethod, Server, SigningAlg};
 use crate::model::tenant::Tenant;
+use crate::model::trusted_issuer::TrustedIssuer;
 
 pub(super) fn map_err(e: sqlx::Error) -> StoreError {
     match e {
@@ -126,8 +127,25 @@ fn client_ids_from(text: Option<String>) -> Result<Vec<ClientId>, StoreError> {
     )
 }
 
+/// A server's trusted issuers as their column holds them: a JSON array, `NULL` when empty.
+fn trusted_issuers_column(list: &[TrustedIssuer]) -> Result<Option<String>, StoreError> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(list)
+        .map(Some)
+        .map_err(|_| corrupt("trusted_issuers"))
+}
+
+fn trusted_issuers_from(text: Option<String>) -> Result<Vec<TrustedIssuer>, StoreError> {
+    text.map_or_else(
+        || Ok(Vec::new()),
+        |t| serde_json::from_str(&t).map_err(|_| corrupt("trusted_issuers")),
+    )
+}
+
 const TENANT_COLS: &str = "id, name, created_at, updated_at";
-const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period, require_pkce, allow_plain_pkce, logo_uri, brand_color, rate_limits, tls_client_ca, introspection_clients, allow_insecure_redirect_uris, require_par, par_ttl";
+const SERVER_COLS: &str = "tenant_id, id, name, access_token_ttl, refresh_token_ttl, signing_alg, default_audience, allowed_auth_methods, created_at, updated_at, certificate_bound_tokens, key_rotation_period, require_pkce, allow_plain_pkce, logo_uri, brand_color, rate_limits, tls_client_ca, introspection_clients, allow_insecure_redirect_uris, require_par, par_ttl, trusted_issuers";
 const CLIENT_COLS: &str = "tenant_id, server_id, client_id, metadata, secret_kind, secret_hash, secret_sealed, secret_expires_at, issued_at, updated_at";
 const KEY_COLS: &str =
     "tenant_id, server_id, kid, alg, status, sealed_private, public_jwk, created_at, retire_at";
@@ -206,6 +224,7 @@ macro_rules! sql_repository {
                     allow_insecure_redirect_uris: row.try_get("allow_insecure_redirect_uris").map_err(map_err)?,
                     require_pushed_authorization_requests: row.try_get("require_par").map_err(map_err)?,
                     pushed_authorization_request_ttl: row.try_get("par_ttl").map_err(map_err)?,
+                    trusted_issuers: trusted_issuers_from(row.try_get("trusted_issuers").map_err(map_err)?)?,
                     created_at: row.try_get("created_at").map_err(map_err)?,
                     updated_at: row.try_get("updated_at").map_err(map_err)?,
                 })
@@ -453,7 +472,7 @@ macro_rules! sql_repository {
                     .map_err(|_| corrupt("allowed_auth_methods"))?;
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 sqlx::query(&format!(
-                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+                    "INSERT INTO servers ({SERVER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
                 ))
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
@@ -477,6 +496,7 @@ macro_rules! sql_repository {
                 .bind(s.allow_insecure_redirect_uris)
                 .bind(s.require_pushed_authorization_requests)
                 .bind(s.pushed_authorization_request_ttl)
+                .bind(trusted_issuers_column(&s.trusted_issuers)?)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
@@ -521,7 +541,7 @@ macro_rules! sql_repository {
                      default_audience = $5, allowed_auth_methods = $6, updated_at = $7, certificate_bound_tokens = $8, \
                      key_rotation_period = $9, require_pkce = $10, allow_plain_pkce = $11, logo_uri = $12, \
                      brand_color = $13, rate_limits = $14, tls_client_ca = $15, introspection_clients = $16, \
-                     allow_insecure_redirect_uris = $17, require_par = $18, par_ttl = $19 WHERE tenant_id = $20 AND id = $21",
+                     allow_insecure_redirect_uris = $17, require_par = $18, par_ttl = $19, trusted_issuers = $20 WHERE tenant_id = $21 AND id = $22",
                 )
                 .bind(&s.name)
                 .bind(s.access_token_ttl)
@@ -542,6 +562,7 @@ macro_rules! sql_repository {
                 .bind(s.allow_insecure_redirect_uris)
                 .bind(s.require_pushed_authorization_requests)
                 .bind(s.pushed_authorization_request_ttl)
+                .bind(trusted_issuers_column(&s.trusted_issuers)?)
                 .bind(s.tenant_id.as_str())
                 .bind(s.id.as_str())
                 .execute(&mut *tx)

@@ -26,6 +26,23 @@ pub struct Subject<'a> {
     pub sub: &'a str,
     /// When the user authenticated, for tokens issued to a user.
     pub auth_time: Option<i64>,
+    /// RFC 8693 §4.1 `act`: who acts for the subject (token exchange's delegation).
+    pub act: Option<&'a serde_json::Value>,
+    /// The `jti`s of the tokens this one was exchanged from (RFC 8693), nearest first.
+    pub exchanged_from: &'a [String],
+}
+
+impl<'a> Subject<'a> {
+    /// A subject with nothing but its `sub` and `auth_time`.
+    #[must_use]
+    pub fn new(sub: &'a str, auth_time: Option<i64>) -> Self {
+        Self {
+            sub,
+            auth_time,
+            act: None,
+            exchanged_from: &[],
+        }
+    }
 }
 
 /// A signed access token and its expiry.
@@ -93,6 +110,8 @@ impl Minter<'_> {
             scope,
             cnf,
             auth_time: subject.auth_time,
+            act: subject.act,
+            exchanged_from: subject.exchanged_from,
         };
         let token = self
             .signer

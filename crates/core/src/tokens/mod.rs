@@ -47,6 +47,12 @@ pub struct AccessTokenClaims<'a> {
     /// When the user authenticated (RFC 9068 §2.2.1), for tokens issued to a user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// RFC 8693 §4.1 actor (token exchange's delegation), nested for chains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<&'a serde_json::Value>,
+    /// The `jti`s of the tokens it was exchanged from (RFC 8693), revoked with them.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub exchanged_from: &'a [String],
 }
 
 /// RFC 7800 `cnf` with the RFC 8705 certificate thumbprint.
@@ -138,6 +144,9 @@ pub struct TokenResponse {
     /// OpenID Connect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// RFC 8693 §2.2.1: what `access_token` holds, for token exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl std::fmt::Debug for TokenResponse {

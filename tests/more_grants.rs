@@ -752,38 +752,16 @@ async fn poll_until_decided(
 
 /// The user's side over HTTP: enter the code on /device, log in, answer consent.
 async fn enter_code(agent: &Agent, d: &Device, typed: &str, decision: &str) -> String {
-    let page = agent.get(&format!("{}/device", d.issuer)).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let csrf = hidden(&page.body, "csrf").unwrap();
-    let res = agent
-        .post_form(
-            &format!("{}/device", d.issuer),
-            &[("csrf", &csrf), ("user_code", typed)],
+    agent
+        .enter_device_code(
+            &d.issuer,
+            typed,
+            "Living Room TV",
+            "alice",
+            PASSWORD,
+            decision,
         )
-        .await;
-    assert_eq!(res.status, 303, "{}", res.body);
-    let mut next = res.location.clone().unwrap();
-    // Without a session, the built-in login first.
-    if next.starts_with(&format!("{}/login", d.issuer)) {
-        let page = agent.get(&next).await;
-        assert!(page.body.contains("Living Room TV"), "{}", page.body);
-        let res = agent
-            .submit_login(&d.issuer, &page, "alice", PASSWORD)
-            .await;
-        next = res.location.unwrap();
-    }
-    let consent = next;
-    assert!(
-        consent.starts_with(&format!("{}/consent", d.issuer)),
-        "{consent}"
-    );
-    let page = agent.get(&consent).await;
-    let res = agent.submit_consent(&d.issuer, &page, decision).await;
-    assert_eq!(res.status, 303, "{}", res.body);
-    let done = res.location.clone().unwrap();
-    let page = agent.get(&done).await;
-    assert_eq!(page.status, 200);
-    done
+        .await
 }
 
 async fn device_flow_and_every_polling_answer(backend: &Backend) {

@@ -227,6 +227,51 @@ impl Agent {
         }
         panic!("too many redirects");
     }
+
+    /// The user's side of the device flow (RFC 8628 §3.3) over HTTP: enters `typed` on
+    /// `{issuer}/device`, logs in as `username` when asked (the login page names
+    /// `client_name`), answers consent with `decision`, and opens the page it lands on.
+    /// Returns that last URL (`…/device?done=approved` or `…=denied`).
+    pub async fn enter_device_code(
+        &self,
+        issuer: &str,
+        typed: &str,
+        client_name: &str,
+        username: &str,
+        password: &str,
+        decision: &str,
+    ) -> String {
+        let page = self.get(&format!("{issuer}/device")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = hidden(&page.body, "csrf").unwrap();
+        let res = self
+            .post_form(
+                &format!("{issuer}/device"),
+                &[("csrf", &csrf), ("user_code", typed)],
+            )
+            .await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        let mut next = res.location.clone().unwrap();
+        // Without a session, the built-in login first.
+        if next.starts_with(&format!("{issuer}/login")) {
+            let page = self.get(&next).await;
+            assert!(page.body.contains(client_name), "{}", page.body);
+            let res = self.submit_login(issuer, &page, username, password).await;
+            next = res.location.unwrap();
+        }
+        let consent = next;
+        assert!(
+            consent.starts_with(&format!("{issuer}/consent")),
+            "{consent}"
+        );
+        let page = self.get(&consent).await;
+        let res = self.submit_consent(issuer, &page, decision).await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        let done = res.location.clone().unwrap();
+        let page = self.get(&done).await;
+        assert_eq!(page.status, 200);
+        done
+    }
 }
 
 /// A PKCE verifier and its S256 challenge.

@@ -35,7 +35,9 @@ pub struct Backend {
     pub dir: Option<PathBuf>,
 }
 
-fn require_backends() -> bool {
+/// Whether a missing backend or test tool fails the test instead of skipping it
+/// (`TOLLGATE_REQUIRE_BACKENDS=1`, which scripts/test exports under `CI=true`).
+pub fn require_backends() -> bool {
     std::env::var("TOLLGATE_REQUIRE_BACKENDS").as_deref() == Ok("1")
 }
 

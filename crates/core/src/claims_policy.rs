@@ -22,8 +22,21 @@ pub const MAX_EXPRESSION_BYTES: usize = 1024;
 
 /// Claims the server owns; a policy that sets one is refused.
 pub const PROTECTED_CLAIMS: &[&str] = &[
-    "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf", "act", "sid",
-    "nonce", "at_hash", "auth_time",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "cnf",
+    "act",
+    "sid",
+    "nonce",
+    "at_hash",
+    "auth_time",
 ];
 
 const COMPREHENSIONS: &[&str] = &["all", "exists", "exists_one", "map", "filter"];
@@ -125,19 +138,32 @@ pub struct EvaluationInput {
     pub actor: serde_json::Value,
 }
 
-fn compile(kind: &str, index: usize, place: &str, source: &str) -> Result<cel::Program, PolicyError> {
-    let at = |what: String| PolicyError { message: format!("claims_policy.{kind}[{index}].{place}: {what}") };
+fn compile(
+    kind: &str,
+    index: usize,
+    place: &str,
+    source: &str,
+) -> Result<cel::Program, PolicyError> {
+    let at = |what: String| PolicyError {
+        message: format!("claims_policy.{kind}[{index}].{place}: {what}"),
+    };
     if source.len() > MAX_EXPRESSION_BYTES {
-        return Err(at(format!("expression longer than {MAX_EXPRESSION_BYTES} bytes")));
+        return Err(at(format!(
+            "expression longer than {MAX_EXPRESSION_BYTES} bytes"
+        )));
     }
     if comprehension_depth(source) > 1 {
-        return Err(at("nested comprehensions (all/exists/exists_one/map/filter) are refused".into()));
+        return Err(at(
+            "nested comprehensions (all/exists/exists_one/map/filter) are refused".into(),
+        ));
     }
     cel::Program::compile(source).map_err(|errors| {
         let first = errors.errors.first();
         let (line, column) = first.map_or((0, 0), |e| e.pos);
         let msg = first.map_or_else(|| "syntax error".to_owned(), |e| e.msg.clone());
-        at(format!("syntax error at line {line}, column {column}: {msg}"))
+        at(format!(
+            "syntax error at line {line}, column {column}: {msg}"
+        ))
     })
 }
 
@@ -153,7 +179,9 @@ fn comprehension_depth(source: &str) -> usize {
             b'(' => {
                 let before = &source[..i];
                 let is_macro = COMPREHENSIONS.iter().any(|m| {
-                    before.strip_suffix(m).is_some_and(|rest| rest.trim_end().ends_with('.'))
+                    before
+                        .strip_suffix(m)
+                        .is_some_and(|rest| rest.trim_end().ends_with('.'))
                 });
                 if is_macro {
                     depth += 1;
@@ -175,7 +203,9 @@ fn comprehension_depth(source: &str) -> usize {
 
 fn compile_rules(kind: &str, rules: &[RuleSpec]) -> Result<Vec<CompiledRule>, PolicyError> {
     if rules.len() > MAX_RULES {
-        return Err(PolicyError { message: format!("claims_policy.{kind}: more than {MAX_RULES} rules") });
+        return Err(PolicyError {
+            message: format!("claims_policy.{kind}: more than {MAX_RULES} rules"),
+        });
     }
     rules
         .iter()
@@ -298,7 +328,9 @@ fn to_json(value: &cel::Value) -> Option<serde_json::Value> {
         cel::Value::Map(map) => {
             let mut out = serde_json::Map::new();
             for (k, v) in map.map.iter() {
-                let cel::objects::Key::String(k) = k else { return None };
+                let cel::objects::Key::String(k) = k else {
+                    return None;
+                };
                 out.insert(k.as_str().to_owned(), to_json(v)?);
             }
             J::Object(out)
@@ -337,7 +369,9 @@ mod tests {
             {"when": "'https://api.example' in audience", "claims": {"api": "true"}}
         ]}))
         .expect("compiles");
-        let claims = p.evaluate(TokenKind::AccessToken, &input()).expect("evaluates");
+        let claims = p
+            .evaluate(TokenKind::AccessToken, &input())
+            .expect("evaluates");
         assert_eq!(
             serde_json::Value::Object(claims),
             serde_json::json!({"tenant": "acme", "plan": "platinum", "ent": ["a", "b"], "api": true})
@@ -349,14 +383,24 @@ mod tests {
         for claim in PROTECTED_CLAIMS {
             let err = policy(serde_json::json!({"id_token": [{"claims": {"x": "1"}}, {"claims": {*claim: "'v'"}}]}))
                 .expect_err("protected");
-            assert!(err.message.contains(&format!("id_token[1].claims.{claim}")), "{}", err.message);
+            assert!(
+                err.message.contains(&format!("id_token[1].claims.{claim}")),
+                "{}",
+                err.message
+            );
         }
     }
 
     #[test]
     fn syntax_error_names_position() {
-        let err = policy(serde_json::json!({"access_token": [{"claims": {"x": "1 +"}}]})).expect_err("syntax");
-        assert!(err.message.contains("access_token[0].claims.x: syntax error at line"), "{}", err.message);
+        let err = policy(serde_json::json!({"access_token": [{"claims": {"x": "1 +"}}]}))
+            .expect_err("syntax");
+        assert!(
+            err.message
+                .contains("access_token[0].claims.x: syntax error at line"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -365,13 +409,21 @@ mod tests {
         assert!(policy(serde_json::json!({"access_token": [{"claims": {"x": nested}}]})).is_err());
         let long = "1 + ".repeat(400) + "1";
         assert!(policy(serde_json::json!({"access_token": [{"claims": {"x": long}}]})).is_err());
-        assert!(policy(serde_json::json!({"access_token": [{"claims": {"x": "scopes.map(s, s + '!')"}}]})).is_ok());
+        assert!(policy(
+            serde_json::json!({"access_token": [{"claims": {"x": "scopes.map(s, s + '!')"}}]})
+        )
+        .is_ok());
     }
 
     #[test]
     fn runtime_error_reveals_nothing() {
-        let p = policy(serde_json::json!({"access_token": [{"claims": {"x": "user.claims.secret_field"}}]})).expect("compiles");
-        let err = p.evaluate(TokenKind::AccessToken, &input()).expect_err("fails");
+        let p = policy(
+            serde_json::json!({"access_token": [{"claims": {"x": "user.claims.secret_field"}}]}),
+        )
+        .expect("compiles");
+        let err = p
+            .evaluate(TokenKind::AccessToken, &input())
+            .expect_err("fails");
         assert_eq!(err.to_string(), "claims policy evaluation failed");
     }
 }

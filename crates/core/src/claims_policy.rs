@@ -189,10 +189,8 @@ fn comprehension_depth(source: &str) -> usize {
                 }
                 stack.push(is_macro);
             }
-            b')' => {
-                if stack.pop() == Some(true) {
-                    depth = depth.saturating_sub(1);
-                }
+            b')' if stack.pop() == Some(true) => {
+                depth = depth.saturating_sub(1);
             }
             _ => {}
         }

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod audit;
 pub mod authorize;
+pub mod claims_policy;
 pub mod client_auth;
 pub mod client_cert;
 pub mod client_keys;

@@ -234,6 +234,9 @@ async fn public_client_with_pkce_and_oidc(backend: &Backend) {
     assert_eq!(id["amr"], json!(["pwd"]));
     assert_eq!(id["at_hash"], at_hash(access).as_str());
     assert_eq!(id["auth_time"], at["auth_time"]);
+    // OpenID Connect `sid`: the login session's public id (not its cookie).
+    let sid = id["sid"].as_str().expect("ID token carries sid");
+    assert!(sid.len() >= 16, "{sid}");
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
 
     // UserInfo: claims by scope (email, not profile or phone).

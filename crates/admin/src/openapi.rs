@@ -364,6 +364,21 @@ fn field_rules(doc: &Value) -> Vec<(&'static [&'static str], &'static str, Value
         ),
         (
             METADATA,
+            "post_logout_redirect_uris",
+            json!({"maxItems": client::MAX_REDIRECT_URIS, "items": http_uri(http_or_https, client::MAX_URI_BYTES)}),
+        ),
+        (
+            METADATA,
+            "backchannel_logout_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
+            "frontchannel_logout_uri",
+            http_uri(http_or_https, client::MAX_URI_BYTES),
+        ),
+        (
+            METADATA,
             "scope",
             json!({"maxLength": MAX_SCOPE_LEN, "pattern": SCOPE_PATTERN}),
         ),

@@ -35,6 +35,7 @@ pub(crate) async fn issue(
         auth_time: session.auth_time,
         amr: session.amr.clone(),
         nonce: request.nonce.clone(),
+        sid: session.sid.clone(),
         code_challenge: request.code_challenge.clone(),
         code_challenge_method: request.code_challenge_method,
         // Dated now: the exchange is refused if its user or client is revoked meanwhile.

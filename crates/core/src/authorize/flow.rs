@@ -418,6 +418,7 @@ pub async fn login(
         auth_time: app.clock.now(),
         amr: vec!["pwd".into()],
         password_stamp: Some(session::password_stamp(&user)),
+        sid: Some(session::new_sid()),
     };
     let sid = session::create_session(app, t, s, &sess).await?;
     tracing::info!(tenant = %t, server = %s, user_id = %user.id, "user logged in");

@@ -61,6 +61,17 @@ pub struct Session {
     /// is not trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_stamp: Option<String>,
+    /// The public session id (OpenID Connect `sid`), carried by the ID tokens issued in this
+    /// session. Distinct from the cookie value, which stays a secret of the browser; a
+    /// session from an older release has none, and its ID tokens carry no `sid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// A fresh public session id (`sid`): random, unrelated to the cookie.
+#[must_use]
+pub fn new_sid() -> String {
+    random_token(16)
 }
 
 /// What a session remembers of the password it was opened with: a digest of the stored
@@ -397,6 +408,7 @@ mod tests {
             auth_time: 0,
             amr: vec!["pwd".into()],
             password_stamp: stamp,
+            sid: None,
         };
         assert!(session(Some(password_stamp(&before))).holds(&before));
         let mut after = before.clone();

@@ -165,6 +165,7 @@ impl AuthorizationCode {
                         grant.auth_time,
                         &grant.amr,
                         grant.nonce.as_deref(),
+                        grant.sid.as_deref(),
                         &access.token,
                     )
                     .await?,

@@ -33,6 +33,9 @@ pub struct CodeGrant {
     /// OIDC `nonce`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub nonce: Option<String>,
+    /// OIDC `sid`: the login session the code was issued in.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sid: Option<String>,
     /// PKCE challenge.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub code_challenge: Option<String>,
@@ -199,6 +202,7 @@ mod tests {
             auth_time: 0,
             amr: vec!["pwd".into()],
             nonce: None,
+            sid: None,
             code_challenge: None,
             code_challenge_method: None,
             access_jti: "jti-1".into(),

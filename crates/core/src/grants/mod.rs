@@ -314,6 +314,8 @@ async fn user_tokens(
                     grant.auth_time,
                     grant.amr,
                     grant.nonce,
+                    // The device's decision does not carry the login session yet (issue 15).
+                    None,
                     &access.token,
                 )
                 .await?,

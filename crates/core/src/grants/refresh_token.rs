@@ -164,6 +164,7 @@ impl RefreshToken {
                         rotated.auth_time,
                         &amr,
                         None,
+                        None,
                         &access.token,
                     )
                     .await?,

@@ -116,6 +116,23 @@ pub struct ClientMetadata {
     /// (default RS256).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_signed_response_alg: Option<String>,
+    /// OpenID Connect RP-Initiated Logout: where `/oauth2/logout` may send the browser back,
+    /// matched exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// OpenID Connect Back-Channel Logout: where logout tokens are POSTed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the logout token must carry `sid` (default `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_session_required: Option<bool>,
+    /// OpenID Connect Front-Channel Logout: the page the signed-out page loads in an iframe;
+    /// same scheme, host and port as one of the `redirect_uris`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_uri: Option<String>,
+    /// Whether `iss` and `sid` are added to `frontchannel_logout_uri` (default `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_session_required: Option<bool>,
 }
 
 /// Body of client creation: the metadata plus an optional caller-chosen `client_id`.
@@ -389,6 +406,7 @@ impl ClientMetadata {
         self.validate_method_fields(method)?;
         self.validate_id_token_alg(server)?;
         self.validate_request_fields(method, server)?;
+        self.validate_logout_uris(server)?;
         Ok(self)
     }
 
@@ -420,6 +438,56 @@ impl ClientMetadata {
                 return Err(meta(
                     "authorization_signed_response_alg",
                     format!("must be one this server signs with: {}", names.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// RP-Initiated, Back-Channel and Front-Channel Logout 1.0 metadata: absolute http(s)
+    /// URLs without a fragment or user information; plain `http` only to loopback hosts
+    /// unless the server's `allow_insecure_redirect_uris` allows it; a front-channel URI on
+    /// the origin of one of the `redirect_uris` (Front-Channel Logout §2).
+    fn validate_logout_uris(&self, server: &Server) -> Result<(), Invalid> {
+        let check = |field: &'static str, uri: &str| -> Result<url::Url, Invalid> {
+            let url = check_https_or_http_url(field, uri)?;
+            if url.fragment().is_some() || uri.contains('#') {
+                return Err(meta(field, "must not contain a fragment"));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(meta(field, "must not contain user information"));
+            }
+            if insecure_redirect(&url) && !server.allow_insecure_redirect_uris {
+                return Err(meta(
+                    field,
+                    "plain `http` is allowed only to loopback hosts; the server's `allow_insecure_redirect_uris` allows it elsewhere",
+                ));
+            }
+            Ok(url)
+        };
+        if self.post_logout_redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(meta(
+                "post_logout_redirect_uris",
+                format!("at most {MAX_REDIRECT_URIS} URIs"),
+            ));
+        }
+        for uri in &self.post_logout_redirect_uris {
+            check("post_logout_redirect_uris", uri)?;
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            check("backchannel_logout_uri", uri)?;
+        }
+        if let Some(uri) = &self.frontchannel_logout_uri {
+            let origin = check("frontchannel_logout_uri", uri)?.origin();
+            let registered = self
+                .redirect_uris
+                .iter()
+                .filter_map(|r| url::Url::parse(r).ok())
+                .any(|r| r.origin() == origin);
+            if !registered {
+                return Err(meta(
+                    "frontchannel_logout_uri",
+                    "must have the scheme, host and port of one of the `redirect_uris`",
                 ));
             }
         }
@@ -810,6 +878,65 @@ mod tests {
         for (json, field) in rows {
             let err = parse(json).unwrap_err();
             assert_eq!(err.field, field, "{json}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn logout_metadata_is_validated() {
+        let ok = parse(
+            r#"{"redirect_uris":["https://app.example/cb"],
+                "post_logout_redirect_uris":["https://app.example/bye","http://127.0.0.1:9/bye"],
+                "backchannel_logout_uri":"https://app.example/bc?x=1",
+                "backchannel_logout_session_required":true,
+                "frontchannel_logout_uri":"https://app.example/fc",
+                "frontchannel_logout_session_required":true}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.post_logout_redirect_uris.len(), 2);
+        assert_eq!(ok.backchannel_logout_session_required, Some(true));
+        let rows = [
+            (
+                r#""post_logout_redirect_uris":["/bye"]"#,
+                "post_logout_redirect_uris",
+            ),
+            (
+                r#""post_logout_redirect_uris":["https://a/b#c"]"#,
+                "post_logout_redirect_uris",
+            ),
+            (
+                r#""post_logout_redirect_uris":["javascript:alert(1)"]"#,
+                "post_logout_redirect_uris",
+            ),
+            (
+                r#""post_logout_redirect_uris":["http://app.example/bye"]"#,
+                "post_logout_redirect_uris",
+            ),
+            (
+                r#""post_logout_redirect_uris":["https://u:p@app.example/bye"]"#,
+                "post_logout_redirect_uris",
+            ),
+            (
+                r#""backchannel_logout_uri":"https://app.example/bc#f""#,
+                "backchannel_logout_uri",
+            ),
+            (
+                r#""backchannel_logout_uri":"ftp://app.example/bc""#,
+                "backchannel_logout_uri",
+            ),
+            (
+                r#""frontchannel_logout_uri":"https://other.example/fc""#,
+                "frontchannel_logout_uri",
+            ),
+            (
+                r#""frontchannel_logout_uri":"https://app.example:8443/fc""#,
+                "frontchannel_logout_uri",
+            ),
+        ];
+        for (field_json, field) in rows {
+            let json = format!(r#"{{"redirect_uris":["https://app.example/cb"],{field_json}}}"#);
+            let err = parse(&json).unwrap_err();
+            assert_eq!(err.field, field, "{json}: {err:?}");
+            assert_eq!(err.code, "invalid_client_metadata", "{json}");
         }
     }
 

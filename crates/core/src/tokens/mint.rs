@@ -137,6 +137,7 @@ impl Minter<'_> {
         auth_time: i64,
         amr: &[String],
         nonce: Option<&str>,
+        sid: Option<&str>,
         access_token: &str,
     ) -> Result<String, OAuthError> {
         let registered = client.metadata.id_token_signed_response_alg.as_deref();
@@ -159,6 +160,7 @@ impl Minter<'_> {
             iat: now,
             auth_time,
             nonce,
+            sid,
             at_hash: super::at_hash(key.alg, access_token),
             amr,
             azp: client.client_id.as_str(),

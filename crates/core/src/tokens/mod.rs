@@ -91,6 +91,9 @@ pub struct IdTokenClaims<'a> {
     /// The `nonce` of the authorization request, when it had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<&'a str>,
+    /// The login session (OpenID Connect Front-/Back-Channel Logout `sid`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<&'a str>,
     /// Half of the access token's hash (§3.1.3.6).
     pub at_hash: String,
     /// Authentication methods (RFC 8176), e.g. `pwd`.

@@ -60,6 +60,11 @@ BEYOND_JSON_SCHEMA = [
     # `tls_client_ca` must parse as a PEM bundle of CA certificates; a generated string never
     # holds one (a real bundle is refused only for what the document states: its size).
     ("tls_client_ca", lambda b: "-----BEGIN CERTIFICATE-----" not in str(b.get("tls_client_ca") or "")),
+    # Trusted issuers (RFC 7523 / RFC 8693 grants): each entry needs exactly one of `jwks` (a
+    # JWK Set that parses, which a generated object never is) and `jwks_uri` (an https URL whose
+    # host resolves to a public address, which only the server can tell, and which no generated
+    # host does here): so every non-empty list may be refused; an empty one never is.
+    ("trusted_issuers", lambda b: bool(b.get("trusted_issuers"))),
 ]
 
 # Client metadata (RFC 7591): rules across fields, rules that depend on the server the client is

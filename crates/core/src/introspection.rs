@@ -248,6 +248,7 @@ mod tests {
         );
         ServerRuntime {
             own_client_ca: crate::registry::OwnClientCa::Default,
+            trusted_issuer_keys: HashMap::new(),
             server: Server {
                 access_token_ttl: 3600,
                 refresh_token_ttl: 7200,

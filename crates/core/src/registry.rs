@@ -55,6 +55,10 @@ pub struct ServerRuntime {
     /// The server's own `tls_client_ca`, parsed once per load; see
     /// [`ServerRuntime::trusted_client_ca`].
     pub own_client_ca: OwnClientCa,
+    /// The inline JWK Sets of the server's `trusted_issuers`, parsed once per load, by
+    /// issuer: the JWT bearer grant and token exchange verify with them without parsing keys
+    /// per request. An issuer whose stored set no longer parses is absent (nothing verifies).
+    pub trusted_issuer_keys: HashMap<String, Arc<crate::client_keys::ClientKeySet>>,
 }
 
 /// A server's own client CAs (`tls_client_ca`), as parsed when the server was loaded.
@@ -647,8 +651,17 @@ async fn load_server(
         .await?
         .map_or_else(|| t.to_string(), |tenant| tenant.name);
     let own_client_ca = OwnClientCa::parse(server.tls_client_ca.as_deref());
+    let trusted_issuer_keys = server
+        .trusted_issuers
+        .iter()
+        .filter_map(|t| {
+            let keys = crate::client_keys::ClientKeySet::from_document(t.jwks.as_ref()?).ok()?;
+            Some((t.issuer.clone(), Arc::new(keys)))
+        })
+        .collect();
     Ok(Some(ServerRuntime {
         own_client_ca,
+        trusted_issuer_keys,
         issuer: format!("{public_url}/{t}/{s}"),
         tenant_name,
         server,

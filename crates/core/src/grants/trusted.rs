@@ -111,7 +111,7 @@ pub async fn verify(
             "the issuer of `{name}` is not trusted by this server"
         )));
     };
-    let keys = issuer_keys(ctx, issuer, alg, kid).await?;
+    let keys = issuer_keys(ctx, server, issuer, alg, kid).await?;
     let key = match keys.select(alg, kid) {
         Selection::Found(k) => &k.key,
         _ => {
@@ -144,9 +144,11 @@ pub async fn verify(
     })
 }
 
-/// The issuer's keys: inline, or fetched (and refetched once when `kid` is unknown).
+/// The issuer's keys: inline (parsed when the server was loaded), or fetched (and refetched
+/// once when `kid` is unknown).
 async fn issuer_keys(
     ctx: &Grants<'_>,
+    server: &ServerRuntime,
     issuer: &TrustedIssuer,
     alg: AssertionAlg,
     kid: Option<&str>,
@@ -155,10 +157,12 @@ async fn issuer_keys(
         tracing::warn!(error = %e, "trusted issuer keys unusable");
         OAuthError::invalid_grant("the trusted issuer's keys cannot be read")
     };
-    if let Some(jwks) = &issuer.jwks {
-        return ClientKeySet::from_document(jwks)
-            .map(std::sync::Arc::new)
-            .map_err(|e| unusable(&e));
+    if issuer.jwks.is_some() {
+        return server
+            .trusted_issuer_keys
+            .get(&issuer.issuer)
+            .cloned()
+            .ok_or_else(|| unusable(&"the inline JWK Set does not parse"));
     }
     let Some(uri) = issuer.jwks_uri.as_deref() else {
         return Err(unusable(&"no keys"));

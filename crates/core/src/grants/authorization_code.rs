@@ -3,14 +3,13 @@
 //! checks that bind it to this client, redirect URI and PKCE verifier, then the tokens. A
 //! second use of a code revokes what its first use issued (RFC 6749 §4.1.2).
 
-use super::{registered, required, Grants};
+use super::{new_refresh_family, registered, required, user_response, Grants, UserGrant};
 use crate::client_auth::Authenticated;
 use crate::grants::code::{self, CodeGrant};
 use crate::ids::{ClientId, UserId};
 use crate::model::client::Client;
 use crate::oauth::pkce;
 use crate::oauth::{GrantType, OAuthError, TokenParams};
-use crate::refresh::{self, RefreshRecord};
 use crate::registry::ServerRuntime;
 use crate::revoked_subjects::{self, Subject as Revoked};
 use crate::scope::Scopes;
@@ -113,31 +112,20 @@ impl AuthorizationCode {
                 &grant.access_jti,
             )
             .await?;
+        let user = UserGrant {
+            user_id: &grant.user_id,
+            auth_time: grant.auth_time,
+            amr: &grant.amr,
+            scope: &grant.scope,
+            nonce: grant.nonce.as_deref(),
+            sid: grant.sid.as_deref(),
+            access_jti: grant.access_jti.clone(),
+            family_id: grant.family_id.clone(),
+        };
         let refresh_token = if c.has_grant(GrantType::RefreshToken) {
-            let (token, token_hash) = refresh::generate();
-            let now = ctx.minter.clock.now();
             let user_id = UserId::parse(&grant.user_id)
                 .map_err(|_| OAuthError::invalid_grant("the authorization code is invalid"))?;
-            ctx.repo
-                .insert_refresh_token(&RefreshRecord {
-                    token_hash,
-                    tenant_id: t.clone(),
-                    server_id: s.clone(),
-                    client_id: c.client_id.clone(),
-                    user_id,
-                    family_id: grant.family_id.clone(),
-                    scope: grant.scope.clone(),
-                    auth_time: grant.auth_time,
-                    amr: grant.amr.join(" "),
-                    access_jti: grant.access_jti.clone(),
-                    access_exp: access.exp,
-                    created_at: now,
-                    expires_at: now + server.server.refresh_token_ttl,
-                    rotated_at: None,
-                    revoked_at: None,
-                })
-                .await
-                .map_err(|e| store_failure(&e))?;
+            let token = new_refresh_family(ctx, server, c, &user, user_id, access.exp).await?;
             // A replay that ran before the family was stored revoked nothing in the
             // database; its mark says so, and the family is revoked here instead.
             if code::was_replayed(ctx.short_lived, t, s, &grant.family_id)
@@ -155,33 +143,7 @@ impl AuthorizationCode {
         } else {
             None
         };
-        let id_token = if scopes.contains("openid") {
-            Some(
-                ctx.minter
-                    .id_token(
-                        server,
-                        c,
-                        &grant.user_id,
-                        grant.auth_time,
-                        &grant.amr,
-                        grant.nonce.as_deref(),
-                        grant.sid.as_deref(),
-                        &access.token,
-                    )
-                    .await?,
-            )
-        } else {
-            None
-        };
-        Ok(TokenResponse {
-            access_token: access.token,
-            token_type: "Bearer",
-            expires_in: server.server.access_token_ttl,
-            scope,
-            refresh_token,
-            id_token,
-            issued_token_type: None,
-        })
+        user_response(ctx, server, c, &user, &scopes, scope, access, refresh_token).await
     }
 }
 

@@ -135,6 +135,8 @@ impl DeviceCode {
                 amr: &amr,
                 scope: &grant.scope,
                 nonce: None,
+                // The device's decision does not carry the login session yet (issue 15).
+                sid: None,
                 access_jti: crate::revoked_subjects::new_jti(ctx.minter.clock),
                 family_id: uuid::Uuid::new_v4().to_string(),
             },

@@ -247,6 +247,8 @@ struct UserGrant<'a> {
     amr: &'a [String],
     scope: &'a str,
     nonce: Option<&'a str>,
+    /// The login session the grant came from (OIDC `sid`), when it is known.
+    sid: Option<&'a str>,
     access_jti: String,
     family_id: String,
 }
@@ -261,7 +263,6 @@ async fn user_tokens(
     target: &crate::tokens::Target,
 ) -> Result<TokenResponse, OAuthError> {
     let c = &auth.client.client;
-    let (t, s) = (&server.server.tenant_id, &server.server.id);
     let scopes = Scopes::parse(grant.scope).unwrap_or_default();
     let scope = (!scopes.is_empty()).then(|| scopes.to_scope_string());
     let access = ctx
@@ -276,34 +277,72 @@ async fn user_tokens(
         )
         .await?;
     let refresh_token = if c.has_grant(GrantType::RefreshToken) {
-        let (token, token_hash) = crate::refresh::generate();
-        let now = ctx.minter.clock.now();
         let user_id = crate::ids::UserId::parse(grant.user_id)
             .map_err(|_| OAuthError::invalid_grant("the grant names no valid user"))?;
-        ctx.repo
-            .insert_refresh_token(&crate::refresh::RefreshRecord {
-                token_hash,
-                tenant_id: t.clone(),
-                server_id: s.clone(),
-                client_id: c.client_id.clone(),
-                user_id,
-                family_id: grant.family_id.clone(),
-                scope: grant.scope.to_owned(),
-                auth_time: grant.auth_time,
-                amr: grant.amr.join(" "),
-                access_jti: grant.access_jti.clone(),
-                access_exp: access.exp,
-                created_at: now,
-                expires_at: now + server.server.refresh_token_ttl,
-                rotated_at: None,
-                revoked_at: None,
-            })
-            .await
-            .map_err(|e| crate::store::store_failure(&e))?;
-        Some(token)
+        Some(new_refresh_family(ctx, server, c, &grant, user_id, access.exp).await?)
     } else {
         None
     };
+    user_response(
+        ctx,
+        server,
+        c,
+        &grant,
+        &scopes,
+        scope,
+        access,
+        refresh_token,
+    )
+    .await
+}
+
+/// Stores the first refresh token of a user's grant (a new family) and returns its value.
+async fn new_refresh_family(
+    ctx: &Grants<'_>,
+    server: &ServerRuntime,
+    c: &crate::model::client::Client,
+    grant: &UserGrant<'_>,
+    user_id: crate::ids::UserId,
+    access_exp: i64,
+) -> Result<String, OAuthError> {
+    let (token, token_hash) = crate::refresh::generate();
+    let now = ctx.minter.clock.now();
+    ctx.repo
+        .insert_refresh_token(&crate::refresh::RefreshRecord {
+            token_hash,
+            tenant_id: server.server.tenant_id.clone(),
+            server_id: server.server.id.clone(),
+            client_id: c.client_id.clone(),
+            user_id,
+            family_id: grant.family_id.clone(),
+            scope: grant.scope.to_owned(),
+            auth_time: grant.auth_time,
+            amr: grant.amr.join(" "),
+            access_jti: grant.access_jti.clone(),
+            access_exp,
+            created_at: now,
+            expires_at: now + server.server.refresh_token_ttl,
+            rotated_at: None,
+            revoked_at: None,
+        })
+        .await
+        .map_err(|e| crate::store::store_failure(&e))?;
+    Ok(token)
+}
+
+/// The token response of a user's grant: its access and refresh tokens, and an ID token when
+/// `openid` was granted.
+#[allow(clippy::too_many_arguments)]
+async fn user_response(
+    ctx: &Grants<'_>,
+    server: &ServerRuntime,
+    c: &crate::model::client::Client,
+    grant: &UserGrant<'_>,
+    scopes: &Scopes,
+    scope: Option<String>,
+    access: crate::tokens::AccessToken,
+    refresh_token: Option<String>,
+) -> Result<TokenResponse, OAuthError> {
     let id_token = if scopes.contains("openid") {
         Some(
             ctx.minter
@@ -314,8 +353,7 @@ async fn user_tokens(
                     grant.auth_time,
                     grant.amr,
                     grant.nonce,
-                    // The device's decision does not carry the login session yet (issue 15).
-                    None,
+                    grant.sid,
                     &access.token,
                 )
                 .await?,
